@@ -1,0 +1,151 @@
+// Package apitype defines the JSON shapes of Hummingbird's REST API v1,
+// shared by the controller's handlers and the typed client. The contract
+// they implement is api/openapi.yaml. Storage rows are separate types in
+// package store; nothing here is written to the database as it is.
+package apitype
+
+import "time"
+
+// Personalities a host can have.
+const (
+	PersonalityController = "controller"
+	PersonalityWorker     = "worker"
+	PersonalityStorage    = "storage"
+	PersonalityEdgeworker = "edgeworker"
+)
+
+// Host is one host of the inventory, StarlingX-shaped.
+type Host struct {
+	ID             int64             `json:"id"`
+	UUID           string            `json:"uuid"`
+	Hostname       string            `json:"hostname"`
+	Personality    string            `json:"personality"`
+	Administrative string            `json:"administrative"` // locked | unlocked
+	Operational    string            `json:"operational"`    // disabled | enabled
+	Availability   string            `json:"availability"`   // offline | online | available | degraded | failed
+	InvProvision   string            `json:"invprovision"`   // unprovisioned | provisioning | provisioned | failed
+	MgmtMAC        string            `json:"mgmt_mac"`
+	MgmtIP         string            `json:"mgmt_ip"`
+	Group          string            `json:"group"`
+	Labels         map[string]string `json:"labels"`
+	Location       string            `json:"location"`
+	BMType         string            `json:"bm_type"`
+	BMIP           string            `json:"bm_ip"`
+	BMUsername     string            `json:"bm_username"`
+	CreatedAt      time.Time         `json:"created_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
+}
+
+// HostCreate is the body of POST /v1/hosts.
+type HostCreate struct {
+	Hostname    string            `json:"hostname"`
+	Personality string            `json:"personality"`
+	MgmtMAC     string            `json:"mgmt_mac,omitempty"`
+	MgmtIP      string            `json:"mgmt_ip,omitempty"`
+	Location    string            `json:"location,omitempty"`
+	Group       string            `json:"group,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	BMType      string            `json:"bm_type,omitempty"`
+	BMIP        string            `json:"bm_ip,omitempty"`
+	BMUsername  string            `json:"bm_username,omitempty"`
+}
+
+// HostUpdate is the body of PATCH /v1/hosts/{host}: a merge patch in which
+// every field present replaces the stored one and an empty string clears an
+// optional field. Labels, when present, replace the whole label set.
+type HostUpdate struct {
+	Hostname    *string            `json:"hostname,omitempty"`
+	Personality *string            `json:"personality,omitempty"`
+	MgmtMAC     *string            `json:"mgmt_mac,omitempty"`
+	MgmtIP      *string            `json:"mgmt_ip,omitempty"`
+	Location    *string            `json:"location,omitempty"`
+	Group       *string            `json:"group,omitempty"`
+	Labels      *map[string]string `json:"labels,omitempty"`
+	BMType      *string            `json:"bm_type,omitempty"`
+	BMIP        *string            `json:"bm_ip,omitempty"`
+	BMUsername  *string            `json:"bm_username,omitempty"`
+}
+
+// HostList is the body of GET /v1/hosts. Next, when set, is the marker
+// that fetches the following page.
+type HostList struct {
+	Hosts []Host `json:"hosts"`
+	Next  string `json:"next,omitempty"`
+}
+
+// Token roles, from most to least powerful.
+const (
+	RoleAdmin    = "admin"
+	RoleOperator = "operator"
+	RoleReader   = "reader"
+)
+
+// Token describes an API token. Its secret is never part of it.
+type Token struct {
+	ID          string     `json:"id"`
+	Role        string     `json:"role"`
+	Description string     `json:"description"`
+	CreatedBy   string     `json:"created_by"`
+	CreatedAt   time.Time  `json:"created_at"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+}
+
+// TokenCreate is the body of POST /v1/tokens. TTL is a Go duration
+// ("24h", "90m"); empty means the token does not expire.
+type TokenCreate struct {
+	Role        string `json:"role"`
+	Description string `json:"description,omitempty"`
+	TTL         string `json:"ttl,omitempty"`
+}
+
+// TokenCreated is the answer to POST /v1/tokens: the only time the bearer
+// secret is shown.
+type TokenCreated struct {
+	Token
+	Secret string `json:"token"`
+}
+
+// TokenList is the body of GET /v1/tokens.
+type TokenList struct {
+	Tokens []Token `json:"tokens"`
+}
+
+// Event is one entry of the event log: who did what to which entity, when.
+// Code, when set, is the StarlingX-style log id (200.020 host added,
+// 200.021 operator command on a host, 200.022 host state change).
+type Event struct {
+	ID         int64     `json:"id"`
+	UUID       string    `json:"uuid"`
+	Time       time.Time `json:"time"`
+	Code       string    `json:"code,omitempty"`
+	EntityType string    `json:"entity_type"`
+	EntityID   string    `json:"entity_id"`
+	Action     string    `json:"action"`
+	Actor      string    `json:"actor"`
+	Reason     string    `json:"reason"`
+}
+
+// EventList is the body of GET /v1/events, newest first.
+type EventList struct {
+	Events []Event `json:"events"`
+	Next   string  `json:"next,omitempty"`
+}
+
+// Version is the body of GET /v1/version.
+type Version struct {
+	Version    string `json:"version"`
+	APIVersion string `json:"api_version"`
+}
+
+// Error is the body of every error response.
+type Error struct {
+	Error ErrorBody `json:"error"`
+}
+
+// ErrorBody says what went wrong: Code is stable (see package problem),
+// Message is for a person, Field names the request field at fault.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}

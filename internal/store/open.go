@@ -1,0 +1,87 @@
+package store
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path/filepath"
+	"strings"
+
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// Open connects to the database that dsn names and brings its schema up to
+// date. dsn is either a PostgreSQL URL (postgres://… or postgresql://…) or,
+// for the embedded default, a SQLite file path (optionally file:…).
+func Open(ctx context.Context, dsn string) (Store, error) {
+	var (
+		s   *sqlStore
+		err error
+	)
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		s, err = openPostgres(dsn)
+	case dsn == "":
+		return nil, errors.New("open store: no database given")
+	default:
+		s, err = openSQLite(dsn)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// SQLitePath is the SQLite database file inside a data directory.
+func SQLitePath(dataDir string) string { return filepath.Join(dataDir, "hummingbird.db") }
+
+// Redact hides the password of a database URL for logs.
+func Redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	return u.Redacted()
+}
+
+func (s *sqlStore) migrate(ctx context.Context) error {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	var (
+		dialect goose.Dialect
+		opts    []goose.ProviderOption
+	)
+	switch s.dialect {
+	case "postgres":
+		dialect = goose.DialectPostgres
+		// Several controllers may start at once: one migrates, the others wait.
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	default:
+		dialect = goose.DialectSQLite3
+	}
+	p, err := goose.NewProvider(dialect, s.writer, sub, opts...)
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("apply migrations to %s: %w", s.dialect, err)
+	}
+	return nil
+}

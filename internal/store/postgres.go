@@ -1,0 +1,57 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+
+	"hummingbird.io/hummingbird/internal/problem"
+)
+
+func openPostgres(dsn string) (*sqlStore, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres %s: %w", Redact(dsn), err)
+	}
+	db.SetMaxOpenConns(16)
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open postgres %s: %w", Redact(dsn), err)
+	}
+	return &sqlStore{dialect: "postgres", writer: db, reader: db, classify: classifyPostgres}, nil
+}
+
+// uniqueFields maps the schema's unique constraints to the request field
+// that violates them.
+var uniqueFields = map[string]string{
+	"hosts_hostname_key": "hostname",
+	"hosts_mgmt_mac_key": "mgmt_mac",
+	"hosts_mgmt_ip_key":  "mgmt_ip",
+}
+
+func classifyPostgres(err error) (error, bool) {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "23505": // unique_violation
+			field := uniqueFields[pe.ConstraintName]
+			msg := "conflicts with an existing record"
+			if field != "" {
+				msg = field + " is already used by another host"
+			}
+			return &problem.Error{Kind: problem.Conflict, Field: field, Message: msg, Err: err}, false
+		case "40001", "40P01": // serialization_failure, deadlock_detected
+			return problem.Wrap(problem.Unavailable, err, "the database is busy; try again"), true
+		}
+		return err, false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, sql.ErrConnDone) {
+		return problem.Wrap(problem.Unavailable, err, "the database cannot be reached; try again"), false
+	}
+	return err, false
+}

@@ -1,0 +1,453 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// sqlStore is the Store over database/sql shared by both dialects. The SQL
+// is written once: `$N` placeholders and RETURNING work on SQLite and
+// PostgreSQL alike.
+type sqlStore struct {
+	dialect string
+	writer  *sql.DB // SQLite: one connection, BEGIN IMMEDIATE
+	reader  *sql.DB // may be the same pool as writer
+	// classify turns a driver error into a problem error where it has a
+	// meaning for the caller (unique violation, busy) and reports whether
+	// the whole transaction may be retried.
+	classify func(error) (err error, retry bool)
+}
+
+const maxTxAttempts = 5
+
+func (s *sqlStore) Dialect() string { return s.dialect }
+
+func (s *sqlStore) Ping(ctx context.Context) error {
+	if err := s.reader.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping %s: %w", s.dialect, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) Close() error {
+	err := s.writer.Close()
+	if s.reader != s.writer {
+		err = errors.Join(err, s.reader.Close())
+	}
+	return err
+}
+
+func (s *sqlStore) Read(ctx context.Context, fn func(Tx) error) error {
+	return s.run(ctx, s.reader, &sql.TxOptions{ReadOnly: true}, fn)
+}
+
+func (s *sqlStore) Write(ctx context.Context, fn func(Tx) error) error {
+	return s.run(ctx, s.writer, nil, fn)
+}
+
+func (s *sqlStore) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(Tx) error) error {
+	var err error
+	for attempt := 1; attempt <= maxTxAttempts; attempt++ {
+		var retry bool
+		err, retry = s.once(ctx, db, opts, fn)
+		if err == nil || !retry || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+func (s *sqlStore) once(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(Tx) error) (error, bool) {
+	tx, err := db.BeginTx(ctx, opts)
+	if err != nil {
+		cerr, retry := s.classify(err)
+		return fmt.Errorf("begin transaction: %w", cerr), retry
+	}
+	if err := fn(&sqlTx{tx: tx, ctx: ctx, classify: s.classify}); err != nil {
+		_ = tx.Rollback()
+		var de *driverError
+		if errors.As(err, &de) {
+			return err, de.retry
+		}
+		return err, false
+	}
+	if err := tx.Commit(); err != nil {
+		cerr, retry := s.classify(err)
+		return fmt.Errorf("commit: %w", cerr), retry
+	}
+	return nil, false
+}
+
+// driverError marks an error that came from the database, classified.
+type driverError struct {
+	err   error
+	retry bool
+}
+
+func (e *driverError) Error() string { return e.err.Error() }
+func (e *driverError) Unwrap() error { return e.err }
+
+type sqlTx struct {
+	tx       *sql.Tx
+	ctx      context.Context
+	classify func(error) (error, bool)
+}
+
+func (t *sqlTx) wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", op, ErrNotFound)
+	}
+	cerr, retry := t.classify(err)
+	return &driverError{err: fmt.Errorf("%s: %w", op, cerr), retry: retry}
+}
+
+func (t *sqlTx) exec(op, q string, args ...any) (sql.Result, error) {
+	r, err := t.tx.ExecContext(t.ctx, q, args...)
+	return r, t.wrap(op, err)
+}
+
+func (t *sqlTx) NextID(counter string) (int64, error) {
+	var id int64
+	err := t.tx.QueryRowContext(t.ctx,
+		`UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value`, counter).Scan(&id)
+	return id, t.wrap("next id "+counter, err)
+}
+
+// nullable stores "" as NULL so that UNIQUE ignores unset values.
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func utc(t time.Time) time.Time { return t.UTC() }
+
+const hostColumns = `id, uuid, hostname, personality, administrative, operational,
+	availability, invprovision, mgmt_mac, mgmt_ip, location, host_group, bm_type, bm_ip,
+	bm_username, created_at, updated_at`
+
+func (t *sqlTx) InsertHost(h *Host) error {
+	_, err := t.exec("insert host", `INSERT INTO hosts (`+hostColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		h.ID, h.UUID, h.Hostname, h.Personality, h.Administrative, h.Operational,
+		h.Availability, h.InvProvision, nullable(h.MgmtMAC), nullable(h.MgmtIP), h.Location,
+		h.Group, h.BMType, h.BMIP, h.BMUsername, utc(h.CreatedAt), utc(h.UpdatedAt))
+	if err != nil {
+		return err
+	}
+	return t.writeLabels(h.ID, h.Labels)
+}
+
+func (t *sqlTx) UpdateHost(h *Host) error {
+	r, err := t.exec("update host", `UPDATE hosts SET hostname = $1, personality = $2,
+		administrative = $3, operational = $4, availability = $5, invprovision = $6,
+		mgmt_mac = $7, mgmt_ip = $8, location = $9, host_group = $10, bm_type = $11,
+		bm_ip = $12, bm_username = $13, updated_at = $14 WHERE id = $15`,
+		h.Hostname, h.Personality, h.Administrative, h.Operational, h.Availability,
+		h.InvProvision, nullable(h.MgmtMAC), nullable(h.MgmtIP), h.Location, h.Group,
+		h.BMType, h.BMIP, h.BMUsername, utc(h.UpdatedAt), h.ID)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return fmt.Errorf("update host %d: %w", h.ID, ErrNotFound)
+	}
+	if _, err := t.exec("clear labels", `DELETE FROM host_labels WHERE host_id = $1`, h.ID); err != nil {
+		return err
+	}
+	return t.writeLabels(h.ID, h.Labels)
+}
+
+func (t *sqlTx) writeLabels(hostID int64, labels map[string]string) error {
+	for k, v := range labels {
+		if _, err := t.exec("insert label", `INSERT INTO host_labels (host_id, key, value)
+			VALUES ($1, $2, $3)`, hostID, k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *sqlTx) DeleteHost(id int64) error {
+	r, err := t.exec("delete host", `DELETE FROM hosts WHERE id = $1`, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return fmt.Errorf("delete host %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+func (t *sqlTx) hostWhere(op, where string, arg any) (Host, error) {
+	hosts, err := t.queryHosts(op, `SELECT `+hostColumns+` FROM hosts WHERE `+where, arg)
+	if err != nil {
+		return Host{}, err
+	}
+	if len(hosts) == 0 {
+		return Host{}, fmt.Errorf("%s: %w", op, ErrNotFound)
+	}
+	return hosts[0], nil
+}
+
+func (t *sqlTx) HostByID(id int64) (Host, error) {
+	return t.hostWhere("host by id", `id = $1`, id)
+}
+
+func (t *sqlTx) HostByUUID(u string) (Host, error) {
+	return t.hostWhere("host by uuid", `uuid = $1`, u)
+}
+
+func (t *sqlTx) HostByHostname(n string) (Host, error) {
+	return t.hostWhere("host by hostname", `hostname = $1`, n)
+}
+
+func (t *sqlTx) HostByMAC(m string) (Host, error) {
+	return t.hostWhere("host by mac", `mgmt_mac = $1`, m)
+}
+
+func (t *sqlTx) HostByIP(ip string) (Host, error) {
+	return t.hostWhere("host by ip", `mgmt_ip = $1`, ip)
+}
+
+func (t *sqlTx) ListHosts(f HostFilter) ([]Host, error) {
+	var (
+		conds []string
+		args  []any
+	)
+	add := func(cond string, v any) {
+		args = append(args, v)
+		conds = append(conds, strings.ReplaceAll(cond, "?", fmt.Sprintf("$%d", len(args))))
+	}
+	for _, c := range []struct{ col, v string }{
+		{"personality", f.Personality}, {"availability", f.Availability},
+		{"administrative", f.Administrative}, {"operational", f.Operational},
+		{"invprovision", f.InvProvision}, {"host_group", f.Group},
+	} {
+		if c.v != "" {
+			add(c.col+" = ?", c.v)
+		}
+	}
+	for _, l := range f.Labels {
+		if l.HasValue {
+			args = append(args, l.Key, l.Value)
+			conds = append(conds, fmt.Sprintf(`EXISTS (SELECT 1 FROM host_labels l
+				WHERE l.host_id = hosts.id AND l.key = $%d AND l.value = $%d)`, len(args)-1, len(args)))
+		} else {
+			add(`EXISTS (SELECT 1 FROM host_labels l WHERE l.host_id = hosts.id AND l.key = ?)`, l.Key)
+		}
+	}
+	if f.AfterID > 0 {
+		add("id > ?", f.AfterID)
+	}
+	q := `SELECT ` + hostColumns + ` FROM hosts`
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	q += " ORDER BY id"
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	return t.queryHosts("list hosts", q, args...)
+}
+
+func (t *sqlTx) queryHosts(op, q string, args ...any) ([]Host, error) {
+	rows, err := t.tx.QueryContext(t.ctx, q, args...)
+	if err != nil {
+		return nil, t.wrap(op, err)
+	}
+	var hosts []Host
+	for rows.Next() {
+		var (
+			h       Host
+			mac, ip sql.NullString
+		)
+		if err := rows.Scan(&h.ID, &h.UUID, &h.Hostname, &h.Personality, &h.Administrative,
+			&h.Operational, &h.Availability, &h.InvProvision, &mac, &ip, &h.Location, &h.Group,
+			&h.BMType, &h.BMIP, &h.BMUsername, &h.CreatedAt, &h.UpdatedAt); err != nil {
+			rows.Close()
+			return nil, t.wrap(op, err)
+		}
+		h.MgmtMAC, h.MgmtIP = mac.String, ip.String
+		h.CreatedAt, h.UpdatedAt = h.CreatedAt.UTC(), h.UpdatedAt.UTC()
+		hosts = append(hosts, h)
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return nil, t.wrap(op, err)
+	}
+	rows.Close()
+	return hosts, t.loadLabels(hosts)
+}
+
+// loadLabels fills in the labels of hosts with one query.
+func (t *sqlTx) loadLabels(hosts []Host) error {
+	if len(hosts) == 0 {
+		return nil
+	}
+	byID := make(map[int64]*Host, len(hosts))
+	for i := range hosts {
+		hosts[i].Labels = map[string]string{}
+		byID[hosts[i].ID] = &hosts[i]
+	}
+	// Hosts are sorted by id, so one range query covers them all.
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT host_id, key, value FROM host_labels
+		WHERE host_id >= $1 AND host_id <= $2`, hosts[0].ID, hosts[len(hosts)-1].ID)
+	if err != nil {
+		return t.wrap("load labels", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id   int64
+			k, v string
+		)
+		if err := rows.Scan(&id, &k, &v); err != nil {
+			return t.wrap("load labels", err)
+		}
+		if h, ok := byID[id]; ok {
+			h.Labels[k] = v
+		}
+	}
+	return t.wrap("load labels", rows.Err())
+}
+
+const tokenColumns = `id, kind, role, secret_sha256, description, created_by, created_at, expires_at`
+
+func (t *sqlTx) InsertToken(tok *Token) error {
+	var exp any
+	if tok.ExpiresAt != nil {
+		exp = utc(*tok.ExpiresAt)
+	}
+	_, err := t.exec("insert token", `INSERT INTO tokens (`+tokenColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, tok.ID, tok.Kind, tok.Role, tok.SecretSHA256,
+		tok.Description, tok.CreatedBy, utc(tok.CreatedAt), exp)
+	return err
+}
+
+func (t *sqlTx) queryTokens(op, q string, args ...any) ([]Token, error) {
+	rows, err := t.tx.QueryContext(t.ctx, q, args...)
+	if err != nil {
+		return nil, t.wrap(op, err)
+	}
+	defer rows.Close()
+	var out []Token
+	for rows.Next() {
+		var (
+			tok Token
+			exp sql.NullTime
+		)
+		if err := rows.Scan(&tok.ID, &tok.Kind, &tok.Role, &tok.SecretSHA256, &tok.Description,
+			&tok.CreatedBy, &tok.CreatedAt, &exp); err != nil {
+			return nil, t.wrap(op, err)
+		}
+		tok.CreatedAt = tok.CreatedAt.UTC()
+		if exp.Valid {
+			e := exp.Time.UTC()
+			tok.ExpiresAt = &e
+		}
+		out = append(out, tok)
+	}
+	return out, t.wrap(op, rows.Err())
+}
+
+func (t *sqlTx) TokenByID(id string) (Token, error) {
+	toks, err := t.queryTokens("token by id", `SELECT `+tokenColumns+` FROM tokens WHERE id = $1`, id)
+	if err != nil {
+		return Token{}, err
+	}
+	if len(toks) == 0 {
+		return Token{}, fmt.Errorf("token %q: %w", id, ErrNotFound)
+	}
+	return toks[0], nil
+}
+
+func (t *sqlTx) ListTokens(kind string) ([]Token, error) {
+	return t.queryTokens("list tokens",
+		`SELECT `+tokenColumns+` FROM tokens WHERE kind = $1 ORDER BY created_at, id`, kind)
+}
+
+func (t *sqlTx) DeleteToken(id string) error {
+	r, err := t.exec("delete token", `DELETE FROM tokens WHERE id = $1`, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return fmt.Errorf("delete token %q: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+func (t *sqlTx) CountTokens(kind string) (int, error) {
+	var n int
+	err := t.tx.QueryRowContext(t.ctx, `SELECT COUNT(*) FROM tokens WHERE kind = $1`, kind).Scan(&n)
+	return n, t.wrap("count tokens", err)
+}
+
+func (t *sqlTx) AppendEvent(e *Event) error {
+	id, err := t.NextID("events")
+	if err != nil {
+		return err
+	}
+	e.ID = id
+	_, err = t.exec("append event", `INSERT INTO events (id, uuid, event_time, code,
+		entity_type, entity_id, action, actor, reason)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, e.ID, e.UUID, utc(e.Time), e.Code,
+		e.EntityType, e.EntityID, e.Action, e.Actor, e.Reason)
+	return err
+}
+
+func (t *sqlTx) ListEvents(f EventFilter) ([]Event, error) {
+	var (
+		conds []string
+		args  []any
+	)
+	add := func(col string, v any) {
+		args = append(args, v)
+		conds = append(conds, fmt.Sprintf("%s $%d", col, len(args)))
+	}
+	if f.EntityType != "" {
+		add("entity_type =", f.EntityType)
+	}
+	if f.EntityID != "" {
+		add("entity_id =", f.EntityID)
+	}
+	if f.Action != "" {
+		add("action =", f.Action)
+	}
+	if f.BeforeID > 0 {
+		add("id <", f.BeforeID)
+	}
+	q := `SELECT id, uuid, event_time, code, entity_type, entity_id, action, actor, reason FROM events`
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	q += " ORDER BY id DESC"
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	rows, err := t.tx.QueryContext(t.ctx, q, args...)
+	if err != nil {
+		return nil, t.wrap("list events", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		if err := rows.Scan(&e.ID, &e.UUID, &e.Time, &e.Code, &e.EntityType, &e.EntityID,
+			&e.Action, &e.Actor, &e.Reason); err != nil {
+			return nil, t.wrap("list events", err)
+		}
+		e.Time = e.Time.UTC()
+		out = append(out, e)
+	}
+	return out, t.wrap("list events", rows.Err())
+}

@@ -1,0 +1,67 @@
+package store
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"hummingbird.io/hummingbird/internal/problem"
+)
+
+// openSQLite opens the embedded database: WAL for concurrent readers, a
+// busy timeout, foreign keys, synchronous=FULL so that an acknowledged
+// commit survives a crash, and BEGIN IMMEDIATE for writers so that a write
+// transaction never fails half-way on a lock upgrade. Writes go through one
+// connection; reads use a pool.
+func openSQLite(path string) (*sqlStore, error) {
+	path = strings.TrimPrefix(path, "file:")
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		return nil, fmt.Errorf("open sqlite %q: give a plain file path without options", path)
+	}
+	pragmas := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(FULL)"} {
+		pragmas.Add("_pragma", p)
+	}
+	writerDSN := "file:" + path + "?" + pragmas.Encode() + "&_txlock=immediate"
+	readerDSN := "file:" + path + "?" + pragmas.Encode() + "&_txlock=deferred"
+	writer, err := sql.Open("sqlite", writerDSN)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	// Touch the database now so a bad path fails at start, not at first use.
+	if err := writer.Ping(); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	reader, err := sql.Open("sqlite", readerDSN)
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	reader.SetMaxOpenConns(8)
+	return &sqlStore{dialect: "sqlite", writer: writer, reader: reader, classify: classifySQLite}, nil
+}
+
+func classifySQLite(err error) (error, bool) {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err, false
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return problem.Wrap(problem.Unavailable, err, "the database is busy; try again"), true
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return problem.Wrap(problem.Conflict, err, "conflicts with an existing record"), false
+	}
+	return err, false
+}

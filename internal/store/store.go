@@ -1,0 +1,138 @@
+// Package store persists Hummingbird's state: one schema, embedded goose
+// migrations, and one SQL implementation that runs on the embedded SQLite
+// file (the zero-setup default) and on PostgreSQL (for several controllers).
+//
+// The store is deliberately narrow and dumb: it does not read the clock, make
+// random ids or apply business rules. Callers (package inventory and friends)
+// pass every timestamp and uuid in, and compose their work inside one
+// transaction through Read and Write.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned (wrapped) when a looked-up row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store opens transactions. Write transactions are serialized per database
+// row they touch and retried on serialization failures, so fn may run more
+// than once and must not have effects outside the transaction.
+type Store interface {
+	// Read runs fn in a read-only transaction.
+	Read(ctx context.Context, fn func(Tx) error) error
+	// Write runs fn in a read-write transaction, committed if fn returns nil.
+	Write(ctx context.Context, fn func(Tx) error) error
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	// Dialect names the database behind the store ("sqlite" or "postgres").
+	Dialect() string
+	Close() error
+}
+
+// Tx is what a transaction can do. Every method runs inside the one
+// transaction it belongs to.
+type Tx interface {
+	// NextID hands out the next value of a named counter ("hosts", "events").
+	NextID(counter string) (int64, error)
+
+	InsertHost(h *Host) error
+	UpdateHost(h *Host) error
+	DeleteHost(id int64) error
+	HostByID(id int64) (Host, error)
+	HostByUUID(uuid string) (Host, error)
+	HostByHostname(name string) (Host, error)
+	HostByMAC(mac string) (Host, error)
+	HostByIP(ip string) (Host, error)
+	ListHosts(f HostFilter) ([]Host, error)
+
+	InsertToken(t *Token) error
+	TokenByID(id string) (Token, error)
+	ListTokens(kind string) ([]Token, error)
+	DeleteToken(id string) error
+	CountTokens(kind string) (int, error)
+
+	// AppendEvent gives e the next event id and stores it.
+	AppendEvent(e *Event) error
+	ListEvents(f EventFilter) ([]Event, error)
+}
+
+// Host is the stored row of a host, with its labels.
+type Host struct {
+	ID             int64
+	UUID           string
+	Hostname       string
+	Personality    string
+	Administrative string
+	Operational    string
+	Availability   string
+	InvProvision   string
+	MgmtMAC        string // empty when unset (NULL in the table)
+	MgmtIP         string // empty when unset (NULL in the table)
+	Location       string
+	Group          string
+	BMType         string
+	BMIP           string
+	BMUsername     string
+	Labels         map[string]string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// LabelSelector matches hosts with a label key, and value when HasValue.
+type LabelSelector struct {
+	Key      string
+	Value    string
+	HasValue bool
+}
+
+// HostFilter selects hosts; zero fields do not filter. Hosts come back by
+// ascending id, after AfterID, at most Limit of them (0: no limit).
+type HostFilter struct {
+	Personality    string
+	Availability   string
+	Administrative string
+	Operational    string
+	InvProvision   string
+	Group          string
+	Labels         []LabelSelector
+	AfterID        int64
+	Limit          int
+}
+
+// Token is the stored row of a bearer token: its secret only as a hash.
+type Token struct {
+	ID           string
+	Kind         string
+	Role         string
+	SecretSHA256 string
+	Description  string
+	CreatedBy    string
+	CreatedAt    time.Time
+	ExpiresAt    *time.Time
+}
+
+// Event is the stored row of an event-log entry.
+type Event struct {
+	ID         int64
+	UUID       string
+	Time       time.Time
+	Code       string
+	EntityType string
+	EntityID   string
+	Action     string
+	Actor      string
+	Reason     string
+}
+
+// EventFilter selects events; they come back newest first, before BeforeID
+// when it is set, at most Limit of them (0: no limit).
+type EventFilter struct {
+	EntityType string
+	EntityID   string
+	Action     string
+	BeforeID   int64
+	Limit      int
+}

@@ -1,0 +1,97 @@
+// Package storetest gives tests a fresh, real database of each kind the
+// store supports: a SQLite file in a temporary directory, and a database of
+// its own on the PostgreSQL server that HB_TEST_POSTGRES points at (a URL
+// whose user may create databases). Without that variable PostgreSQL cases
+// are skipped, except under CI, where they fail: CI must test both.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver
+
+	"hummingbird.io/hummingbird/internal/store"
+)
+
+// EnvPostgres names the variable holding the PostgreSQL server URL.
+const EnvPostgres = "HB_TEST_POSTGRES"
+
+// Backend is one kind of database to run a test against.
+type Backend struct {
+	Name string
+	// DSN makes a fresh, empty database and returns how to reach it; it is
+	// dropped when the test ends.
+	DSN func(t *testing.T) string
+}
+
+// Backends lists SQLite and PostgreSQL.
+func Backends() []Backend {
+	return []Backend{
+		{Name: "sqlite", DSN: SQLiteDSN},
+		{Name: "postgres", DSN: PostgresDSN},
+	}
+}
+
+// SQLiteDSN returns the path of a new SQLite file in a temporary directory.
+func SQLiteDSN(t *testing.T) string {
+	t.Helper()
+	return store.SQLitePath(t.TempDir())
+}
+
+// PostgresDSN creates a database of the test's own and returns its URL.
+func PostgresDSN(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv(EnvPostgres)
+	if base == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not set: CI must run the PostgreSQL cases (see .ci/run)", EnvPostgres)
+		}
+		t.Skipf("%s is not set; run test/run, which starts a PostgreSQL server", EnvPostgres)
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatalf("open %s: %v", store.Redact(base), err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	name := "hbtest_" + hex.EncodeToString(b[:])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop test database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("parse %s: %v", EnvPostgres, err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// Open opens a store on dsn and closes it when the test ends.
+func Open(t *testing.T, dsn string) store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
