@@ -1,0 +1,259 @@
+package inventory
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"unicode"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/problem"
+)
+
+// Host states.
+const (
+	AdminLocked      = "locked"
+	AdminUnlocked    = "unlocked"
+	OperDisabled     = "disabled"
+	OperEnabled      = "enabled"
+	AvailOffline     = "offline"
+	AvailOnline      = "online"
+	AvailAvailable   = "available"
+	AvailDegraded    = "degraded"
+	AvailFailed      = "failed"
+	ProvUnprovisioned = "unprovisioned"
+	ProvProvisioning = "provisioning"
+	ProvProvisioned  = "provisioned"
+	ProvFailed       = "failed"
+)
+
+// Personalities lists the personalities a host may have.
+var Personalities = []string{
+	apitype.PersonalityController, apitype.PersonalityWorker,
+	apitype.PersonalityStorage, apitype.PersonalityEdgeworker,
+}
+
+// BMTypes lists the board management types a non-edgeworker host may have.
+var BMTypes = []string{"ipmi", "redfish", "dynamic"}
+
+// Enums lists the values each enumerated host field (and list filter) takes.
+var Enums = map[string][]string{
+	"personality":    Personalities,
+	"administrative": {AdminLocked, AdminUnlocked},
+	"operational":    {OperDisabled, OperEnabled},
+	"availability":   {AvailOffline, AvailOnline, AvailAvailable, AvailDegraded, AvailFailed},
+	"invprovision":   {ProvUnprovisioned, ProvProvisioning, ProvProvisioned, ProvFailed},
+}
+
+// CheckEnum says whether v is one of the values field takes.
+func CheckEnum(field, v string) error {
+	for _, ok := range Enums[field] {
+		if v == ok {
+			return nil
+		}
+	}
+	return problem.Invalidf(field, "%s %q is not one of: %s", field, v, strings.Join(Enums[field], ", "))
+}
+
+// LabelPrefix is the label key prefix Hummingbird reserves for the labels it
+// sets on Kubernetes Nodes itself (group, personality).
+const LabelPrefix = "hummingbird.io/"
+
+// CheckHostname applies RFC 1123: lowercase letters, digits and '-', labels
+// of 1 to 63 characters that neither start nor end with '-', separated by
+// '.', 253 characters at most. A name of digits only is refused because it
+// would read as a host id.
+func CheckHostname(name string) error {
+	const hint = "use lowercase letters, digits and '-' (RFC 1123), like edge-01"
+	if name == "" {
+		return problem.Invalidf("hostname", "hostname is required; %s", hint)
+	}
+	if len(name) > 253 {
+		return problem.Invalidf("hostname", "hostname is %d characters long; at most 253 are allowed", len(name))
+	}
+	allDigits := true
+	for _, label := range strings.Split(name, ".") {
+		if label == "" {
+			return problem.Invalidf("hostname", "hostname %q has an empty label (two dots, or a dot at an end)", name)
+		}
+		if len(label) > 63 {
+			return problem.Invalidf("hostname", "hostname label %q is %d characters long; at most 63 are allowed", label, len(label))
+		}
+		if label[0] == '-' || label[len(label)-1] == '-' {
+			return problem.Invalidf("hostname", "hostname %q: a label cannot start or end with '-'", name)
+		}
+		for _, r := range label {
+			switch {
+			case r >= 'a' && r <= 'z', r == '-':
+				allDigits = false
+			case r >= '0' && r <= '9':
+			case r >= 'A' && r <= 'Z':
+				return problem.Invalidf("hostname", "hostname %q has uppercase letters; use %q", name, strings.ToLower(name))
+			default:
+				return problem.Invalidf("hostname", "hostname %q has the character %q; %s", name, r, hint)
+			}
+		}
+	}
+	if allDigits {
+		return problem.Invalidf("hostname", "hostname %q is only digits, which reads as a host id; add a letter", name)
+	}
+	return nil
+}
+
+// NormalizeMAC parses a management MAC (colon, dash or dot form) and returns
+// it in lowercase colon form. Only unicast EUI-48 addresses are accepted.
+func NormalizeMAC(field, s string) (string, error) {
+	hw, err := net.ParseMAC(strings.TrimSpace(s))
+	if err != nil || len(hw) != 6 {
+		return "", problem.Invalidf(field, "%s %q is not a MAC address; write six hex pairs like 52:54:00:12:34:56", field, s)
+	}
+	if hw[0]&1 == 1 {
+		return "", problem.Invalidf(field, "%s %s is a multicast or broadcast address; give the NIC's own (unicast) MAC", field, hw)
+	}
+	if hw.String() == "00:00:00:00:00:00" {
+		return "", problem.Invalidf(field, "%s is all zeros; give the NIC's own MAC", field)
+	}
+	return hw.String(), nil
+}
+
+// NetworkMode says how management addresses are assigned.
+type NetworkMode string
+
+// Network modes.
+const (
+	// ModeStatic: the operator gives each host its management address.
+	ModeStatic NetworkMode = "static"
+	// ModeDynamic: the controller allocates it and serves it by DHCP.
+	ModeDynamic NetworkMode = "dynamic"
+)
+
+// Network is the management network hosts are added to.
+type Network struct {
+	Mode   NetworkMode
+	Subnet netip.Prefix
+	// Reserved holds addresses no host may take (the controllers' own).
+	Reserved []netip.Addr
+}
+
+// ParseNetwork builds a Network from its textual settings.
+func ParseNetwork(mode, subnet string, reserved []string) (Network, error) {
+	n := Network{Mode: NetworkMode(mode)}
+	if n.Mode != ModeStatic && n.Mode != ModeDynamic {
+		return n, fmt.Errorf("management network mode %q: use static or dynamic", mode)
+	}
+	p, err := netip.ParsePrefix(subnet)
+	if err != nil {
+		return n, fmt.Errorf("management subnet %q: %w (write it like 192.168.204.0/24)", subnet, err)
+	}
+	if p != p.Masked() {
+		return n, fmt.Errorf("management subnet %q has host bits set: did you mean %s?", subnet, p.Masked())
+	}
+	n.Subnet = p
+	for _, r := range reserved {
+		a, err := netip.ParseAddr(r)
+		if err != nil {
+			return n, fmt.Errorf("controller address %q: %w", r, err)
+		}
+		if !p.Contains(a) {
+			return n, fmt.Errorf("controller address %s is outside the management subnet %s", a, p)
+		}
+		n.Reserved = append(n.Reserved, a)
+	}
+	return n, nil
+}
+
+// broadcast returns the IPv4 broadcast address of p.
+func broadcast(p netip.Prefix) (netip.Addr, bool) {
+	if !p.Addr().Is4() {
+		return netip.Addr{}, false
+	}
+	a := p.Masked().Addr().As4()
+	bits := p.Bits()
+	for i := range a {
+		for b := 0; b < 8; b++ {
+			if i*8+b >= bits {
+				a[i] |= 0x80 >> b
+			}
+		}
+	}
+	return netip.AddrFrom4(a), true
+}
+
+// CheckMgmtIP applies the management network's rules to a host's address
+// and returns it normalized. ip may be empty.
+func (n Network) CheckMgmtIP(ip string) (string, error) {
+	const field = "mgmt_ip"
+	if n.Mode == ModeDynamic {
+		if ip != "" {
+			return "", problem.Invalidf(field, "the management network is dynamic: the controller allocates the address, so leave mgmt_ip out")
+		}
+		return "", nil
+	}
+	if ip == "" {
+		return "", problem.Invalidf(field, "the management network is static: give the host's address in %s with mgmt_ip (-i)", n.Subnet)
+	}
+	a, err := netip.ParseAddr(strings.TrimSpace(ip))
+	if err != nil || a.Zone() != "" {
+		return "", problem.Invalidf(field, "mgmt_ip %q is not an IP address", ip)
+	}
+	a = a.Unmap()
+	if !n.Subnet.Contains(a) {
+		return "", problem.Invalidf(field, "mgmt_ip %s is outside the management subnet %s", a, n.Subnet)
+	}
+	if a == n.Subnet.Masked().Addr() {
+		return "", problem.Invalidf(field, "mgmt_ip %s is the network address of %s; pick a host address", a, n.Subnet)
+	}
+	if b, ok := broadcast(n.Subnet); ok && a == b {
+		return "", problem.Invalidf(field, "mgmt_ip %s is the broadcast address of %s; pick a host address", a, n.Subnet)
+	}
+	for _, r := range n.Reserved {
+		if a == r {
+			return "", problem.Invalidf(field, "mgmt_ip %s belongs to a controller; pick another address", a)
+		}
+	}
+	return a.String(), nil
+}
+
+// CheckGroup: a group name becomes a Node label value, so it follows RFC
+// 1123 label rules.
+func CheckGroup(g string) error {
+	if g == "" {
+		return nil
+	}
+	if errs := validation.IsDNS1123Label(g); len(errs) > 0 {
+		return problem.Invalidf("group", "group %q: %s", g, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// CheckLabels applies Kubernetes label syntax to keys and values.
+func CheckLabels(labels map[string]string) error {
+	for k, v := range labels {
+		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
+			return problem.Invalidf("labels", "label key %q: %s", k, strings.Join(errs, "; "))
+		}
+		if strings.HasPrefix(k, LabelPrefix) {
+			return problem.Invalidf("labels", "label key %q: the prefix %s is reserved for labels Hummingbird sets itself", k, LabelPrefix)
+		}
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			return problem.Invalidf("labels", "label %s value %q: %s", k, v, strings.Join(errs, "; "))
+		}
+	}
+	return nil
+}
+
+// CheckText bounds a free-text field and refuses control characters.
+func CheckText(field, s string, max int) error {
+	if len(s) > max {
+		return problem.Invalidf(field, "%s is %d bytes long; at most %d are allowed", field, len(s), max)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return problem.Invalidf(field, "%s has a control character (%U); use printable text", field, r)
+		}
+	}
+	return nil
+}
