@@ -15,19 +15,19 @@ import (
 
 // Host states.
 const (
-	AdminLocked      = "locked"
-	AdminUnlocked    = "unlocked"
-	OperDisabled     = "disabled"
-	OperEnabled      = "enabled"
-	AvailOffline     = "offline"
-	AvailOnline      = "online"
-	AvailAvailable   = "available"
-	AvailDegraded    = "degraded"
-	AvailFailed      = "failed"
+	AdminLocked       = "locked"
+	AdminUnlocked     = "unlocked"
+	OperDisabled      = "disabled"
+	OperEnabled       = "enabled"
+	AvailOffline      = "offline"
+	AvailOnline       = "online"
+	AvailAvailable    = "available"
+	AvailDegraded     = "degraded"
+	AvailFailed       = "failed"
 	ProvUnprovisioned = "unprovisioned"
-	ProvProvisioning = "provisioning"
-	ProvProvisioned  = "provisioned"
-	ProvFailed       = "failed"
+	ProvProvisioning  = "provisioning"
+	ProvProvisioned   = "provisioned"
+	ProvFailed        = "failed"
 )
 
 // Personalities lists the personalities a host may have.

@@ -1,0 +1,143 @@
+// Command hb-controller is Hummingbird's controller: the inventory, its
+// REST API and, later, everything that manages edge nodes. With no settings
+// it keeps its state in ./data on an embedded SQLite database.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"hummingbird.io/hummingbird/internal/config"
+	"hummingbird.io/hummingbird/internal/controller"
+	"hummingbird.io/hummingbird/internal/version"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRoot(os.Getenv).ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hb-controller:", err)
+		os.Exit(1)
+	}
+}
+
+// settings are the flags every subcommand shares.
+type settings struct {
+	cfg        controller.Config
+	configFile string
+	logLevel   string
+	logFormat  string
+}
+
+func (s *settings) flags(fs *pflag.FlagSet) {
+	d := controller.Defaults()
+	fs.StringVar(&s.configFile, "config", "", "YAML file of settings named like the flags")
+	fs.StringVar(&s.cfg.DataDir, "data-dir", d.DataDir, "directory for the SQLite database, the CA, certificates and admin.token")
+	fs.StringVar(&s.cfg.Listen, "listen", d.Listen, "address of the HTTPS API")
+	fs.StringVar(&s.cfg.DB, "db", "", "PostgreSQL URL (postgres://…); empty for SQLite in the data directory")
+	fs.StringVar(&s.cfg.TLSCert, "tls-cert", "", "serving certificate (PEM) instead of one made by the controller's CA")
+	fs.StringVar(&s.cfg.TLSKey, "tls-key", "", "key of --tls-cert (PEM)")
+	fs.StringSliceVar(&s.cfg.TLSNames, "tls-san", nil, "extra DNS names or IP addresses for the made serving certificate")
+	fs.StringVar(&s.cfg.MgmtMode, "mgmt-mode", d.MgmtMode, "management network addressing: static (operators give mgmt_ip) or dynamic (the controller allocates)")
+	fs.StringVar(&s.cfg.MgmtSubnet, "mgmt-subnet", d.MgmtSubnet, "management network subnet")
+	fs.StringSliceVar(&s.cfg.MgmtControllerIPs, "mgmt-controller-ips", d.MgmtControllerIPs, "controller addresses on the management network, never given to hosts")
+	fs.StringVar(&s.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&s.logFormat, "log-format", "text", "text or json")
+}
+
+// load layers the config file and the environment under the flags.
+func (s *settings) load(cmd *cobra.Command, getenv func(string) string) error {
+	fs := cmd.Flags()
+	if !fs.Changed("config") {
+		if v := getenv(config.EnvName("config")); v != "" {
+			s.configFile = v
+		}
+	}
+	file, err := config.ReadFile(s.configFile, true)
+	if err != nil {
+		return err
+	}
+	return config.Apply(fs, file, getenv)
+}
+
+func (s *settings) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(s.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", s.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(s.logFormat) {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", s.logFormat)
+}
+
+func newRoot(getenv func(string) string) *cobra.Command {
+	s := &settings{}
+	root := &cobra.Command{
+		Use:   "hb-controller",
+		Short: "Hummingbird controller: the edge-node inventory and its HTTPS API",
+		Long: `hb-controller serves Hummingbird's inventory over HTTPS.
+
+With no settings it keeps everything in ./data: an embedded SQLite database,
+its own CA (ca.crt), a serving certificate, and on first start an admin token
+(admin.token, readable only by its owner). --db postgres://… puts the
+inventory on PostgreSQL instead. Every flag also reads an HB_ environment
+variable and a key of the --config YAML file.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := s.load(cmd, getenv); err != nil {
+				return err
+			}
+			log, err := s.logger()
+			if err != nil {
+				return err
+			}
+			log = log.With("logger", "controller")
+			return controller.Run(cmd.Context(), s.cfg, log)
+		},
+	}
+	s.flags(root.PersistentFlags())
+	config.DocumentEnv(root.PersistentFlags())
+
+	root.AddCommand(&cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(cmd.OutOrStdout(), version.String())
+			return nil
+		},
+	})
+	root.AddCommand(&cobra.Command{
+		Use:   "admin-token",
+		Short: "Make another admin token directly in the database (when the first one is lost)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := s.load(cmd, getenv); err != nil {
+				return err
+			}
+			tok, err := controller.NewAdminToken(cmd.Context(), s.cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), tok)
+			return nil
+		},
+	})
+	return root
+}

@@ -1,0 +1,269 @@
+// Package api is the controller's REST API: routing, authentication and
+// authorization, strict request decoding, and the one wrapper that turns a
+// handler's (value, error) into a status code and JSON. Errors always have
+// the shape {"error":{"code","message","field"}}; internals never leak.
+// The contract is api/openapi.yaml, and a test holds the two together.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/auth"
+	"hummingbird.io/hummingbird/internal/inventory"
+	"hummingbird.io/hummingbird/internal/problem"
+)
+
+// APIVersion is the version of the REST API this server speaks.
+const APIVersion = "v1"
+
+// MaxBodyBytes bounds every request body.
+const MaxBodyBytes = 1 << 20
+
+// Deps is what the API needs from the rest of the controller.
+type Deps struct {
+	Inventory *inventory.Service
+	Tokens    *auth.Tokens
+	// Ready reports whether the controller can serve (the database answers).
+	Ready    func(context.Context) error
+	Version  string
+	Log      *slog.Logger
+	Registry *prometheus.Registry
+}
+
+// Server is the REST API.
+type Server struct {
+	d        Deps
+	log      *slog.Logger
+	mux      *http.ServeMux
+	routes   []Route
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// Route is one method and path pattern the server serves.
+type Route struct {
+	Method  string
+	Pattern string // as in the OpenAPI document, e.g. /v1/hosts/{host}
+	Role    string // the role required; "" for unauthenticated routes
+}
+
+// handler is what every API endpoint implements.
+type handler func(r *http.Request, p auth.Principal) (any, error)
+
+// New builds the server and its routes.
+func New(d Deps) *Server {
+	s := &Server{d: d, log: d.Log.With("logger", "api"), mux: http.NewServeMux()}
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hb_api_requests_total", Help: "API requests by route and status code.",
+	}, []string{"method", "route", "code"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "hb_api_request_duration_seconds", Help: "API request latency by route.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	}, []string{"method", "route"})
+	d.Registry.MustRegister(s.requests, s.latency)
+
+	s.plain("GET", "/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	s.plain("GET", "/readyz", s.readyz)
+	s.plain("GET", "/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}).ServeHTTP)
+
+	s.handle("GET", "/v1/version", apitype.RoleReader, http.StatusOK, s.version)
+	s.handle("GET", "/v1/hosts", apitype.RoleReader, http.StatusOK, s.listHosts)
+	s.handle("POST", "/v1/hosts", apitype.RoleOperator, http.StatusCreated, s.addHost)
+	s.handle("GET", "/v1/hosts/{host}", apitype.RoleReader, http.StatusOK, s.getHost)
+	s.handle("PATCH", "/v1/hosts/{host}", apitype.RoleOperator, http.StatusOK, s.updateHost)
+	s.handle("DELETE", "/v1/hosts/{host}", apitype.RoleOperator, http.StatusNoContent, s.deleteHost)
+	s.handle("POST", "/v1/hosts/{host}/upgrade", apitype.RoleOperator, http.StatusAccepted, s.upgradeHost)
+	s.handle("GET", "/v1/tokens", apitype.RoleAdmin, http.StatusOK, s.listTokens)
+	s.handle("POST", "/v1/tokens", apitype.RoleAdmin, http.StatusCreated, s.createToken)
+	s.handle("DELETE", "/v1/tokens/{token}", apitype.RoleAdmin, http.StatusNoContent, s.deleteToken)
+	s.handle("GET", "/v1/events", apitype.RoleReader, http.StatusOK, s.listEvents)
+
+	// Anything else: a JSON 404, or a JSON 405 naming the methods a known
+	// path takes.
+	byPath := map[string][]string{}
+	for _, rt := range s.routes {
+		byPath[rt.Pattern] = append(byPath[rt.Pattern], rt.Method)
+	}
+	for path, methods := range byPath {
+		allow := strings.Join(methods, ", ")
+		s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, apitype.ErrorBody{
+				Code: "method_not_allowed", Message: r.Method + " is not allowed here; use " + allow,
+			})
+		})
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, apitype.ErrorBody{
+			Code: problem.NotFound.Code(), Message: "no such API path: " + r.URL.Path + " (see api/openapi.yaml)",
+		})
+	})
+	return s
+}
+
+// Handler returns the HTTP handler of the API.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Routes lists what the server serves, sorted by pattern and method.
+func (s *Server) Routes() []Route {
+	out := append([]Route(nil), s.routes...)
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Pattern != out[j].Pattern {
+			return out[i].Pattern < out[j].Pattern
+		}
+		return out[i].Method < out[j].Method
+	})
+	return out
+}
+
+func (s *Server) plain(method, pattern string, h http.HandlerFunc) {
+	s.routes = append(s.routes, Route{Method: method, Pattern: pattern})
+	s.mux.Handle(method+" "+pattern, s.instrument(method, pattern, h))
+}
+
+func (s *Server) handle(method, pattern, role string, okStatus int, h handler) {
+	s.routes = append(s.routes, Route{Method: method, Pattern: pattern, Role: role})
+	s.mux.Handle(method+" "+pattern, s.instrument(method, pattern, func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.authorize(r, role)
+		var v any
+		if err == nil {
+			v, err = h(r, p)
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if okStatus == http.StatusNoContent {
+			w.WriteHeader(okStatus)
+			return
+		}
+		writeJSON(w, okStatus, v)
+	}))
+}
+
+func (s *Server) authorize(r *http.Request, role string) (auth.Principal, error) {
+	bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	p, err := s.d.Tokens.Authenticate(r.Context(), strings.TrimSpace(bearer))
+	if err != nil {
+		return p, err
+	}
+	if !p.Allows(role) {
+		return p, problem.Forbiddenf("this needs the %s role; token %s has the %s role", role, p.TokenID, p.Role)
+	}
+	return p, nil
+}
+
+// statusWriter remembers the status code for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (s *Server) instrument(method, pattern string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
+		h(sw, r)
+		d := time.Since(start)
+		s.requests.WithLabelValues(method, pattern, strconv.Itoa(sw.code)).Inc()
+		s.latency.WithLabelValues(method, pattern).Observe(d.Seconds())
+		s.log.Debug("request", "method", method, "route", pattern, "code", sw.code, "duration", d)
+	})
+}
+
+var statusOf = map[problem.Kind]int{
+	problem.Invalid:         http.StatusBadRequest,
+	problem.NotFound:        http.StatusNotFound,
+	problem.Conflict:        http.StatusConflict,
+	problem.NotSupported:    http.StatusUnprocessableEntity,
+	problem.TooLarge:        http.StatusRequestEntityTooLarge,
+	problem.Unauthenticated: http.StatusUnauthorized,
+	problem.Forbidden:       http.StatusForbidden,
+	problem.Unavailable:     http.StatusServiceUnavailable,
+}
+
+// fail writes err: classified errors with their message, anything else as
+// a 500 whose details go only to the log.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var pe *problem.Error
+	if errors.As(err, &pe) && pe.Kind != problem.Internal {
+		if pe.Kind == problem.Unavailable {
+			w.Header().Set("Retry-After", "1")
+			s.log.Warn("request unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
+		if pe.Kind == problem.Unauthenticated {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hummingbird"`)
+		}
+		writeError(w, statusOf[pe.Kind], apitype.ErrorBody{Code: pe.Kind.Code(), Message: pe.Message, Field: pe.Field})
+		return
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		return // the client went away
+	}
+	s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	writeError(w, http.StatusInternalServerError, apitype.ErrorBody{
+		Code: problem.Internal.Code(), Message: "internal error; the controller log has the details",
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"internal","message":"internal error; the controller log has the details"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, status int, body apitype.ErrorBody) {
+	writeJSON(w, status, apitype.Error{Error: body})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.d.Ready(ctx); err != nil {
+		s.log.Warn("not ready", "err", err)
+		http.Error(w, "not ready: the database does not answer\n", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+func (s *Server) version(r *http.Request, _ auth.Principal) (any, error) {
+	return apitype.Version{Version: s.d.Version, APIVersion: APIVersion}, nil
+}

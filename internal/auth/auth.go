@@ -1,0 +1,259 @@
+// Package auth is the controller's API authentication and authorization:
+// bearer tokens with a role (admin, operator, reader), stored as SHA-256
+// hashes of their secret, created, listed and revoked with an event each.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/problem"
+	"hummingbird.io/hummingbird/internal/store"
+)
+
+// KindAPI is the kind of the tokens people and scripts use on the REST API.
+const KindAPI = "api"
+
+// tokenPrefix starts every Hummingbird API token, so that secret scanners
+// and people recognize one.
+const tokenPrefix = "hb_"
+
+var rank = map[string]int{apitype.RoleReader: 1, apitype.RoleOperator: 2, apitype.RoleAdmin: 3}
+
+// Roles lists the roles, most powerful first.
+var Roles = []string{apitype.RoleAdmin, apitype.RoleOperator, apitype.RoleReader}
+
+// Principal is who made a request.
+type Principal struct {
+	TokenID string
+	Role    string
+}
+
+// Allows says whether p's role is at least role.
+func (p Principal) Allows(role string) bool { return rank[p.Role] >= rank[role] && rank[role] > 0 }
+
+// Actor is how p appears in the event log.
+func (p Principal) Actor() string { return "token:" + p.TokenID }
+
+// Tokens creates, checks and revokes API tokens.
+type Tokens struct {
+	st      store.Store
+	now     func() time.Time
+	rand    io.Reader
+	newUUID func() string
+}
+
+// Options configures Tokens; zero values mean the wall clock, crypto/rand and
+// random uuids.
+type Options struct {
+	Clock   func() time.Time
+	Rand    io.Reader
+	NewUUID func() string
+}
+
+// New returns Tokens over st.
+func New(st store.Store, o Options) *Tokens {
+	t := &Tokens{st: st, now: o.Clock, rand: o.Rand, newUUID: o.NewUUID}
+	if t.now == nil {
+		t.now = time.Now
+	}
+	if t.rand == nil {
+		t.rand = rand.Reader
+	}
+	if t.newUUID == nil {
+		t.newUUID = uuid.NewString
+	}
+	return t
+}
+
+var b32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+func (t *Tokens) random(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(t.rand, b); err != nil {
+		return "", fmt.Errorf("read random bytes: %w", err)
+	}
+	return b32.EncodeToString(b), nil
+}
+
+func hashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// split parses "hb_<id>.<secret>".
+func split(bearer string) (id, secret string, ok bool) {
+	rest, found := strings.CutPrefix(bearer, tokenPrefix)
+	if !found {
+		return "", "", false
+	}
+	id, secret, ok = strings.Cut(rest, ".")
+	return id, secret, ok && id != "" && secret != ""
+}
+
+// Created is a token just made: the only time its secret is known.
+type Created struct {
+	Token  store.Token
+	Secret string // the whole bearer token, "hb_<id>.<secret>"
+}
+
+// Create makes a token with role; ttl 0 means it does not expire.
+func (t *Tokens) Create(ctx context.Context, actor, role, description string, ttl time.Duration) (Created, error) {
+	if rank[role] == 0 {
+		return Created{}, problem.Invalidf("role", "role %q is not one of: %s", role, strings.Join(Roles, ", "))
+	}
+	if ttl < 0 {
+		return Created{}, problem.Invalidf("ttl", "ttl %s is negative; give a positive duration like 24h, or none", ttl)
+	}
+	if len(description) > 255 {
+		return Created{}, problem.Invalidf("description", "description is %d bytes long; at most 255 are allowed", len(description))
+	}
+	id, err := t.random(5) // 8 characters
+	if err != nil {
+		return Created{}, err
+	}
+	secret, err := t.random(20) // 32 characters, 160 bits
+	if err != nil {
+		return Created{}, err
+	}
+	now := t.now().UTC().Truncate(time.Microsecond)
+	tok := store.Token{
+		ID: id, Kind: KindAPI, Role: role, SecretSHA256: hashSecret(secret),
+		Description: description, CreatedBy: actor, CreatedAt: now,
+	}
+	if ttl > 0 {
+		exp := now.Add(ttl)
+		tok.ExpiresAt = &exp
+	}
+	err = t.st.Write(ctx, func(tx store.Tx) error {
+		if err := tx.InsertToken(&tok); err != nil {
+			return err
+		}
+		return tx.AppendEvent(&store.Event{
+			UUID: t.newUUID(), Time: now, EntityType: "token", EntityID: "token=" + id,
+			Action: "token.create", Actor: actor, Reason: fmt.Sprintf("token %s created with role %s", id, role),
+		})
+	})
+	if err != nil {
+		return Created{}, err
+	}
+	return Created{Token: tok, Secret: tokenPrefix + id + "." + secret}, nil
+}
+
+// Bootstrap makes the first admin token when there are no API tokens at
+// all. It returns the secret, or "" when tokens already exist.
+func (t *Tokens) Bootstrap(ctx context.Context) (string, error) {
+	var n int
+	if err := t.st.Read(ctx, func(tx store.Tx) error {
+		var err error
+		n, err = tx.CountTokens(KindAPI)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	if n > 0 {
+		return "", nil
+	}
+	c, err := t.Create(ctx, "controller", apitype.RoleAdmin, "first admin token, made at first start", 0)
+	if err != nil {
+		return "", err
+	}
+	return c.Secret, nil
+}
+
+// List returns the API tokens, without secrets.
+func (t *Tokens) List(ctx context.Context) ([]store.Token, error) {
+	var out []store.Token
+	err := t.st.Read(ctx, func(tx store.Tx) error {
+		var err error
+		out, err = tx.ListTokens(KindAPI)
+		return err
+	})
+	return out, err
+}
+
+// Delete revokes a token at once. The last admin token cannot be deleted,
+// which would leave nobody able to manage tokens.
+func (t *Tokens) Delete(ctx context.Context, actor, id string) error {
+	return t.st.Write(ctx, func(tx store.Tx) error {
+		tok, err := tx.TokenByID(id)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && tok.Kind != KindAPI) {
+			return problem.NotFoundf("no token %q (hbctl token-list shows the ids)", id)
+		}
+		if err != nil {
+			return err
+		}
+		if tok.Role == apitype.RoleAdmin {
+			all, err := tx.ListTokens(KindAPI)
+			if err != nil {
+				return err
+			}
+			admins := 0
+			for _, o := range all {
+				if o.Role == apitype.RoleAdmin && !expired(o, t.now()) {
+					admins++
+				}
+			}
+			if admins <= 1 && !expired(tok, t.now()) {
+				return problem.Conflictf("", "token %s is the last admin token; create another admin token before deleting it", id)
+			}
+		}
+		if err := tx.DeleteToken(id); err != nil {
+			return err
+		}
+		return tx.AppendEvent(&store.Event{
+			UUID: t.newUUID(), Time: t.now().UTC().Truncate(time.Microsecond), EntityType: "token",
+			EntityID: "token=" + id, Action: "token.delete", Actor: actor,
+			Reason: fmt.Sprintf("token %s (role %s) deleted", id, tok.Role),
+		})
+	})
+}
+
+func expired(tok store.Token, now time.Time) bool {
+	return tok.ExpiresAt != nil && !now.Before(*tok.ExpiresAt)
+}
+
+// Authenticate checks a bearer token and returns who it belongs to.
+func (t *Tokens) Authenticate(ctx context.Context, bearer string) (Principal, error) {
+	const hint = "send a valid token: Authorization: Bearer hb_… (HB_TOKEN for hbctl)"
+	if bearer == "" {
+		return Principal{}, problem.Unauthenticatedf("no token: %s", hint)
+	}
+	id, secret, ok := split(bearer)
+	if !ok {
+		return Principal{}, problem.Unauthenticatedf("the token is malformed: %s", hint)
+	}
+	var tok store.Token
+	err := t.st.Read(ctx, func(tx store.Tx) error {
+		var err error
+		tok, err = tx.TokenByID(id)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return Principal{}, problem.Unauthenticatedf("the token is unknown or revoked: %s", hint)
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	want, _ := hex.DecodeString(tok.SecretSHA256)
+	got := sha256.Sum256([]byte(secret))
+	if tok.Kind != KindAPI || subtle.ConstantTimeCompare(want, got[:]) != 1 {
+		return Principal{}, problem.Unauthenticatedf("the token is unknown or revoked: %s", hint)
+	}
+	if expired(tok, t.now()) {
+		return Principal{}, problem.Unauthenticatedf("the token expired at %s: %s", tok.ExpiresAt.Format(time.RFC3339), hint)
+	}
+	return Principal{TokenID: tok.ID, Role: tok.Role}, nil
+}

@@ -1,0 +1,227 @@
+// Package controller assembles hb-controller: the data directory, the store,
+// the CA and serving certificate, the first admin token, the inventory and
+// the HTTPS API, and runs them until told to stop.
+package controller
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"hummingbird.io/hummingbird/internal/api"
+	"hummingbird.io/hummingbird/internal/auth"
+	"hummingbird.io/hummingbird/internal/inventory"
+	"hummingbird.io/hummingbird/internal/pki"
+	"hummingbird.io/hummingbird/internal/store"
+	"hummingbird.io/hummingbird/internal/version"
+)
+
+// AdminTokenFile is the file in the data directory that receives the first
+// admin token.
+const AdminTokenFile = "admin.token"
+
+// Config is everything hb-controller can be told.
+type Config struct {
+	DataDir string // holds the SQLite file, the CA, certificates, admin.token
+	Listen  string // host:port of the HTTPS API
+	DB      string // "" for SQLite in DataDir, or a postgres:// URL
+	// TLSCert and TLSKey name a serving certificate to use instead of one
+	// made by the controller's CA.
+	TLSCert, TLSKey string
+	// TLSNames are extra DNS names and IP addresses for the made certificate.
+	TLSNames []string
+	// The management network: mode (static|dynamic), subnet, and the
+	// addresses of the controllers on it, which no host may take.
+	MgmtMode          string
+	MgmtSubnet        string
+	MgmtControllerIPs []string
+}
+
+// Defaults returns the zero-setup configuration.
+func Defaults() Config {
+	return Config{
+		DataDir:           "./data",
+		Listen:            ":6385",
+		MgmtMode:          "static",
+		MgmtSubnet:        "192.168.204.0/24",
+		MgmtControllerIPs: []string{"192.168.204.1", "192.168.204.2"},
+	}
+}
+
+// Controller is a running controller's parts.
+type Controller struct {
+	cfg    Config
+	log    *slog.Logger
+	Store  store.Store
+	CA     *pki.CA
+	tls    *tls.Config
+	api    *api.Server
+	Tokens *auth.Tokens
+	// AdminToken is the first admin token when this start made it.
+	AdminToken string
+}
+
+// New opens the data directory and the database and prepares the API; it
+// serves nothing yet.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Controller, error) {
+	mgmt, err := inventory.ParseNetwork(cfg.MgmtMode, cfg.MgmtSubnet, cfg.MgmtControllerIPs)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	dsn := cfg.DB
+	if dsn == "" {
+		dsn = store.SQLitePath(cfg.DataDir)
+	}
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	c := &Controller{cfg: cfg, log: log, Store: st}
+	if err := c.setup(ctx, mgmt); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Controller) setup(ctx context.Context, mgmt inventory.Network) error {
+	now := time.Now()
+	ca, caCreated, err := pki.EnsureCA(c.cfg.DataDir, now)
+	if err != nil {
+		return err
+	}
+	c.CA = ca
+	var cert tls.Certificate
+	if c.cfg.TLSCert != "" || c.cfg.TLSKey != "" {
+		if c.cfg.TLSCert == "" || c.cfg.TLSKey == "" {
+			return errors.New("give both --tls-cert and --tls-key, or neither")
+		}
+		if cert, err = tls.LoadX509KeyPair(c.cfg.TLSCert, c.cfg.TLSKey); err != nil {
+			return fmt.Errorf("load --tls-cert/--tls-key: %w", err)
+		}
+	} else {
+		names := append(pki.DefaultNames(), c.cfg.TLSNames...)
+		if host, _, err := net.SplitHostPort(c.cfg.Listen); err == nil && host != "" {
+			names = append(names, host)
+		}
+		if cert, err = pki.EnsureServing(c.cfg.DataDir, ca, names, now); err != nil {
+			return err
+		}
+	}
+	c.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+
+	c.Tokens = auth.New(c.Store, auth.Options{})
+	if c.AdminToken, err = c.Tokens.Bootstrap(ctx); err != nil {
+		return fmt.Errorf("first admin token: %w", err)
+	}
+	tokenPath := filepath.Join(c.cfg.DataDir, AdminTokenFile)
+	if c.AdminToken != "" {
+		if err := pki.WriteSecretFile(tokenPath, []byte(c.AdminToken+"\n")); err != nil {
+			return fmt.Errorf("write the first admin token: %w (run hb-controller admin-token to make another)", err)
+		}
+	}
+	if caCreated || c.AdminToken != "" {
+		c.log.Info("first start: created the controller CA and an admin token",
+			"ca_file", filepath.Join(c.cfg.DataDir, pki.CACertFile), "ca_hash", pki.CAHash(ca.Cert),
+			"admin_token_file", tokenPath, "admin_token_created", c.AdminToken != "")
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	c.api = api.New(api.Deps{
+		Inventory: inventory.New(c.Store, inventory.Options{Network: mgmt}),
+		Tokens:    c.Tokens,
+		Ready:     c.Store.Ping,
+		Version:   version.String(),
+		Log:       c.log,
+		Registry:  reg,
+	})
+	return nil
+}
+
+// API returns the REST API server.
+func (c *Controller) API() *api.Server { return c.api }
+
+// TLSConfig returns the serving TLS configuration.
+func (c *Controller) TLSConfig() *tls.Config { return c.tls }
+
+// Serve serves the API with TLS on ln until ctx ends, then shuts down
+// gracefully.
+func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           c.api.Handler(),
+		TLSConfig:         c.tls,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(c.log.With("logger", "http").Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(tls.NewListener(ln, c.tls)) }()
+	c.log.Info("serving the API", "addr", ln.Addr().String(), "db", c.Store.Dialect(), "version", version.String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := srv.Shutdown(shutdown)
+	c.log.Info("stopped")
+	return err
+}
+
+// Close releases the store.
+func (c *Controller) Close() error { return c.Store.Close() }
+
+// Run is hb-controller: New, listen on cfg.Listen, Serve.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	c, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (change it with --listen or HB_LISTEN)", cfg.Listen, err)
+	}
+	return c.Serve(ctx, ln)
+}
+
+// NewAdminToken makes another admin token directly in the database, for an
+// operator who lost theirs. It needs access to the data directory or the
+// database, which is the proof of authority.
+func NewAdminToken(ctx context.Context, cfg Config) (string, error) {
+	dsn := cfg.DB
+	if dsn == "" {
+		dsn = store.SQLitePath(cfg.DataDir)
+		if _, err := os.Stat(dsn); err != nil {
+			return "", fmt.Errorf("no database at %s: %w (give --data-dir or --db)", dsn, err)
+		}
+	}
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	c, err := auth.New(st, auth.Options{}).Create(ctx, "hb-controller admin-token", "admin", "made with hb-controller admin-token", 0)
+	if err != nil {
+		return "", err
+	}
+	return c.Secret, nil
+}
