@@ -1,0 +1,155 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/auth"
+	"hummingbird.io/hummingbird/internal/client"
+	"hummingbird.io/hummingbird/internal/version"
+)
+
+func tokenFields(t apitype.Token) []field {
+	exp := "never"
+	if t.ExpiresAt != nil {
+		exp = timeText(*t.ExpiresAt)
+	}
+	return []field{
+		{"id", t.ID}, {"role", t.Role}, {"description", t.Description},
+		{"created_by", t.CreatedBy}, {"created_at", timeText(t.CreatedAt)}, {"expires_at", exp},
+	}
+}
+
+func (a *app) adminCommands() []*cobra.Command {
+	return []*cobra.Command{a.tokenCreate(), a.tokenList(), a.tokenDelete(), a.eventList()}
+}
+
+func (a *app) tokenCreate() *cobra.Command {
+	var req apitype.TokenCreate
+	var ttl time.Duration
+	cmd := &cobra.Command{
+		Use:     "token-create --role ROLE [flags]",
+		Short:   "Make an API token (its secret is shown once)",
+		Example: "  hbctl token-create --role reader --description grafana --ttl 720h",
+		Args:    args(),
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			if ttl > 0 {
+				req.TTL = ttl.String()
+			}
+			t, err := c.CreateToken(ctx, req)
+			if err != nil {
+				return err
+			}
+			fields := append([]field{{"token", t.Secret}}, tokenFields(t.Token)...)
+			if a.g.format == "table" {
+				fmt.Fprintln(a.io.Err, "Keep the token now: the controller stores only its hash and cannot show it again.")
+			}
+			return a.show(view{raw: t, rows: [][]field{fields}})
+		}),
+	}
+	cmd.Flags().StringVar(&req.Role, "role", "", "one of "+strings.Join(auth.Roles, ", "))
+	cmd.Flags().StringVar(&req.Description, "description", "", "what the token is for")
+	cmd.Flags().DurationVar(&ttl, "ttl", 0, "lifetime, like 24h (default: no expiry)")
+	_ = cmd.MarkFlagRequired("role")
+	_ = cmd.RegisterFlagCompletionFunc("role", cobra.FixedCompletions(auth.Roles, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func (a *app) tokenList() *cobra.Command {
+	return &cobra.Command{
+		Use:   "token-list",
+		Short: "List API tokens (never their secrets)",
+		Args:  args(),
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			toks, err := c.ListTokens(ctx)
+			if err != nil {
+				return err
+			}
+			v := view{raw: toks, list: true, names: []string{"id", "role", "description", "created_by", "created_at", "expires_at"}}
+			for _, t := range toks {
+				v.rows = append(v.rows, tokenFields(t))
+			}
+			return a.show(v)
+		}),
+	}
+}
+
+func (a *app) tokenDelete() *cobra.Command {
+	return &cobra.Command{
+		Use:   "token-delete ID",
+		Short: "Revoke an API token at once",
+		Args:  args("ID"),
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+			if err := c.DeleteToken(ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.io.Err, "Deleted token %s.\n", args[0])
+			return nil
+		}),
+	}
+}
+
+func (a *app) eventList() *cobra.Command {
+	var f client.EventFilter
+	var host string
+	cmd := &cobra.Command{
+		Use:   "event-list [flags]",
+		Short: "Show the event log, newest first",
+		Example: `  hbctl event-list
+  hbctl event-list --host edge-01 --limit 20`,
+		Args: args(),
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			if host != "" {
+				f.EntityType, f.EntityID = "host", "host="+host
+			}
+			evs, err := c.ListEvents(ctx, f)
+			if err != nil {
+				return err
+			}
+			v := view{raw: evs, list: true, names: []string{"id", "time", "code", "entity", "action", "actor", "reason"}}
+			for _, e := range evs {
+				v.rows = append(v.rows, []field{
+					{"id", strconv.FormatInt(e.ID, 10)}, {"time", timeText(e.Time)}, {"code", e.Code},
+					{"entity", e.EntityID}, {"action", e.Action}, {"actor", e.Actor}, {"reason", e.Reason},
+				})
+			}
+			return a.show(v)
+		}),
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&host, "host", "", "only events of this hostname")
+	fl.StringVar(&f.EntityType, "entity-type", "", "only events of this entity type (host, token)")
+	fl.StringVar(&f.EntityID, "entity", "", "only events of this entity, like host=edge-01")
+	fl.StringVar(&f.Action, "action", "", "only events of this action, like host.add")
+	fl.IntVar(&f.Limit, "limit", 0, "at most this many events (default 100)")
+	return cmd
+}
+
+func (a *app) versionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print hbctl's version and, when reachable, the controller's",
+		Args:  args(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintf(a.io.Out, "hbctl: %s\n", version.String())
+			c, err := a.client()
+			if err != nil {
+				fmt.Fprintf(a.io.Out, "controller: unknown (%v)\n", err)
+				return nil
+			}
+			v, err := c.Version(cmd.Context())
+			if err != nil {
+				fmt.Fprintf(a.io.Out, "controller: unknown (%v)\n", err)
+				return nil
+			}
+			fmt.Fprintf(a.io.Out, "controller: %s (API %s)\n", v.Version, v.APIVersion)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,280 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/client"
+	"hummingbird.io/hummingbird/internal/inventory"
+)
+
+var hostListColumns = []string{"id", "hostname", "personality", "administrative", "operational", "availability"}
+
+func labelsText(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+func timeText(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// hostFields are a host's fields in host-show order.
+func hostFields(h apitype.Host) []field {
+	return []field{
+		{"id", strconv.FormatInt(h.ID, 10)}, {"uuid", h.UUID}, {"hostname", h.Hostname},
+		{"personality", h.Personality}, {"administrative", h.Administrative},
+		{"operational", h.Operational}, {"availability", h.Availability},
+		{"invprovision", h.InvProvision}, {"mgmt_mac", h.MgmtMAC}, {"mgmt_ip", h.MgmtIP},
+		{"group", h.Group}, {"labels", labelsText(h.Labels)}, {"location", h.Location},
+		{"bm_type", h.BMType}, {"bm_ip", h.BMIP}, {"bm_username", h.BMUsername},
+		{"created_at", timeText(h.CreatedAt)}, {"updated_at", timeText(h.UpdatedAt)},
+	}
+}
+
+func hostView(h apitype.Host) view { return view{raw: h, rows: [][]field{hostFields(h)}} }
+
+func (a *app) hostCommands() []*cobra.Command {
+	return []*cobra.Command{a.hostAdd(), a.hostList(), a.hostShow(), a.hostUpdate(), a.hostDelete(), a.hostUpgrade()}
+}
+
+// completeHosts offers hostnames for a HOST argument.
+func (a *app) completeHosts(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	if err := a.load(cmd, args); err != nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	c, err := a.client()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	hosts, err := c.ListHosts(cmd.Context(), client.HostFilter{})
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	names := make([]string, len(hosts))
+	for i, h := range hosts {
+		names[i] = h.Hostname
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
+}
+
+func (a *app) hostAdd() *cobra.Command {
+	var (
+		req    apitype.HostCreate
+		labels []string
+	)
+	cmd := &cobra.Command{
+		Use:   "host-add -n HOSTNAME -p PERSONALITY [flags]",
+		Short: "Add a host to the inventory",
+		Example: `  hbctl host-add -n edge-01 -p edgeworker -m 52:54:00:12:34:56 -i 192.168.204.10 -l line-3
+  hbctl host-add -n edge-02 -p edgeworker --group press --label zone=north`,
+		Args: args(),
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			var err error
+			if req.Labels, err = parseLabels(labels); err != nil {
+				return err
+			}
+			h, err := c.AddHost(ctx, req)
+			if err != nil {
+				return err
+			}
+			return a.show(hostView(h))
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVarP(&req.Hostname, "hostname", "n", "", "hostname (RFC 1123: lowercase letters, digits, '-')")
+	f.StringVarP(&req.Personality, "personality", "p", "", "one of "+strings.Join(inventory.Personalities, ", "))
+	f.StringVarP(&req.MgmtMAC, "mgmt-mac", "m", "", "MAC of the management interface")
+	f.StringVarP(&req.MgmtIP, "mgmt-ip", "i", "", "management address (static management network)")
+	f.StringVarP(&req.Location, "location", "l", "", "where the host is")
+	f.StringVar(&req.Group, "group", "", "group (federation) of the host")
+	f.StringArrayVar(&labels, "label", nil, "label key=value (repeat)")
+	f.StringVarP(&req.BMType, "bm-type", "T", "", "board management type (not for edgeworkers)")
+	f.StringVarP(&req.BMIP, "bm-ip", "I", "", "board management address (not for edgeworkers)")
+	f.StringVarP(&req.BMUsername, "bm-username", "U", "", "board management user (not for edgeworkers)")
+	_ = cmd.MarkFlagRequired("hostname")
+	_ = cmd.MarkFlagRequired("personality")
+	_ = cmd.RegisterFlagCompletionFunc("personality", cobra.FixedCompletions(inventory.Personalities, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func parseLabels(kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, &usageError{fmt.Errorf("--label %q: write key=value", kv)}
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func (a *app) hostList() *cobra.Command {
+	var f client.HostFilter
+	cmd := &cobra.Command{
+		Use:   "host-list [flags]",
+		Short: "List hosts",
+		Example: `  hbctl host-list
+  hbctl host-list --personality edgeworker --availability failed
+  hbctl host-list --label zone=north -c hostname -c availability -f value`,
+		Args: args(),
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			hosts, err := c.ListHosts(ctx, f)
+			if err != nil {
+				return err
+			}
+			v := view{raw: hosts, list: true, names: hostListColumns}
+			if v.raw == nil {
+				v.raw = []apitype.Host{}
+			}
+			for _, h := range hosts {
+				all := hostFields(h)
+				if len(a.g.columns) > 0 {
+					v.rows = append(v.rows, all)
+					continue
+				}
+				var row []field
+				for _, fl := range all {
+					for _, name := range hostListColumns {
+						if fl.name == name {
+							row = append(row, fl)
+						}
+					}
+				}
+				v.rows = append(v.rows, row)
+			}
+			return a.show(v)
+		}),
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.Personality, "personality", "", "only hosts with this personality")
+	fl.StringVar(&f.Availability, "availability", "", "only hosts with this availability")
+	fl.StringVar(&f.Administrative, "administrative", "", "only locked or unlocked hosts")
+	fl.StringVar(&f.Operational, "operational", "", "only enabled or disabled hosts")
+	fl.StringVar(&f.InvProvision, "invprovision", "", "only hosts in this provisioning state")
+	fl.StringVar(&f.Group, "group", "", "only hosts of this group")
+	fl.StringArrayVar(&f.Labels, "label", nil, "only hosts with this label: key or key=value (repeat: all must match)")
+	fl.IntVar(&f.PageSize, "page-size", 0, "hosts fetched per request (default: the controller's)")
+	for name, vals := range inventory.Enums {
+		_ = cmd.RegisterFlagCompletionFunc(name, cobra.FixedCompletions(vals, cobra.ShellCompDirectiveNoFileComp))
+	}
+	return cmd
+}
+
+func (a *app) hostShow() *cobra.Command {
+	return &cobra.Command{
+		Use:               "host-show HOST",
+		Short:             "Show a host (by id, uuid or hostname)",
+		Args:              args("HOST"),
+		ValidArgsFunction: a.completeHosts,
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+			h, err := c.GetHost(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return a.show(hostView(h))
+		}),
+	}
+}
+
+// updatable lists the keys host-update takes, as the API names them.
+var updatable = []string{"hostname", "personality", "mgmt_mac", "mgmt_ip", "location", "group", "bm_type", "bm_ip", "bm_username"}
+
+func (a *app) hostUpdate() *cobra.Command {
+	return &cobra.Command{
+		Use:   "host-update HOST key=value [key=value ...]",
+		Short: "Change fields of a host (an empty value clears a field)",
+		Long: "Change fields of a host. Keys: " + strings.Join(updatable, ", ") + ".\n" +
+			"An empty value (location=) clears an optional field.",
+		Example: `  hbctl host-update edge-01 personality=edgeworker location=line-3
+  hbctl host-update 7 hostname=edge-07 mgmt_mac=52:54:00:12:34:57`,
+		ValidArgsFunction: a.completeHosts,
+		Args: func(cmd *cobra.Command, got []string) error {
+			if len(got) < 2 {
+				return &usageError{fmt.Errorf("host-update takes HOST and at least one key=value; see hbctl host-update --help")}
+			}
+			return nil
+		},
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+			patch := map[string]any{}
+			for _, kv := range args[1:] {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return &usageError{fmt.Errorf("%q: write key=value with a key from: %s", kv, strings.Join(updatable, ", "))}
+				}
+				patch[k] = v
+			}
+			h, err := c.UpdateHost(ctx, args[0], patch)
+			if err != nil {
+				return err
+			}
+			return a.show(hostView(h))
+		}),
+	}
+}
+
+func (a *app) hostDelete() *cobra.Command {
+	var yes bool
+	cmd := &cobra.Command{
+		Use:               "host-delete HOST",
+		Short:             "Delete a host from the inventory",
+		Args:              args("HOST"),
+		ValidArgsFunction: a.completeHosts,
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+			if !yes {
+				ok, err := a.confirm(fmt.Sprintf("Delete host %s from the inventory?", args[0]))
+				if err != nil {
+					return err
+				}
+				if !ok {
+					fmt.Fprintln(a.io.Err, "Not deleted.")
+					return nil
+				}
+			}
+			if err := c.DeleteHost(ctx, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.io.Err, "Deleted host %s.\n", args[0])
+			return nil
+		}),
+	}
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	return cmd
+}
+
+func (a *app) hostUpgrade() *cobra.Command {
+	return &cobra.Command{
+		Use:               "host-upgrade HOST",
+		Short:             "Upgrade a host's software (refused for edgeworkers: their owners upgrade the OS)",
+		Args:              args("HOST"),
+		ValidArgsFunction: a.completeHosts,
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+			return c.UpgradeHost(ctx, args[0])
+		}),
+	}
+}

@@ -1,0 +1,265 @@
+// Package client is the typed Go client of Hummingbird's REST API, used by
+// hbctl and by tests. Errors from the controller come back as *Error, which
+// carries the API's code, message and field and answers problem.KindOf.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/problem"
+)
+
+// Client talks to one controller.
+type Client struct {
+	base  *url.URL
+	token string
+	http  *http.Client
+	agent string
+}
+
+// Options configures a Client.
+type Options struct {
+	URL   string         // https://controller:6385
+	Token string         // bearer token, hb_…
+	Roots *x509.CertPool // CAs to trust; nil means the system's
+	// UserAgent names the caller; Timeout bounds each request (default 30s).
+	UserAgent string
+	Timeout   time.Duration
+}
+
+// New returns a Client.
+func New(o Options) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(o.URL, "/"))
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("controller URL %q: write it like https://controller:6385", o.URL)
+	}
+	if u.Scheme != "https" {
+		return nil, fmt.Errorf("controller URL %q: the API is served over HTTPS only", o.URL)
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 30 * time.Second
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = "hummingbird-client"
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: o.Roots, MinVersion: tls.VersionTLS12}
+	return &Client{base: u, token: o.Token, http: &http.Client{Transport: tr, Timeout: o.Timeout}, agent: o.UserAgent}, nil
+}
+
+// Error is an error answer of the API.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	Field   string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Kind maps the API's code back to a problem kind.
+func (e *Error) Kind() problem.Kind { return problem.KindForCode(e.Code) }
+
+// Unwrap lets problem.KindOf and errors.As see the kind.
+func (e *Error) Unwrap() error {
+	return &problem.Error{Kind: e.Kind(), Field: e.Field, Message: e.Message}
+}
+
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	u := *c.base
+	u.Path += path
+	u.RawQuery = query.Encode()
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.agent)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var uerr x509.UnknownAuthorityError
+		if errors.As(err, &uerr) {
+			return fmt.Errorf("%s %s: the controller's certificate is not trusted: give its CA with HB_CACERT (data/ca.crt on the controller): %w", method, u.Redacted(), err)
+		}
+		return problem.Wrap(problem.Unavailable, err, "cannot reach the controller at %s", c.base.Redacted())
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return problem.Wrap(problem.Unavailable, err, "reading the answer of %s %s", method, path)
+	}
+	if resp.StatusCode >= 300 {
+		var e apitype.Error
+		if json.Unmarshal(data, &e) != nil || e.Error.Code == "" {
+			return &Error{Status: resp.StatusCode, Code: codeForStatus(resp.StatusCode),
+				Message: fmt.Sprintf("%s %s: %s", method, path, resp.Status)}
+		}
+		return &Error{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message, Field: e.Error.Field}
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decode the answer of %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+func codeForStatus(status int) string {
+	switch {
+	case status == http.StatusServiceUnavailable, status == http.StatusBadGateway, status == http.StatusGatewayTimeout:
+		return problem.Unavailable.Code()
+	case status == http.StatusNotFound:
+		return problem.NotFound.Code()
+	case status == http.StatusUnauthorized:
+		return problem.Unauthenticated.Code()
+	case status == http.StatusForbidden:
+		return problem.Forbidden.Code()
+	}
+	return problem.Internal.Code()
+}
+
+// HostFilter selects hosts in ListHosts. Labels are "key" or "key=value".
+type HostFilter struct {
+	Personality, Availability, Administrative, Operational, InvProvision, Group string
+	Labels                                                                      []string
+	// PageSize is the number of hosts fetched per request (0: the server's default).
+	PageSize int
+}
+
+func (f HostFilter) query() url.Values {
+	q := url.Values{}
+	for k, v := range map[string]string{
+		"personality": f.Personality, "availability": f.Availability,
+		"administrative": f.Administrative, "operational": f.Operational,
+		"invprovision": f.InvProvision, "group": f.Group,
+	} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	for _, l := range f.Labels {
+		q.Add("label", l)
+	}
+	if f.PageSize > 0 {
+		q.Set("limit", fmt.Sprint(f.PageSize))
+	}
+	return q
+}
+
+// ListHosts returns every host f selects, following pages.
+func (c *Client) ListHosts(ctx context.Context, f HostFilter) ([]apitype.Host, error) {
+	q := f.query()
+	var all []apitype.Host
+	for {
+		var page apitype.HostList
+		if err := c.do(ctx, "GET", "/v1/hosts", q, nil, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Hosts...)
+		if page.Next == "" {
+			return all, nil
+		}
+		q.Set("marker", page.Next)
+	}
+}
+
+func hostPath(ref string) string { return "/v1/hosts/" + url.PathEscape(ref) }
+
+// AddHost adds a host.
+func (c *Client) AddHost(ctx context.Context, h apitype.HostCreate) (apitype.Host, error) {
+	var out apitype.Host
+	return out, c.do(ctx, "POST", "/v1/hosts", nil, h, &out)
+}
+
+// GetHost returns a host by id, uuid or hostname.
+func (c *Client) GetHost(ctx context.Context, ref string) (apitype.Host, error) {
+	var out apitype.Host
+	return out, c.do(ctx, "GET", hostPath(ref), nil, nil, &out)
+}
+
+// UpdateHost applies a merge patch, given as field names to values.
+func (c *Client) UpdateHost(ctx context.Context, ref string, patch map[string]any) (apitype.Host, error) {
+	var out apitype.Host
+	return out, c.do(ctx, "PATCH", hostPath(ref), nil, patch, &out)
+}
+
+// DeleteHost deletes a host.
+func (c *Client) DeleteHost(ctx context.Context, ref string) error {
+	return c.do(ctx, "DELETE", hostPath(ref), nil, nil, nil)
+}
+
+// UpgradeHost asks for a software upgrade of a host.
+func (c *Client) UpgradeHost(ctx context.Context, ref string) error {
+	return c.do(ctx, "POST", hostPath(ref)+"/upgrade", nil, nil, nil)
+}
+
+// CreateToken makes an API token; the answer holds its secret.
+func (c *Client) CreateToken(ctx context.Context, t apitype.TokenCreate) (apitype.TokenCreated, error) {
+	var out apitype.TokenCreated
+	return out, c.do(ctx, "POST", "/v1/tokens", nil, t, &out)
+}
+
+// ListTokens lists the API tokens.
+func (c *Client) ListTokens(ctx context.Context) ([]apitype.Token, error) {
+	var out apitype.TokenList
+	return out.Tokens, c.do(ctx, "GET", "/v1/tokens", nil, nil, &out)
+}
+
+// DeleteToken revokes a token.
+func (c *Client) DeleteToken(ctx context.Context, id string) error {
+	return c.do(ctx, "DELETE", "/v1/tokens/"+url.PathEscape(id), nil, nil, nil)
+}
+
+// EventFilter selects events; Limit 0 means the server's default page.
+type EventFilter struct {
+	EntityType, EntityID, Action string
+	Limit                        int
+}
+
+// ListEvents returns one page of events, newest first.
+func (c *Client) ListEvents(ctx context.Context, f EventFilter) ([]apitype.Event, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"entity_type": f.EntityType, "entity_id": f.EntityID, "action": f.Action} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if f.Limit > 0 {
+		q.Set("limit", fmt.Sprint(f.Limit))
+	}
+	var out apitype.EventList
+	return out.Events, c.do(ctx, "GET", "/v1/events", q, nil, &out)
+}
+
+// Version returns the controller's version.
+func (c *Client) Version(ctx context.Context) (apitype.Version, error) {
+	var out apitype.Version
+	return out, c.do(ctx, "GET", "/v1/version", nil, nil, &out)
+}
