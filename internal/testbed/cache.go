@@ -51,7 +51,7 @@ func (c Cache) Images() string {
 func (c Cache) Check() error {
 	var errs []error
 	for _, p := range []string{
-		c.Bin("kube-apiserver"), c.Bin("kube-controller-manager"), c.Bin("kubelet"),
+		c.Bin("kube-apiserver"), c.Bin("kube-controller-manager"), c.Bin("kube-scheduler"), c.Bin("kubelet"),
 		c.Bin("kubeadm"), c.Bin("kubectl"),
 		filepath.Join(c.Rootfs(), "usr", "bin", "containerd"),
 		filepath.Join(c.Images(), ImageFile(PauseImage)), filepath.Join(c.Images(), ImageFile(HelloImage)),

@@ -16,8 +16,8 @@ import (
 	"time"
 )
 
-// ControlPlane is the bed's Kubernetes control plane: Debian's etcd and kube-apiserver and
-// kube-controller-manager built at [KubernetesVersion], prepared the way `kubeadm init` prepares
+// ControlPlane is the bed's Kubernetes control plane: Debian's etcd and kube-apiserver,
+// kube-controller-manager and kube-scheduler built at [KubernetesVersion], prepared the way `kubeadm init` prepares
 // a cluster, so that a plain `kubeadm join` with a bootstrap token works against it.
 type ControlPlane struct {
 	// Dir holds the control plane's PKI, kubeconfigs, data and logs.
@@ -31,10 +31,12 @@ type ControlPlane struct {
 	cache Cache
 }
 
-// Ports of bed N on loopback: etcd's client and peer ports and the controller manager's.
+// Ports of bed N on loopback: etcd's client and peer ports, the controller manager's and the
+// scheduler's.
 func etcdPort(index int) int         { return 24000 + 10*index }
 func etcdPeerPort(index int) int     { return etcdPort(index) + 1 }
 func managerPort(index int) int      { return etcdPort(index) + 2 }
+func schedulerPort(index int) int    { return etcdPort(index) + 3 }
 func controlCgroup(index int) string { return fmt.Sprintf("%s/bed%d/control", cgroupParent, index) }
 
 // apiPort is the API server's port on the bed's bridge address.
@@ -65,6 +67,9 @@ func startControlPlane(ctx context.Context, cache Cache, dir string, index int) 
 		return nil, err
 	}
 	if err := cp.startControllerManager(ctx, pki); err != nil {
+		return nil, err
+	}
+	if err := cp.startScheduler(ctx); err != nil {
 		return nil, err
 	}
 	if err := cp.prepareForJoin(ctx); err != nil {
@@ -122,6 +127,7 @@ func (cp *ControlPlane) writePKI(pki string) error {
 	}{
 		{"admin.conf", "kubernetes-admin", []string{"system:masters"}},
 		{"controller-manager.conf", "system:kube-controller-manager", nil},
+		{"scheduler.conf", "system:kube-scheduler", nil},
 	} {
 		cert, key, err := ca.issue(certSpec{name: kc.file, cn: kc.cn, orgs: kc.orgs})
 		if err != nil {
@@ -210,12 +216,36 @@ func (cp *ControlPlane) startControllerManager(ctx context.Context, pki string) 
 	if err != nil {
 		return err
 	}
-	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
-		InsecureSkipVerify: true, // the controller manager's self-signed serving certificate
-	}}}
 	return d.waitFor(ctx, "kube-controller-manager", func(ctx context.Context) error {
-		return httpGet(ctx, insecure, fmt.Sprintf("https://127.0.0.1:%d/healthz", managerPort(cp.index)))
+		return httpGet(ctx, selfSignedClient(), fmt.Sprintf("https://127.0.0.1:%d/healthz", managerPort(cp.index)))
 	})
+}
+
+// startScheduler runs kube-scheduler, which places the pods that do not name their node, such as
+// those of Deployments and DaemonSets.
+func (cp *ControlPlane) startScheduler(ctx context.Context) error {
+	conf := filepath.Join(cp.Dir, "scheduler.conf")
+	d, err := startDaemon(controlCgroup(cp.index), filepath.Join(cp.Dir, "kube-scheduler.log"), nil,
+		cp.cache.Bin("kube-scheduler"),
+		"--kubeconfig", conf,
+		"--authentication-kubeconfig", conf, "--authorization-kubeconfig", conf,
+		"--bind-address", "127.0.0.1", "--secure-port", fmt.Sprint(schedulerPort(cp.index)),
+		"--leader-elect=false",
+	)
+	if err != nil {
+		return err
+	}
+	return d.waitFor(ctx, "kube-scheduler", func(ctx context.Context) error {
+		return httpGet(ctx, selfSignedClient(), fmt.Sprintf("https://127.0.0.1:%d/healthz", schedulerPort(cp.index)))
+	})
+}
+
+// selfSignedClient returns a client for the health endpoints of the controller manager and the
+// scheduler, which serve a self-signed certificate on loopback.
+func selfSignedClient() *http.Client {
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		InsecureSkipVerify: true,
+	}}}
 }
 
 // kubeadmConfig is what `kubeadm init phase` reads to make cluster-info, the bootstrap RBAC and
@@ -381,7 +411,7 @@ func waitFor(ctx context.Context, what string, check func(context.Context) error
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for %s: %w (last: %w)", what, ctx.Err(), err)
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }
