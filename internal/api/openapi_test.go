@@ -1,0 +1,805 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"hummingbird.io/hummingbird/internal/api"
+	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/auth"
+	"hummingbird.io/hummingbird/internal/controller"
+	"hummingbird.io/hummingbird/internal/inventory"
+	"hummingbird.io/hummingbird/internal/problem"
+	"hummingbird.io/hummingbird/internal/store"
+	"hummingbird.io/hummingbird/internal/store/storetest"
+)
+
+// specPath is the API contract, relative to this package.
+var specPath = filepath.Join("..", "..", "api", "openapi.yaml")
+
+// specRoleExtension names the role an operation needs in the document.
+const specRoleExtension = "x-hummingbird-role"
+
+// specLoad reads and validates the contract.
+func specLoad(t *testing.T) *openapi3.T {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromFile(specPath)
+	if err != nil {
+		t.Fatalf("load %s: %v", specPath, err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("%s is not a valid OpenAPI document: %v", specPath, err)
+	}
+	return doc
+}
+
+// specRoutesOnly builds a server for its route table; it cannot serve.
+func specRoutesOnly(t *testing.T) *api.Server {
+	t.Helper()
+	return api.New(api.Deps{Log: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry()})
+}
+
+func TestSpecIsValid(t *testing.T) {
+	t.Parallel()
+	doc := specLoad(t)
+	if doc.OpenAPI != "3.0.3" {
+		t.Errorf("openapi = %q, want 3.0.3", doc.OpenAPI)
+	}
+	if doc.Info.Version != api.APIVersion {
+		t.Errorf("info.version = %q, want the API version %q", doc.Info.Version, api.APIVersion)
+	}
+	if s := doc.Components.SecuritySchemes["bearer"]; s == nil || s.Value.Type != "http" || s.Value.Scheme != "bearer" {
+		t.Errorf("components.securitySchemes.bearer must be an http bearer scheme")
+	}
+}
+
+// TestSpecRoutesMatchServer holds the route table and the document together:
+// a route the server gains without documenting it, or an operation the
+// document gains that nothing serves, fails here.
+func TestSpecRoutesMatchServer(t *testing.T) {
+	t.Parallel()
+	doc := specLoad(t)
+	type op struct{ Method, Path, Role string }
+	var served []op
+	for _, r := range specRoutesOnly(t).Routes() {
+		served = append(served, op{r.Method, r.Pattern, r.Role})
+	}
+	var documented []op
+	for path, item := range doc.Paths.Map() {
+		for method, o := range item.Operations() {
+			role, _ := o.Extensions[specRoleExtension].(string)
+			documented = append(documented, op{method, path, role})
+			public := o.Security != nil && len(*o.Security) == 0
+			if public != (role == "") {
+				t.Errorf("%s %s: an operation without %s must have security: [] and the others must not", method, path, specRoleExtension)
+			}
+			if role != "" && !strings.Contains(strings.Join(strings.Fields(o.Description), " "), "Role needed `"+role+"`") {
+				t.Errorf("%s %s: the description must say \"Role needed `%s`\"", method, path, role)
+			}
+		}
+	}
+	sortOps := func(ops []op) {
+		sort.Slice(ops, func(i, j int) bool {
+			if ops[i].Path != ops[j].Path {
+				return ops[i].Path < ops[j].Path
+			}
+			return ops[i].Method < ops[j].Method
+		})
+	}
+	sortOps(served)
+	sortOps(documented)
+	if diff := cmp.Diff(served, documented); diff != "" {
+		t.Errorf("routes served (-) and operations in %s (+) differ:\n%s", specPath, diff)
+	}
+}
+
+// TestSpecShapesMatchAPITypes compares each schema with the Go type that
+// produces or consumes it: the same JSON fields, required exactly when the
+// field is not omitempty, and compatible types.
+func TestSpecShapesMatchAPITypes(t *testing.T) {
+	t.Parallel()
+	doc := specLoad(t)
+	for name, v := range map[string]any{
+		"Host": apitype.Host{}, "HostCreate": apitype.HostCreate{}, "HostUpdate": apitype.HostUpdate{},
+		"HostList": apitype.HostList{}, "Token": apitype.Token{}, "TokenCreate": apitype.TokenCreate{},
+		"TokenCreated": apitype.TokenCreated{}, "TokenList": apitype.TokenList{}, "Event": apitype.Event{},
+		"EventList": apitype.EventList{}, "Version": apitype.Version{}, "Error": apitype.Error{},
+		"ErrorBody": apitype.ErrorBody{},
+	} {
+		ref := doc.Components.Schemas[name]
+		if ref == nil {
+			t.Errorf("components.schemas has no %s", name)
+			continue
+		}
+		specCheckShape(t, name, ref.Value, reflect.TypeOf(v))
+	}
+}
+
+type specField struct {
+	name      string
+	typ       reflect.Type
+	omitempty bool
+}
+
+func specFields(t reflect.Type) []specField {
+	var out []specField
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Anonymous {
+			out = append(out, specFields(f.Type)...)
+			continue
+		}
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out = append(out, specField{name, f.Type, slices.Contains(strings.Split(opts, ","), "omitempty")})
+	}
+	return out
+}
+
+func specCheckShape(t *testing.T, where string, s *openapi3.Schema, typ reflect.Type) {
+	t.Helper()
+	if s.AdditionalProperties.Has == nil || *s.AdditionalProperties.Has {
+		t.Errorf("%s: set additionalProperties: false, as the API neither sends nor takes other fields", where)
+	}
+	fields := specFields(typ)
+	var goNames, specNames, goRequired []string
+	for _, f := range fields {
+		goNames = append(goNames, f.name)
+		if !f.omitempty {
+			goRequired = append(goRequired, f.name)
+		}
+		if p := s.Properties[f.name]; p != nil {
+			specCheckType(t, where+"."+f.name, p.Value, f.typ)
+		}
+	}
+	for n := range s.Properties {
+		specNames = append(specNames, n)
+	}
+	specRequired := append([]string(nil), s.Required...)
+	for _, l := range [][]string{goNames, specNames, goRequired, specRequired} {
+		sort.Strings(l)
+	}
+	if diff := cmp.Diff(goNames, specNames); diff != "" {
+		t.Errorf("%s: fields of %s (-) and properties in the spec (+) differ:\n%s", where, typ, diff)
+	}
+	if diff := cmp.Diff(goRequired, specRequired); diff != "" {
+		t.Errorf("%s: fields of %s without omitempty (-) and required in the spec (+) differ:\n%s", where, typ, diff)
+	}
+}
+
+func specCheckType(t *testing.T, where string, s *openapi3.Schema, typ reflect.Type) {
+	t.Helper()
+	nullable := false
+	for typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+		nullable = true
+	}
+	if s.Nullable && !nullable {
+		t.Errorf("%s: nullable in the spec, but %s cannot be null", where, typ)
+	}
+	want := ""
+	switch {
+	case typ == reflect.TypeOf(time.Time{}):
+		want = "string"
+		if s.Format != "date-time" {
+			t.Errorf("%s: a time needs format: date-time", where)
+		}
+	case typ.Kind() == reflect.String:
+		want = "string"
+	case typ.Kind() == reflect.Int64, typ.Kind() == reflect.Int:
+		want = "integer"
+	case typ.Kind() == reflect.Map:
+		want = "object"
+		if s.AdditionalProperties.Schema == nil || !s.AdditionalProperties.Schema.Value.Type.Is("string") {
+			t.Errorf("%s: a map of strings needs additionalProperties of type string", where)
+		}
+	case typ.Kind() == reflect.Slice:
+		want = "array"
+		if s.Items != nil {
+			specCheckShape(t, where+"[]", s.Items.Value, typ.Elem())
+		}
+	case typ.Kind() == reflect.Struct:
+		want = "object"
+		specCheckShape(t, where, s, typ)
+	}
+	if !s.Type.Is(want) {
+		t.Errorf("%s: type %v in the spec, want %s for %s", where, s.Type.Slice(), want, typ)
+	}
+}
+
+// TestSpecEnums checks that every enumeration in the document is the one the
+// code applies.
+func TestSpecEnums(t *testing.T) {
+	t.Parallel()
+	doc := specLoad(t)
+	schema := func(name string) *openapi3.Schema { return doc.Components.Schemas[name].Value }
+	enum := func(s *openapi3.Schema) []string {
+		var out []string
+		for _, v := range s.Enum {
+			if v, ok := v.(string); ok {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	check := func(where string, got, want []string) {
+		t.Helper()
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: enum in the spec (+) differs from the code's (-):\n%s", where, diff)
+		}
+	}
+	for field, name := range map[string]string{
+		"personality": "Personality", "administrative": "Administrative", "operational": "Operational",
+		"availability": "Availability", "invprovision": "InvProvision",
+	} {
+		check("schemas."+name, enum(schema(name)), inventory.Enums[field])
+		check("Host."+field, enum(schema("Host").Properties[field].Value), inventory.Enums[field])
+		for _, p := range doc.Paths.Value("/v1/hosts").Get.Parameters {
+			if p.Value.Name == field {
+				check("GET /v1/hosts ?"+field, enum(p.Value.Schema.Value), inventory.Enums[field])
+			}
+		}
+	}
+	check("HostUpdate.personality", enum(schema("HostUpdate").Properties["personality"].Value), inventory.Personalities)
+	bmTypes := append([]string{""}, inventory.BMTypes...)
+	for _, s := range []string{"Host", "HostCreate", "HostUpdate"} {
+		check(s+".bm_type", enum(schema(s).Properties["bm_type"].Value), bmTypes)
+	}
+	check("schemas.Role", enum(schema("Role")), auth.Roles)
+	codes := []string{"method_not_allowed"}
+	for k := problem.Internal; k <= problem.Unavailable; k++ {
+		codes = append(codes, k.Code())
+	}
+	got := enum(schema("ErrorBody").Properties["code"].Value)
+	sort.Strings(codes)
+	sort.Strings(got)
+	check("ErrorBody.code", got, codes)
+}
+
+// specHarness sends requests to a server and checks each exchange against
+// the contract, recording which documented responses were seen.
+type specHarness struct {
+	doc    *openapi3.T
+	router routers.Router
+
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func specNewHarness(t *testing.T) *specHarness {
+	t.Helper()
+	doc := specLoad(t)
+	doc.Servers = nil // match paths whatever the address
+	router, err := legacy.NewRouter(doc)
+	if err != nil {
+		t.Fatalf("router: %v", err)
+	}
+	return &specHarness{doc: doc, router: router, seen: map[string]bool{}}
+}
+
+// specKey names one documented response.
+func specKey(method, path, status string) string { return method + " " + path + " " + status }
+
+// specCase is one request and the status it must get.
+type specCase struct {
+	name   string
+	method string
+	path   string
+	token  string            // bearer token, if any
+	header map[string]string // extra request headers
+	body   string
+	want   int
+	// offSpec marks a request that breaks the contract on purpose (a bad
+	// value, no token): only the response is checked against the spec.
+	offSpec bool
+}
+
+func specRequest(c specCase) *http.Request {
+	r := httptest.NewRequest(c.method, c.path, strings.NewReader(c.body))
+	if c.body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		r.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	for k, v := range c.header {
+		r.Header.Set(k, v)
+	}
+	return r
+}
+
+// do runs c against h, checks its status, validates the exchange and
+// returns the response body.
+func (sh *specHarness) do(t *testing.T, h http.Handler, c specCase) []byte {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, specRequest(c))
+	res := rec.Result()
+	body := rec.Body.Bytes()
+	if res.StatusCode != c.want {
+		t.Fatalf("%s: %s %s: status %d, want %d; body: %s", c.name, c.method, c.path, res.StatusCode, c.want, body)
+	}
+	req := specRequest(c)
+	route, params, err := sh.router.FindRoute(req)
+	if err != nil {
+		sh.checkUnrouted(t, c, err, res, body)
+		return body
+	}
+	in := &openapi3filter.RequestValidationInput{
+		Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: specBearerPresent},
+	}
+	if !c.offSpec {
+		if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+			t.Errorf("%s: %s %s: the request breaks the spec (mark it offSpec if it should): %v", c.name, c.method, c.path, err)
+		}
+	}
+	out := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: in, Status: res.StatusCode, Header: res.Header,
+		Options: &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+	}
+	out.SetBodyBytes(body)
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		t.Errorf("%s: %s %s: the %d response breaks the spec: %v\nbody: %s", c.name, c.method, c.path, res.StatusCode, err, body)
+	}
+	if res.StatusCode >= 400 && strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+		specCheckErrorBody(t, c, body)
+	}
+	sh.mu.Lock()
+	sh.seen[specKey(route.Method, route.Path, fmt.Sprint(res.StatusCode))] = true
+	sh.mu.Unlock()
+	return body
+}
+
+// specBearerPresent accepts a request that carries a bearer token, which is
+// all the document can say; the server decides whether the token is good.
+func specBearerPresent(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+	if !strings.HasPrefix(in.RequestValidationInput.Request.Header.Get("Authorization"), "Bearer ") {
+		return errors.New("no bearer token")
+	}
+	return nil
+}
+
+// checkUnrouted validates an answer to a path or method the document does
+// not have against the NoSuchPath or MethodNotAllowed response.
+func (sh *specHarness) checkUnrouted(t *testing.T, c specCase, rerr error, res *http.Response, body []byte) {
+	t.Helper()
+	var name string
+	switch res.StatusCode {
+	case http.StatusNotFound:
+		name = "NoSuchPath"
+	case http.StatusMethodNotAllowed:
+		name = "MethodNotAllowed"
+	default:
+		t.Fatalf("%s: %s %s is not in the spec (%v), yet the server answered %d", c.name, c.method, c.path, rerr, res.StatusCode)
+	}
+	resp := sh.doc.Components.Responses[name].Value
+	for h, ref := range resp.Headers {
+		if ref.Value.Required && res.Header.Get(h) == "" {
+			t.Errorf("%s: the %s response lacks its %s header", c.name, name, h)
+		}
+	}
+	mt := resp.Content.Get(res.Header.Get("Content-Type"))
+	if mt == nil {
+		t.Fatalf("%s: the %s response has Content-Type %q, which the spec does not list", c.name, name, res.Header.Get("Content-Type"))
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatalf("%s: the body is not JSON: %v: %s", c.name, err, body)
+	}
+	if err := mt.Schema.Value.VisitJSON(v, openapi3.VisitAsResponse(), openapi3.MultiErrors()); err != nil {
+		t.Errorf("%s: the %s response breaks the spec: %v\nbody: %s", c.name, name, err, body)
+	}
+	specCheckErrorBody(t, c, body)
+	sh.mu.Lock()
+	sh.seen["components.responses."+name] = true
+	sh.mu.Unlock()
+}
+
+// specCheckErrorBody checks an error decodes into apitype.Error with a
+// message a person can read.
+func specCheckErrorBody(t *testing.T, c specCase, body []byte) {
+	t.Helper()
+	var e apitype.Error
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil || e.Error.Code == "" || e.Error.Message == "" {
+		t.Errorf("%s: the error body is not {\"error\":{code,message}}: %v: %s", c.name, err, body)
+	}
+}
+
+// checkCoverage fails for every documented response no case produced.
+func (sh *specHarness) checkCoverage(t *testing.T) {
+	t.Helper()
+	var missing []string
+	for path, item := range sh.doc.Paths.Map() {
+		for method, o := range item.Operations() {
+			for status := range o.Responses.Map() {
+				if k := specKey(method, path, status); !sh.seen[k] {
+					missing = append(missing, k)
+				}
+			}
+		}
+	}
+	for _, name := range []string{"NoSuchPath", "MethodNotAllowed"} {
+		if !sh.seen["components.responses."+name] {
+			missing = append(missing, "components.responses."+name)
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Errorf("documented responses no test produced (make one, or drop it from the spec):\n  %s", strings.Join(missing, "\n  "))
+	}
+}
+
+// specFaultStore is a real store that can be told to fail.
+type specFaultStore struct {
+	store.Store
+	mu  sync.Mutex
+	err error
+}
+
+func (s *specFaultStore) set(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.err = err
+}
+
+func (s *specFaultStore) fault() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+func (s *specFaultStore) Read(ctx context.Context, fn func(store.Tx) error) error {
+	if err := s.fault(); err != nil {
+		return err
+	}
+	return s.Store.Read(ctx, fn)
+}
+
+func (s *specFaultStore) Write(ctx context.Context, fn func(store.Tx) error) error {
+	if err := s.fault(); err != nil {
+		return err
+	}
+	return s.Store.Write(ctx, fn)
+}
+
+func (s *specFaultStore) Ping(ctx context.Context) error {
+	if err := s.fault(); err != nil {
+		return err
+	}
+	return s.Store.Ping(ctx)
+}
+
+// Errors the fault store returns: a busy database, and a fault.
+var (
+	specErrBusy  = problem.Wrap(problem.Unavailable, errors.New("database is locked"), "the database is busy; try again")
+	specErrFault = errors.New("disk I/O error")
+)
+
+// specBodies are valid bodies for the operations that take one.
+var specBodies = map[string]string{
+	"POST /v1/hosts":         `{"hostname":"edge-09","personality":"edgeworker","mgmt_ip":"192.168.204.90"}`,
+	"PATCH /v1/hosts/{host}": `{"location":"line-9"}`,
+	"POST /v1/tokens":        `{"role":"reader"}`,
+}
+
+// specTokenID is the id part of a bearer token.
+func specTokenID(t *testing.T, bearer string) string {
+	t.Helper()
+	id, _, ok := strings.Cut(strings.TrimPrefix(bearer, "hb_"), ".")
+	if !ok {
+		t.Fatalf("token %q is not hb_<id>.<secret>", bearer)
+	}
+	return id
+}
+
+// specCreateToken makes a token through the API and returns its secret.
+func (sh *specHarness) specCreateToken(t *testing.T, h http.Handler, admin, body string) string {
+	t.Helper()
+	b := sh.do(t, h, specCase{name: "create token", method: "POST", path: "/v1/tokens", token: admin, body: body, want: 201})
+	var c apitype.TokenCreated
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.Secret
+}
+
+// TestSpecResponses runs real requests, good and bad, through real servers
+// and checks every answer against the contract; then it checks that every
+// response the contract documents was produced.
+func TestSpecResponses(t *testing.T) {
+	t.Parallel()
+	sh := specNewHarness(t)
+	t.Run("servers", func(t *testing.T) {
+		t.Run("controller", func(t *testing.T) { t.Parallel(); specControllerCases(t, sh) })
+		t.Run("faults", func(t *testing.T) { t.Parallel(); specFaultCases(t, sh) })
+		t.Run("token id collision", func(t *testing.T) { t.Parallel(); specCollisionCases(t, sh) })
+	})
+	if !t.Failed() {
+		sh.checkCoverage(t)
+	}
+}
+
+// specControllerCases drives a controller built as hb-controller builds it,
+// on a fresh data directory, through every operation.
+func specControllerCases(t *testing.T, sh *specHarness) {
+	t.Helper()
+	ctx := context.Background()
+	cfg := controller.Defaults()
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	c, err := controller.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("controller: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	h := c.API().Handler()
+	admin := c.AdminToken
+	run := func(cases ...specCase) {
+		t.Helper()
+		for _, tc := range cases {
+			sh.do(t, h, tc)
+		}
+	}
+
+	operator := sh.specCreateToken(t, h, admin, `{"role":"operator","description":"line crew"}`)
+	reader := sh.specCreateToken(t, h, admin, `{"role":"reader","ttl":"24h"}`)
+	expired := sh.specCreateToken(t, h, admin, `{"role":"reader","ttl":"1ns"}`)
+	big := `{"description":"` + strings.Repeat("x", api.MaxBodyBytes) + `"}`
+
+	run(
+		specCase{name: "healthz", method: "GET", path: "/healthz", want: 200},
+		specCase{name: "readyz", method: "GET", path: "/readyz", want: 200},
+		specCase{name: "metrics", method: "GET", path: "/metrics", want: 200},
+		specCase{name: "metrics openmetrics", method: "GET", path: "/metrics", want: 200,
+			header: map[string]string{"Accept": "application/openmetrics-text;version=1.0.0"}},
+		specCase{name: "version", method: "GET", path: "/v1/version", token: reader, want: 200},
+		specCase{name: "version without token", method: "GET", path: "/v1/version", want: 401, offSpec: true},
+		specCase{name: "expired token", method: "GET", path: "/v1/version", token: expired, want: 401},
+		specCase{name: "malformed token", method: "GET", path: "/v1/version", token: "secret", want: 401},
+		specCase{name: "unknown token", method: "GET", path: "/v1/version", token: "hb_aaaaaaaa.bbbbbbbb", want: 401},
+
+		// Tokens.
+		specCase{name: "token list", method: "GET", path: "/v1/tokens", token: admin, want: 200},
+		specCase{name: "token list by operator", method: "GET", path: "/v1/tokens", token: operator, want: 403},
+		specCase{name: "token list without token", method: "GET", path: "/v1/tokens", want: 401, offSpec: true},
+		specCase{name: "token create bad role", method: "POST", path: "/v1/tokens", token: admin, body: `{"role":"root"}`, want: 400, offSpec: true},
+		specCase{name: "token create bad ttl", method: "POST", path: "/v1/tokens", token: admin, body: `{"role":"reader","ttl":"forever"}`, want: 400},
+		specCase{name: "token create unknown field", method: "POST", path: "/v1/tokens", token: admin, body: `{"role":"reader","scope":"all"}`, want: 400, offSpec: true},
+		specCase{name: "token create by operator", method: "POST", path: "/v1/tokens", token: operator, body: `{"role":"admin"}`, want: 403},
+		specCase{name: "token create without token", method: "POST", path: "/v1/tokens", body: `{"role":"admin"}`, want: 401, offSpec: true},
+		specCase{name: "token create too large", method: "POST", path: "/v1/tokens", token: admin, body: big, want: 413, offSpec: true},
+
+		// Hosts: add.
+		specCase{name: "add edgeworker", method: "POST", path: "/v1/hosts", token: operator, want: 201,
+			body: `{"hostname":"edge-01","personality":"edgeworker","mgmt_mac":"52-54-00-12-34-56","mgmt_ip":"192.168.204.10","location":"line-3","group":"plant-a","labels":{"zone":"north","gpu":"no"}}`},
+		specCase{name: "add second edgeworker", method: "POST", path: "/v1/hosts", token: admin, want: 201,
+			body: `{"hostname":"edge-02","personality":"edgeworker","mgmt_ip":"192.168.204.11","labels":{"zone":"south"}}`},
+		specCase{name: "add worker with BMC", method: "POST", path: "/v1/hosts", token: operator, want: 201,
+			body: `{"hostname":"worker-01","personality":"worker","mgmt_ip":"192.168.204.20","bm_type":"redfish","bm_ip":"10.0.0.20","bm_username":"root"}`},
+		specCase{name: "add bad hostname", method: "POST", path: "/v1/hosts", token: operator, want: 400, offSpec: true,
+			body: `{"hostname":"Edge_01","personality":"edgeworker","mgmt_ip":"192.168.204.12"}`},
+		specCase{name: "add edgeworker with BMC", method: "POST", path: "/v1/hosts", token: operator, want: 400,
+			body: `{"hostname":"edge-03","personality":"edgeworker","mgmt_ip":"192.168.204.13","bm_type":"ipmi"}`},
+		specCase{name: "add without address", method: "POST", path: "/v1/hosts", token: operator, want: 400,
+			body: `{"hostname":"edge-03","personality":"edgeworker"}`},
+		specCase{name: "add malformed JSON", method: "POST", path: "/v1/hosts", token: operator, want: 400, offSpec: true,
+			body: `{"hostname":`},
+		specCase{name: "add wrong type", method: "POST", path: "/v1/hosts", token: operator, want: 400, offSpec: true,
+			body: `{"hostname":"edge-03","personality":"edgeworker","labels":["a"]}`},
+		specCase{name: "add not JSON", method: "POST", path: "/v1/hosts", token: operator, want: 400, offSpec: true,
+			body: `hostname=edge-03`, header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}},
+		specCase{name: "add empty body", method: "POST", path: "/v1/hosts", token: operator, want: 400, offSpec: true},
+		specCase{name: "add duplicate hostname", method: "POST", path: "/v1/hosts", token: operator, want: 409,
+			body: `{"hostname":"edge-01","personality":"edgeworker","mgmt_ip":"192.168.204.14"}`},
+		specCase{name: "add duplicate MAC", method: "POST", path: "/v1/hosts", token: operator, want: 409,
+			body: `{"hostname":"edge-03","personality":"edgeworker","mgmt_mac":"52:54:00:12:34:56","mgmt_ip":"192.168.204.14"}`},
+		specCase{name: "add by reader", method: "POST", path: "/v1/hosts", token: reader, want: 403,
+			body: `{"hostname":"edge-03","personality":"edgeworker","mgmt_ip":"192.168.204.14"}`},
+		specCase{name: "add without token", method: "POST", path: "/v1/hosts", want: 401, offSpec: true,
+			body: `{"hostname":"edge-03","personality":"edgeworker","mgmt_ip":"192.168.204.14"}`},
+		specCase{name: "add too large", method: "POST", path: "/v1/hosts", token: operator, body: big, want: 413, offSpec: true},
+
+		// Hosts: list.
+		specCase{name: "list", method: "GET", path: "/v1/hosts", token: reader, want: 200},
+		specCase{name: "list page", method: "GET", path: "/v1/hosts?limit=1", token: reader, want: 200},
+		specCase{name: "list next page", method: "GET", path: "/v1/hosts?limit=1&marker=1", token: reader, want: 200},
+		specCase{name: "list filtered", method: "GET", token: reader, want: 200,
+			path: "/v1/hosts?personality=edgeworker&availability=offline&administrative=locked&operational=disabled&invprovision=unprovisioned&group=plant-a&label=zone=north&label=gpu"},
+		specCase{name: "list bad limit", method: "GET", path: "/v1/hosts?limit=0", token: reader, want: 400, offSpec: true},
+		specCase{name: "list bad marker", method: "GET", path: "/v1/hosts?marker=edge-01", token: reader, want: 400, offSpec: true},
+		specCase{name: "list bad label", method: "GET", path: "/v1/hosts?label==north", token: reader, want: 400, offSpec: true},
+		specCase{name: "list bad personality", method: "GET", path: "/v1/hosts?personality=router", token: reader, want: 400, offSpec: true},
+		specCase{name: "list unknown parameter", method: "GET", path: "/v1/hosts?name=edge-01", token: reader, want: 400},
+		specCase{name: "list without token", method: "GET", path: "/v1/hosts", want: 401, offSpec: true},
+
+		// Hosts: show.
+		specCase{name: "show by hostname", method: "GET", path: "/v1/hosts/edge-01", token: reader, want: 200},
+		specCase{name: "show by id", method: "GET", path: "/v1/hosts/1", token: reader, want: 200},
+		specCase{name: "show unknown", method: "GET", path: "/v1/hosts/edge-99", token: reader, want: 404},
+		specCase{name: "show without token", method: "GET", path: "/v1/hosts/edge-01", want: 401, offSpec: true},
+
+		// Hosts: update.
+		specCase{name: "update location and labels", method: "PATCH", path: "/v1/hosts/edge-01", token: operator, want: 200,
+			body: `{"location":"line-4","labels":{"zone":"north"}}`},
+		specCase{name: "update with nulls", method: "PATCH", path: "/v1/hosts/edge-01", token: operator, want: 200,
+			body: `{"location":null,"labels":null,"personality":null,"bm_type":null}`},
+		specCase{name: "update clears group", method: "PATCH", path: "/v1/hosts/1", token: operator, want: 200,
+			body: `{"group":""}`},
+		specCase{name: "update to worker with BMC", method: "PATCH", path: "/v1/hosts/edge-01", token: operator, want: 200,
+			body: `{"personality":"worker","bm_type":"ipmi","bm_ip":"10.0.0.10"}`},
+		specCase{name: "update to edgeworker keeping BMC", method: "PATCH", path: "/v1/hosts/edge-01", token: operator, want: 400,
+			body: `{"personality":"edgeworker"}`},
+		specCase{name: "update bad MAC", method: "PATCH", path: "/v1/hosts/edge-01", token: operator, want: 400,
+			body: `{"mgmt_mac":"52:54:00"}`},
+		specCase{name: "update unknown field", method: "PATCH", path: "/v1/hosts/edge-01", token: operator, want: 400, offSpec: true,
+			body: `{"administrative":"unlocked"}`},
+		specCase{name: "update duplicate address", method: "PATCH", path: "/v1/hosts/edge-01", token: operator, want: 409,
+			body: `{"mgmt_ip":"192.168.204.11"}`},
+		specCase{name: "update unknown host", method: "PATCH", path: "/v1/hosts/edge-99", token: operator, want: 404,
+			body: `{"location":"x"}`},
+		specCase{name: "update by reader", method: "PATCH", path: "/v1/hosts/edge-01", token: reader, want: 403,
+			body: `{"location":"x"}`},
+		specCase{name: "update without token", method: "PATCH", path: "/v1/hosts/edge-01", want: 401, offSpec: true,
+			body: `{"location":"x"}`},
+		specCase{name: "update too large", method: "PATCH", path: "/v1/hosts/edge-01", token: operator, body: big, want: 413, offSpec: true},
+
+		// Hosts: upgrade.
+		specCase{name: "upgrade edgeworker", method: "POST", path: "/v1/hosts/edge-02/upgrade", token: operator, want: 422},
+		specCase{name: "upgrade worker", method: "POST", path: "/v1/hosts/worker-01/upgrade", token: operator, want: 422},
+		specCase{name: "upgrade unknown", method: "POST", path: "/v1/hosts/edge-99/upgrade", token: operator, want: 404},
+		specCase{name: "upgrade by reader", method: "POST", path: "/v1/hosts/edge-02/upgrade", token: reader, want: 403},
+		specCase{name: "upgrade without token", method: "POST", path: "/v1/hosts/edge-02/upgrade", want: 401, offSpec: true},
+	)
+
+	// A host being provisioned keeps its personality and cannot be deleted.
+	// No API operation starts provisioning yet, so set the state in the store.
+	if err := c.Store.Write(ctx, func(tx store.Tx) error {
+		h, err := tx.HostByHostname("edge-02")
+		if err != nil {
+			return err
+		}
+		h.InvProvision = inventory.ProvProvisioning
+		return tx.UpdateHost(&h)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	run(
+		specCase{name: "update personality while provisioning", method: "PATCH", path: "/v1/hosts/edge-02", token: operator, want: 409,
+			body: `{"personality":"worker"}`},
+		specCase{name: "delete while provisioning", method: "DELETE", path: "/v1/hosts/edge-02", token: operator, want: 409},
+		specCase{name: "delete", method: "DELETE", path: "/v1/hosts/worker-01", token: operator, want: 204},
+		specCase{name: "delete again", method: "DELETE", path: "/v1/hosts/worker-01", token: operator, want: 404},
+		specCase{name: "delete by reader", method: "DELETE", path: "/v1/hosts/edge-01", token: reader, want: 403},
+		specCase{name: "delete without token", method: "DELETE", path: "/v1/hosts/edge-01", want: 401, offSpec: true},
+
+		// Events.
+		specCase{name: "events", method: "GET", path: "/v1/events", token: reader, want: 200},
+		specCase{name: "events page", method: "GET", path: "/v1/events?limit=2", token: reader, want: 200},
+		specCase{name: "events next page", method: "GET", path: "/v1/events?limit=2&marker=5", token: reader, want: 200},
+		specCase{name: "events filtered", method: "GET", path: "/v1/events?entity_type=host&entity_id=host%3Dedge-01&action=host.update", token: reader, want: 200},
+		specCase{name: "events bad limit", method: "GET", path: "/v1/events?limit=1001", token: reader, want: 400, offSpec: true},
+		specCase{name: "events bad marker", method: "GET", path: "/v1/events?marker=0", token: reader, want: 400, offSpec: true},
+		specCase{name: "events unknown parameter", method: "GET", path: "/v1/events?severity=critical", token: reader, want: 400},
+		specCase{name: "events without token", method: "GET", path: "/v1/events", want: 401, offSpec: true},
+
+		// Token deletion, the last admin token last.
+		specCase{name: "token delete by operator", method: "DELETE", path: "/v1/tokens/" + specTokenID(t, reader), token: operator, want: 403},
+		specCase{name: "token delete without token", method: "DELETE", path: "/v1/tokens/" + specTokenID(t, reader), want: 401, offSpec: true},
+		specCase{name: "token delete", method: "DELETE", path: "/v1/tokens/" + specTokenID(t, reader), token: admin, want: 204},
+		specCase{name: "token delete again", method: "DELETE", path: "/v1/tokens/" + specTokenID(t, reader), token: admin, want: 404},
+		specCase{name: "token delete last admin", method: "DELETE", path: "/v1/tokens/" + specTokenID(t, admin), token: admin, want: 409},
+		specCase{name: "deleted token", method: "GET", path: "/v1/version", token: reader, want: 401},
+
+		// Paths and methods the API does not have.
+		specCase{name: "no such path", method: "GET", path: "/v1/alarms", want: 404, offSpec: true},
+		specCase{name: "no such method", method: "PUT", path: "/v1/hosts", token: admin, want: 405, offSpec: true},
+		specCase{name: "no such method on a host", method: "POST", path: "/v1/hosts/edge-01", want: 405, offSpec: true},
+		specCase{name: "no such method on health", method: "POST", path: "/healthz", want: 405, offSpec: true},
+	)
+}
+
+// specFaultCases runs every operation against a database that is busy, then
+// broken, and checks the 503 and 500 answers.
+func specFaultCases(t *testing.T, sh *specHarness) {
+	t.Helper()
+	ctx := context.Background()
+	st := &specFaultStore{Store: storetest.Open(t, storetest.SQLiteDSN(t))}
+	tokens := auth.New(st, auth.Options{})
+	admin, err := tokens.Bootstrap(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api.New(api.Deps{
+		Inventory: inventory.New(st, inventory.Options{Network: specStaticNetwork(t)}),
+		Tokens:    tokens, Ready: st.Ping, Version: "test",
+		Log: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry(),
+	})
+	h := srv.Handler()
+	for _, fault := range []struct {
+		err    error
+		status int
+	}{{specErrBusy, 503}, {specErrFault, 500}} {
+		st.set(fault.err)
+		for _, r := range srv.Routes() {
+			if r.Role == "" {
+				continue
+			}
+			path := strings.NewReplacer("{host}", "edge-01", "{token}", "abcdefgh").Replace(r.Pattern)
+			sh.do(t, h, specCase{
+				name: fmt.Sprintf("%s %s on %v", r.Method, r.Pattern, fault.err), method: r.Method, path: path,
+				token: admin, body: specBodies[r.Method+" "+r.Pattern], want: fault.status,
+			})
+		}
+	}
+	st.set(specErrBusy)
+	sh.do(t, h, specCase{name: "readyz on a busy database", method: "GET", path: "/readyz", want: 503})
+}
+
+// specCollisionCases makes two tokens from the same random bytes: the second
+// id clashes with the first in the database.
+func specCollisionCases(t *testing.T, sh *specHarness) {
+	t.Helper()
+	st := storetest.Open(t, storetest.SQLiteDSN(t))
+	tokens := auth.New(st, auth.Options{Rand: specZeros{}})
+	admin, err := tokens.Bootstrap(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api.New(api.Deps{
+		Inventory: inventory.New(st, inventory.Options{Network: specStaticNetwork(t)}),
+		Tokens:    tokens, Ready: st.Ping, Version: "test",
+		Log: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry(),
+	})
+	sh.do(t, srv.Handler(), specCase{name: "token id clash", method: "POST", path: "/v1/tokens", token: admin, body: `{"role":"reader"}`, want: 409})
+}
+
+// specZeros is a random source that is not random at all.
+type specZeros struct{}
+
+func (specZeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+var _ io.Reader = specZeros{}
+
+// specStaticNetwork is the controller's default management network.
+func specStaticNetwork(t *testing.T) inventory.Network {
+	t.Helper()
+	d := controller.Defaults()
+	n, err := inventory.ParseNetwork(d.MgmtMode, d.MgmtSubnet, d.MgmtControllerIPs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
