@@ -82,7 +82,8 @@ func New(d Deps) *Server {
 	s.plain("GET", "/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}).ServeHTTP)
 
 	s.handle("GET", "/v1/version", apitype.RoleReader, http.StatusOK, s.version)
-	s.handle("GET", "/v1/hosts", apitype.RoleReader, http.StatusOK, s.listHosts)
+	s.handle("GET", "/v1/hosts", apitype.RoleReader, http.StatusOK, s.listHosts,
+		"personality", "availability", "administrative", "operational", "invprovision", "group", "label*", "limit", "marker")
 	s.handle("POST", "/v1/hosts", apitype.RoleOperator, http.StatusCreated, s.addHost)
 	s.handle("GET", "/v1/hosts/{host}", apitype.RoleReader, http.StatusOK, s.getHost)
 	s.handle("PATCH", "/v1/hosts/{host}", apitype.RoleOperator, http.StatusOK, s.updateHost)
@@ -91,7 +92,8 @@ func New(d Deps) *Server {
 	s.handle("GET", "/v1/tokens", apitype.RoleAdmin, http.StatusOK, s.listTokens)
 	s.handle("POST", "/v1/tokens", apitype.RoleAdmin, http.StatusCreated, s.createToken)
 	s.handle("DELETE", "/v1/tokens/{token}", apitype.RoleAdmin, http.StatusNoContent, s.deleteToken)
-	s.handle("GET", "/v1/events", apitype.RoleReader, http.StatusOK, s.listEvents)
+	s.handle("GET", "/v1/events", apitype.RoleReader, http.StatusOK, s.listEvents,
+		"entity_type", "entity_id", "action", "limit", "marker")
 
 	// Anything else: a JSON 404, or a JSON 405 naming the methods a known
 	// path takes.
@@ -104,7 +106,7 @@ func New(d Deps) *Server {
 		s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 			writeError(w, http.StatusMethodNotAllowed, apitype.ErrorBody{
-				Code: "method_not_allowed", Message: r.Method + " is not allowed here; use " + allow,
+				Code: problem.MethodNotAllowed.Code(), Message: r.Method + " is not allowed here; use " + allow,
 			})
 		})
 	}
@@ -136,10 +138,20 @@ func (s *Server) plain(method, pattern string, h http.HandlerFunc) {
 	s.mux.Handle(method+" "+pattern, s.instrument(method, pattern, h))
 }
 
-func (s *Server) handle(method, pattern, role string, okStatus int, h handler) {
+// handle serves an API route. params are the query parameters it takes,
+// each once, or repeatable when written with a trailing '*'.
+func (s *Server) handle(method, pattern, role string, okStatus int, h handler, params ...string) {
 	s.routes = append(s.routes, Route{Method: method, Pattern: pattern, Role: role})
+	allowed := map[string]bool{} // name → repeatable
+	for _, p := range params {
+		name, repeat := strings.CutSuffix(p, "*")
+		allowed[name] = repeat
+	}
 	s.mux.Handle(method+" "+pattern, s.instrument(method, pattern, func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.authorize(r, role)
+		if err == nil {
+			err = checkQuery(r, allowed)
+		}
 		var v any
 		if err == nil {
 			v, err = h(r, p)
@@ -156,9 +168,33 @@ func (s *Server) handle(method, pattern, role string, okStatus int, h handler) {
 	}))
 }
 
+func checkQuery(r *http.Request, allowed map[string]bool) error {
+	for k, vs := range r.URL.Query() {
+		repeat, ok := allowed[k]
+		if !ok {
+			if len(allowed) == 0 {
+				return problem.Invalidf(k, "unknown query parameter %q: this path takes none", k)
+			}
+			names := make([]string, 0, len(allowed))
+			for n := range allowed {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			return problem.Invalidf(k, "unknown query parameter %q; the parameters are: %s", k, strings.Join(names, ", "))
+		}
+		if len(vs) > 1 && !repeat {
+			return problem.Invalidf(k, "query parameter %q is given %d times; give it once", k, len(vs))
+		}
+	}
+	return nil
+}
+
 func (s *Server) authorize(r *http.Request, role string) (auth.Principal, error) {
-	bearer, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	p, err := s.d.Tokens.Authenticate(r.Context(), strings.TrimSpace(bearer))
+	var bearer string
+	if scheme, cred, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		bearer = strings.TrimSpace(cred)
+	}
+	p, err := s.d.Tokens.Authenticate(r.Context(), bearer)
 	if err != nil {
 		return p, err
 	}

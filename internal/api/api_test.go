@@ -136,6 +136,13 @@ func testBadRequests(t *testing.T, in *controllertest.Instance) {
 		{"bad ttl", "POST", "/v1/tokens", js, `{"role":"reader","ttl":"forever"}`, 400, "invalid_argument", "ttl"},
 		{"unknown token", "DELETE", "/v1/tokens/nope", "", "", 404, "not_found", ""},
 		{"bad event limit", "GET", "/v1/events?limit=-1", "", "", 400, "invalid_argument", "limit"},
+		{"repeated limit", "GET", "/v1/hosts?limit=5&limit=abc", "", "", 400, "invalid_argument", "limit"},
+		{"zero marker", "GET", "/v1/hosts?marker=0", "", "", 400, "invalid_argument", "marker"},
+		{"query on a path without any", "GET", "/v1/tokens?all=1", "", "", 400, "invalid_argument", "all"},
+		{"query on host show", "GET", "/v1/hosts/edge-01?x=1", "", "", 400, "invalid_argument", "x"},
+		{"label value type", "POST", "/v1/hosts", js, `{"hostname":"edge-02","personality":"edgeworker","labels":{"a":1}}`, 400, "invalid_argument", "labels"},
+		{"uuid hostname", "POST", "/v1/hosts", js, `{"hostname":"0f8fad5b-d9cb-469f-a165-70867728950e","personality":"edgeworker","mgmt_ip":"192.168.204.11"}`, 400, "invalid_argument", "hostname"},
+		{"token description control", "POST", "/v1/tokens", js, "{\"role\":\"reader\",\"description\":\"a\\u0007b\"}", 400, "invalid_argument", "description"},
 	} {
 		status, body := r.do(tc.method, tc.path, tok, tc.ctype, tc.body)
 		var e apitype.Error
@@ -152,12 +159,16 @@ func testBadRequests(t *testing.T, in *controllertest.Instance) {
 			t.Errorf("%s: no message", tc.name)
 		}
 	}
+	// A merge-patch body is JSON too.
+	if code, body := r.do("PATCH", "/v1/hosts/edge-01", tok, "application/merge-patch+json", `{"group":"press"}`); code != 200 {
+		t.Errorf("merge-patch content type: %d %s", code, body)
+	}
 	// Nothing that was refused changed the stored host.
 	h, err := in.Client(t, tok).GetHost(context.Background(), "edge-01")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.MgmtMAC != "52:54:00:00:00:01" || h.Location != "" {
+	if h.MgmtMAC != "52:54:00:00:00:01" || h.Location != "" || h.Group != "press" {
 		t.Errorf("edge-01 changed by refused requests: %+v", h)
 	}
 }
@@ -179,6 +190,13 @@ func testAuth(t *testing.T, in *controllertest.Instance) {
 		t.Fatal(err)
 	}
 	add := `{"hostname":"edge-%d","personality":"edgeworker","mgmt_ip":"192.168.204.%d"}`
+	req, _ := http.NewRequest("GET", r.base+"/v1/hosts", nil)
+	req.Header.Set("Authorization", "bearer "+reader)
+	if resp, err := r.http.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Errorf("lower-case bearer scheme: %v %v", resp.StatusCode, err)
+	} else {
+		resp.Body.Close()
+	}
 	for i, tc := range []struct {
 		name, method, path, token, body string
 		status                          int

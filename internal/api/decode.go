@@ -21,7 +21,7 @@ import (
 func decode(r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != "application/json" {
+		if err != nil || (mt != "application/json" && !(r.Method == http.MethodPatch && mt == "application/merge-patch+json")) {
 			return problem.Invalidf("", "the body must be JSON: send Content-Type: application/json, not %q", ct)
 		}
 	}
@@ -71,7 +71,9 @@ func jsonProblem(err error) error {
 	case errors.As(err, &typ) && typ.Field == "":
 		return problem.Invalidf("", "the body must be a JSON object, not %s", typ.Value)
 	case errors.As(err, &typ):
-		return problem.Invalidf(typ.Field, "%s must be %s, not %s", typ.Field, describe(typ.Type), typ.Value)
+		// A value inside an object (labels.zone) is blamed on its field.
+		field, _, _ := strings.Cut(typ.Field, ".")
+		return problem.Invalidf(field, "%s must be %s, not %s", typ.Field, describe(typ.Type), typ.Value)
 	}
 	return problem.Invalidf("", "malformed JSON: fix the request body")
 }

@@ -587,6 +587,12 @@ func specControllerCases(t *testing.T, sh *specHarness) {
 		specCase{name: "expired token", method: "GET", path: "/v1/version", token: expired, want: 401},
 		specCase{name: "malformed token", method: "GET", path: "/v1/version", token: "secret", want: 401},
 		specCase{name: "unknown token", method: "GET", path: "/v1/version", token: "hb_aaaaaaaa.bbbbbbbb", want: 401},
+		specCase{name: "version unknown query", method: "GET", path: "/v1/version?x=1", token: reader, want: 400, offSpec: true},
+		specCase{name: "token list unknown query", method: "GET", path: "/v1/tokens?all=1", token: admin, want: 400, offSpec: true},
+		specCase{name: "token delete unknown query", method: "DELETE", path: "/v1/tokens/nope?force=1", token: admin, want: 400, offSpec: true},
+		specCase{name: "show unknown query", method: "GET", path: "/v1/hosts/1?x=1", token: reader, want: 400, offSpec: true},
+		specCase{name: "delete unknown query", method: "DELETE", path: "/v1/hosts/1?force=1", token: admin, want: 400, offSpec: true},
+		specCase{name: "upgrade unknown query", method: "POST", path: "/v1/hosts/1/upgrade?x=1", token: admin, want: 400, offSpec: true},
 
 		// Tokens.
 		specCase{name: "token list", method: "GET", path: "/v1/tokens", token: admin, want: 200},

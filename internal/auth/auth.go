@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/problem"
 	"hummingbird.io/hummingbird/internal/store"
 )
@@ -117,8 +118,8 @@ func (t *Tokens) Create(ctx context.Context, actor, role, description string, tt
 	if ttl < 0 {
 		return Created{}, problem.Invalidf("ttl", "ttl %s is negative; give a positive duration like 24h, or none", ttl)
 	}
-	if len(description) > 255 {
-		return Created{}, problem.Invalidf("description", "description is %d bytes long; at most 255 are allowed", len(description))
+	if err := inventory.CheckText("description", description, 255); err != nil {
+		return Created{}, err
 	}
 	id, err := t.random(5) // 8 characters
 	if err != nil {
@@ -134,7 +135,7 @@ func (t *Tokens) Create(ctx context.Context, actor, role, description string, tt
 		Description: description, CreatedBy: actor, CreatedAt: now,
 	}
 	if ttl > 0 {
-		exp := now.Add(ttl)
+		exp := now.Add(ttl).Truncate(time.Microsecond)
 		tok.ExpiresAt = &exp
 	}
 	err = t.st.Write(ctx, func(tx store.Tx) error {

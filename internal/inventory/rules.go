@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/google/uuid"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"hummingbird.io/hummingbird/internal/apitype"
@@ -99,6 +100,9 @@ func CheckHostname(name string) error {
 	}
 	if allDigits {
 		return problem.Invalidf("hostname", "hostname %q is only digits, which reads as a host id; add a letter", name)
+	}
+	if _, err := uuid.Parse(name); err == nil {
+		return problem.Invalidf("hostname", "hostname %q has the form of a uuid, which reads as a host uuid; choose another name", name)
 	}
 	return nil
 }

@@ -33,6 +33,9 @@ func TestCheckHostname(t *testing.T) {
 		{"123", false},
 		{"12.34", false},
 		{"édge", false},
+		{"0f8fad5b-d9cb-469f-a165-70867728950e", false},
+		{"deadbeefdeadbeefdeadbeefdeadbeef", false},
+		{"deadbeef-edge", true},
 	} {
 		err := CheckHostname(tc.name)
 		if (err == nil) != tc.ok {

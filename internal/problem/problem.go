@@ -35,18 +35,21 @@ const (
 	Forbidden
 	// Unavailable is temporary: the same request may succeed later.
 	Unavailable
+	// MethodNotAllowed means the path exists but not with this method.
+	MethodNotAllowed
 )
 
 var kindCodes = map[Kind]string{
-	Internal:        "internal",
-	Invalid:         "invalid_argument",
-	NotFound:        "not_found",
-	Conflict:        "conflict",
-	NotSupported:    "not_supported",
-	TooLarge:        "too_large",
-	Unauthenticated: "unauthenticated",
-	Forbidden:       "forbidden",
-	Unavailable:     "unavailable",
+	Internal:         "internal",
+	Invalid:          "invalid_argument",
+	NotFound:         "not_found",
+	Conflict:         "conflict",
+	NotSupported:     "not_supported",
+	TooLarge:         "too_large",
+	Unauthenticated:  "unauthenticated",
+	Forbidden:        "forbidden",
+	Unavailable:      "unavailable",
+	MethodNotAllowed: "method_not_allowed",
 }
 
 // Code is the stable machine-readable name of the kind, as used in the API.
