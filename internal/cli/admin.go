@@ -37,7 +37,7 @@ func (a *app) tokenCreate() *cobra.Command {
 		Use:     "token-create --role ROLE [flags]",
 		Short:   "Make an API token (its secret is shown once)",
 		Example: "  hbctl token-create --role reader --description grafana --ttl 720h",
-		Args:    args(),
+		Args:    a.args(),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
 			if ttl > 0 {
 				req.TTL = ttl.String()
@@ -56,7 +56,7 @@ func (a *app) tokenCreate() *cobra.Command {
 	cmd.Flags().StringVar(&req.Role, "role", "", "one of "+strings.Join(auth.Roles, ", "))
 	cmd.Flags().StringVar(&req.Description, "description", "", "what the token is for")
 	cmd.Flags().DurationVar(&ttl, "ttl", 0, "lifetime, like 24h (default: no expiry)")
-	_ = cmd.MarkFlagRequired("role")
+	required(cmd, "role")
 	_ = cmd.RegisterFlagCompletionFunc("role", cobra.FixedCompletions(auth.Roles, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -65,11 +65,14 @@ func (a *app) tokenList() *cobra.Command {
 	return &cobra.Command{
 		Use:   "token-list",
 		Short: "List API tokens (never their secrets)",
-		Args:  args(),
+		Args:  a.args(),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
 			toks, err := c.ListTokens(ctx)
 			if err != nil {
 				return err
+			}
+			if toks == nil {
+				toks = []apitype.Token{}
 			}
 			v := view{raw: toks, list: true, names: []string{"id", "role", "description", "created_by", "created_at", "expires_at"}}
 			for _, t := range toks {
@@ -84,7 +87,7 @@ func (a *app) tokenDelete() *cobra.Command {
 	return &cobra.Command{
 		Use:   "token-delete ID",
 		Short: "Revoke an API token at once",
-		Args:  args("ID"),
+		Args:  a.args("ID"),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			if err := c.DeleteToken(ctx, args[0]); err != nil {
 				return err
@@ -103,7 +106,7 @@ func (a *app) eventList() *cobra.Command {
 		Short: "Show the event log, newest first",
 		Example: `  hbctl event-list
   hbctl event-list --host edge-01 --limit 20`,
-		Args: args(),
+		Args: a.args(),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
 			if host != "" {
 				f.EntityType, f.EntityID = "host", "host="+host
@@ -111,6 +114,9 @@ func (a *app) eventList() *cobra.Command {
 			evs, err := c.ListEvents(ctx, f)
 			if err != nil {
 				return err
+			}
+			if evs == nil {
+				evs = []apitype.Event{}
 			}
 			v := view{raw: evs, list: true, names: []string{"id", "time", "code", "entity", "action", "actor", "reason"}}
 			for _, e := range evs {
@@ -135,7 +141,7 @@ func (a *app) versionCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print hbctl's version and, when reachable, the controller's",
-		Args:  args(),
+		Args:  a.args(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintf(a.io.Out, "hbctl: %s\n", version.String())
 			c, err := a.client()

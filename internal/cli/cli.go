@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"hummingbird.io/hummingbird/internal/client"
 	"hummingbird.io/hummingbird/internal/config"
@@ -214,13 +215,36 @@ func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
 
 // args checks the number of positional arguments and names them in the
-// error.
-func args(names ...string) cobra.PositionalArgs {
+// error, and that the command's required flags are given, on the command
+// line or in their HB_ variables.
+func (a *app) args(names ...string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, got []string) error {
 		if len(got) != len(names) {
 			return &usageError{fmt.Errorf("%s takes %d argument(s): %s; see hbctl %s --help",
 				cmd.Name(), len(names), strings.Join(names, " "), cmd.Name())}
 		}
-		return nil
+		return a.requiredFlags(cmd)
 	}
+}
+
+// required marks flags a command cannot do without.
+func required(cmd *cobra.Command, names ...string) {
+	for _, n := range names {
+		_ = cmd.Flags().SetAnnotation(n, requiredAnnotation, []string{"true"})
+	}
+}
+
+const requiredAnnotation = "hummingbird_required"
+
+func (a *app) requiredFlags(cmd *cobra.Command) error {
+	var missing []string
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if _, ok := f.Annotations[requiredAnnotation]; ok && !f.Changed && a.getenv(config.EnvName(f.Name)) == "" {
+			missing = append(missing, "--"+f.Name)
+		}
+	})
+	if len(missing) > 0 {
+		return &usageError{fmt.Errorf("%s needs %s; see hbctl %s --help", cmd.Name(), strings.Join(missing, " and "), cmd.Name())}
+	}
+	return nil
 }

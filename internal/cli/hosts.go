@@ -89,7 +89,7 @@ func (a *app) hostAdd() *cobra.Command {
 		Short: "Add a host to the inventory",
 		Example: `  hbctl host-add -n edge-01 -p edgeworker -m 52:54:00:12:34:56 -i 192.168.204.10 -l line-3
   hbctl host-add -n edge-02 -p edgeworker --group press --label zone=north`,
-		Args: args(),
+		Args: a.args(),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
 			var err error
 			if req.Labels, err = parseLabels(labels); err != nil {
@@ -113,8 +113,7 @@ func (a *app) hostAdd() *cobra.Command {
 	f.StringVarP(&req.BMType, "bm-type", "T", "", "board management type (not for edgeworkers)")
 	f.StringVarP(&req.BMIP, "bm-ip", "I", "", "board management address (not for edgeworkers)")
 	f.StringVarP(&req.BMUsername, "bm-username", "U", "", "board management user (not for edgeworkers)")
-	_ = cmd.MarkFlagRequired("hostname")
-	_ = cmd.MarkFlagRequired("personality")
+	required(cmd, "hostname", "personality")
 	_ = cmd.RegisterFlagCompletionFunc("personality", cobra.FixedCompletions(inventory.Personalities, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -142,16 +141,16 @@ func (a *app) hostList() *cobra.Command {
 		Example: `  hbctl host-list
   hbctl host-list --personality edgeworker --availability failed
   hbctl host-list --label zone=north -c hostname -c availability -f value`,
-		Args: args(),
+		Args: a.args(),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
 			hosts, err := c.ListHosts(ctx, f)
 			if err != nil {
 				return err
 			}
-			v := view{raw: hosts, list: true, names: hostListColumns}
-			if v.raw == nil {
-				v.raw = []apitype.Host{}
+			if hosts == nil {
+				hosts = []apitype.Host{} // [] in JSON, not null
 			}
+			v := view{raw: hosts, list: true, names: hostListColumns}
 			for _, h := range hosts {
 				all := hostFields(h)
 				if len(a.g.columns) > 0 {
@@ -190,7 +189,7 @@ func (a *app) hostShow() *cobra.Command {
 	return &cobra.Command{
 		Use:               "host-show HOST",
 		Short:             "Show a host (by id, uuid or hostname)",
-		Args:              args("HOST"),
+		Args:              a.args("HOST"),
 		ValidArgsFunction: a.completeHosts,
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			h, err := c.GetHost(ctx, args[0])
@@ -243,7 +242,7 @@ func (a *app) hostDelete() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:               "host-delete HOST",
 		Short:             "Delete a host from the inventory",
-		Args:              args("HOST"),
+		Args:              a.args("HOST"),
 		ValidArgsFunction: a.completeHosts,
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			if !yes {
@@ -271,7 +270,7 @@ func (a *app) hostUpgrade() *cobra.Command {
 	return &cobra.Command{
 		Use:               "host-upgrade HOST",
 		Short:             "Upgrade a host's software (refused for edgeworkers: their owners upgrade the OS)",
-		Args:              args("HOST"),
+		Args:              a.args("HOST"),
 		ValidArgsFunction: a.completeHosts,
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			return c.UpgradeHost(ctx, args[0])

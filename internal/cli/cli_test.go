@@ -1,0 +1,194 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"gopkg.in/yaml.v3"
+
+	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/cli"
+	"hummingbird.io/hummingbird/internal/controller/controllertest"
+)
+
+// hbctl runs the CLI against a real controller, as a person would.
+type hbctl struct {
+	t   *testing.T
+	env map[string]string
+}
+
+func newHbctl(t *testing.T) *hbctl {
+	t.Helper()
+	in := controllertest.Start(t, "", nil)
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.crt")
+	tok := filepath.Join(dir, "admin.token")
+	if err := os.WriteFile(ca, in.CAPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tok, []byte(in.AdminToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &hbctl{t: t, env: map[string]string{
+		"HB_URL": in.URL, "HB_CACERT": ca, "HB_TOKEN_FILE": tok, "HOME": dir,
+	}}
+}
+
+func (h *hbctl) run(stdin string, args ...string) (code int, stdout, stderr string) {
+	h.t.Helper()
+	var out, errb bytes.Buffer
+	code = cli.Main(context.Background(), args,
+		cli.IO{In: strings.NewReader(stdin), Out: &out, Err: &errb, Interactive: stdin != ""},
+		func(k string) string { return h.env[k] })
+	return code, out.String(), errb.String()
+}
+
+func (h *hbctl) ok(args ...string) string {
+	h.t.Helper()
+	code, out, errs := h.run("", args...)
+	if code != 0 {
+		h.t.Fatalf("hbctl %s: exit %d: %s", strings.Join(args, " "), code, errs)
+	}
+	return out
+}
+
+func TestWalkThrough(t *testing.T) {
+	t.Parallel()
+	h := newHbctl(t)
+	out := h.ok("host-add", "-n", "edge-01", "-p", "edgeworker", "-m", "52:54:00:12:34:56",
+		"-i", "192.168.204.10", "-l", "line-3", "--label", "zone=north")
+	for _, want := range []string{"| hostname       | edge-01 ", "| mgmt_mac       | 52:54:00:12:34:56 ", "| labels         | zone=north "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("host-add table lacks %q:\n%s", want, out)
+		}
+	}
+	h.ok("host-add", "-n", "edge-02", "-p", "edgeworker", "-i", "192.168.204.11")
+
+	want := `+----+----------+-------------+----------------+-------------+--------------+
+| id | hostname | personality | administrative | operational | availability |
++----+----------+-------------+----------------+-------------+--------------+
+| 1  | edge-01  | edgeworker  | locked         | disabled    | offline      |
+| 2  | edge-02  | edgeworker  | locked         | disabled    | offline      |
++----+----------+-------------+----------------+-------------+--------------+
+`
+	if diff := cmp.Diff(want, h.ok("host-list")); diff != "" {
+		t.Errorf("host-list (-want +got):\n%s", diff)
+	}
+	if got := h.ok("host-list", "--label", "zone=north", "-c", "hostname", "-c", "mgmt_ip", "-f", "value"); got != "edge-01 192.168.204.10\n" {
+		t.Errorf("host-list value: %q", got)
+	}
+	var hosts []apitype.Host
+	if err := json.Unmarshal([]byte(h.ok("host-list", "-f", "json")), &hosts); err != nil || len(hosts) != 2 {
+		t.Errorf("host-list json: %v, %d hosts", err, len(hosts))
+	}
+	var shown map[string]any
+	if err := yaml.Unmarshal([]byte(h.ok("host-show", "edge-01", "-f", "yaml")), &shown); err != nil || shown["mgmt_ip"] != "192.168.204.10" {
+		t.Errorf("host-show yaml: %v %v", err, shown)
+	}
+	if got := h.ok("host-update", "edge-01", "location=hall-2", "group=press", "-f", "value", "-c", "location", "-c", "group"); got != "hall-2\npress\n" {
+		t.Errorf("host-update value: %q", got)
+	}
+	if got := h.ok("host-show", "1", "-c", "location", "-f", "value"); got != "hall-2\n" {
+		t.Errorf("host-show by id: %q", got)
+	}
+	if out := h.ok("event-list", "--host", "edge-01", "-c", "action", "-f", "value"); out != "host.update\nhost.add\n" {
+		t.Errorf("event-list: %q", out)
+	}
+
+	// Refusals say why and exit 1; a wrong command line exits 2.
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"host-upgrade", "edge-01"}, 1, "owner"},
+		{[]string{"host-add", "-n", "edge-03", "-p", "edgeworker", "-i", "192.168.204.10"}, 1, "already used by host edge-01"},
+		{[]string{"host-add", "-n", "Edge_03", "-p", "edgeworker", "-i", "192.168.204.12"}, 1, "hostname"},
+		{[]string{"host-update", "edge-01", "uptime=5"}, 1, `unknown field "uptime"`},
+		{[]string{"host-show", "edge-99"}, 1, `no host "edge-99"`},
+		{[]string{"host-show"}, 2, "HOST"},
+		{[]string{"host-list", "--bogus"}, 2, "bogus"},
+		{[]string{"host-add", "-n", "x"}, 2, "personality"},
+		{[]string{"host-list", "-f", "xml"}, 1, "--format"},
+		{[]string{"host-delete", "edge-02"}, 1, "--yes"},
+	} {
+		code, _, errs := h.run("", tc.args...)
+		if code != tc.code || !strings.Contains(errs, tc.msg) {
+			t.Errorf("hbctl %s: exit %d %q; want exit %d mentioning %q", strings.Join(tc.args, " "), code, errs, tc.code, tc.msg)
+		}
+	}
+
+	// host-delete asks; "n" keeps the host, --yes deletes it.
+	if code, _, errs := h.run("n\n", "host-delete", "edge-02"); code != 0 || !strings.Contains(errs, "Not deleted") {
+		t.Errorf("host-delete answered n: %d %q", code, errs)
+	}
+	h.ok("host-show", "edge-02")
+	h.ok("host-delete", "edge-02", "--yes")
+	if code, _, _ := h.run("", "host-show", "edge-02"); code != 1 {
+		t.Errorf("edge-02 still there after host-delete --yes")
+	}
+}
+
+func TestTokensAndSettings(t *testing.T) {
+	t.Parallel()
+	h := newHbctl(t)
+	secret := strings.TrimSpace(h.ok("token-create", "--role", "reader", "-c", "token", "-f", "value"))
+	if !strings.HasPrefix(secret, "hb_") {
+		t.Fatalf("token-create printed %q", secret)
+	}
+	if strings.Contains(h.ok("token-list", "-f", "json"), strings.SplitN(secret, ".", 2)[1]) {
+		t.Error("token-list shows a secret")
+	}
+	// HB_TOKEN wins over HB_TOKEN_FILE's layer only when set: the reader may
+	// read but not write.
+	reader := &hbctl{t: t, env: map[string]string{}}
+	for k, v := range h.env {
+		reader.env[k] = v
+	}
+	reader.env["HB_TOKEN"] = secret
+	reader.ok("host-list")
+	if code, _, errs := reader.run("", "host-add", "-n", "edge-09", "-p", "edgeworker", "-i", "192.168.204.19"); code != 1 || !strings.Contains(errs, "operator role") {
+		t.Errorf("reader host-add: %d %q", code, errs)
+	}
+	// A required flag may come from its HB_ variable.
+	h.env["HB_ROLE"] = "operator"
+	if out := h.ok("token-create", "-c", "role", "-f", "value"); out != "operator\n" {
+		t.Errorf("token-create with HB_ROLE: %q", out)
+	}
+	delete(h.env, "HB_ROLE")
+	// A config file sets the shared flags; the environment overrides it.
+	cfg := filepath.Join(h.env["HOME"], ".config", "hummingbird", "hbctl.yaml")
+	if err := os.MkdirAll(filepath.Dir(cfg), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte("format: json\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out := h.ok("host-list"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("format from the config file: %q", out)
+	}
+	h.env["HB_FORMAT"] = "value"
+	if out := h.ok("token-list", "-c", "role"); out != "admin\nreader\noperator\n" {
+		t.Errorf("HB_FORMAT over the file: %q", out)
+	}
+	if err := os.WriteFile(cfg, []byte("formt: json\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := h.run("", "host-list"); code == 0 || !strings.Contains(errs, "formt") {
+		t.Errorf("misspelt config key: %d %q", code, errs)
+	}
+	// No token at all says where to get one.
+	delete(h.env, "HB_TOKEN_FILE")
+	if err := os.Remove(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := h.run("", "host-list"); code != 1 || !strings.Contains(errs, "admin.token") {
+		t.Errorf("no token: %d %q", code, errs)
+	}
+}
