@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
@@ -55,6 +56,46 @@ func Redact(dsn string) string {
 	return u.Redacted()
 }
 
+// counterNames are the counters of the counters table.
+var counterNames = []string{"hosts", "events"}
+
+// sequencesMigration (version 2) gives PostgreSQL a sequence per counter,
+// started after the counter's value, so that concurrent writers do not
+// queue on one counters row: nextval never blocks (ids may have gaps after
+// a rollback). On SQLite, where writers are serialized anyway, the counters
+// table stays in use and this step does nothing.
+func sequencesMigration(dialect string) *goose.Migration {
+	up := func(ctx context.Context, tx *sql.Tx) error {
+		if dialect != "postgres" {
+			return nil
+		}
+		for _, c := range counterNames {
+			var v int64
+			if err := tx.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = $1`, c).Scan(&v); err != nil {
+				return fmt.Errorf("read counter %s: %w", c, err)
+			}
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE SEQUENCE %s START WITH %d`, sequenceName(c), v+1)); err != nil {
+				return fmt.Errorf("create sequence for %s: %w", c, err)
+			}
+		}
+		return nil
+	}
+	down := func(ctx context.Context, tx *sql.Tx) error {
+		if dialect != "postgres" {
+			return nil
+		}
+		for _, c := range counterNames {
+			if _, err := tx.ExecContext(ctx, `DROP SEQUENCE `+sequenceName(c)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return goose.NewGoMigration(2, &goose.GoFunc{RunTx: up}, &goose.GoFunc{RunTx: down})
+}
+
+func sequenceName(counter string) string { return counter + "_id_seq" }
+
 func (s *sqlStore) migrate(ctx context.Context) error {
 	sub, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
@@ -64,6 +105,7 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 		dialect goose.Dialect
 		opts    []goose.ProviderOption
 	)
+	opts = append(opts, goose.WithGoMigrations(sequencesMigration(s.dialect)))
 	switch s.dialect {
 	case "postgres":
 		dialect = goose.DialectPostgres

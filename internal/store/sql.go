@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -67,7 +69,7 @@ func (s *sqlStore) once(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn
 		cerr, retry := s.classify(err)
 		return fmt.Errorf("begin transaction: %w", cerr), retry
 	}
-	if err := fn(&sqlTx{tx: tx, ctx: ctx, classify: s.classify}); err != nil {
+	if err := fn(&sqlTx{dialect: s.dialect, tx: tx, ctx: ctx, classify: s.classify}); err != nil {
 		_ = tx.Rollback()
 		var de *driverError
 		if errors.As(err, &de) {
@@ -92,6 +94,7 @@ func (e *driverError) Error() string { return e.err.Error() }
 func (e *driverError) Unwrap() error { return e.err }
 
 type sqlTx struct {
+	dialect  string
 	tx       *sql.Tx
 	ctx      context.Context
 	classify func(error) (error, bool)
@@ -115,8 +118,16 @@ func (t *sqlTx) exec(op, q string, args ...any) (sql.Result, error) {
 
 func (t *sqlTx) NextID(counter string) (int64, error) {
 	var id int64
-	err := t.tx.QueryRowContext(t.ctx,
-		`UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value`, counter).Scan(&id)
+	var err error
+	if t.dialect == "postgres" {
+		if !slices.Contains(counterNames, counter) {
+			return 0, fmt.Errorf("next id: no counter %q", counter)
+		}
+		err = t.tx.QueryRowContext(t.ctx, `SELECT nextval('`+sequenceName(counter)+`')`).Scan(&id)
+	} else {
+		err = t.tx.QueryRowContext(t.ctx,
+			`UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value`, counter).Scan(&id)
+	}
 	return id, t.wrap("next id "+counter, err)
 }
 
@@ -237,12 +248,14 @@ func (t *sqlTx) ListHosts(f HostFilter) ([]Host, error) {
 		}
 	}
 	for _, l := range f.Labels {
+		// IN rather than a correlated EXISTS: SQLite then answers from the
+		// (key, value) index instead of scanning every host.
 		if l.HasValue {
 			args = append(args, l.Key, l.Value)
-			conds = append(conds, fmt.Sprintf(`EXISTS (SELECT 1 FROM host_labels l
-				WHERE l.host_id = hosts.id AND l.key = $%d AND l.value = $%d)`, len(args)-1, len(args)))
+			conds = append(conds, fmt.Sprintf(`id IN (SELECT host_id FROM host_labels
+				WHERE key = $%d AND value = $%d)`, len(args)-1, len(args)))
 		} else {
-			add(`EXISTS (SELECT 1 FROM host_labels l WHERE l.host_id = hosts.id AND l.key = ?)`, l.Key)
+			add(`id IN (SELECT host_id FROM host_labels WHERE key = ?)`, l.Key)
 		}
 	}
 	if f.AfterID > 0 {
@@ -298,9 +311,14 @@ func (t *sqlTx) loadLabels(hosts []Host) error {
 		hosts[i].Labels = map[string]string{}
 		byID[hosts[i].ID] = &hosts[i]
 	}
-	// Hosts are sorted by id, so one range query covers them all.
+	// Exactly the hosts at hand, even when a filter left gaps between their
+	// ids: the ids are integers this store made, so they are written inline.
+	ids := make([]string, len(hosts))
+	for i, h := range hosts {
+		ids[i] = strconv.FormatInt(h.ID, 10)
+	}
 	rows, err := t.tx.QueryContext(t.ctx, `SELECT host_id, key, value FROM host_labels
-		WHERE host_id >= $1 AND host_id <= $2`, hosts[0].ID, hosts[len(hosts)-1].ID)
+		WHERE host_id IN (`+strings.Join(ids, ",")+`)`)
 	if err != nil {
 		return t.wrap("load labels", err)
 	}

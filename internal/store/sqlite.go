@@ -47,6 +47,7 @@ func openSQLite(path string) (*sqlStore, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	reader.SetMaxOpenConns(8)
+	reader.SetMaxIdleConns(8) // reopening runs the pragmas again
 	return &sqlStore{dialect: "sqlite", writer: writer, reader: reader, classify: classifySQLite}, nil
 }
 
