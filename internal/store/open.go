@@ -57,19 +57,19 @@ func Redact(dsn string) string {
 }
 
 // counterNames are the counters of the counters table.
-var counterNames = []string{"hosts", "events"}
+var counterNames = []string{"hosts", "events", "pools"}
 
-// sequencesMigration (version 2) gives PostgreSQL a sequence per counter,
+// sequencesMigration gives PostgreSQL a sequence per counter,
 // started after the counter's value, so that concurrent writers do not
 // queue on one counters row: nextval never blocks (ids may have gaps after
 // a rollback). On SQLite, where writers are serialized anyway, the counters
 // table stays in use and this step does nothing.
-func sequencesMigration(dialect string) *goose.Migration {
+func sequencesMigration(version int64, dialect string, counters ...string) *goose.Migration {
 	up := func(ctx context.Context, tx *sql.Tx) error {
 		if dialect != "postgres" {
 			return nil
 		}
-		for _, c := range counterNames {
+		for _, c := range counters {
 			var v int64
 			if err := tx.QueryRowContext(ctx, `SELECT value FROM counters WHERE name = $1`, c).Scan(&v); err != nil {
 				return fmt.Errorf("read counter %s: %w", c, err)
@@ -84,14 +84,14 @@ func sequencesMigration(dialect string) *goose.Migration {
 		if dialect != "postgres" {
 			return nil
 		}
-		for _, c := range counterNames {
+		for _, c := range counters {
 			if _, err := tx.ExecContext(ctx, `DROP SEQUENCE `+sequenceName(c)); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return goose.NewGoMigration(2, &goose.GoFunc{RunTx: up}, &goose.GoFunc{RunTx: down})
+	return goose.NewGoMigration(version, &goose.GoFunc{RunTx: up}, &goose.GoFunc{RunTx: down})
 }
 
 func sequenceName(counter string) string { return counter + "_id_seq" }
@@ -105,7 +105,10 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 		dialect goose.Dialect
 		opts    []goose.ProviderOption
 	)
-	opts = append(opts, goose.WithGoMigrations(sequencesMigration(s.dialect)))
+	opts = append(opts, goose.WithGoMigrations(
+		sequencesMigration(2, s.dialect, "hosts", "events"),
+		sequencesMigration(4, s.dialect, "pools"),
+	))
 	switch s.dialect {
 	case "postgres":
 		dialect = goose.DialectPostgres

@@ -143,14 +143,22 @@ func utc(t time.Time) time.Time { return t.UTC() }
 
 const hostColumns = `id, uuid, hostname, personality, administrative, operational,
 	availability, invprovision, mgmt_mac, mgmt_ip, location, host_group, bm_type, bm_ip,
-	bm_username, created_at, updated_at`
+	bm_username, created_at, updated_at, pool_id`
+
+// nullID stores id 0 as NULL, for optional references.
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
 
 func (t *sqlTx) InsertHost(h *Host) error {
 	_, err := t.exec("insert host", `INSERT INTO hosts (`+hostColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 		h.ID, h.UUID, h.Hostname, h.Personality, h.Administrative, h.Operational,
 		h.Availability, h.InvProvision, nullable(h.MgmtMAC), nullable(h.MgmtIP), h.Location,
-		h.Group, h.BMType, h.BMIP, h.BMUsername, utc(h.CreatedAt), utc(h.UpdatedAt))
+		h.Group, h.BMType, h.BMIP, h.BMUsername, utc(h.CreatedAt), utc(h.UpdatedAt), nullID(h.PoolID))
 	if err != nil {
 		return err
 	}
@@ -161,10 +169,10 @@ func (t *sqlTx) UpdateHost(h *Host) error {
 	r, err := t.exec("update host", `UPDATE hosts SET hostname = $1, personality = $2,
 		administrative = $3, operational = $4, availability = $5, invprovision = $6,
 		mgmt_mac = $7, mgmt_ip = $8, location = $9, host_group = $10, bm_type = $11,
-		bm_ip = $12, bm_username = $13, updated_at = $14 WHERE id = $15`,
+		bm_ip = $12, bm_username = $13, updated_at = $14, pool_id = $15 WHERE id = $16`,
 		h.Hostname, h.Personality, h.Administrative, h.Operational, h.Availability,
 		h.InvProvision, nullable(h.MgmtMAC), nullable(h.MgmtIP), h.Location, h.Group,
-		h.BMType, h.BMIP, h.BMUsername, utc(h.UpdatedAt), h.ID)
+		h.BMType, h.BMIP, h.BMUsername, utc(h.UpdatedAt), nullID(h.PoolID), h.ID)
 	if err != nil {
 		return err
 	}
@@ -282,14 +290,15 @@ func (t *sqlTx) queryHosts(op, q string, args ...any) ([]Host, error) {
 		var (
 			h       Host
 			mac, ip sql.NullString
+			pool    sql.NullInt64
 		)
 		if err := rows.Scan(&h.ID, &h.UUID, &h.Hostname, &h.Personality, &h.Administrative,
 			&h.Operational, &h.Availability, &h.InvProvision, &mac, &ip, &h.Location, &h.Group,
-			&h.BMType, &h.BMIP, &h.BMUsername, &h.CreatedAt, &h.UpdatedAt); err != nil {
+			&h.BMType, &h.BMIP, &h.BMUsername, &h.CreatedAt, &h.UpdatedAt, &pool); err != nil {
 			rows.Close()
 			return nil, t.wrap(op, err)
 		}
-		h.MgmtMAC, h.MgmtIP = mac.String, ip.String
+		h.MgmtMAC, h.MgmtIP, h.PoolID = mac.String, ip.String, pool.Int64
 		h.CreatedAt, h.UpdatedAt = h.CreatedAt.UTC(), h.UpdatedAt.UTC()
 		hosts = append(hosts, h)
 	}

@@ -54,6 +54,27 @@ type Tx interface {
 	DeleteToken(id string) error
 	CountTokens(kind string) (int, error)
 
+	InsertPool(p *Pool) error
+	DeletePool(id int64) error
+	PoolByID(id int64) (Pool, error)
+	PoolByName(name string) (Pool, error)
+	// ManagementPool is the pool with the management role.
+	ManagementPool() (Pool, error)
+	ListPools() ([]Pool, error)
+	// LockPool serializes address allocation in a pool until the
+	// transaction ends.
+	LockPool(id int64) error
+	// HostsInPool lists up to limit hosts whose address is from the pool.
+	HostsInPool(poolID int64, limit int) ([]Host, error)
+	// UsedAddresses lists the management addresses hosts of the pool hold.
+	UsedAddresses(poolID int64) ([]string, error)
+
+	// UpsertLease stores a DHCP lease, replacing the one of the same MAC.
+	UpsertLease(l *Lease) error
+	LeaseByMAC(mac string) (Lease, error)
+	DeleteLease(mac string) error
+	ListLeases() ([]Lease, error)
+
 	// AppendEvent gives e the next event id and stores it.
 	AppendEvent(e *Event) error
 	ListEvents(f EventFilter) ([]Event, error)
@@ -77,8 +98,39 @@ type Host struct {
 	BMIP           string
 	BMUsername     string
 	Labels         map[string]string
+	PoolID         int64 // 0 when the host has no pool
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+}
+
+// Pool is the stored row of an address pool. Lists of addresses and ranges
+// are stored as their comma-separated text, as the operator gave them
+// (normalized); package inventory parses and checks them.
+type Pool struct {
+	ID           int64
+	UUID         string
+	Name         string
+	Role         string // management | edge
+	Mode         string // static | dynamic
+	Network      string // CIDR
+	Ranges       string // "a-b,c-d"; empty: the whole network
+	Gateway      string
+	DNS          string // "a,b"
+	NTP          string // "a,b"
+	Reserved     string // "a,b": controller addresses no host may take
+	LeaseSeconds int64
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Lease is a DHCP lease the controller gave.
+type Lease struct {
+	MAC       string
+	IP        string
+	HostID    int64
+	PoolID    int64
+	ExpiresAt time.Time
+	UpdatedAt time.Time
 }
 
 // LabelSelector matches hosts with a label key, and value when HasValue.
