@@ -268,7 +268,6 @@ kind: ClusterConfiguration
 clusterName: %[4]s
 kubernetesVersion: %[3]s
 controlPlaneEndpoint: %[1]s:%[2]d
-certificatesDir: %[6]s
 networking:
   serviceSubnet: 10.96.0.0/16
   podSubnet: 10.244.0.0/16
@@ -288,7 +287,7 @@ func (cp *ControlPlane) prepareForJoin(ctx context.Context) error {
 	}
 	cfg := filepath.Join(cp.Dir, "kubeadm.yaml")
 	data := fmt.Sprintf(kubeadmConfig, bridgeIP(cp.index), apiPort, KubernetesVersion,
-		cp.clusterName(), token, filepath.Join(cp.Dir, "pki"))
+		cp.clusterName(), token)
 	if err := os.WriteFile(cfg, []byte(data), 0o600); err != nil {
 		return fmt.Errorf("writing the kubeadm configuration: %w", err)
 	}

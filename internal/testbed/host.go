@@ -50,6 +50,8 @@ const containerdConfig = `version = 2
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "/etc/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
     SystemdCgroup = false
 `
@@ -93,12 +95,36 @@ StartLimitInterval=0
 WantedBy=multi-user.target
 `
 
-// cgroupUnit makes the host's cgroup v1 controllers writable before containerd and the kubelet
-// start. systemd-nspawn runs the host in a cgroup namespace rooted at its own cgroup (hostCgroup)
-// and mounts the controllers read-only; remounting them read-write keeps the namespace's view, so
-// whatever the host makes stays below its own cgroup.
-const cgroupUnit = `[Unit]
-Description=Writable cgroup controllers for the kubelet
+// nodeSetup readies the host for a kubelet before containerd and the kubelet start; the unit
+// nodeSetupUnit runs it at every boot.
+//
+// Cgroups: systemd-nspawn runs the host in a cgroup namespace rooted at its own cgroup
+// (hostCgroup) and mounts the cgroup v1 controllers read-only. Remounting them read-write keeps
+// the namespace's view, so whatever the host makes stays below its own cgroup; the kubelet's
+// cgroup root (podsCgroup) must exist in every hierarchy before it starts.
+//
+// Kernel tunables: the kubelet sets vm.overcommit_memory, kernel.panic and a few more, and fails
+// when it cannot. They belong to the one kernel every host and the machine share, and /proc/sys
+// is read-only in the host, so the host is shown the values the kubelet wants, each from a file
+// bound over its /proc/sys entry, and the machine's kernel is left alone.
+const nodeSetup = `#!/bin/sh
+set -eu
+for d in /sys/fs/cgroup/*/; do
+	mount -o remount,bind,rw "$d"
+	mkdir -p "$d/pods"
+done
+mkdir -p /run/bed-sysctl
+for kv in vm/overcommit_memory=1 vm/panic_on_oom=0 kernel/panic=10 kernel/panic_on_oops=1 \
+	kernel/keys/root_maxkeys=1000000 kernel/keys/root_maxbytes=25000000; do
+	key=${kv%=*} value=${kv#*=}
+	[ "$(cat "/proc/sys/$key")" = "$value" ] && continue
+	echo "$value" >"/run/bed-sysctl/${key##*/}"
+	mount --bind "/run/bed-sysctl/${key##*/}" "/proc/sys/$key"
+done
+`
+
+const nodeSetupUnit = `[Unit]
+Description=Ready the test bed host for a kubelet
 DefaultDependencies=no
 Before=containerd.service kubelet.service
 After=local-fs.target
@@ -106,14 +132,14 @@ After=local-fs.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/sh -c 'for d in /sys/fs/cgroup/*/; do mount -o remount,bind,rw "$d" || exit 1; done'
+ExecStart=/usr/local/sbin/bed-node-setup
 
 [Install]
 WantedBy=multi-user.target
 `
 
 // kubeletDropIn holds what is particular to the bed's hosts: the kubelet's cgroup root (see
-// podsCgroup) and the cgroup v1 machines.
+// nodeSetup) and the cgroup v1 machines.
 const kubeletDropIn = `apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 cgroupRoot: %s
@@ -127,8 +153,7 @@ func hostCgroup(index int, name string) string {
 	return fmt.Sprintf("%s/bed%d/%s", cgroupParent, index, name)
 }
 
-// podsCgroup is the kubelet's cgroup root, as the host sees it. It is made beforehand in every
-// hierarchy, as the kubelet requires.
+// podsCgroup is the kubelet's cgroup root, as the host sees it (see nodeSetup).
 const podsCgroup = "/pods"
 
 // startHost makes and boots host number i of bed index.
@@ -163,9 +188,6 @@ func startHost(ctx context.Context, b *Bed, i int, opts HostOptions) (*Host, err
 	if err := plugHost(ctx, b.Index, h.NetNS, link, h.MAC, h.IP); err != nil {
 		return nil, err
 	}
-	if _, err := makeCgroup(hostCgroup(b.Index, name) + podsCgroup); err != nil {
-		return nil, err
-	}
 	args := []string{
 		"--quiet", "--boot", "--directory", root,
 		"--machine", fmt.Sprintf("hb%d-%s", b.Index, name), "--hostname", name,
@@ -173,7 +195,7 @@ func startHost(ctx context.Context, b *Bed, i int, opts HostOptions) (*Host, err
 		"--register=no", "--keep-unit", "--console=read-only",
 		"--resolv-conf=off", "--timezone=off", "--link-journal=no",
 		// What a kubelet needs inside: the kernel log, session keyrings, bpf and writable cgroups
-		// (cgroupUnit).
+		// (nodeSetup).
 		"--capability=all", "--bind=/dev/kmsg",
 		"--system-call-filter=@keyring bpf",
 		"--bind=" + filepath.Join(h.Dir, "containerd") + ":/var/lib/containerd",
@@ -192,7 +214,7 @@ func startHost(ctx context.Context, b *Bed, i int, opts HostOptions) (*Host, err
 	if err := d.waitFor(ctx, "sshd on "+name, func(ctx context.Context) error {
 		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		_, err := h.SSH(tctx, "systemctl is-active ssh containerd bed-cgroups")
+		_, err := h.SSH(tctx, "systemctl is-active ssh containerd bed-node-setup")
 		return err
 	}); err != nil {
 		return nil, err
@@ -211,19 +233,21 @@ func (h *Host) writeFiles(ctx context.Context, b *Bed, i int, root string, opts 
 		return fmt.Errorf("making a machine id: %w", err)
 	}
 	files := map[string]string{
-		"etc/hostname":                           h.Name + "\n",
-		"etc/hosts":                              fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", h.IP, h.Name),
-		"etc/machine-id":                         hex.EncodeToString(id) + "\n",
-		"etc/resolv.conf":                        "# The test bed has no name server.\n",
-		"root/.ssh/authorized_keys":              string(pub),
-		"etc/containerd/config.toml":             fmt.Sprintf(containerdConfig, PauseImage),
-		"etc/cni/net.d/10-bed.conflist":          fmt.Sprintf(cniConfig, i),
-		"etc/systemd/system/bed-cgroups.service": cgroupUnit,
+		"etc/hostname":                              h.Name + "\n",
+		"etc/hosts":                                 fmt.Sprintf("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n", h.IP, h.Name),
+		"etc/machine-id":                            hex.EncodeToString(id) + "\n",
+		"etc/resolv.conf":                           "# The test bed has no name server.\n",
+		"root/.ssh/authorized_keys":                 string(pub),
+		"etc/containerd/config.toml":                fmt.Sprintf(containerdConfig, PauseImage),
+		"etc/cni/net.d/10-bed.conflist":             fmt.Sprintf(cniConfig, i),
+		"etc/systemd/system/bed-node-setup.service": nodeSetupUnit,
+		"usr/local/sbin/bed-node-setup":             nodeSetup,
 	}
 	if opts.Kubelet {
 		files["etc/systemd/system/kubelet.service"] = kubeletUnit
 		files["etc/default/kubelet"] = fmt.Sprintf("KUBELET_EXTRA_ARGS=--node-ip=%s --config-dir=/etc/kubernetes/kubelet.conf.d\n", h.IP)
 		files["etc/kubernetes/kubelet.conf.d/50-bed.conf"] = fmt.Sprintf(kubeletDropIn, podsCgroup)
+		files["etc/kubernetes/manifests/.keep"] = ""
 		for _, bin := range []string{"kubelet", "kubeadm", "kubectl"} {
 			files["usr/local/bin/"+bin] = "" // mount point for the bed's binary
 		}
@@ -234,7 +258,7 @@ func (h *Host) writeFiles(ctx context.Context, b *Bed, i int, root string, opts 
 			return fmt.Errorf("writing %s on host %s: %w", p, h.Name, err)
 		}
 		mode := os.FileMode(0o644)
-		if strings.HasPrefix(p, "root/") || strings.HasPrefix(p, "usr/local/bin/") {
+		if strings.HasPrefix(p, "root/") || strings.HasPrefix(p, "usr/local/") {
 			mode = 0o700
 		}
 		if err := os.WriteFile(full, []byte(content), mode); err != nil {
@@ -244,7 +268,7 @@ func (h *Host) writeFiles(ctx context.Context, b *Bed, i int, root string, opts 
 	if err := os.Chmod(filepath.Join(root, "root", ".ssh"), 0o700); err != nil {
 		return fmt.Errorf("writing the ssh keys of host %s: %w", h.Name, err)
 	}
-	units := []string{"bed-cgroups.service"}
+	units := []string{"bed-node-setup.service"}
 	if opts.Kubelet {
 		units = append(units, "kubelet.service")
 	}

@@ -58,7 +58,8 @@ func joinAndRun(t *testing.T, ctx context.Context, b *testbed.Bed, h *testbed.Ho
 	join = append(join, "--ignore-preflight-errors=FileContent--proc-sys-net-bridge-bridge-nf-call-iptables,SystemVerification")
 	start := time.Now()
 	if out, err := h.SSH(ctx, strings.Join(join, " ")); err != nil {
-		t.Fatalf("kubeadm join: %v\n%s", err, out)
+		journal, _ := h.SSH(ctx, "journalctl --no-pager -n 40 -u kubelet -u containerd")
+		t.Fatalf("kubeadm join: %v\n%s\nthe host's journal:\n%s", err, out, journal)
 	}
 	t.Logf("kubeadm join took %v", time.Since(start).Round(time.Millisecond))
 
