@@ -297,6 +297,10 @@ func preload(ctx context.Context, st store.Store, from, to, batch int) error {
 		hi := min(lo+batch, to)
 		err := st.Write(ctx, func(tx store.Tx) error {
 			now := time.Now().UTC().Truncate(time.Microsecond)
+			mgmt, err := tx.ManagementPool()
+			if err != nil {
+				return err
+			}
 			for i := lo; i < hi; i++ {
 				req := inventoryHost(i)
 				h := store.Host{
@@ -304,7 +308,7 @@ func preload(ctx context.Context, st store.Store, from, to, batch int) error {
 					Administrative: inventory.AdminLocked, Operational: inventory.OperDisabled,
 					Availability: inventory.AvailOffline, InvProvision: inventory.ProvUnprovisioned,
 					MgmtMAC: req.MgmtMAC, MgmtIP: req.MgmtIP, Location: req.Location,
-					Group: req.Group, Labels: req.Labels, CreatedAt: now, UpdatedAt: now,
+					Group: req.Group, Labels: req.Labels, PoolID: mgmt.ID, CreatedAt: now, UpdatedAt: now,
 				}
 				id, err := tx.NextID("hosts")
 				if err != nil {

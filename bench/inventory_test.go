@@ -233,7 +233,7 @@ func wantHost(req apitype.HostCreate) apitype.Host {
 		Hostname: req.Hostname, Personality: req.Personality,
 		Administrative: inventory.AdminLocked, Operational: inventory.OperDisabled,
 		Availability: inventory.AvailOffline, InvProvision: inventory.ProvUnprovisioned,
-		MgmtMAC: req.MgmtMAC, MgmtIP: req.MgmtIP, Group: req.Group, Labels: labels,
+		MgmtMAC: req.MgmtMAC, MgmtIP: req.MgmtIP, Pool: inventory.ManagementPoolName, Group: req.Group, Labels: labels,
 		Location: req.Location,
 	}
 }

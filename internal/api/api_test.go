@@ -72,6 +72,10 @@ func TestAPI(t *testing.T) {
 			t.Run("auth", func(t *testing.T) { t.Parallel(); testAuth(t, controllertest.Start(t, dsnFor(t, b), nil)) })
 			t.Run("concurrent adds", func(t *testing.T) { t.Parallel(); testConcurrentAdds(t, controllertest.Start(t, dsnFor(t, b), nil)) })
 			t.Run("paging and filters", func(t *testing.T) { t.Parallel(); testPaging(t, controllertest.Start(t, dsnFor(t, b), nil)) })
+			t.Run("concurrent allocation", func(t *testing.T) {
+				t.Parallel()
+				testConcurrentAllocation(t, controllertest.Start(t, dsnFor(t, b), nil))
+			})
 		})
 	}
 }
@@ -344,5 +348,54 @@ func testPaging(t *testing.T, in *controllertest.Instance) {
 		if diff := cmp.Diff(want, names(got)); diff != "" {
 			t.Errorf("ListHosts(%+v) (-want +got):\n%s", f, diff)
 		}
+	}
+}
+
+// testConcurrentAllocation adds 50 hosts at once to a dynamic pool whose
+// range holds exactly 50 addresses: every add succeeds with its own address,
+// and the next one finds the pool full.
+func testConcurrentAllocation(t *testing.T, in *controllertest.Instance) {
+	ctx := context.Background()
+	c := in.Client(t, in.AdminToken)
+	r := newRaw(t, in)
+	if code, body := r.do("POST", "/v1/addrpools", in.AdminToken, "application/json",
+		`{"name":"site-a","network":"10.20.0.0/24","mode":"dynamic","ranges":["10.20.0.100-10.20.0.149"]}`); code != 201 {
+		t.Fatalf("add pool: %d %s", code, body)
+	}
+	const n = 50
+	var wg sync.WaitGroup
+	ips := make([]string, n)
+	errs := make([]error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h, err := c.AddHost(ctx, apitype.HostCreate{
+				Hostname: fmt.Sprintf("edge-%02d", i), Personality: "edgeworker",
+				MgmtMAC: fmt.Sprintf("52:54:00:00:02:%02x", i), Pool: "site-a",
+			})
+			ips[i], errs[i] = h.MgmtIP, err
+		}()
+	}
+	wg.Wait()
+	seen := map[string]int{}
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("add %d: %v", i, err)
+			continue
+		}
+		if j, dup := seen[ips[i]]; dup {
+			t.Errorf("hosts %d and %d both got %s", j, i, ips[i])
+		}
+		seen[ips[i]] = i
+	}
+	for a := 100; a < 150; a++ {
+		if _, ok := seen[fmt.Sprintf("10.20.0.%d", a)]; !ok {
+			t.Errorf("10.20.0.%d was not given although the pool had to fill up", a)
+		}
+	}
+	_, err := c.AddHost(ctx, apitype.HostCreate{Hostname: "edge-full", Personality: "edgeworker", MgmtMAC: "52:54:00:00:03:01", Pool: "site-a"})
+	if !problem.Is(err, problem.Conflict) {
+		t.Errorf("add to a full pool: %v, want a conflict", err)
 	}
 }

@@ -21,6 +21,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"hummingbird.io/hummingbird/internal/apitype"
+
 	"hummingbird.io/hummingbird/internal/api"
 	"hummingbird.io/hummingbird/internal/auth"
 	"hummingbird.io/hummingbird/internal/inventory"
@@ -97,7 +99,7 @@ func goldenNewServer(t *testing.T) *goldenServer {
 		t.Fatal(err)
 	}
 	srv := api.New(api.Deps{
-		Inventory: inventory.New(st, inventory.Options{Network: specStaticNetwork(t), Clock: clock.Now, NewUUID: ids.next}),
+		Inventory: specInventory(t, st, inventory.Options{Clock: clock.Now, NewUUID: ids.next}),
 		Tokens:    tokens,
 		Ready:     st.Ping,
 		Version:   "v0.1.0",
@@ -207,7 +209,7 @@ func TestGoldenHosts(t *testing.T) {
 	op := g.goldenToken(t, "operator")
 	reader := g.goldenToken(t, "reader")
 
-	g.do(t, "host_add", "POST", "/v1/hosts", op,
+	added := g.do(t, "host_add", "POST", "/v1/hosts", op,
 		`{"hostname":"edge-01","personality":"edgeworker","mgmt_mac":"52-54-00-12-34-56","mgmt_ip":"192.168.204.10","location":"line-3","group":"plant-a","labels":{"zone":"north","gpu":"no"}}`)
 	g.do(t, "", "POST", "/v1/hosts", op, `{"hostname":"edge-02","personality":"edgeworker","mgmt_ip":"192.168.204.11","labels":{"zone":"south"}}`)
 	g.do(t, "host_add_worker", "POST", "/v1/hosts", op,
@@ -216,13 +218,38 @@ func TestGoldenHosts(t *testing.T) {
 	g.do(t, "host_list_page2", "GET", "/v1/hosts?limit=2&marker=2", reader, "")
 	g.do(t, "host_list_filtered", "GET", "/v1/hosts?personality=edgeworker&label=zone=north", reader, "")
 	g.do(t, "host_show", "GET", "/v1/hosts/edge-01", reader, "")
-	g.do(t, "host_show_by_uuid", "GET", "/v1/hosts/00000000-0000-4000-8000-000000000004", reader, "")
+	var first apitype.Host
+	if err := json.Unmarshal(added, &first); err != nil || first.UUID == "" {
+		t.Fatalf("host_add answer: %v: %s", err, added)
+	}
+	g.do(t, "host_show_by_uuid", "GET", "/v1/hosts/"+first.UUID, reader, "")
 	g.do(t, "host_update", "PATCH", "/v1/hosts/edge-01", op, `{"location":"line-4","group":"","labels":{"zone":"north","gpu":"yes"}}`)
 	g.do(t, "host_update_unchanged", "PATCH", "/v1/hosts/edge-01", op, `{"location":"line-4"}`)
 	g.do(t, "host_delete", "DELETE", "/v1/hosts/worker-01", op, "")
-	g.do(t, "event_list", "GET", "/v1/events?entity_type=host&limit=3", reader, "")
-	g.do(t, "event_list_page2", "GET", "/v1/events?entity_type=host&limit=3&marker=5", reader, "")
+	page1 := g.do(t, "event_list", "GET", "/v1/events?entity_type=host&limit=3", reader, "")
+	var events apitype.EventList
+	if err := json.Unmarshal(page1, &events); err != nil || events.Next == "" {
+		t.Fatalf("event_list answer has no next page: %v: %s", err, page1)
+	}
+	g.do(t, "event_list_page2", "GET", "/v1/events?entity_type=host&limit=3&marker="+events.Next, reader, "")
 	g.do(t, "version", "GET", "/v1/version", reader, "")
+}
+
+func TestGoldenPools(t *testing.T) {
+	t.Parallel()
+	g := goldenNewServer(t)
+	admin := g.goldenToken(t, "admin")
+	op := g.goldenToken(t, "operator")
+	reader := g.goldenToken(t, "reader")
+	g.do(t, "pool_add", "POST", "/v1/addrpools", admin,
+		`{"name":"site-a","network":"10.20.0.0/24","mode":"dynamic","ranges":["10.20.0.100-10.20.0.199"],"gateway":"10.20.0.1","dns":["10.20.0.1"],"ntp":["10.20.0.1"],"lease_seconds":3600}`)
+	g.do(t, "pool_host_add_dynamic", "POST", "/v1/hosts", op,
+		`{"hostname":"edge-a1","personality":"edgeworker","mgmt_mac":"52:54:00:00:0a:01","pool":"site-a"}`)
+	g.do(t, "pool_list", "GET", "/v1/addrpools", reader, "")
+	g.do(t, "pool_show_management", "GET", "/v1/addrpools/management", reader, "")
+	g.do(t, "error_pool_overlap", "POST", "/v1/addrpools", admin, `{"name":"site-b","network":"10.20.0.0/16","mode":"static"}`)
+	g.do(t, "error_pool_in_use", "DELETE", "/v1/addrpools/site-a", admin, "")
+	g.do(t, "error_pool_management", "DELETE", "/v1/addrpools/management", admin, "")
 }
 
 func TestGoldenTokens(t *testing.T) {

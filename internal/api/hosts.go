@@ -25,7 +25,7 @@ func hostOut(h store.Host) apitype.Host {
 		ID: h.ID, UUID: h.UUID, Hostname: h.Hostname, Personality: h.Personality,
 		Administrative: h.Administrative, Operational: h.Operational,
 		Availability: h.Availability, InvProvision: h.InvProvision, MgmtMAC: h.MgmtMAC,
-		MgmtIP: h.MgmtIP, Group: h.Group, Labels: labels, Location: h.Location,
+		MgmtIP: h.MgmtIP, Pool: h.PoolName, Group: h.Group, Labels: labels, Location: h.Location,
 		BMType: h.BMType, BMIP: h.BMIP, BMUsername: h.BMUsername,
 		CreatedAt: h.CreatedAt, UpdatedAt: h.UpdatedAt,
 	}

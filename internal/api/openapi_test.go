@@ -510,6 +510,7 @@ var specBodies = map[string]string{
 	"POST /v1/hosts":         `{"hostname":"edge-09","personality":"edgeworker","mgmt_ip":"192.168.204.90"}`,
 	"PATCH /v1/hosts/{host}": `{"location":"line-9"}`,
 	"POST /v1/tokens":        `{"role":"reader"}`,
+	"POST /v1/addrpools":     `{"name":"site-z","network":"10.99.0.0/24","mode":"dynamic"}`,
 }
 
 // specTokenID is the id part of a bearer token.
@@ -604,6 +605,37 @@ func specControllerCases(t *testing.T, sh *specHarness) {
 		specCase{name: "token create by operator", method: "POST", path: "/v1/tokens", token: operator, body: `{"role":"admin"}`, want: 403},
 		specCase{name: "token create without token", method: "POST", path: "/v1/tokens", body: `{"role":"admin"}`, want: 401, offSpec: true},
 		specCase{name: "token create too large", method: "POST", path: "/v1/tokens", token: admin, body: big, want: 413, offSpec: true},
+
+		// Address pools.
+		specCase{name: "pool add", method: "POST", path: "/v1/addrpools", token: admin, want: 201,
+			body: `{"name":"site-a","network":"10.20.0.0/24","mode":"dynamic","ranges":["10.20.0.100-10.20.0.199"],"gateway":"10.20.0.1","dns":["10.20.0.1"],"ntp":["10.20.0.1"]}`},
+		specCase{name: "pool add unused", method: "POST", path: "/v1/addrpools", token: admin, want: 201,
+			body: `{"name":"site-b","network":"10.21.0.0/24","mode":"static"}`},
+		specCase{name: "pool add overlapping", method: "POST", path: "/v1/addrpools", token: admin, want: 409,
+			body: `{"name":"site-c","network":"10.20.0.0/16","mode":"static"}`},
+		specCase{name: "pool add bad network", method: "POST", path: "/v1/addrpools", token: admin, want: 400,
+			body: `{"name":"site-c","network":"10.20.0.1/24","mode":"static"}`},
+		specCase{name: "pool add by operator", method: "POST", path: "/v1/addrpools", token: operator, want: 403,
+			body: `{"name":"site-c","network":"10.22.0.0/24","mode":"static"}`},
+		specCase{name: "pool add without token", method: "POST", path: "/v1/addrpools", want: 401, offSpec: true,
+			body: `{"name":"site-c","network":"10.22.0.0/24","mode":"static"}`},
+		specCase{name: "pool add too large", method: "POST", path: "/v1/addrpools", token: admin, body: big, want: 413, offSpec: true},
+		specCase{name: "pool list", method: "GET", path: "/v1/addrpools", token: reader, want: 200},
+		specCase{name: "pool list unknown query", method: "GET", path: "/v1/addrpools?x=1", token: reader, want: 400, offSpec: true},
+		specCase{name: "pool list without token", method: "GET", path: "/v1/addrpools", want: 401, offSpec: true},
+		specCase{name: "pool show", method: "GET", path: "/v1/addrpools/management", token: reader, want: 200},
+		specCase{name: "pool show unknown", method: "GET", path: "/v1/addrpools/nowhere", token: reader, want: 404},
+		specCase{name: "pool show unknown query", method: "GET", path: "/v1/addrpools/site-a?x=1", token: reader, want: 400, offSpec: true},
+		specCase{name: "pool show without token", method: "GET", path: "/v1/addrpools/site-a", want: 401, offSpec: true},
+		specCase{name: "pool host add", method: "POST", path: "/v1/hosts", token: operator, want: 201,
+			body: `{"hostname":"edge-a1","personality":"edgeworker","mgmt_mac":"52:54:00:00:0a:01","pool":"site-a"}`},
+		specCase{name: "pool delete in use", method: "DELETE", path: "/v1/addrpools/site-a", token: admin, want: 409},
+		specCase{name: "pool delete management", method: "DELETE", path: "/v1/addrpools/management", token: admin, want: 422},
+		specCase{name: "pool delete by operator", method: "DELETE", path: "/v1/addrpools/site-b", token: operator, want: 403},
+		specCase{name: "pool delete without token", method: "DELETE", path: "/v1/addrpools/site-b", want: 401, offSpec: true},
+		specCase{name: "pool delete unknown query", method: "DELETE", path: "/v1/addrpools/site-b?x=1", token: admin, want: 400, offSpec: true},
+		specCase{name: "pool delete", method: "DELETE", path: "/v1/addrpools/site-b", token: admin, want: 204},
+		specCase{name: "pool delete again", method: "DELETE", path: "/v1/addrpools/site-b", token: admin, want: 404},
 
 		// Hosts: add.
 		specCase{name: "add edgeworker", method: "POST", path: "/v1/hosts", token: operator, want: 201,
@@ -746,7 +778,7 @@ func specFaultCases(t *testing.T, sh *specHarness) {
 		t.Fatal(err)
 	}
 	srv := api.New(api.Deps{
-		Inventory: inventory.New(st, inventory.Options{Network: specStaticNetwork(t)}),
+		Inventory: specInventory(t, st, inventory.Options{}),
 		Tokens:    tokens, Ready: st.Ping, Version: "test",
 		Log: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry(),
 	})
@@ -782,7 +814,7 @@ func specCollisionCases(t *testing.T, sh *specHarness) {
 		t.Fatal(err)
 	}
 	srv := api.New(api.Deps{
-		Inventory: inventory.New(st, inventory.Options{Network: specStaticNetwork(t)}),
+		Inventory: specInventory(t, st, inventory.Options{}),
 		Tokens:    tokens, Ready: st.Ping, Version: "test",
 		Log: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry(),
 	})
@@ -799,13 +831,14 @@ func (specZeros) Read(p []byte) (int, error) {
 
 var _ io.Reader = specZeros{}
 
-// specStaticNetwork is the controller's default management network.
-func specStaticNetwork(t *testing.T) inventory.Network {
+// specInventory is an inventory on st with the controller's default
+// management pool.
+func specInventory(t *testing.T, st store.Store, o inventory.Options) *inventory.Service {
 	t.Helper()
+	inv := inventory.New(st, o)
 	d := controller.Defaults()
-	n, err := inventory.ParseNetwork(d.MgmtMode, d.MgmtSubnet, d.MgmtControllerIPs)
-	if err != nil {
+	if _, _, err := inv.EnsureManagementPool(context.Background(), d.MgmtMode, d.MgmtSubnet, d.MgmtControllerIPs); err != nil {
 		t.Fatal(err)
 	}
-	return n
+	return inv
 }

@@ -26,6 +26,7 @@ type Host struct {
 	InvProvision   string            `json:"invprovision"`   // unprovisioned | provisioning | provisioned | failed
 	MgmtMAC        string            `json:"mgmt_mac"`
 	MgmtIP         string            `json:"mgmt_ip"`
+	Pool           string            `json:"pool"` // the address pool mgmt_ip is from
 	Group          string            `json:"group"`
 	Labels         map[string]string `json:"labels"`
 	Location       string            `json:"location"`
@@ -42,6 +43,7 @@ type HostCreate struct {
 	Personality string            `json:"personality"`
 	MgmtMAC     string            `json:"mgmt_mac,omitempty"`
 	MgmtIP      string            `json:"mgmt_ip,omitempty"`
+	Pool        string            `json:"pool,omitempty"` // default: the management pool
 	Location    string            `json:"location,omitempty"`
 	Group       string            `json:"group,omitempty"`
 	Labels      map[string]string `json:"labels,omitempty"`
@@ -58,6 +60,7 @@ type HostUpdate struct {
 	Personality *string            `json:"personality,omitempty"`
 	MgmtMAC     *string            `json:"mgmt_mac,omitempty"`
 	MgmtIP      *string            `json:"mgmt_ip,omitempty"`
+	Pool        *string            `json:"pool,omitempty"`
 	Location    *string            `json:"location,omitempty"`
 	Group       *string            `json:"group,omitempty"`
 	Labels      *map[string]string `json:"labels,omitempty"`
@@ -71,6 +74,51 @@ type HostUpdate struct {
 type HostList struct {
 	Hosts []Host `json:"hosts"`
 	Next  string `json:"next,omitempty"`
+}
+
+// Pool modes and roles.
+const (
+	PoolStatic     = "static"  // operators give each host its address
+	PoolDynamic    = "dynamic" // the controller allocates addresses and serves them by DHCP
+	RoleManagement = "management"
+	RoleEdge       = "edge"
+)
+
+// Pool is an address pool: the management network, or a routed edge subnet.
+type Pool struct {
+	ID           int64     `json:"id"`
+	UUID         string    `json:"uuid"`
+	Name         string    `json:"name"`
+	Role         string    `json:"role"` // management | edge
+	Mode         string    `json:"mode"` // static | dynamic
+	Network      string    `json:"network"`
+	Ranges       []string  `json:"ranges"` // "first-last"; the whole network when empty
+	Gateway      string    `json:"gateway"`
+	DNS          []string  `json:"dns"`
+	NTP          []string  `json:"ntp"`
+	Reserved     []string  `json:"reserved"` // addresses no host may take
+	LeaseSeconds int64     `json:"lease_seconds"`
+	Used         int       `json:"used"` // hosts holding an address of the pool
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// PoolCreate is the body of POST /v1/addrpools.
+type PoolCreate struct {
+	Name         string   `json:"name"`
+	Network      string   `json:"network"`
+	Mode         string   `json:"mode"`
+	Ranges       []string `json:"ranges,omitempty"`
+	Gateway      string   `json:"gateway,omitempty"`
+	DNS          []string `json:"dns,omitempty"`
+	NTP          []string `json:"ntp,omitempty"`
+	Reserved     []string `json:"reserved,omitempty"`
+	LeaseSeconds int64    `json:"lease_seconds,omitempty"` // default 86400
+}
+
+// PoolList is the body of GET /v1/addrpools.
+type PoolList struct {
+	Pools []Pool `json:"pools"`
 }
 
 // Token roles, from most to least powerful.

@@ -79,9 +79,14 @@ Every flag also has an HB_ variable and a key in the --config YAML file.`,
 	pf.DurationVar(&a.g.timeout, "timeout", 30*time.Second, "how long one request may take")
 	_ = root.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(formats, cobra.ShellCompDirectiveNoFileComp))
 
-	root.AddGroup(&cobra.Group{ID: "hosts", Title: "Hosts:"}, &cobra.Group{ID: "admin", Title: "Tokens and events:"})
+	root.AddGroup(&cobra.Group{ID: "hosts", Title: "Hosts:"}, &cobra.Group{ID: "net", Title: "Management network:"},
+		&cobra.Group{ID: "admin", Title: "Tokens and events:"})
 	for _, c := range a.hostCommands() {
 		c.GroupID = "hosts"
+		root.AddCommand(c)
+	}
+	for _, c := range a.poolCommands() {
+		c.GroupID = "net"
 		root.AddCommand(c)
 	}
 	for _, c := range a.adminCommands() {

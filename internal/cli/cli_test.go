@@ -192,3 +192,33 @@ func TestTokensAndSettings(t *testing.T) {
 		t.Errorf("no token: %d %q", code, errs)
 	}
 }
+
+func TestPools(t *testing.T) {
+	t.Parallel()
+	h := newHbctl(t)
+	out := h.ok("addrpool-add", "site-a", "--network", "10.20.0.0/24", "--mode", "dynamic",
+		"--ranges", "10.20.0.100-10.20.0.199", "--gateway", "10.20.0.1", "--dns", "10.20.0.1,10.20.0.2", "--lease-time", "1h")
+	for _, want := range []string{"| ranges     | 10.20.0.100-10.20.0.199 ", "| dns        | 10.20.0.1,10.20.0.2 ", "| lease      | 1h0m0s "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("addrpool-add lacks %q:\n%s", want, out)
+		}
+	}
+	if got := h.ok("host-add", "-n", "edge-a1", "-p", "edgeworker", "-m", "52:54:00:00:0a:01", "--pool", "site-a",
+		"-c", "mgmt_ip", "-c", "pool", "-f", "value"); got != "10.20.0.100\nsite-a\n" {
+		t.Errorf("host on a dynamic pool: %q", got)
+	}
+	if got := h.ok("addrpool-list", "-c", "name", "-c", "used", "-f", "value"); got != "management 0\nsite-a 1\n" {
+		t.Errorf("addrpool-list: %q", got)
+	}
+	if code, _, errs := h.run("", "addrpool-delete", "site-a", "--yes"); code != 1 || !strings.Contains(errs, "in use by edge-a1") {
+		t.Errorf("delete a pool in use: %d %q", code, errs)
+	}
+	if code, _, errs := h.run("", "addrpool-add", "site-b", "--network", "10.20.0.0/16"); code != 2 || !strings.Contains(errs, "--mode") {
+		t.Errorf("addrpool-add without --mode: %d %q", code, errs)
+	}
+	h.ok("host-delete", "edge-a1", "--yes")
+	h.ok("addrpool-delete", "site-a", "--yes")
+	if code, _, _ := h.run("", "addrpool-show", "site-a"); code != 1 {
+		t.Error("site-a still shown after addrpool-delete")
+	}
+}

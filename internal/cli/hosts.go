@@ -43,7 +43,7 @@ func hostFields(h apitype.Host) []field {
 		{"id", strconv.FormatInt(h.ID, 10)}, {"uuid", h.UUID}, {"hostname", h.Hostname},
 		{"personality", h.Personality}, {"administrative", h.Administrative},
 		{"operational", h.Operational}, {"availability", h.Availability},
-		{"invprovision", h.InvProvision}, {"mgmt_mac", h.MgmtMAC}, {"mgmt_ip", h.MgmtIP},
+		{"invprovision", h.InvProvision}, {"mgmt_mac", h.MgmtMAC}, {"mgmt_ip", h.MgmtIP}, {"pool", h.Pool},
 		{"group", h.Group}, {"labels", labelsText(h.Labels)}, {"location", h.Location},
 		{"bm_type", h.BMType}, {"bm_ip", h.BMIP}, {"bm_username", h.BMUsername},
 		{"created_at", timeText(h.CreatedAt)}, {"updated_at", timeText(h.UpdatedAt)},
@@ -106,7 +106,8 @@ func (a *app) hostAdd() *cobra.Command {
 	f.StringVarP(&req.Hostname, "hostname", "n", "", "hostname (RFC 1123: lowercase letters, digits, '-')")
 	f.StringVarP(&req.Personality, "personality", "p", "", "one of "+strings.Join(inventory.Personalities, ", "))
 	f.StringVarP(&req.MgmtMAC, "mgmt-mac", "m", "", "MAC of the management interface")
-	f.StringVarP(&req.MgmtIP, "mgmt-ip", "i", "", "management address (static management network)")
+	f.StringVarP(&req.MgmtIP, "mgmt-ip", "i", "", "management address (required on a static pool; pins one on a dynamic pool)")
+	f.StringVar(&req.Pool, "pool", "", "address pool of the host (default: the management pool)")
 	f.StringVarP(&req.Location, "location", "l", "", "where the host is")
 	f.StringVar(&req.Group, "group", "", "group (federation) of the host")
 	f.StringArrayVar(&labels, "label", nil, "label key=value (repeat)")
@@ -202,7 +203,7 @@ func (a *app) hostShow() *cobra.Command {
 }
 
 // updatable lists the keys host-update takes, as the API names them.
-var updatable = []string{"hostname", "personality", "mgmt_mac", "mgmt_ip", "location", "group", "bm_type", "bm_ip", "bm_username"}
+var updatable = []string{"hostname", "personality", "mgmt_mac", "mgmt_ip", "pool", "location", "group", "bm_type", "bm_ip", "bm_username"}
 
 func (a *app) hostUpdate() *cobra.Command {
 	return &cobra.Command{

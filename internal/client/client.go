@@ -220,6 +220,29 @@ func (c *Client) UpgradeHost(ctx context.Context, ref string) error {
 	return c.do(ctx, "POST", hostPath(ref)+"/upgrade", nil, nil, nil)
 }
 
+// AddPool adds an address pool.
+func (c *Client) AddPool(ctx context.Context, p apitype.PoolCreate) (apitype.Pool, error) {
+	var out apitype.Pool
+	return out, c.do(ctx, "POST", "/v1/addrpools", nil, p, &out)
+}
+
+// ListPools lists the address pools.
+func (c *Client) ListPools(ctx context.Context) ([]apitype.Pool, error) {
+	var out apitype.PoolList
+	return out.Pools, c.do(ctx, "GET", "/v1/addrpools", nil, nil, &out)
+}
+
+// GetPool returns a pool by name.
+func (c *Client) GetPool(ctx context.Context, name string) (apitype.Pool, error) {
+	var out apitype.Pool
+	return out, c.do(ctx, "GET", "/v1/addrpools/"+url.PathEscape(name), nil, nil, &out)
+}
+
+// DeletePool deletes a pool.
+func (c *Client) DeletePool(ctx context.Context, name string) error {
+	return c.do(ctx, "DELETE", "/v1/addrpools/"+url.PathEscape(name), nil, nil, nil)
+}
+
 // CreateToken makes an API token; the answer holds its secret.
 func (c *Client) CreateToken(ctx context.Context, t apitype.TokenCreate) (apitype.TokenCreated, error) {
 	var out apitype.TokenCreated

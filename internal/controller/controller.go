@@ -60,13 +60,14 @@ func Defaults() Config {
 
 // Controller is a running controller's parts.
 type Controller struct {
-	cfg    Config
-	log    *slog.Logger
-	Store  store.Store
-	CA     *pki.CA
-	tls    *tls.Config
-	api    *api.Server
-	Tokens *auth.Tokens
+	cfg       Config
+	log       *slog.Logger
+	Store     store.Store
+	CA        *pki.CA
+	tls       *tls.Config
+	api       *api.Server
+	Tokens    *auth.Tokens
+	Inventory *inventory.Service
 	// AdminToken is the first admin token when this start made it.
 	AdminToken string
 }
@@ -74,10 +75,6 @@ type Controller struct {
 // New opens the data directory and the database and prepares the API; it
 // serves nothing yet.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Controller, error) {
-	mgmt, err := inventory.ParseNetwork(cfg.MgmtMode, cfg.MgmtSubnet, cfg.MgmtControllerIPs)
-	if err != nil {
-		return nil, err
-	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
@@ -90,14 +87,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Controller, error)
 		return nil, err
 	}
 	c := &Controller{cfg: cfg, log: log, Store: st}
-	if err := c.setup(ctx, mgmt); err != nil {
+	if err := c.setup(ctx); err != nil {
 		st.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *Controller) setup(ctx context.Context, mgmt inventory.Network) error {
+func (c *Controller) setup(ctx context.Context) error {
 	now := time.Now()
 	ca, caCreated, err := pki.EnsureCA(c.cfg.DataDir, now)
 	if err != nil {
@@ -139,10 +136,22 @@ func (c *Controller) setup(ctx context.Context, mgmt inventory.Network) error {
 			"admin_token_file", tokenPath, "admin_token_created", c.AdminToken != "")
 	}
 
+	c.Inventory = inventory.New(c.Store, inventory.Options{})
+	pool, created, err := c.Inventory.EnsureManagementPool(ctx, c.cfg.MgmtMode, c.cfg.MgmtSubnet, c.cfg.MgmtControllerIPs)
+	if err != nil {
+		return err
+	}
+	if created {
+		c.log.Info("made the management pool", "network", pool.Network, "mode", pool.Row.Mode, "reserved", pool.Row.Reserved)
+	} else if pool.Network.String() != c.cfg.MgmtSubnet || pool.Row.Mode != c.cfg.MgmtMode {
+		c.log.Info("the management pool is stored; the --mgmt-* settings only make it at first start",
+			"network", pool.Network, "mode", pool.Row.Mode)
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.api = api.New(api.Deps{
-		Inventory: inventory.New(c.Store, inventory.Options{Network: mgmt}),
+		Inventory: c.Inventory,
 		Tokens:    c.Tokens,
 		Ready:     c.Store.Ping,
 		Version:   version.String(),

@@ -31,7 +31,6 @@ const (
 // Service applies inventory changes. Its clock and id source are injected.
 type Service struct {
 	st      store.Store
-	net     Network
 	now     func() time.Time
 	newUUID func() string
 }
@@ -39,14 +38,13 @@ type Service struct {
 // Options configures a Service. Zero Clock and NewUUID mean the wall clock
 // and random v4 uuids.
 type Options struct {
-	Network Network
 	Clock   func() time.Time
 	NewUUID func() string
 }
 
 // New returns a Service over st.
 func New(st store.Store, o Options) *Service {
-	s := &Service{st: st, net: o.Network, now: o.Clock, newUUID: o.NewUUID}
+	s := &Service{st: st, now: o.Clock, newUUID: o.NewUUID}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -55,9 +53,6 @@ func New(st store.Store, o Options) *Service {
 	}
 	return s
 }
-
-// Network returns the management network the service checks against.
-func (s *Service) Network() Network { return s.net }
 
 // stamp is the current time, in UTC with the microsecond precision both
 // databases keep.
@@ -152,6 +147,9 @@ func (s *Service) Add(ctx context.Context, actor string, req apitype.HostCreate)
 		return store.Host{}, err
 	}
 	err := s.st.Write(ctx, func(tx store.Tx) error {
+		if err := s.assignAddress(tx, &h, nil, strings.TrimSpace(req.Pool)); err != nil {
+			return err
+		}
 		if err := checkUnique(tx, h); err != nil {
 			return err
 		}
@@ -204,6 +202,15 @@ func (s *Service) Update(ctx context.Context, actor, ref string, u apitype.HostU
 		}
 		h.Hostname = strings.TrimSpace(h.Hostname)
 		if err := s.check(&h, &old); err != nil {
+			return err
+		}
+		var pool string
+		if u.Pool != nil {
+			if pool = strings.TrimSpace(*u.Pool); pool == "" {
+				return problem.Invalidf("pool", "pool cannot be cleared: name the pool the host's address is from")
+			}
+		}
+		if err := s.assignAddress(tx, &h, &old, pool); err != nil {
 			return err
 		}
 		changed := changedFields(old, h)
@@ -273,8 +280,9 @@ func (s *Service) Events(ctx context.Context, f store.EventFilter) ([]store.Even
 	return out, err
 }
 
-// check validates and normalizes h in place. old is the stored host for an
-// update, nil for an add.
+// check validates and normalizes h in place, all but its address (which
+// assignAddress gives inside the transaction). old is the stored host for
+// an update, nil for an add.
 func (s *Service) check(h *store.Host, old *store.Host) error {
 	if err := CheckHostname(h.Hostname); err != nil {
 		return err
@@ -301,17 +309,6 @@ func (s *Service) check(h *store.Host, old *store.Host) error {
 		h.MgmtMAC = mac
 	}
 	edge := h.Personality == apitype.PersonalityEdgeworker
-	if edge && s.net.Mode == ModeDynamic && h.MgmtMAC == "" {
-		return problem.Invalidf("mgmt_mac", "an edgeworker on the dynamic management network needs its mgmt_mac (-m): the controller serves its address by DHCP to that MAC")
-	}
-	// An update keeps an address the controller already holds for the host.
-	if !(old != nil && h.MgmtIP == old.MgmtIP && old.MgmtIP != "" && s.net.Mode == ModeDynamic) {
-		ip, err := s.net.CheckMgmtIP(h.MgmtIP)
-		if err != nil {
-			return err
-		}
-		h.MgmtIP = ip
-	}
 	if err := CheckText("location", h.Location, 255); err != nil {
 		return err
 	}
@@ -378,6 +375,7 @@ func changedFields(a, b store.Host) []string {
 	}{
 		{"hostname", a.Hostname, b.Hostname}, {"personality", a.Personality, b.Personality},
 		{"mgmt_mac", a.MgmtMAC, b.MgmtMAC}, {"mgmt_ip", a.MgmtIP, b.MgmtIP},
+		{"pool", a.PoolName, b.PoolName},
 		{"location", a.Location, b.Location}, {"group", a.Group, b.Group},
 		{"bm_type", a.BMType, b.BMType}, {"bm_ip", a.BMIP, b.BMIP},
 		{"bm_username", a.BMUsername, b.BMUsername},

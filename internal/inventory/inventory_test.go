@@ -2,7 +2,11 @@ package inventory_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +14,7 @@ import (
 
 	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/inventory"
+	"hummingbird.io/hummingbird/internal/mgmtnet"
 	"hummingbird.io/hummingbird/internal/problem"
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/store/storetest"
@@ -25,17 +30,15 @@ type fixture struct {
 
 func newFixture(t *testing.T, dsn, mode string) *fixture {
 	t.Helper()
-	net, err := inventory.ParseNetwork(mode, "192.168.204.0/24", []string{"192.168.204.2"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	f := &fixture{st: storetest.Open(t, dsn), now: time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC)}
 	n := 0
 	f.svc = inventory.New(f.st, inventory.Options{
-		Network: net,
 		Clock:   func() time.Time { f.now = f.now.Add(time.Second); return f.now },
 		NewUUID: func() string { n++; return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) },
 	})
+	if _, _, err := f.svc.EnsureManagementPool(context.Background(), mode, "192.168.204.0/24", []string{"192.168.204.2"}); err != nil {
+		t.Fatal(err)
+	}
 	return f
 }
 
@@ -49,6 +52,8 @@ func TestService(t *testing.T) {
 			t.Run("lifecycle", func(t *testing.T) { t.Parallel(); testLifecycle(t, newFixture(t, b.DSN(t), "static")) })
 			t.Run("rules", func(t *testing.T) { t.Parallel(); testRules(t, newFixture(t, b.DSN(t), "static")) })
 			t.Run("dynamic", func(t *testing.T) { t.Parallel(); testDynamic(t, newFixture(t, b.DSN(t), "dynamic")) })
+			t.Run("pools", func(t *testing.T) { t.Parallel(); testPools(t, newFixture(t, b.DSN(t), "dynamic")) })
+			t.Run("dhcp view", func(t *testing.T) { t.Parallel(); testDHCPView(t, newFixture(t, b.DSN(t), "dynamic")) })
 		})
 	}
 }
@@ -63,11 +68,12 @@ func testLifecycle(t *testing.T, f *fixture) {
 		t.Fatal(err)
 	}
 	want := store.Host{
-		ID: 1, UUID: "00000000-0000-4000-8000-000000000001", Hostname: "edge-01",
+		ID: 1, UUID: "00000000-0000-4000-8000-000000000003", Hostname: "edge-01",
 		Personality: "edgeworker", Administrative: "locked", Operational: "disabled",
 		Availability: "offline", InvProvision: "unprovisioned", MgmtMAC: "52:54:00:aa:00:01",
 		MgmtIP: "192.168.204.10", Location: "line 3", Group: "press",
-		Labels: map[string]string{"zone": "n"}, CreatedAt: h.CreatedAt, UpdatedAt: h.CreatedAt,
+		Labels: map[string]string{"zone": "n"}, PoolID: 1, PoolName: "management",
+		CreatedAt: h.CreatedAt, UpdatedAt: h.CreatedAt,
 	}
 	if diff := cmp.Diff(want, h); diff != "" {
 		t.Errorf("Add (-want +got):\n%s", diff)
@@ -98,7 +104,7 @@ func testLifecycle(t *testing.T, f *fixture) {
 	if _, err := f.svc.Delete(ctx, "tok-op", "1"); err != nil {
 		t.Fatal(err)
 	}
-	evs, err := f.svc.Events(ctx, store.EventFilter{})
+	evs, err := f.svc.Events(ctx, store.EventFilter{EntityType: "host"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,12 +193,155 @@ func testDynamic(t *testing.T, f *fixture) {
 	if _, err := f.svc.Add(ctx, "t", apitype.HostCreate{Hostname: "edge-01", Personality: "edgeworker"}); problem.FieldOf(err) != "mgmt_mac" {
 		t.Errorf("dynamic edgeworker without MAC: %v", err)
 	}
-	if _, err := f.svc.Add(ctx, "t", apitype.HostCreate{Hostname: "edge-01", Personality: "edgeworker", MgmtMAC: "52:54:00:00:00:01", MgmtIP: "192.168.204.9"}); problem.FieldOf(err) != "mgmt_ip" {
-		t.Errorf("dynamic edgeworker with an IP: %v", err)
+	// Allocation starts at the lowest address that is neither the network
+	// address nor the controllers' (.2 is reserved); a pinned address is
+	// taken as given; deleting a host frees its address.
+	var got []string
+	for i, pin := range []string{"", "", "192.168.204.50", ""} {
+		h, err := f.svc.Add(ctx, "t", apitype.HostCreate{Hostname: fmt.Sprintf("edge-%d", i), Personality: "edgeworker",
+			MgmtMAC: fmt.Sprintf("52:54:00:00:00:%02x", i+1), MgmtIP: pin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, h.MgmtIP)
 	}
-	h, err := f.svc.Add(ctx, "t", apitype.HostCreate{Hostname: "edge-01", Personality: "edgeworker", MgmtMAC: "52:54:00:00:00:01"})
-	if err != nil || h.MgmtIP != "" {
-		t.Errorf("dynamic edgeworker: %+v, %v", h, err)
+	if diff := cmp.Diff([]string{"192.168.204.1", "192.168.204.3", "192.168.204.50", "192.168.204.4"}, got); diff != "" {
+		t.Errorf("allocated addresses (-want +got):\n%s", diff)
+	}
+	if _, err := f.svc.Delete(ctx, "t", "edge-1"); err != nil {
+		t.Fatal(err)
+	}
+	h, err := f.svc.Add(ctx, "t", apitype.HostCreate{Hostname: "edge-9", Personality: "edgeworker", MgmtMAC: "52:54:00:00:00:99"})
+	if err != nil || h.MgmtIP != "192.168.204.3" {
+		t.Errorf("after freeing .3: %q, %v", h.MgmtIP, err)
+	}
+	// Clearing the address of a dynamic host allocates again; a worker
+	// without a MAC is allocated too.
+	if h, err := f.svc.Update(ctx, "t", "edge-0", apitype.HostUpdate{MgmtIP: ptr("")}); err != nil || h.MgmtIP != "192.168.204.1" {
+		t.Errorf("re-allocate edge-0: %q, %v", h.MgmtIP, err)
+	}
+	if h, err := f.svc.Add(ctx, "t", apitype.HostCreate{Hostname: "worker-0", Personality: "worker"}); err != nil || h.MgmtIP != "192.168.204.5" {
+		t.Errorf("worker: %q, %v", h.MgmtIP, err)
+	}
+}
+
+func testPools(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	site, err := f.svc.AddPool(ctx, "t", apitype.PoolCreate{Name: "site-a", Network: "10.20.0.0/24", Mode: "dynamic",
+		Ranges: []string{"10.20.0.100-10.20.0.101"}, Gateway: "10.20.0.1", DNS: []string{"10.20.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if site.Row.Role != "edge" || site.Lease != inventory.DefaultLease {
+		t.Errorf("site-a: %+v", site.Row)
+	}
+	for _, tc := range []struct {
+		req   apitype.PoolCreate
+		kind  problem.Kind
+		field string
+	}{
+		{apitype.PoolCreate{Name: "site-a", Network: "10.21.0.0/24", Mode: "static"}, problem.Conflict, "name"},
+		{apitype.PoolCreate{Name: "site-b", Network: "10.20.0.128/25", Mode: "static"}, problem.Conflict, "network"},
+		{apitype.PoolCreate{Name: "site-b", Network: "192.168.0.0/16", Mode: "static"}, problem.Conflict, "network"},
+		{apitype.PoolCreate{Name: "site-b", Network: "10.21.0.0/24", Mode: "sometimes"}, problem.Invalid, "mode"},
+	} {
+		if _, err := f.svc.AddPool(ctx, "t", tc.req); problem.KindOf(err) != tc.kind || problem.FieldOf(err) != tc.field {
+			t.Errorf("AddPool(%+v) = %v, want %v on %q", tc.req, err, tc.kind, tc.field)
+		}
+	}
+	add := func(name, mac string) (store.Host, error) {
+		return f.svc.Add(ctx, "t", apitype.HostCreate{Hostname: name, Personality: "edgeworker", MgmtMAC: mac, Pool: "site-a"})
+	}
+	a, err := add("edge-a1", "52:54:00:00:0a:01")
+	if err != nil || a.MgmtIP != "10.20.0.100" || a.PoolName != "site-a" {
+		t.Fatalf("edge-a1: %+v, %v", a, err)
+	}
+	if _, err := add("edge-a2", "52:54:00:00:0a:02"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := add("edge-a3", "52:54:00:00:0a:03"); !problem.Is(err, problem.Conflict) || problem.FieldOf(err) != "mgmt_ip" {
+		t.Errorf("third host in a two-address range: %v, want a conflict on mgmt_ip", err)
+	}
+	if _, err := f.svc.Add(ctx, "t", apitype.HostCreate{Hostname: "x", Personality: "worker", Pool: "nowhere"}); problem.FieldOf(err) != "pool" {
+		t.Errorf("unknown pool: %v", err)
+	}
+	// A pool in use cannot go; the management pool never can.
+	if err := f.svc.DeletePool(ctx, "t", "site-a"); !problem.Is(err, problem.Conflict) || !strings.Contains(err.Error(), "edge-a1, edge-a2") {
+		t.Errorf("delete pool in use: %v", err)
+	}
+	if err := f.svc.DeletePool(ctx, "t", "management"); !problem.Is(err, problem.NotSupported) {
+		t.Errorf("delete management pool: %v", err)
+	}
+	// Moving a host to the management pool gives it an address there.
+	moved, err := f.svc.Update(ctx, "t", "edge-a2", apitype.HostUpdate{Pool: ptr("management")})
+	if err != nil || moved.PoolName != "management" || moved.MgmtIP != "192.168.204.1" {
+		t.Errorf("move to management: %+v, %v", moved, err)
+	}
+	if _, err := f.svc.Delete(ctx, "t", "edge-a1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.DeletePool(ctx, "t", "site-a"); err != nil {
+		t.Errorf("delete unused pool: %v", err)
+	}
+	pools, err := f.svc.ListPools(ctx)
+	if err != nil || len(pools) != 1 || pools[0].Used != 1 {
+		t.Errorf("pools after delete: %+v, %v", pools, err)
+	}
+}
+
+func testDHCPView(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	if _, err := f.svc.AddPool(ctx, "t", apitype.PoolCreate{Name: "site-a", Network: "10.20.0.0/24", Mode: "dynamic",
+		Gateway: "10.20.0.1", DNS: []string{"10.20.0.53"}, NTP: []string{"10.20.0.123"}, LeaseSeconds: 600}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Add(ctx, "t", apitype.HostCreate{Hostname: "edge-a1", Personality: "edgeworker", MgmtMAC: "52:54:00:00:0a:01", Pool: "site-a"}); err != nil {
+		t.Fatal(err)
+	}
+	mac, _ := net.ParseMAC("52:54:00:00:0a:01")
+	b, err := f.svc.Binding(ctx, mac, netip.MustParseAddr("10.20.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := mgmtnet.Binding{HostID: 1, Hostname: "edge-a1", MAC: mac, IP: netip.MustParseAddr("10.20.0.2"),
+		Network: netip.MustParsePrefix("10.20.0.0/24"), Gateway: netip.MustParseAddr("10.20.0.1"),
+		DNS: []netip.Addr{netip.MustParseAddr("10.20.0.53")}, NTP: []netip.Addr{netip.MustParseAddr("10.20.0.123")},
+		Lease: 10 * time.Minute, PoolID: 2, PoolName: "site-a"}
+	if diff := cmp.Diff(want, b, cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+		cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+		t.Errorf("Binding (-want +got):\n%s", diff)
+	}
+	// The same MAC asking from the management subnet gets nothing there.
+	if _, err := f.svc.Binding(ctx, mac, netip.MustParseAddr("192.168.204.1")); !errors.Is(err, mgmtnet.ErrNotHere) {
+		t.Errorf("binding from another subnet: %v, want ErrNotHere", err)
+	}
+	unknown, _ := net.ParseMAC("52:54:00:ff:ff:ff")
+	if _, err := f.svc.Binding(ctx, unknown, netip.MustParseAddr("10.20.0.1")); !errors.Is(err, mgmtnet.ErrUnknownMAC) {
+		t.Errorf("unknown MAC: %v", err)
+	}
+	if err := f.svc.Discovered(ctx, unknown, netip.MustParseAddr("10.20.0.1")); err != nil {
+		t.Fatal(err)
+	}
+	// The first lease is an event; a renewal of the same address is not.
+	exp := f.now.Add(time.Hour)
+	for i := 0; i < 2; i++ {
+		if err := f.svc.Leased(ctx, b, exp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := f.svc.Events(ctx, store.EventFilter{EntityType: "host"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range evs {
+		actions = append(actions, e.Action+" "+e.EntityID)
+	}
+	if diff := cmp.Diff([]string{"host.leased host=edge-a1", "host.discovered mac=52:54:00:ff:ff:ff", "host.add host=edge-a1"}, actions); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	if err := f.svc.Released(ctx, mac); err != nil {
+		t.Fatal(err)
 	}
 }
 

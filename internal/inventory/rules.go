@@ -1,7 +1,6 @@
 package inventory
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -123,102 +122,12 @@ func NormalizeMAC(field, s string) (string, error) {
 	return hw.String(), nil
 }
 
-// NetworkMode says how management addresses are assigned.
-type NetworkMode string
-
-// Network modes.
-const (
-	// ModeStatic: the operator gives each host its management address.
-	ModeStatic NetworkMode = "static"
-	// ModeDynamic: the controller allocates it and serves it by DHCP.
-	ModeDynamic NetworkMode = "dynamic"
-)
-
-// Network is the management network hosts are added to.
-type Network struct {
-	Mode   NetworkMode
-	Subnet netip.Prefix
-	// Reserved holds addresses no host may take (the controllers' own).
-	Reserved []netip.Addr
-}
-
-// ParseNetwork builds a Network from its textual settings.
-func ParseNetwork(mode, subnet string, reserved []string) (Network, error) {
-	n := Network{Mode: NetworkMode(mode)}
-	if n.Mode != ModeStatic && n.Mode != ModeDynamic {
-		return n, fmt.Errorf("management network mode %q: use static or dynamic", mode)
-	}
-	p, err := netip.ParsePrefix(subnet)
-	if err != nil {
-		return n, fmt.Errorf("management subnet %q: %w (write it like 192.168.204.0/24)", subnet, err)
-	}
-	if p != p.Masked() {
-		return n, fmt.Errorf("management subnet %q has host bits set: did you mean %s?", subnet, p.Masked())
-	}
-	n.Subnet = p
-	for _, r := range reserved {
-		a, err := netip.ParseAddr(r)
-		if err != nil {
-			return n, fmt.Errorf("controller address %q: %w", r, err)
-		}
-		if !p.Contains(a) {
-			return n, fmt.Errorf("controller address %s is outside the management subnet %s", a, p)
-		}
-		n.Reserved = append(n.Reserved, a)
-	}
-	return n, nil
-}
-
 // broadcast returns the IPv4 broadcast address of p.
 func broadcast(p netip.Prefix) (netip.Addr, bool) {
 	if !p.Addr().Is4() {
 		return netip.Addr{}, false
 	}
-	a := p.Masked().Addr().As4()
-	bits := p.Bits()
-	for i := range a {
-		for b := 0; b < 8; b++ {
-			if i*8+b >= bits {
-				a[i] |= 0x80 >> b
-			}
-		}
-	}
-	return netip.AddrFrom4(a), true
-}
-
-// CheckMgmtIP applies the management network's rules to a host's address
-// and returns it normalized. ip may be empty.
-func (n Network) CheckMgmtIP(ip string) (string, error) {
-	const field = "mgmt_ip"
-	if n.Mode == ModeDynamic {
-		if ip != "" {
-			return "", problem.Invalidf(field, "the management network is dynamic: the controller allocates the address, so leave mgmt_ip out")
-		}
-		return "", nil
-	}
-	if ip == "" {
-		return "", problem.Invalidf(field, "the management network is static: give the host's address in %s with mgmt_ip (-i)", n.Subnet)
-	}
-	a, err := netip.ParseAddr(strings.TrimSpace(ip))
-	if err != nil || a.Zone() != "" {
-		return "", problem.Invalidf(field, "mgmt_ip %q is not an IP address", ip)
-	}
-	a = a.Unmap()
-	if !n.Subnet.Contains(a) {
-		return "", problem.Invalidf(field, "mgmt_ip %s is outside the management subnet %s", a, n.Subnet)
-	}
-	if a == n.Subnet.Masked().Addr() {
-		return "", problem.Invalidf(field, "mgmt_ip %s is the network address of %s; pick a host address", a, n.Subnet)
-	}
-	if b, ok := broadcast(n.Subnet); ok && a == b {
-		return "", problem.Invalidf(field, "mgmt_ip %s is the broadcast address of %s; pick a host address", a, n.Subnet)
-	}
-	for _, r := range n.Reserved {
-		if a == r {
-			return "", problem.Invalidf(field, "mgmt_ip %s belongs to a controller; pick another address", a)
-		}
-	}
-	return a.String(), nil
+	return lastAddr(p), true
 }
 
 // CheckGroup: a group name becomes a Node label value, so it follows RFC

@@ -1,10 +1,12 @@
 package inventory
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
 	"hummingbird.io/hummingbird/internal/problem"
+	"hummingbird.io/hummingbird/internal/store"
 )
 
 func TestCheckHostname(t *testing.T) {
@@ -68,65 +70,105 @@ func TestNormalizeMAC(t *testing.T) {
 	}
 }
 
-func TestCheckMgmtIP(t *testing.T) {
+func mustPool(t *testing.T, mode, network string, ranges, reserved []string, gateway string) Pool {
+	t.Helper()
+	p, err := buildPool(store.Pool{Name: "p", Role: "edge", Mode: mode, Network: network, Gateway: gateway}, ranges, nil, nil, reserved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPoolCheckAddress(t *testing.T) {
 	t.Parallel()
-	static, err := ParseNetwork("static", "192.168.204.0/24", []string{"192.168.204.2"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dynamic, err := ParseNetwork("dynamic", "192.168.204.0/24", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v6, err := ParseNetwork("static", "fd00:204::/64", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	v4 := mustPool(t, "static", "192.168.204.0/24", nil, []string{"192.168.204.2"}, "192.168.204.1")
+	v6 := mustPool(t, "static", "fd00:204::/64", nil, nil, "")
 	for _, tc := range []struct {
-		net     Network
+		p       Pool
 		in      string
 		want    string
 		wantErr bool
 	}{
-		{static, "192.168.204.10", "192.168.204.10", false},
-		{static, "::ffff:192.168.204.10", "192.168.204.10", false},
-		{static, "", "", true},
-		{static, "192.168.205.10", "", true},
-		{static, "192.168.204.0", "", true},
-		{static, "192.168.204.255", "", true},
-		{static, "192.168.204.2", "", true},
-		{static, "192.168.204", "", true},
-		{static, "fe80::1%eth0", "", true},
-		{dynamic, "", "", false},
-		{dynamic, "192.168.204.10", "", true},
+		{v4, "192.168.204.10", "192.168.204.10", false},
+		{v4, "::ffff:192.168.204.10", "192.168.204.10", false},
+		{v4, "", "", true},
+		{v4, "192.168.205.10", "", true},
+		{v4, "192.168.204.0", "", true},
+		{v4, "192.168.204.255", "", true},
+		{v4, "192.168.204.2", "", true}, // reserved
+		{v4, "192.168.204.1", "", true}, // gateway
+		{v4, "192.168.204", "", true},
+		{v4, "fe80::1%eth0", "", true},
 		{v6, "fd00:204::10", "fd00:204::10", false},
 		{v6, "fd00:204::", "", true},
 		{v6, "192.168.204.10", "", true},
 	} {
-		got, err := tc.net.CheckMgmtIP(tc.in)
+		got, err := tc.p.CheckAddress(tc.in)
 		if got != tc.want || (err != nil) != tc.wantErr {
-			t.Errorf("%s CheckMgmtIP(%q) = %q, %v; want %q, err=%v", tc.net.Mode, tc.in, got, err, tc.want, tc.wantErr)
+			t.Errorf("%s CheckAddress(%q) = %q, %v; want %q, err=%v", tc.p.Network, tc.in, got, err, tc.want, tc.wantErr)
 		}
 	}
 }
 
-func TestParseNetwork(t *testing.T) {
+func TestBuildPool(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		mode, subnet string
-		reserved     []string
-		ok           bool
+		name, mode, network, gateway string
+		ranges, reserved             []string
+		field                        string // "" when valid
 	}{
-		{"static", "10.0.0.0/8", nil, true},
-		{"bogus", "10.0.0.0/8", nil, false},
-		{"static", "10.0.0.1/8", nil, false},
-		{"static", "10.0.0.0", nil, false},
-		{"static", "10.0.0.0/8", []string{"11.0.0.1"}, false},
-		{"static", "10.0.0.0/8", []string{"x"}, false},
+		{"site-a", "dynamic", "10.0.0.0/8", "", nil, nil, ""},
+		{"site-a", "dynamic", "10.1.0.0/24", "10.1.0.1", []string{"10.1.0.100-10.1.0.199", "10.1.0.20-10.1.0.29"}, []string{"10.1.0.2"}, ""},
+		{"Site-A", "dynamic", "10.0.0.0/8", "", nil, nil, "name"},
+		{"site-a", "bogus", "10.0.0.0/8", "", nil, nil, "mode"},
+		{"site-a", "static", "10.0.0.1/8", "", nil, nil, "network"},
+		{"site-a", "static", "10.0.0.0", "", nil, nil, "network"},
+		{"site-a", "static", "10.0.0.0/31", "", nil, nil, "network"},
+		{"site-a", "static", "10.1.0.0/24", "10.2.0.1", nil, nil, "gateway"},
+		{"site-a", "static", "10.1.0.0/24", "", nil, []string{"x"}, "reserved"},
+		{"site-a", "static", "10.1.0.0/24", "", nil, []string{"10.2.0.5"}, "reserved"},
+		{"site-a", "dynamic", "10.1.0.0/24", "", []string{"10.1.0.9-10.1.0.5"}, nil, "ranges"},
+		{"site-a", "dynamic", "10.1.0.0/24", "", []string{"10.1.0.5"}, nil, "ranges"},
+		{"site-a", "dynamic", "10.1.0.0/24", "", []string{"10.1.0.5-10.2.0.5"}, nil, "ranges"},
+		{"site-a", "dynamic", "10.1.0.0/24", "", []string{"10.1.0.5-10.1.0.50", "10.1.0.40-10.1.0.60"}, nil, "ranges"},
 	} {
-		_, err := ParseNetwork(tc.mode, tc.subnet, tc.reserved)
-		if (err == nil) != tc.ok {
-			t.Errorf("ParseNetwork(%q, %q, %v) = %v, want ok=%v", tc.mode, tc.subnet, tc.reserved, err, tc.ok)
+		_, err := buildPool(store.Pool{Name: tc.name, Role: "edge", Mode: tc.mode, Network: tc.network, Gateway: tc.gateway}, tc.ranges, nil, nil, tc.reserved)
+		if got := problem.FieldOf(err); (err == nil) != (tc.field == "") || got != tc.field {
+			t.Errorf("buildPool(%s %s %s %v %v): %v (field %q), want field %q", tc.name, tc.mode, tc.network, tc.ranges, tc.reserved, err, got, tc.field)
+		}
+	}
+}
+
+func TestAllocate(t *testing.T) {
+	t.Parallel()
+	addrs := func(ss ...string) map[netip.Addr]bool {
+		m := map[netip.Addr]bool{}
+		for _, s := range ss {
+			m[netip.MustParseAddr(s)] = true
+		}
+		return m
+	}
+	whole := mustPool(t, "dynamic", "10.1.0.0/29", nil, []string{"10.1.0.2"}, "10.1.0.1")
+	ranged := mustPool(t, "dynamic", "10.1.0.0/24", []string{"10.1.0.100-10.1.0.101", "10.1.0.200-10.1.0.200"}, nil, "")
+	huge := mustPool(t, "dynamic", "10.0.0.0/8", nil, nil, "")
+	v6 := mustPool(t, "dynamic", "fd00::/64", nil, nil, "")
+	for _, tc := range []struct {
+		p    Pool
+		used map[netip.Addr]bool
+		want string // "" when full
+	}{
+		{whole, nil, "10.1.0.3"},
+		{whole, addrs("10.1.0.3", "10.1.0.5"), "10.1.0.4"},
+		{whole, addrs("10.1.0.3", "10.1.0.4", "10.1.0.5", "10.1.0.6"), ""}, // .7 is broadcast
+		{ranged, nil, "10.1.0.100"},
+		{ranged, addrs("10.1.0.100", "10.1.0.101"), "10.1.0.200"},
+		{ranged, addrs("10.1.0.100", "10.1.0.101", "10.1.0.200"), ""},
+		{huge, addrs("10.0.0.1"), "10.0.0.2"},
+		{v6, nil, "fd00::1"},
+	} {
+		got, ok := tc.p.Allocate(tc.used)
+		if (tc.want == "" && ok) || (tc.want != "" && got.String() != tc.want) {
+			t.Errorf("%s Allocate(%v) = %v, %v; want %q", tc.p.Network, tc.used, got, ok, tc.want)
 		}
 	}
 }

@@ -84,7 +84,7 @@ func (t *sqlTx) LockPool(id int64) error {
 }
 
 func (t *sqlTx) HostsInPool(poolID int64, limit int) ([]Host, error) {
-	return t.queryHosts("hosts in pool", `SELECT `+hostColumns+` FROM hosts WHERE pool_id = $1
+	return t.queryHosts("hosts in pool", `SELECT `+hostSelect+` FROM hosts WHERE pool_id = $1
 		ORDER BY id LIMIT $2`, poolID, limit)
 }
 
@@ -154,4 +154,3 @@ func (t *sqlTx) DeleteLease(mac string) error {
 func (t *sqlTx) ListLeases() ([]Lease, error) {
 	return t.queryLeases("list leases", `SELECT `+leaseColumns+` FROM dhcp_leases ORDER BY mac`)
 }
-

@@ -32,9 +32,10 @@ func openPostgres(dsn string) (*sqlStore, error) {
 // uniqueFields maps the schema's unique constraints to the request field
 // that violates them.
 var uniqueFields = map[string]string{
-	"hosts_hostname_key": "hostname",
-	"hosts_mgmt_mac_key": "mgmt_mac",
-	"hosts_mgmt_ip_key":  "mgmt_ip",
+	"hosts_hostname_key":     "hostname",
+	"hosts_mgmt_mac_key":     "mgmt_mac",
+	"hosts_mgmt_ip_key":      "mgmt_ip",
+	"address_pools_name_key": "name",
 }
 
 func classifyPostgres(err error) (error, bool) {

@@ -145,6 +145,9 @@ const hostColumns = `id, uuid, hostname, personality, administrative, operationa
 	availability, invprovision, mgmt_mac, mgmt_ip, location, host_group, bm_type, bm_ip,
 	bm_username, created_at, updated_at, pool_id`
 
+// hostSelect reads a host with the name of its pool.
+const hostSelect = hostColumns + `, (SELECT p.name FROM address_pools p WHERE p.id = hosts.pool_id)`
+
 // nullID stores id 0 as NULL, for optional references.
 func nullID(id int64) any {
 	if id == 0 {
@@ -207,7 +210,7 @@ func (t *sqlTx) DeleteHost(id int64) error {
 }
 
 func (t *sqlTx) hostWhere(op, where string, arg any) (Host, error) {
-	hosts, err := t.queryHosts(op, `SELECT `+hostColumns+` FROM hosts WHERE `+where, arg)
+	hosts, err := t.queryHosts(op, `SELECT `+hostSelect+` FROM hosts WHERE `+where, arg)
 	if err != nil {
 		return Host{}, err
 	}
@@ -269,7 +272,7 @@ func (t *sqlTx) ListHosts(f HostFilter) ([]Host, error) {
 	if f.AfterID > 0 {
 		add("id > ?", f.AfterID)
 	}
-	q := `SELECT ` + hostColumns + ` FROM hosts`
+	q := `SELECT ` + hostSelect + ` FROM hosts`
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")
 	}
@@ -291,14 +294,15 @@ func (t *sqlTx) queryHosts(op, q string, args ...any) ([]Host, error) {
 			h       Host
 			mac, ip sql.NullString
 			pool    sql.NullInt64
+			poolNm  sql.NullString
 		)
 		if err := rows.Scan(&h.ID, &h.UUID, &h.Hostname, &h.Personality, &h.Administrative,
 			&h.Operational, &h.Availability, &h.InvProvision, &mac, &ip, &h.Location, &h.Group,
-			&h.BMType, &h.BMIP, &h.BMUsername, &h.CreatedAt, &h.UpdatedAt, &pool); err != nil {
+			&h.BMType, &h.BMIP, &h.BMUsername, &h.CreatedAt, &h.UpdatedAt, &pool, &poolNm); err != nil {
 			rows.Close()
 			return nil, t.wrap(op, err)
 		}
-		h.MgmtMAC, h.MgmtIP, h.PoolID = mac.String, ip.String, pool.Int64
+		h.MgmtMAC, h.MgmtIP, h.PoolID, h.PoolName = mac.String, ip.String, pool.Int64, poolNm.String
 		h.CreatedAt, h.UpdatedAt = h.CreatedAt.UTC(), h.UpdatedAt.UTC()
 		hosts = append(hosts, h)
 	}

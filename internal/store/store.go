@@ -98,7 +98,8 @@ type Host struct {
 	BMIP           string
 	BMUsername     string
 	Labels         map[string]string
-	PoolID         int64 // 0 when the host has no pool
+	PoolID         int64  // 0 when the host has no pool
+	PoolName       string // read only: the name of pool PoolID
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 }
