@@ -18,12 +18,14 @@ type Footprint struct {
 	// Processes are "pid comm" of processes in a bed's cgroups, running a bed's programs, or
 	// running in another root, such as a host's.
 	Processes []string
-	// Links are the machine's network links.
+	// Links are the network links named as a bed names its links. Links of other names, which
+	// other tests may make meanwhile, are not the beds' business.
 	Links []string
-	// NetNS are the named network namespaces.
+	// NetNS are the named network namespaces named as a bed names them.
 	NetNS []string
-	// Mounts are the mount points of this mount namespace, but /run/netns: ip mounts it on itself
-	// the first time a namespace is made, for every namespace to come.
+	// Mounts are the mount points of this mount namespace, but those of named network namespaces
+	// (counted in NetNS) and /run/netns, which ip mounts on itself the first time a namespace is
+	// made, for every namespace to come.
 	Mounts []string
 	// Cgroups are the top cgroups of every hierarchy and all cgroups of beds.
 	Cgroups []string
@@ -44,10 +46,10 @@ func TakeFootprint(base string) (Footprint, error) {
 	if f.Processes, err = bedProcesses(); err != nil {
 		return f, err
 	}
-	if f.Links, err = dirNames("/sys/class/net"); err != nil {
+	if f.Links, err = bedNames("/sys/class/net"); err != nil {
 		return f, err
 	}
-	if f.NetNS, err = dirNames("/run/netns"); err != nil {
+	if f.NetNS, err = bedNames("/run/netns"); err != nil {
 		return f, err
 	}
 	points, err := mountPoints()
@@ -55,7 +57,7 @@ func TakeFootprint(base string) (Footprint, error) {
 		return f, err
 	}
 	for _, p := range points {
-		if p != "/run/netns" {
+		if p != "/run/netns" && !strings.HasPrefix(p, "/run/netns/") {
 			f.Mounts = append(f.Mounts, p)
 		}
 	}
@@ -95,6 +97,21 @@ func TakeFootprint(base string) (Footprint, error) {
 		return f, err
 	}
 	return f, nil
+}
+
+// bedNames returns the names in dir that a bed would give.
+func bedNames(dir string) ([]string, error) {
+	names, err := dirNames(dir)
+	if err != nil {
+		return nil, err
+	}
+	var bed []string
+	for _, n := range names {
+		if _, ok := bedIndexOf(n); ok {
+			bed = append(bed, n)
+		}
+	}
+	return bed, nil
 }
 
 // dirNames returns the sorted names in dir; none if dir does not exist.

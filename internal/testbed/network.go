@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -113,5 +114,42 @@ func removeNetwork(ctx context.Context, index int) error {
 // isBedLink tells whether a link name belongs to bed index: hb<N>br or hb<N>h<i>.
 func isBedLink(index int, name string) bool {
 	rest, ok := strings.CutPrefix(name, linkPrefix(index))
-	return ok && (rest == "br" || strings.HasPrefix(rest, "h"))
+	if !ok {
+		return false
+	}
+	if rest == "br" {
+		return true
+	}
+	host, ok := strings.CutPrefix(rest, "h")
+	return ok && isDigits(host)
+}
+
+// bedIndexOf returns the bed index that names a link (hb<N>br, hb<N>h<i>) or a network namespace
+// (hb<N>-<host>), and false for names of no bed.
+func bedIndexOf(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, "hb")
+	if !ok {
+		return 0, false
+	}
+	end := 0
+	for end < len(rest) && rest[end] >= '0' && rest[end] <= '9' {
+		end++
+	}
+	index, err := strconv.Atoi(rest[:end])
+	if err != nil || index < 1 || index > maxBeds {
+		return 0, false
+	}
+	if isBedLink(index, name) || strings.HasPrefix(name, netnsPrefix(index)) {
+		return index, true
+	}
+	return 0, false
+}
+
+func isDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

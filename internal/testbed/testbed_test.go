@@ -134,10 +134,26 @@ func TestIsBedLink(t *testing.T) {
 		want bool
 	}{
 		{"hb1br", true}, {"hb1h1", true}, {"hb1h12", true},
-		{"hb12br", false}, {"hb12h1", false}, {"eth0", false}, {"hb1", false},
+		{"hb12br", false}, {"hb12h1", false}, {"eth0", false}, {"hb1", false}, {"hb1hello", false},
 	} {
 		if got := isBedLink(1, tc.name); got != tc.want {
 			t.Errorf("isBedLink(1, %q) = %t, want %t", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestBedIndexOf(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		index int
+		ok    bool
+	}{
+		{"hb1br", 1, true}, {"hb12h3", 12, true}, {"hb7-edge-1", 7, true},
+		{"hbcb62a388a", 0, false}, {"hb0br", 0, false}, {"hb1x", 0, false}, {"eth0", 0, false},
+	} {
+		index, ok := bedIndexOf(tc.name)
+		if index != tc.index || ok != tc.ok {
+			t.Errorf("bedIndexOf(%q) = %d, %t, want %d, %t", tc.name, index, ok, tc.index, tc.ok)
 		}
 	}
 }

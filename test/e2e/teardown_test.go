@@ -57,11 +57,9 @@ func TestTeardownAfterInterrupt(t *testing.T) {
 			if err := cmd.Process.Signal(tc.signal); err != nil {
 				t.Fatal(err)
 			}
-			go func() {
-				for sc.Scan() {
-					t.Log(sc.Text())
-				}
-			}()
+			for sc.Scan() {
+				t.Log(sc.Text())
+			}
 			cmd.Wait()
 			if tc.signal == syscall.SIGKILL {
 				if _, err := os.Stat(dir); err != nil {
