@@ -76,14 +76,15 @@ func TakeFootprint(base string) (Footprint, error) {
 				f.Cgroups = append(f.Cgroups, filepath.Join(m, t))
 			}
 		}
-		err = filepath.WalkDir(filepath.Join(m, cgroupParent), func(p string, e fs.DirEntry, err error) error {
+		parent := filepath.Join(m, cgroupParent) // listed above with the top cgroups
+		err = filepath.WalkDir(parent, func(p string, e fs.DirEntry, err error) error {
 			if err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
 					return nil
 				}
 				return err
 			}
-			if e.IsDir() {
+			if e.IsDir() && p != parent {
 				f.Cgroups = append(f.Cgroups, p)
 			}
 			return nil

@@ -162,6 +162,9 @@ func startHost(ctx context.Context, b *Bed, i int, opts HostOptions) (*Host, err
 	if name == "" {
 		name = fmt.Sprintf("edge-%d", i)
 	}
+	if !validHostname(name) {
+		return nil, fmt.Errorf("host name %q: want 1 to 40 of a-z, 0-9 and -, not starting with -", name)
+	}
 	h := &Host{
 		Name:   name,
 		IP:     hostIP(b.Index, i),
@@ -211,7 +214,9 @@ func startHost(ctx context.Context, b *Bed, i int, opts HostOptions) (*Host, err
 	if err != nil {
 		return nil, err
 	}
-	if err := d.waitFor(ctx, "sshd on "+name, func(ctx context.Context) error {
+	boot, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := d.waitFor(boot, "sshd on "+name, func(ctx context.Context) error {
 		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		_, err := h.SSH(tctx, "systemctl is-active ssh containerd bed-node-setup")
@@ -220,6 +225,19 @@ func startHost(ctx context.Context, b *Bed, i int, opts HostOptions) (*Host, err
 		return nil, err
 	}
 	return h, nil
+}
+
+// validHostname tells whether name can name a host, its network namespace and its machine.
+func validHostname(name string) bool {
+	if name == "" || len(name) > 40 || name[0] == '-' {
+		return false
+	}
+	for _, c := range name {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 // writeFiles gives the host its identity and configuration, in its writable layer.
