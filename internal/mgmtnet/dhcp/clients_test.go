@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,8 +47,9 @@ func binding(mac, addr, hostname string, network netip.Prefix, gw string) mgmtne
 }
 
 // serve starts the server on interface iface of namespace ns, with its
-// socket opened inside ns, and stops it at the end of t.
-func serve(t *testing.T, ns, iface string, inv mgmtnet.Inventory) {
+// socket opened inside ns, and stops it at the end of t or when the
+// returned function is called.
+func serve(t *testing.T, ns, iface string, inv mgmtnet.Inventory) (stop func()) {
 	t.Helper()
 	var l dhcp.Listener
 	if err := dhcptest.In(ns, func() (err error) {
@@ -68,24 +70,29 @@ func serve(t *testing.T, ns, iface string, inv mgmtnet.Inventory) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // link makes namespaces srv and cli joined by a veth pair (eth0 on both
 // sides, the client's with MAC mac) and starts the server on srv's end.
-func link(t *testing.T, mac string, inv mgmtnet.Inventory) (srv, cli string) {
+func link(t *testing.T, mac string, inv mgmtnet.Inventory) (srv, cli string, stop func()) {
 	t.Helper()
 	srv = dhcptest.Netns(t, "hbs")
 	cli = dhcptest.Netns(t, "hbc")
 	dhcptest.Veth(t, srv, "eth0", cli, "eth0", mac)
 	dhcptest.IP(t, "-n", srv, "addr", "add", srvAddr+"/24", "dev", "eth0")
-	serve(t, srv, "eth0", inv)
-	return srv, cli
+	stop = serve(t, srv, "eth0", inv)
+	return srv, cli, stop
 }
 
 // recorder writes a client script that saves the environment of a bound
@@ -95,9 +102,15 @@ func recorder(t *testing.T) (script, lease string) {
 	dir := t.TempDir()
 	script = filepath.Join(dir, "record")
 	lease = filepath.Join(dir, "lease")
+	// BOUND also puts the address on the interface, so that dhclient can
+	// renew by unicast; RENEW writes lease.renew.
 	body := fmt.Sprintf(`#!/bin/sh
 case "${reason:-$1}" in
-BOUND|RENEW|REBOOT|bound|renew) { env; echo "argv1=$1"; } | sort > %[1]s.tmp && mv %[1]s.tmp %[1]s ;;
+BOUND|REBOOT|bound|renew)
+	[ -n "$new_ip_address" ] && ip addr add "$new_ip_address/$new_subnet_mask" dev "$interface"
+	{ env; echo "argv1=$1"; } | sort > %[1]s.tmp && mv %[1]s.tmp %[1]s ;;
+RENEW)
+	{ env; echo "argv1=$1"; } | sort > %[1]s.tmp && mv %[1]s.tmp %[1]s.renew ;;
 esac
 exit 0
 `, lease)
@@ -213,7 +226,7 @@ func TestClients(t *testing.T) {
 				// Another host on the same network, to show each gets its own.
 				binding("02:00:00:01:00:99", "10.200.1.199", "other", mgmtNet, "10.200.1.254"),
 			)
-			_, cli := link(t, tt.mac, inv)
+			_, cli, _ := link(t, tt.mac, inv)
 			p, lease := tt.start(t, cli)
 			b := dhcptest.WaitFile(t, lease, 20*time.Second, p.Output)
 			if diff := cmp.Diff(tt.want, envOf(t, b, tt.want)); diff != "" {
@@ -244,7 +257,7 @@ func TestClientsUnknownMAC(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			inv := dhcptest.NewInventory(binding("02:00:00:02:00:99", "10.200.1.199", "other", mgmtNet, "10.200.1.254"))
-			_, cli := link(t, tt.mac, inv)
+			_, cli, _ := link(t, tt.mac, inv)
 			p, lease := tt.start(t, cli)
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
@@ -302,5 +315,30 @@ func TestClientBehindRelay(t *testing.T) {
 	}
 	if len(inv.Links()) == 0 {
 		t.Error("the inventory was never asked")
+	}
+}
+
+// TestRenewalAcrossRestart: dhclient renews (by unicast, from its address)
+// with a server started after it got its lease, and keeps its address.
+func TestRenewalAcrossRestart(t *testing.T) {
+	dhcptest.Require(t, "dhclient")
+	t.Parallel()
+	const mac = "02:00:00:04:00:01"
+	b := binding(mac, "10.200.1.41", "edge-renew", mgmtNet, "10.200.1.254")
+	b.Lease = 6 * time.Second // renews after 3 s
+	inv := dhcptest.NewInventory(b)
+	srv, cli, stop := link(t, mac, inv)
+	p, lease := dhclient(t, cli, 10)
+	dhcptest.WaitFile(t, lease, 20*time.Second, p.Output)
+	stop()
+	serve(t, srv, "eth0", inv) // the restarted server: same inventory, nothing else
+	got := dhcptest.WaitFile(t, lease+".renew", 20*time.Second, p.Output)
+	want := with(dhclientWant, "new_ip_address", "10.200.1.41", "new_routers", "10.200.1.254",
+		"new_host_name", "edge-renew", "new_dhcp_lease_time", "6")
+	if diff := cmp.Diff(want, envOf(t, got, want)); diff != "" {
+		t.Errorf("renewed lease (-want +got):\n%s\n%s", diff, p.Output())
+	}
+	if !strings.Contains(p.Output(), "DHCPREQUEST for 10.200.1.41 on eth0 to 10.200.1.1") {
+		t.Errorf("dhclient did not renew by unicast to the server:\n%s", p.Output())
 	}
 }
