@@ -50,6 +50,7 @@ func (s *settings) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.cfg.MgmtMode, "mgmt-mode", d.MgmtMode, "management network addressing: static (operators give mgmt_ip) or dynamic (the controller allocates)")
 	fs.StringVar(&s.cfg.MgmtSubnet, "mgmt-subnet", d.MgmtSubnet, "management network subnet")
 	fs.StringSliceVar(&s.cfg.MgmtControllerIPs, "mgmt-controller-ips", d.MgmtControllerIPs, "controller addresses on the management network, never given to hosts")
+	fs.StringSliceVar(&s.cfg.DHCPInterfaces, "dhcp-interface", nil, "serve DHCP to the inventory's hosts on these interfaces (default: no DHCP server)")
 	fs.StringVar(&s.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&s.logFormat, "log-format", "text", "text or json")
 }

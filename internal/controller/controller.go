@@ -21,6 +21,7 @@ import (
 	"hummingbird.io/hummingbird/internal/api"
 	"hummingbird.io/hummingbird/internal/auth"
 	"hummingbird.io/hummingbird/internal/inventory"
+	"hummingbird.io/hummingbird/internal/mgmtnet/dhcp"
 	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/version"
@@ -45,6 +46,9 @@ type Config struct {
 	MgmtMode          string
 	MgmtSubnet        string
 	MgmtControllerIPs []string
+	// DHCPInterfaces are the interfaces the DHCP server answers on (none:
+	// no DHCP server). Relays of routed edge subnets send to their address.
+	DHCPInterfaces []string
 }
 
 // Defaults returns the zero-setup configuration.
@@ -167,9 +171,50 @@ func (c *Controller) API() *api.Server { return c.api }
 // TLSConfig returns the serving TLS configuration.
 func (c *Controller) TLSConfig() *tls.Config { return c.tls }
 
-// Serve serves the API with TLS on ln until ctx ends, then shuts down
-// gracefully.
+// Serve serves the API with TLS on ln, and DHCP on the configured
+// interfaces, until ctx ends, then shuts down gracefully.
 func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	dhcpDone := make(chan error, 1)
+	if len(c.cfg.DHCPInterfaces) > 0 {
+		// Open the sockets now, so that a wrong interface fails the start.
+		var listeners []dhcp.Listener
+		for _, name := range c.cfg.DHCPInterfaces {
+			l, err := dhcp.Listen(name)
+			if err != nil {
+				for _, o := range listeners {
+					o.Conn.Close()
+				}
+				return fmt.Errorf("%w (check --dhcp-interface)", err)
+			}
+			listeners = append(listeners, l)
+		}
+		srv, err := dhcp.New(dhcp.Config{Listeners: listeners, Inventory: c.Inventory, Logger: c.log.With("logger", "dhcp")})
+		if err != nil {
+			return err
+		}
+		go func() {
+			err := srv.Run(ctx)
+			if err != nil && ctx.Err() == nil {
+				c.log.Error("the DHCP server stopped; stopping the controller", "err", err)
+				cancel()
+			}
+			dhcpDone <- err
+		}()
+		c.log.Info("serving DHCP", "interfaces", c.cfg.DHCPInterfaces)
+	} else {
+		close(dhcpDone)
+	}
+	err := c.serveAPI(ctx, ln)
+	cancel()
+	if derr := <-dhcpDone; derr != nil && !errors.Is(derr, context.Canceled) {
+		err = errors.Join(err, fmt.Errorf("dhcp: %w", derr))
+	}
+	return err
+}
+
+func (c *Controller) serveAPI(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           c.api.Handler(),
 		TLSConfig:         c.tls,
