@@ -524,11 +524,23 @@ func (s *Service) Binding(ctx context.Context, mac net.HardwareAddr, link netip.
 	return b, err
 }
 
-// Discovered implements mgmtnet.Inventory: an event the operator can act on.
+// DiscoveredQuiet is how long a discovered MAC is not logged again.
+const DiscoveredQuiet = 10 * time.Minute
+
+// Discovered implements mgmtnet.Inventory: an event the operator can act
+// on, once per MAC per DiscoveredQuiet, whichever controller saw it.
 func (s *Service) Discovered(ctx context.Context, mac net.HardwareAddr, link netip.Addr) error {
+	now := s.stamp()
 	return s.st.Write(ctx, func(tx store.Tx) error {
+		last, err := tx.ListEvents(store.EventFilter{EntityType: "host", EntityID: "mac=" + mac.String(), Action: "host.discovered", Limit: 1})
+		if err != nil {
+			return err
+		}
+		if len(last) > 0 && now.Sub(last[0].Time) < DiscoveredQuiet {
+			return nil
+		}
 		return tx.AppendEvent(&store.Event{
-			UUID: s.newUUID(), Time: s.stamp(), Code: CodeHostAdded, EntityType: "host",
+			UUID: s.newUUID(), Time: now, Code: CodeHostAdded, EntityType: "host",
 			EntityID: "mac=" + mac.String(), Action: "host.discovered", Actor: "dhcp",
 			Reason: fmt.Sprintf("unknown MAC %s asked for an address on %s; add it with hbctl host-add -m %s", mac, link, mac),
 		})

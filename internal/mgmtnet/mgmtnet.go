@@ -37,16 +37,19 @@ type Binding struct {
 	PoolName string
 }
 
-// Inventory is what the DHCP server asks of the inventory. link is the
-// address that identifies the requester's subnet: the relay's giaddr when
-// the request was relayed, else the address of the interface it arrived on.
+// Inventory is what the DHCP server asks of the inventory. link is an
+// address inside the requester's subnet: the relay's giaddr when the
+// request was relayed, the client's own address (ciaddr) when it renews by
+// unicast, else the address of the interface the request arrived on. The
+// binding comes from the pool whose network contains link.
 // Errors other than ErrUnknownMAC and ErrNotHere are the inventory's own
 // failures (the database is down, …): the server answers nothing and logs.
 type Inventory interface {
 	Binding(ctx context.Context, mac net.HardwareAddr, link netip.Addr) (Binding, error)
 	// Discovered records a MAC that asked for an address and is in no host.
 	Discovered(ctx context.Context, mac net.HardwareAddr, link netip.Addr) error
-	// Leased records that b was acknowledged until expires.
+	// Leased records that b is acknowledged until expires. It runs before
+	// the ACK is sent, and an error means no ACK: it must be quick.
 	Leased(ctx context.Context, b Binding, expires time.Time) error
 	// Released records that the client gave its lease back.
 	Released(ctx context.Context, mac net.HardwareAddr) error
