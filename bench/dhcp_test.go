@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/mgmtnet"
 	"hummingbird.io/hummingbird/internal/mgmtnet/dhcp"
 	"hummingbird.io/hummingbird/internal/mgmtnet/dhcp/dhcptest"
+	"hummingbird.io/hummingbird/internal/store"
 )
 
 // dhcpClients is the number of distinct clients (MACs) the DHCP benchmark
@@ -71,7 +74,42 @@ func newDHCPBed(tb testing.TB) *dhcpBed {
 
 // hummingbird starts the Hummingbird DHCP server on the fake inventory in
 // the server's namespace and returns its stop function.
-func (d *dhcpBed) hummingbird(tb testing.TB) func() {
+func (d *dhcpBed) hummingbird(tb testing.TB) func() { return d.serve(tb, d.inv) }
+
+// hummingbirdSQLite starts it on the controller's real inventory on an
+// embedded SQLite store holding the same hosts (in a static edge pool of
+// the same network), so every ACK commits its lease as in the controller.
+func (d *dhcpBed) hummingbirdSQLite(tb testing.TB) func() {
+	tb.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.SQLitePath(tb.TempDir()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	inv := inventory.New(st, inventory.Options{})
+	if _, _, err := inv.EnsureManagementPool(ctx, "static", "192.168.204.0/24", nil); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := inv.AddPool(ctx, "bench", apitype.PoolCreate{
+		Name: "bench", Network: dhcpNet.String(), Mode: "static", Gateway: dhcpGateway.String(),
+		DNS: []string{dhcpDNS.String()}, NTP: []string{dhcpNTP.String()}, Reserved: []string{dhcpServer},
+		LeaseSeconds: int64((30 * time.Minute).Seconds()),
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	for i := range dhcpClients {
+		if _, err := inv.Add(ctx, "bench", apitype.HostCreate{
+			Hostname: fmt.Sprintf("edge-%04d", i), Personality: "edgeworker",
+			MgmtMAC: d.macs[i].String(), MgmtIP: d.ips[i].String(), Pool: "bench",
+		}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return d.serve(tb, inv)
+}
+
+func (d *dhcpBed) serve(tb testing.TB, inv mgmtnet.Inventory) func() {
 	tb.Helper()
 	var l dhcp.Listener
 	if err := dhcptest.In(d.srv, func() (err error) {
@@ -80,7 +118,7 @@ func (d *dhcpBed) hummingbird(tb testing.TB) func() {
 	}); err != nil {
 		tb.Fatal(err)
 	}
-	s, err := dhcp.New(dhcp.Config{Listeners: []dhcp.Listener{l}, Inventory: d.inv})
+	s, err := dhcp.New(dhcp.Config{Listeners: []dhcp.Listener{l}, Inventory: inv})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -176,7 +214,10 @@ func BenchmarkDHCP(b *testing.B) {
 	for _, srv := range []struct {
 		name  string
 		start func(testing.TB) func()
-	}{{"hummingbird", d.hummingbird}, {"dnsmasq", d.dnsmasq}, {"dnsmasq-leasefile-ro", d.dnsmasqNoLeaseFile}} {
+	}{
+		{"hummingbird", d.hummingbird}, {"hummingbird-sqlite", d.hummingbirdSQLite},
+		{"dnsmasq", d.dnsmasq}, {"dnsmasq-leasefile-ro", d.dnsmasqNoLeaseFile},
+	} {
 		b.Run(srv.name, func(b *testing.B) {
 			stop := srv.start(b)
 			defer stop()
@@ -206,7 +247,7 @@ func BenchmarkDHCP(b *testing.B) {
 // with each server, so that go test ./... catches a broken benchmark.
 func TestDHCPBenchSetup(t *testing.T) {
 	d := newDHCPBed(t)
-	for _, start := range []func(testing.TB) func(){d.hummingbird, d.dnsmasq, d.dnsmasqNoLeaseFile} {
+	for _, start := range []func(testing.TB) func(){d.hummingbird, d.hummingbirdSQLite, d.dnsmasq, d.dnsmasqNoLeaseFile} {
 		stop := start(t)
 		for i := range 5 {
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
