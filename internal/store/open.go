@@ -57,7 +57,7 @@ func Redact(dsn string) string {
 }
 
 // counterNames are the counters of the counters table.
-var counterNames = []string{"hosts", "events", "pools"}
+var counterNames = []string{"hosts", "events", "pools", "alarms"}
 
 // sequencesMigration gives PostgreSQL a sequence per counter,
 // started after the counter's value, so that concurrent writers do not
@@ -108,6 +108,7 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 	opts = append(opts, goose.WithGoMigrations(
 		sequencesMigration(2, s.dialect, "hosts", "events"),
 		sequencesMigration(4, s.dialect, "pools"),
+		sequencesMigration(6, s.dialect, "alarms"),
 	))
 	switch s.dialect {
 	case "postgres":

@@ -351,7 +351,8 @@ func (t *sqlTx) loadLabels(hosts []Host) error {
 	return t.wrap("load labels", rows.Err())
 }
 
-const tokenColumns = `id, kind, role, secret_sha256, description, created_by, created_at, expires_at`
+const tokenColumns = `id, kind, role, secret_sha256, description, created_by, created_at, expires_at,
+	max_uses, uses, host_name`
 
 func (t *sqlTx) InsertToken(tok *Token) error {
 	var exp any
@@ -359,8 +360,8 @@ func (t *sqlTx) InsertToken(tok *Token) error {
 		exp = utc(*tok.ExpiresAt)
 	}
 	_, err := t.exec("insert token", `INSERT INTO tokens (`+tokenColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, tok.ID, tok.Kind, tok.Role, tok.SecretSHA256,
-		tok.Description, tok.CreatedBy, utc(tok.CreatedAt), exp)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, tok.ID, tok.Kind, tok.Role, tok.SecretSHA256,
+		tok.Description, tok.CreatedBy, utc(tok.CreatedAt), exp, tok.MaxUses, tok.Uses, tok.HostName)
 	return err
 }
 
@@ -377,7 +378,7 @@ func (t *sqlTx) queryTokens(op, q string, args ...any) ([]Token, error) {
 			exp sql.NullTime
 		)
 		if err := rows.Scan(&tok.ID, &tok.Kind, &tok.Role, &tok.SecretSHA256, &tok.Description,
-			&tok.CreatedBy, &tok.CreatedAt, &exp); err != nil {
+			&tok.CreatedBy, &tok.CreatedAt, &exp, &tok.MaxUses, &tok.Uses, &tok.HostName); err != nil {
 			return nil, t.wrap(op, err)
 		}
 		tok.CreatedAt = tok.CreatedAt.UTC()

@@ -53,6 +53,28 @@ type Tx interface {
 	ListTokens(kind string) ([]Token, error)
 	DeleteToken(id string) error
 	CountTokens(kind string) (int, error)
+	// UseToken counts one use of a token, or fails with ErrNotFound when
+	// its uses are spent.
+	UseToken(id string) error
+
+	// SetHostState stores a host's availability and operational state.
+	SetHostState(id int64, availability, operational string, at time.Time) error
+	// HostAgent and SetHostAgent read and write the serial of the client
+	// certificate a host's agent holds ("" when it has none).
+	HostAgent(id int64) (serial string, err error)
+	SetHostAgent(id int64, serial string) error
+	// HostInventory and SetHostInventory read and write a host's hardware
+	// inventory (JSON of wire.Inventory) and its hash.
+	HostInventory(id int64) (inventory, hash string, err error)
+	SetHostInventory(id int64, inventory, hash string) error
+
+	// RaiseAlarm stores an alarm, or updates the one with the same alarm id
+	// and entity; raised says whether it is new.
+	RaiseAlarm(a *Alarm) (raised bool, err error)
+	// ClearAlarm deletes an alarm; cleared says whether there was one.
+	ClearAlarm(alarmID, entity string) (cleared bool, err error)
+	ListAlarms(f AlarmFilter) ([]Alarm, error)
+	AlarmByUUID(uuid string) (Alarm, error)
 
 	InsertPool(p *Pool) error
 	DeletePool(id int64) error
@@ -165,6 +187,32 @@ type Token struct {
 	CreatedBy    string
 	CreatedAt    time.Time
 	ExpiresAt    *time.Time
+	MaxUses      int64  // 0: no limit
+	Uses         int64  // uses so far
+	HostName     string // enrollment tokens: the only host it admits ("" any)
+}
+
+// Alarm is an active alarm, StarlingX-shaped.
+type Alarm struct {
+	ID                   int64
+	UUID                 string
+	AlarmID              string // 200.004, 200.005, …
+	EntityType           string // host
+	EntityInstance       string // host=edge-01
+	Severity             string // warning | minor | major | critical
+	Reason               string
+	AlarmType            string // communication, operational, …
+	ProbableCause        string
+	ProposedRepairAction string
+	ServiceAffecting     bool
+	RaisedAt             time.Time
+	UpdatedAt            time.Time
+}
+
+// AlarmFilter selects alarms; zero fields do not filter.
+type AlarmFilter struct {
+	EntityInstance string
+	Severity       string
 }
 
 // Event is the stored row of an event-log entry.

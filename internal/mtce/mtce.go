@@ -1,0 +1,308 @@
+// Package mtce is host maintenance: it takes the agents' heartbeats, keeps
+// the time of each host's last one in memory (soft state a new controller
+// rebuilds within one failure threshold), and turns silence into
+// availability transitions: available → degraded after DegradeAfter missed
+// intervals, → failed after FailAfter, and back to available on the next
+// heartbeat. Every transition is stored with its event and its alarms in
+// one transaction. After a start, nothing is declared degraded or failed
+// before the thresholds have passed since the start (no alarm storm).
+package mtce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"hummingbird.io/hummingbird/internal/fm"
+	"hummingbird.io/hummingbird/internal/inventory"
+	"hummingbird.io/hummingbird/internal/problem"
+	"hummingbird.io/hummingbird/internal/store"
+	"hummingbird.io/hummingbird/internal/wire"
+)
+
+// Config sets the loose-management heartbeat.
+type Config struct {
+	Interval     time.Duration // the period agents are told to use
+	DegradeAfter int           // missed intervals before degraded
+	FailAfter    int           // missed intervals before failed
+	Clock        func() time.Time
+	NewUUID      func() string
+	Log          *slog.Logger
+}
+
+// DefaultConfig is loose management for edgeworkers: a heartbeat every
+// 30 s, degraded after 3 missed, failed after 6.
+func DefaultConfig() Config {
+	return Config{Interval: 30 * time.Second, DegradeAfter: 3, FailAfter: 6}
+}
+
+// Check validates the settings.
+func (c Config) Check() error {
+	switch {
+	case c.Interval < 100*time.Millisecond:
+		return fmt.Errorf("heartbeat interval %s is too short", c.Interval)
+	case c.DegradeAfter < 1:
+		return errors.New("heartbeat degrade threshold must be at least 1 missed interval")
+	case c.FailAfter <= c.DegradeAfter:
+		return fmt.Errorf("heartbeat failure threshold (%d) must be above the degrade threshold (%d)", c.FailAfter, c.DegradeAfter)
+	}
+	return nil
+}
+
+type beat struct {
+	last         time.Time
+	boot         string
+	seq          uint64
+	availability string // as stored
+	name         string
+}
+
+// Monitor is the heartbeat table and its watcher.
+type Monitor struct {
+	st      store.Store
+	cfg     Config
+	started time.Time
+	log     *slog.Logger
+
+	mu    sync.Mutex
+	beats map[int64]*beat
+}
+
+// New returns a Monitor; Start loads the enrolled hosts.
+func New(st store.Store, cfg Config) *Monitor {
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.NewUUID == nil {
+		cfg.NewUUID = uuid.NewString
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Monitor{st: st, cfg: cfg, log: cfg.Log.With("logger", "mtce"), beats: map[int64]*beat{}}
+}
+
+// Interval is the heartbeat period agents are told to use.
+func (m *Monitor) Interval() time.Duration { return m.cfg.Interval }
+
+func (m *Monitor) now() time.Time { return m.cfg.Clock().UTC().Truncate(time.Microsecond) }
+
+// Start loads the hosts that have an agent. Each counts as heard at the
+// start, which is the grace period after a restart.
+func (m *Monitor) Start(ctx context.Context) error {
+	m.started = m.now()
+	var hosts []store.Host
+	err := m.st.Read(ctx, func(tx store.Tx) error {
+		all, err := tx.ListHosts(store.HostFilter{})
+		if err != nil {
+			return err
+		}
+		for _, h := range all {
+			serial, err := tx.HostAgent(h.ID)
+			if err != nil {
+				return err
+			}
+			if serial != "" {
+				hosts = append(hosts, h)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, h := range hosts {
+		m.beats[h.ID] = &beat{last: m.started, availability: h.Availability, name: h.Hostname}
+	}
+	return nil
+}
+
+// Enrolled starts watching a host whose agent just joined.
+func (m *Monitor) Enrolled(h store.Host) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.beats[h.ID] = &beat{last: m.now(), availability: h.Availability, name: h.Hostname}
+}
+
+// Heartbeat records one heartbeat of the host hostID (from its agent's
+// certificate) and answers it.
+func (m *Monitor) Heartbeat(ctx context.Context, h store.Host, hb wire.Heartbeat) (wire.HeartbeatReply, error) {
+	now := m.now()
+	m.mu.Lock()
+	b, ok := m.beats[h.ID]
+	if !ok {
+		b = &beat{availability: h.Availability, name: h.Hostname}
+		m.beats[h.ID] = b
+	}
+	if hb.Boot == "" {
+		m.mu.Unlock()
+		return wire.HeartbeatReply{}, problem.Invalidf("boot", "a heartbeat needs the agent's boot id")
+	}
+	if hb.Boot == b.boot && hb.Seq <= b.seq {
+		m.mu.Unlock()
+		return wire.HeartbeatReply{}, problem.Conflictf("seq", "heartbeat %d was already seen (last %d): a replay, or a second agent with this certificate", hb.Seq, b.seq)
+	}
+	b.boot, b.seq, b.last, b.name = hb.Boot, hb.Seq, now, h.Hostname
+	current := b.availability
+	m.mu.Unlock()
+
+	if current != inventory.AvailAvailable {
+		if err := m.transition(ctx, h.ID, inventory.AvailAvailable, "heartbeat received"); err != nil {
+			return wire.HeartbeatReply{}, err
+		}
+	}
+	reply := wire.HeartbeatReply{IntervalSeconds: int(m.cfg.Interval / time.Second)}
+	if reply.IntervalSeconds < 1 {
+		reply.IntervalSeconds = 1
+	}
+	var hash string
+	if err := m.st.Read(ctx, func(tx store.Tx) error {
+		var err error
+		_, hash, err = tx.HostInventory(h.ID)
+		return err
+	}); err != nil {
+		return wire.HeartbeatReply{}, err
+	}
+	reply.SendInventory = hash != hb.InventoryHash || hash == ""
+	return reply, nil
+}
+
+// Forget stops watching a host (its agent was removed or the host deleted).
+func (m *Monitor) Forget(hostID int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.beats, hostID)
+}
+
+// Check looks at every watched host once and makes the transitions due.
+func (m *Monitor) Check(ctx context.Context) {
+	now := m.now()
+	type due struct {
+		id    int64
+		state string
+		why   string
+	}
+	var todo []due
+	m.mu.Lock()
+	for id, b := range m.beats {
+		if b.availability == inventory.AvailOffline && b.boot == "" {
+			continue // never heard since it joined: stays offline
+		}
+		last := b.last
+		if last.Before(m.started) {
+			last = m.started
+		}
+		missed := int(now.Sub(last) / m.cfg.Interval)
+		want := inventory.AvailAvailable
+		switch {
+		case missed >= m.cfg.FailAfter:
+			want = inventory.AvailFailed
+		case missed >= m.cfg.DegradeAfter:
+			want = inventory.AvailDegraded
+		}
+		if want != b.availability && want != inventory.AvailAvailable {
+			todo = append(todo, due{id, want, fmt.Sprintf("no heartbeat for %s (%d intervals of %s)", now.Sub(last).Round(time.Second), missed, m.cfg.Interval)})
+		}
+	}
+	m.mu.Unlock()
+	for _, d := range todo {
+		if err := m.transition(ctx, d.id, d.state, d.why); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				m.Forget(d.id)
+				continue
+			}
+			m.log.Warn("transition failed", "host_id", d.id, "to", d.state, "err", err)
+		}
+	}
+}
+
+// Run checks the hosts every quarter interval until ctx ends.
+func (m *Monitor) Run(ctx context.Context) {
+	t := time.NewTicker(max(m.cfg.Interval/4, 50*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.Check(ctx)
+		}
+	}
+}
+
+// transition stores a host's new availability with its event and alarms.
+func (m *Monitor) transition(ctx context.Context, hostID int64, to, why string) error {
+	now := m.now()
+	var name, from string
+	err := m.st.Write(ctx, func(tx store.Tx) error {
+		h, err := tx.HostByID(hostID)
+		if err != nil {
+			return err
+		}
+		name, from = h.Hostname, h.Availability
+		if from == to {
+			return nil
+		}
+		oper := inventory.OperEnabled
+		if to == inventory.AvailFailed {
+			oper = inventory.OperDisabled
+		}
+		if err := tx.SetHostState(hostID, to, oper, now); err != nil {
+			return err
+		}
+		entity := "host=" + h.Hostname
+		if err := tx.AppendEvent(&store.Event{
+			UUID: m.cfg.NewUUID(), Time: now, Code: inventory.CodeHostState, EntityType: "host",
+			EntityID: entity, Action: "host.state", Actor: "mtce",
+			Reason: fmt.Sprintf("host %s %s → %s: %s", h.Hostname, from, to, why),
+		}); err != nil {
+			return err
+		}
+		alarm := func(id, severity, reason, repair string, affecting bool) error {
+			return fm.Raise(tx, store.Alarm{
+				UUID: m.cfg.NewUUID(), AlarmID: id, EntityType: "host", EntityInstance: entity,
+				Severity: severity, Reason: reason, AlarmType: "communication",
+				ProbableCause: "loss of signal", ProposedRepairAction: repair, ServiceAffecting: affecting,
+			}, m.cfg.NewUUID(), now)
+		}
+		const repair = "Check the node's power and its network path to the controller, and that hb-agent runs on it (systemctl status hb-agent)."
+		switch to {
+		case inventory.AvailDegraded:
+			if err := fm.Clear(tx, fm.AlarmHostFailed, "host", entity, "host "+h.Hostname+" heard again", m.cfg.NewUUID(), now); err != nil {
+				return err
+			}
+			return alarm(fm.AlarmHeartbeatLoss, fm.Major, fmt.Sprintf("%s: management heartbeat loss (degraded)", h.Hostname), repair, false)
+		case inventory.AvailFailed:
+			if err := alarm(fm.AlarmHeartbeatLoss, fm.Critical, fmt.Sprintf("%s: management heartbeat loss (failed)", h.Hostname), repair, true); err != nil {
+				return err
+			}
+			return alarm(fm.AlarmHostFailed, fm.Critical, fmt.Sprintf("%s experienced a service-affecting failure: no heartbeat", h.Hostname), repair, true)
+		default:
+			for _, id := range []string{fm.AlarmHostFailed, fm.AlarmHeartbeatLoss} {
+				if err := fm.Clear(tx, id, "host", entity, "host "+h.Hostname+" heard again", m.cfg.NewUUID(), now); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	if b, ok := m.beats[hostID]; ok {
+		b.availability = to
+	}
+	m.mu.Unlock()
+	if from != to {
+		m.log.Info("host availability changed", "host", name, "from", from, "to", to, "why", why)
+	}
+	return nil
+}

@@ -1,0 +1,188 @@
+package mtce_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/inventory"
+	"hummingbird.io/hummingbird/internal/mtce"
+	"hummingbird.io/hummingbird/internal/problem"
+	"hummingbird.io/hummingbird/internal/store"
+	"hummingbird.io/hummingbird/internal/store/storetest"
+	"hummingbird.io/hummingbird/internal/wire"
+)
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func setup(t *testing.T, dsn string) (store.Store, store.Host, *clock, func() *mtce.Monitor) {
+	t.Helper()
+	st := storetest.Open(t, dsn)
+	ctx := context.Background()
+	inv := inventory.New(st, inventory.Options{})
+	if _, _, err := inv.EnsureManagementPool(ctx, "static", "192.168.204.0/24", nil); err != nil {
+		t.Fatal(err)
+	}
+	h, err := inv.Add(ctx, "t", apitype.HostCreate{Hostname: "edge-01", Personality: "edgeworker", MgmtIP: "192.168.204.10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Write(ctx, func(tx store.Tx) error { return tx.SetHostAgent(h.ID, "1234") }); err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	n := 0
+	mk := func() *mtce.Monitor {
+		m := mtce.New(st, mtce.Config{Interval: 10 * time.Second, DegradeAfter: 3, FailAfter: 6, Clock: c.now,
+			NewUUID: func() string { n++; return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) }})
+		if err := m.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	return st, h, c, mk
+}
+
+type state struct {
+	Availability, Operational string
+	Alarms                    []string
+}
+
+func observe(t *testing.T, st store.Store) state {
+	t.Helper()
+	var s state
+	err := st.Read(context.Background(), func(tx store.Tx) error {
+		h, err := tx.HostByHostname("edge-01")
+		if err != nil {
+			return err
+		}
+		s.Availability, s.Operational = h.Availability, h.Operational
+		as, err := tx.ListAlarms(store.AlarmFilter{EntityInstance: "host=edge-01"})
+		for _, a := range as {
+			s.Alarms = append(s.Alarms, a.AlarmID+" "+a.Severity)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestMonitor(t *testing.T) {
+	t.Parallel()
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st, h, c, mk := setup(t, b.DSN(t))
+			m := mk()
+			seq := uint64(0)
+			beat := func() (wire.HeartbeatReply, error) {
+				seq++
+				return m.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: seq, Boot: "b1"})
+			}
+			// Enrolled but never heard: offline, and silence changes nothing.
+			c.advance(time.Hour)
+			m.Check(ctx)
+			if s := observe(t, st); s.Availability != "offline" {
+				t.Fatalf("before the first heartbeat: %+v", s)
+			}
+			r, err := beat()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.IntervalSeconds != 10 || !r.SendInventory {
+				t.Errorf("reply %+v: want a 10 s interval and a request for the inventory", r)
+			}
+			steps := []struct {
+				after time.Duration
+				want  state
+			}{
+				{0, state{"available", "enabled", nil}},
+				{25 * time.Second, state{"available", "enabled", nil}},                      // 2 missed: no flapping
+				{10 * time.Second, state{"degraded", "enabled", []string{"200.005 major"}}}, // 3 missed
+				{30 * time.Second, state{"failed", "disabled", []string{"200.004 critical", "200.005 critical"}}},
+			}
+			for i, s := range steps {
+				c.advance(s.after)
+				m.Check(ctx)
+				got := observe(t, st)
+				if diff := cmp.Diff(s.want, got, sortAlarms); diff != "" {
+					t.Errorf("step %d (-want +got):\n%s", i, diff)
+				}
+			}
+			// A replayed heartbeat is refused; a new one recovers the host
+			// and clears the alarms.
+			if _, err := m.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: seq, Boot: "b1"}); !problem.Is(err, problem.Conflict) {
+				t.Errorf("replay: %v, want a conflict", err)
+			}
+			if _, err := beat(); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(state{"available", "enabled", nil}, observe(t, st)); diff != "" {
+				t.Errorf("after recovery (-want +got):\n%s", diff)
+			}
+			// A restarted agent starts its sequence again under a new boot id.
+			if _, err := m.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: 1, Boot: "b2"}); err != nil {
+				t.Errorf("new boot: %v", err)
+			}
+
+			// A restarted controller gives every host the full thresholds
+			// from its start before declaring anything.
+			c.advance(5 * time.Minute)
+			m2 := mk()
+			m2.Check(ctx)
+			if s := observe(t, st); s.Availability != "available" {
+				t.Errorf("right after a controller restart: %+v", s)
+			}
+			c.advance(35 * time.Second)
+			m2.Check(ctx)
+			if s := observe(t, st); s.Availability != "degraded" {
+				t.Errorf("3 intervals after the restart: %+v", s)
+			}
+
+			var actions []string
+			if err := st.Read(ctx, func(tx store.Tx) error {
+				evs, err := tx.ListEvents(store.EventFilter{EntityID: "host=edge-01"})
+				for i := len(evs) - 1; i >= 0; i-- {
+					if evs[i].Action != "host.add" {
+						actions = append(actions, evs[i].Action+" "+evs[i].Code)
+					}
+				}
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			want := []string{
+				"host.state 200.022",                      // offline → available
+				"host.state 200.022", "alarm.set 200.005", // degraded
+				"host.state 200.022", "alarm.set 200.005", "alarm.set 200.004", // failed
+				"host.state 200.022", "alarm.clear 200.004", "alarm.clear 200.005", // available
+				"host.state 200.022", "alarm.set 200.005", // degraded after the restart
+			}
+			if diff := cmp.Diff(want, actions); diff != "" {
+				t.Errorf("events (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+var sortAlarms = cmp.Transformer("sort", func(in []string) []string {
+	out := append([]string(nil), in...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+})

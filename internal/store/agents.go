@@ -1,0 +1,142 @@
+package store
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+func (t *sqlTx) UseToken(id string) error {
+	r, err := t.exec("use token", `UPDATE tokens SET uses = uses + 1
+		WHERE id = $1 AND (max_uses = 0 OR uses < max_uses)`, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return fmt.Errorf("use token %q: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// one runs an UPDATE that must touch exactly one row.
+func (t *sqlTx) one(op, q string, args ...any) error {
+	r, err := t.exec(op, q, args...)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return fmt.Errorf("%s: %w", op, ErrNotFound)
+	}
+	return nil
+}
+
+func (t *sqlTx) SetHostState(id int64, availability, operational string, at time.Time) error {
+	return t.one("set host state", `UPDATE hosts SET availability = $1, operational = $2, updated_at = $3
+		WHERE id = $4`, availability, operational, utc(at), id)
+}
+
+func (t *sqlTx) HostAgent(id int64) (string, error) {
+	var serial string
+	err := t.tx.QueryRowContext(t.ctx, `SELECT agent_serial FROM hosts WHERE id = $1`, id).Scan(&serial)
+	return serial, t.wrap("host agent", err)
+}
+
+func (t *sqlTx) SetHostAgent(id int64, serial string) error {
+	return t.one("set host agent", `UPDATE hosts SET agent_serial = $1 WHERE id = $2`, serial, id)
+}
+
+func (t *sqlTx) HostInventory(id int64) (string, string, error) {
+	var inv, hash string
+	err := t.tx.QueryRowContext(t.ctx, `SELECT inventory, inventory_hash FROM hosts WHERE id = $1`, id).Scan(&inv, &hash)
+	return inv, hash, t.wrap("host inventory", err)
+}
+
+func (t *sqlTx) SetHostInventory(id int64, inv, hash string) error {
+	return t.one("set host inventory", `UPDATE hosts SET inventory = $1, inventory_hash = $2 WHERE id = $3`, inv, hash, id)
+}
+
+const alarmColumns = `id, uuid, alarm_id, entity_type, entity_instance, severity, reason, alarm_type,
+	probable_cause, proposed_repair_action, service_affecting, raised_at, updated_at`
+
+func (t *sqlTx) RaiseAlarm(a *Alarm) (bool, error) {
+	r, err := t.exec("update alarm", `UPDATE alarms SET severity = $1, reason = $2, alarm_type = $3,
+		probable_cause = $4, proposed_repair_action = $5, service_affecting = $6, updated_at = $7
+		WHERE alarm_id = $8 AND entity_instance = $9`, a.Severity, a.Reason, a.AlarmType, a.ProbableCause,
+		a.ProposedRepairAction, a.ServiceAffecting, utc(a.UpdatedAt), a.AlarmID, a.EntityInstance)
+	if err != nil {
+		return false, err
+	}
+	if n, _ := r.RowsAffected(); n > 0 {
+		return false, nil
+	}
+	id, err := t.NextID("alarms")
+	if err != nil {
+		return false, err
+	}
+	a.ID = id
+	_, err = t.exec("raise alarm", `INSERT INTO alarms (`+alarmColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, a.ID, a.UUID, a.AlarmID,
+		a.EntityType, a.EntityInstance, a.Severity, a.Reason, a.AlarmType, a.ProbableCause,
+		a.ProposedRepairAction, a.ServiceAffecting, utc(a.RaisedAt), utc(a.UpdatedAt))
+	return err == nil, err
+}
+
+func (t *sqlTx) ClearAlarm(alarmID, entity string) (bool, error) {
+	r, err := t.exec("clear alarm", `DELETE FROM alarms WHERE alarm_id = $1 AND entity_instance = $2`, alarmID, entity)
+	if err != nil {
+		return false, err
+	}
+	n, _ := r.RowsAffected()
+	return n > 0, nil
+}
+
+func (t *sqlTx) queryAlarms(op, q string, args ...any) ([]Alarm, error) {
+	rows, err := t.tx.QueryContext(t.ctx, q, args...)
+	if err != nil {
+		return nil, t.wrap(op, err)
+	}
+	defer rows.Close()
+	var out []Alarm
+	for rows.Next() {
+		var a Alarm
+		if err := rows.Scan(&a.ID, &a.UUID, &a.AlarmID, &a.EntityType, &a.EntityInstance, &a.Severity,
+			&a.Reason, &a.AlarmType, &a.ProbableCause, &a.ProposedRepairAction, &a.ServiceAffecting,
+			&a.RaisedAt, &a.UpdatedAt); err != nil {
+			return nil, t.wrap(op, err)
+		}
+		a.RaisedAt, a.UpdatedAt = a.RaisedAt.UTC(), a.UpdatedAt.UTC()
+		out = append(out, a)
+	}
+	return out, t.wrap(op, rows.Err())
+}
+
+func (t *sqlTx) ListAlarms(f AlarmFilter) ([]Alarm, error) {
+	var (
+		conds []string
+		args  []any
+	)
+	if f.EntityInstance != "" {
+		args = append(args, f.EntityInstance)
+		conds = append(conds, fmt.Sprintf("entity_instance = $%d", len(args)))
+	}
+	if f.Severity != "" {
+		args = append(args, f.Severity)
+		conds = append(conds, fmt.Sprintf("severity = $%d", len(args)))
+	}
+	q := `SELECT ` + alarmColumns + ` FROM alarms`
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	return t.queryAlarms("list alarms", q+" ORDER BY raised_at DESC, id DESC", args...)
+}
+
+func (t *sqlTx) AlarmByUUID(uuid string) (Alarm, error) {
+	as, err := t.queryAlarms("alarm by uuid", `SELECT `+alarmColumns+` FROM alarms WHERE uuid = $1`, uuid)
+	if err != nil {
+		return Alarm{}, err
+	}
+	if len(as) == 0 {
+		return Alarm{}, fmt.Errorf("alarm %s: %w", uuid, ErrNotFound)
+	}
+	return as[0], nil
+}
