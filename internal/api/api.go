@@ -22,7 +22,10 @@ import (
 	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/auth"
 	"hummingbird.io/hummingbird/internal/inventory"
+	"hummingbird.io/hummingbird/internal/mtce"
+	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/problem"
+	"hummingbird.io/hummingbird/internal/store"
 )
 
 // APIVersion is the version of the REST API this server speaks.
@@ -40,6 +43,15 @@ type Deps struct {
 	Version  string
 	Log      *slog.Logger
 	Registry *prometheus.Registry
+	// Agents serves the agent API when set.
+	Agents *AgentDeps
+}
+
+// AgentDeps is what the agent API needs.
+type AgentDeps struct {
+	Store   store.Store
+	CA      *pki.CA
+	Monitor *mtce.Monitor
 }
 
 // Server is the REST API.
@@ -98,6 +110,10 @@ func New(d Deps) *Server {
 	s.handle("DELETE", "/v1/tokens/{token}", apitype.RoleAdmin, http.StatusNoContent, s.deleteToken)
 	s.handle("GET", "/v1/events", apitype.RoleReader, http.StatusOK, s.listEvents,
 		"entity_type", "entity_id", "action", "limit", "marker")
+
+	if d.Agents != nil {
+		s.registerAgent()
+	}
 
 	// Anything else: a JSON 404, or a JSON 405 naming the methods a known
 	// path takes.

@@ -13,8 +13,8 @@ import (
 
 func tokenOut(t store.Token) apitype.Token {
 	return apitype.Token{
-		ID: t.ID, Role: t.Role, Description: t.Description, CreatedBy: t.CreatedBy,
-		CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt,
+		ID: t.ID, Type: t.Kind, Role: t.Role, MaxUses: t.MaxUses, Uses: t.Uses, Host: t.HostName,
+		Description: t.Description, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt,
 	}
 }
 
@@ -42,7 +42,13 @@ func (s *Server) createToken(r *http.Request, p auth.Principal) (any, error) {
 			return nil, problem.Invalidf("ttl", "ttl %q is not a positive duration; write it like 24h or 90m", req.TTL)
 		}
 	}
-	c, err := s.d.Tokens.Create(r.Context(), p.Actor(), req.Role, req.Description, ttl)
+	kind := req.Type
+	if kind == "" {
+		kind = auth.KindAPI
+	}
+	c, err := s.d.Tokens.CreateSpec(r.Context(), p.Actor(), auth.Spec{
+		Kind: kind, Role: req.Role, Description: req.Description, TTL: ttl, MaxUses: req.Uses, Host: req.Host,
+	})
 	if err != nil {
 		return nil, err
 	}

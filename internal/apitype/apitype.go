@@ -128,10 +128,20 @@ const (
 	RoleReader   = "reader"
 )
 
-// Token describes an API token. Its secret is never part of it.
+// Token types.
+const (
+	TokenAPI    = "api"    // a bearer token for the REST API, with a role
+	TokenEnroll = "enroll" // lets hb-agent join a node to its host
+)
+
+// Token describes a token. Its secret is never part of it.
 type Token struct {
 	ID          string     `json:"id"`
-	Role        string     `json:"role"`
+	Type        string     `json:"type"`           // api | enroll
+	Role        string     `json:"role,omitempty"` // api tokens; enroll tokens have none
+	MaxUses     int64      `json:"max_uses,omitempty"`
+	Uses        int64      `json:"uses"`
+	Host        string     `json:"host,omitempty"` // enroll tokens: the only host it admits
 	Description string     `json:"description"`
 	CreatedBy   string     `json:"created_by"`
 	CreatedAt   time.Time  `json:"created_at"`
@@ -141,7 +151,10 @@ type Token struct {
 // TokenCreate is the body of POST /v1/tokens. TTL is a Go duration
 // ("24h", "90m"); empty means the token does not expire.
 type TokenCreate struct {
-	Role        string `json:"role"`
+	Type        string `json:"type,omitempty"` // api (default) | enroll
+	Role        string `json:"role,omitempty"` // required for api tokens
+	Uses        int64  `json:"uses,omitempty"` // enroll tokens: how many joins (0: no limit)
+	Host        string `json:"host,omitempty"` // enroll tokens: the only hostname it admits
 	Description string `json:"description,omitempty"`
 	TTL         string `json:"ttl,omitempty"`
 }

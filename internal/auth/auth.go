@@ -24,8 +24,12 @@ import (
 	"hummingbird.io/hummingbird/internal/store"
 )
 
-// KindAPI is the kind of the tokens people and scripts use on the REST API.
-const KindAPI = "api"
+// Token kinds: KindAPI tokens are used by people and scripts on the REST
+// API; KindEnroll tokens let an agent join its node.
+const (
+	KindAPI    = "api"
+	KindEnroll = "enroll"
+)
 
 // tokenPrefix starts every Hummingbird API token, so that secret scanners
 // and people recognize one.
@@ -110,10 +114,56 @@ type Created struct {
 	Secret string // the whole bearer token, "hb_<id>.<secret>"
 }
 
-// Create makes a token with role; ttl 0 means it does not expire.
+// Create makes an API token with role; ttl 0 means it does not expire.
 func (t *Tokens) Create(ctx context.Context, actor, role, description string, ttl time.Duration) (Created, error) {
-	if rank[role] == 0 {
-		return Created{}, problem.Invalidf("role", "role %q is not one of: %s", role, strings.Join(Roles, ", "))
+	return t.create(ctx, actor, Spec{Kind: KindAPI, Role: role, Description: description, TTL: ttl})
+}
+
+// Spec describes a token to make.
+type Spec struct {
+	Kind        string // KindAPI or KindEnroll
+	Role        string // KindAPI: admin, operator or reader
+	Description string
+	TTL         time.Duration // 0: no expiry (enroll tokens: DefaultEnrollTTL)
+	MaxUses     int64         // KindEnroll: joins allowed, 0 for no limit
+	Host        string        // KindEnroll: the only hostname it admits
+}
+
+// DefaultEnrollTTL is the lifetime of an enrollment token made without one.
+const DefaultEnrollTTL = 24 * time.Hour
+
+// CreateSpec makes a token of either kind.
+func (t *Tokens) CreateSpec(ctx context.Context, actor string, s Spec) (Created, error) {
+	return t.create(ctx, actor, s)
+}
+
+func (t *Tokens) create(ctx context.Context, actor string, s Spec) (Created, error) {
+	role, description, ttl := s.Role, s.Description, s.TTL
+	switch s.Kind {
+	case KindAPI:
+		if rank[role] == 0 {
+			return Created{}, problem.Invalidf("role", "role %q is not one of: %s", role, strings.Join(Roles, ", "))
+		}
+		if s.MaxUses != 0 || s.Host != "" {
+			return Created{}, problem.Invalidf("uses", "uses and host are for enroll tokens; API tokens have a role")
+		}
+	case KindEnroll:
+		if role != "" {
+			return Created{}, problem.Invalidf("role", "enroll tokens have no role: they only let an agent join")
+		}
+		if s.MaxUses < 0 {
+			return Created{}, problem.Invalidf("uses", "uses %d: give a positive number of joins, or 0 for no limit", s.MaxUses)
+		}
+		if s.Host != "" {
+			if err := inventory.CheckHostname(s.Host); err != nil {
+				return Created{}, problem.Invalidf("host", "host %q is not a hostname", s.Host)
+			}
+		}
+		if ttl == 0 {
+			ttl = DefaultEnrollTTL
+		}
+	default:
+		return Created{}, problem.Invalidf("type", "token type %q: use api or enroll", s.Kind)
 	}
 	if ttl < 0 {
 		return Created{}, problem.Invalidf("ttl", "ttl %s is negative; give a positive duration like 24h, or none", ttl)
@@ -131,8 +181,9 @@ func (t *Tokens) Create(ctx context.Context, actor, role, description string, tt
 	}
 	now := t.now().UTC().Truncate(time.Microsecond)
 	tok := store.Token{
-		ID: id, Kind: KindAPI, Role: role, SecretSHA256: hashSecret(secret),
+		ID: id, Kind: s.Kind, Role: role, SecretSHA256: hashSecret(secret),
 		Description: description, CreatedBy: actor, CreatedAt: now,
+		MaxUses: s.MaxUses, HostName: s.Host,
 	}
 	if ttl > 0 {
 		exp := now.Add(ttl).Truncate(time.Microsecond)
@@ -144,13 +195,24 @@ func (t *Tokens) Create(ctx context.Context, actor, role, description string, tt
 		}
 		return tx.AppendEvent(&store.Event{
 			UUID: t.newUUID(), Time: now, EntityType: "token", EntityID: "token=" + id,
-			Action: "token.create", Actor: actor, Reason: fmt.Sprintf("token %s created with role %s", id, role),
+			Action: "token.create", Actor: actor, Reason: createdReason(tok),
 		})
 	})
 	if err != nil {
 		return Created{}, err
 	}
 	return Created{Token: tok, Secret: tokenPrefix + id + "." + secret}, nil
+}
+
+func createdReason(tok store.Token) string {
+	if tok.Kind == KindEnroll {
+		r := fmt.Sprintf("enroll token %s created", tok.ID)
+		if tok.HostName != "" {
+			r += " for host " + tok.HostName
+		}
+		return r
+	}
+	return fmt.Sprintf("token %s created with role %s", tok.ID, tok.Role)
 }
 
 // Bootstrap makes the first admin token when there are no API tokens at
@@ -174,13 +236,18 @@ func (t *Tokens) Bootstrap(ctx context.Context) (string, error) {
 	return c.Secret, nil
 }
 
-// List returns the API tokens, without secrets.
+// List returns the API and enrollment tokens, without secrets.
 func (t *Tokens) List(ctx context.Context) ([]store.Token, error) {
 	var out []store.Token
 	err := t.st.Read(ctx, func(tx store.Tx) error {
-		var err error
-		out, err = tx.ListTokens(KindAPI)
-		return err
+		for _, k := range []string{KindAPI, KindEnroll} {
+			toks, err := tx.ListTokens(k)
+			if err != nil {
+				return err
+			}
+			out = append(out, toks...)
+		}
+		return nil
 	})
 	return out, err
 }
@@ -190,13 +257,13 @@ func (t *Tokens) List(ctx context.Context) ([]store.Token, error) {
 func (t *Tokens) Delete(ctx context.Context, actor, id string) error {
 	return t.st.Write(ctx, func(tx store.Tx) error {
 		tok, err := tx.TokenByID(id)
-		if errors.Is(err, store.ErrNotFound) || (err == nil && tok.Kind != KindAPI) {
+		if errors.Is(err, store.ErrNotFound) {
 			return problem.NotFoundf("no token %q (hbctl token-list shows the ids)", id)
 		}
 		if err != nil {
 			return err
 		}
-		if tok.Role == apitype.RoleAdmin {
+		if tok.Kind == KindAPI && tok.Role == apitype.RoleAdmin {
 			all, err := tx.ListTokens(KindAPI)
 			if err != nil {
 				return err
@@ -224,6 +291,41 @@ func (t *Tokens) Delete(ctx context.Context, actor, id string) error {
 
 func expired(tok store.Token, now time.Time) bool {
 	return tok.ExpiresAt != nil && !now.Before(*tok.ExpiresAt)
+}
+
+// UseEnroll checks an enrollment token inside tx and counts the use: it
+// must exist, be of kind enroll, not be expired or spent, and admit
+// hostname. The caller's transaction makes the use and the join one step.
+func UseEnroll(tx store.Tx, bearer, hostname string, now time.Time) (store.Token, error) {
+	const hint = "ask an admin for an enroll token (hbctl token-create --type enroll)"
+	id, secret, ok := split(bearer)
+	if !ok {
+		return store.Token{}, problem.Unauthenticatedf("the enroll token is malformed: %s", hint)
+	}
+	tok, err := tx.TokenByID(id)
+	if errors.Is(err, store.ErrNotFound) {
+		return tok, problem.Unauthenticatedf("the enroll token is unknown or revoked: %s", hint)
+	}
+	if err != nil {
+		return tok, err
+	}
+	want, _ := hex.DecodeString(tok.SecretSHA256)
+	got := sha256.Sum256([]byte(secret))
+	if tok.Kind != KindEnroll || subtle.ConstantTimeCompare(want, got[:]) != 1 {
+		return tok, problem.Unauthenticatedf("the enroll token is unknown or revoked: %s", hint)
+	}
+	if expired(tok, now) {
+		return tok, problem.Unauthenticatedf("the enroll token expired at %s: %s", tok.ExpiresAt.Format(time.RFC3339), hint)
+	}
+	if tok.HostName != "" && tok.HostName != hostname {
+		return tok, problem.Forbiddenf("this enroll token admits host %s only, not %s", tok.HostName, hostname)
+	}
+	if err := tx.UseToken(id); errors.Is(err, store.ErrNotFound) {
+		return tok, problem.Unauthenticatedf("the enroll token was used %d times, all it allows: %s", tok.MaxUses, hint)
+	} else if err != nil {
+		return tok, err
+	}
+	return tok, nil
 }
 
 // Authenticate checks a bearer token and returns who it belongs to.

@@ -6,6 +6,7 @@ package controller
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"hummingbird.io/hummingbird/internal/auth"
 	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/mgmtnet/dhcp"
+	"hummingbird.io/hummingbird/internal/mtce"
 	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/version"
@@ -49,6 +51,8 @@ type Config struct {
 	// DHCPInterfaces are the interfaces the DHCP server answers on (none:
 	// no DHCP server). Relays of routed edge subnets send to their address.
 	DHCPInterfaces []string
+	// Heartbeat is the loose-management heartbeat of agents.
+	Heartbeat mtce.Config
 }
 
 // Defaults returns the zero-setup configuration.
@@ -59,6 +63,7 @@ func Defaults() Config {
 		MgmtMode:          "static",
 		MgmtSubnet:        "192.168.204.0/24",
 		MgmtControllerIPs: []string{"192.168.204.1", "192.168.204.2"},
+		Heartbeat:         mtce.DefaultConfig(),
 	}
 }
 
@@ -72,6 +77,7 @@ type Controller struct {
 	api       *api.Server
 	Tokens    *auth.Tokens
 	Inventory *inventory.Service
+	Monitor   *mtce.Monitor
 	// AdminToken is the first admin token when this start made it.
 	AdminToken string
 }
@@ -122,7 +128,14 @@ func (c *Controller) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	c.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	clientCAs := x509.NewCertPool()
+	clientCAs.AddCert(ca.Cert)
+	// Agents present their client certificate; people and scripts use
+	// bearer tokens and present none.
+	c.tls = &tls.Config{
+		Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+		ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: clientCAs,
+	}
 
 	c.Tokens = auth.New(c.Store, auth.Options{})
 	if c.AdminToken, err = c.Tokens.Bootstrap(ctx); err != nil {
@@ -152,6 +165,16 @@ func (c *Controller) setup(ctx context.Context) error {
 			"network", pool.Network, "mode", pool.Row.Mode)
 	}
 
+	if err := c.cfg.Heartbeat.Check(); err != nil {
+		return err
+	}
+	hb := c.cfg.Heartbeat
+	hb.Log = c.log
+	c.Monitor = mtce.New(c.Store, hb)
+	if err := c.Monitor.Start(ctx); err != nil {
+		return fmt.Errorf("heartbeat monitor: %w", err)
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.api = api.New(api.Deps{
@@ -161,6 +184,7 @@ func (c *Controller) setup(ctx context.Context) error {
 		Version:   version.String(),
 		Log:       c.log,
 		Registry:  reg,
+		Agents:    &api.AgentDeps{Store: c.Store, CA: c.CA, Monitor: c.Monitor},
 	})
 	return nil
 }
@@ -206,8 +230,11 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 	} else {
 		close(dhcpDone)
 	}
+	monitorDone := make(chan struct{})
+	go func() { c.Monitor.Run(ctx); close(monitorDone) }()
 	err := c.serveAPI(ctx, ln)
 	cancel()
+	<-monitorDone
 	if derr := <-dhcpDone; derr != nil && !errors.Is(derr, context.Canceled) {
 		err = errors.Join(err, fmt.Errorf("dhcp: %w", derr))
 	}

@@ -158,10 +158,7 @@ func (m *Monitor) Heartbeat(ctx context.Context, h store.Host, hb wire.Heartbeat
 			return wire.HeartbeatReply{}, err
 		}
 	}
-	reply := wire.HeartbeatReply{IntervalSeconds: int(m.cfg.Interval / time.Second)}
-	if reply.IntervalSeconds < 1 {
-		reply.IntervalSeconds = 1
-	}
+	reply := wire.HeartbeatReply{IntervalMillis: m.cfg.Interval.Milliseconds()}
 	var hash string
 	if err := m.st.Read(ctx, func(tx store.Tx) error {
 		var err error

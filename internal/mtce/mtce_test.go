@@ -99,7 +99,7 @@ func TestMonitor(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.IntervalSeconds != 10 || !r.SendInventory {
+			if r.IntervalMillis != 10000 || !r.SendInventory {
 				t.Errorf("reply %+v: want a 10 s interval and a request for the inventory", r)
 			}
 			steps := []struct {

@@ -8,8 +8,10 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -272,4 +274,49 @@ func Pool(b []byte) (*x509.CertPool, error) {
 		return nil, errors.New("no PEM certificate found")
 	}
 	return pool, nil
+}
+
+// AgentCertValidity is how long an agent's client certificate is valid;
+// agents renew when a third of it is left.
+const AgentCertValidity = 90 * 24 * time.Hour
+
+// SignAgent checks a PEM certificate request and signs a client
+// certificate for the agent of the host hostUUID: the uuid is its common
+// name, the certificate is for client authentication only. It returns the
+// PEM certificate and its serial (hex).
+func SignAgent(ca *CA, csrPEM []byte, hostUUID string, now time.Time) ([]byte, string, error) {
+	block, _ := pem.Decode(csrPEM)
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		return nil, "", errors.New("the certificate request is not a PEM CERTIFICATE REQUEST")
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return nil, "", fmt.Errorf("certificate request: %w", err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, "", fmt.Errorf("certificate request signature: %w", err)
+	}
+	switch k := csr.PublicKey.(type) {
+	case *ecdsa.PublicKey, ed25519.PublicKey:
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return nil, "", errors.New("an RSA key must have at least 2048 bits")
+		}
+	default:
+		return nil, "", fmt.Errorf("key type %T is not accepted: use ECDSA, Ed25519 or RSA", k)
+	}
+	sn := serial()
+	tmpl := &x509.Certificate{
+		SerialNumber: sn,
+		Subject:      pkix.Name{CommonName: hostUUID, Organization: []string{"Hummingbird agents"}},
+		NotBefore:    now.Add(-5 * time.Minute),
+		NotAfter:     now.Add(AgentCertValidity),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, csr.PublicKey, ca.Key)
+	if err != nil {
+		return nil, "", fmt.Errorf("sign agent certificate: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), sn.Text(16), nil
 }

@@ -23,6 +23,9 @@ const (
 	HeartbeatPath = "/agent/v1/heartbeat"
 	InventoryPath = "/agent/v1/inventory"
 	RenewPath     = "/agent/v1/renew"
+	// CAPath serves the controller CA without authentication: the agent
+	// accepts it only when its public key hash matches the pin it was given.
+	CAPath = "/agent/v1/ca"
 )
 
 // JoinRequest asks the controller to admit this node. The token proves the
@@ -74,10 +77,10 @@ type Heartbeat struct {
 // HeartbeatReply tells the agent when to send the next heartbeat (the
 // controller owns liveness) and whether to send more.
 type HeartbeatReply struct {
-	IntervalSeconds int        `json:"interval_seconds"`
-	DesiredVersion  uint64     `json:"desired_version"`
-	SendInventory   bool       `json:"send_inventory"`
-	RenewBy         *time.Time `json:"renew_by,omitempty"` // renew the certificate before this
+	IntervalMillis int64      `json:"interval_ms"` // wait this long before the next heartbeat
+	DesiredVersion uint64     `json:"desired_version"`
+	SendInventory  bool       `json:"send_inventory"`
+	RenewBy        *time.Time `json:"renew_by,omitempty"` // renew the certificate before this
 }
 
 // Inventory is the hardware and software of a node.
@@ -145,4 +148,12 @@ type Error struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`
+}
+
+// InventoryReport is the body of InventoryPath: the inventory and the hash
+// the agent will send in its heartbeats while nothing changes.
+type InventoryReport struct {
+	Capability int       `json:"capability"`
+	Hash       string    `json:"hash"`
+	Inventory  Inventory `json:"inventory"`
 }

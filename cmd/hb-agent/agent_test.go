@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/client"
+	"hummingbird.io/hummingbird/internal/controller"
+	"hummingbird.io/hummingbird/internal/controller/controllertest"
+	"hummingbird.io/hummingbird/internal/pki"
+	"hummingbird.io/hummingbird/internal/store/storetest"
+)
+
+// TestAgentLifecycle runs the real hb-agent against a real controller:
+// join with an enroll token and the pinned CA, heartbeats make the host
+// available; SIGSTOP makes it degraded then failed with alarms; SIGCONT
+// brings it back and clears them. A wrong pin, a spent token and a deleted
+// host are refused.
+func TestAgentLifecycle(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "hb-agent")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build hb-agent: %v\n%s", err, out)
+	}
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			dsn := ""
+			if b.Name != "sqlite" {
+				dsn = b.DSN(t)
+			}
+			testLifecycle(t, bin, dsn)
+		})
+	}
+}
+
+func testLifecycle(t *testing.T, bin, dsn string) {
+	ctx := context.Background()
+	in := controllertest.Start(t, dsn, func(c *controller.Config) {
+		c.Heartbeat.Interval = 500 * time.Millisecond
+		c.Heartbeat.DegradeAfter, c.Heartbeat.FailAfter = 3, 6
+	})
+	api := in.Client(t, in.AdminToken)
+	if _, err := api.AddHost(ctx, apitype.HostCreate{Hostname: "edge-01", Personality: "edgeworker", MgmtIP: "192.168.204.10"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := api.CreateToken(ctx, apitype.TokenCreate{Type: "enroll", Uses: 1, Host: "edge-01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := pki.CAHash(in.Controller.CA.Cert)
+	state := t.TempDir()
+	join := func(token, caHash string) (string, error) {
+		out, err := exec.Command(bin, "join", "--controller", in.URL, "--token", token, "--ca-hash", caHash,
+			"--hostname", "edge-01", "--state-dir", state).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := join(tok.Secret, "sha256:"+strings.Repeat("0", 64)); err == nil || !strings.Contains(out, "does not match --ca-hash") {
+		t.Errorf("join with a wrong pin: %v: %s", err, out)
+	}
+	if out, err := join(tok.Secret, hash); err != nil {
+		t.Fatalf("join: %v: %s", err, out)
+	}
+	if st, err := os.Stat(filepath.Join(state, "agent.key")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("agent.key: %v, mode %v", err, st.Mode().Perm())
+	}
+	if out, err := join(tok.Secret, hash); err == nil || !strings.Contains(out, "used 1 times") {
+		t.Errorf("second join with a one-use token: %v: %s", err, out)
+	}
+
+	agent := exec.Command(bin, "run", "--state-dir", state)
+	agent.Stderr = os.Stderr
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
+
+	waitFor := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			h, err := api.GetHost(ctx, "edge-01")
+			if err == nil && h.Availability == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("edge-01 never became %s (last %+v, %v)", want, h.Availability, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitFor("available")
+	agent.Process.Signal(syscall.SIGSTOP)
+	waitFor("degraded")
+	waitFor("failed")
+	if h, _ := api.GetHost(ctx, "edge-01"); h.Operational != "disabled" {
+		t.Errorf("a failed host is %s, want disabled", h.Operational)
+	}
+	agent.Process.Signal(syscall.SIGCONT)
+	waitFor("available")
+
+	evs, err := api.ListEvents(ctx, client.EventFilter{EntityID: "host=edge-01", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := len(evs) - 1; i >= 0; i-- {
+		if strings.HasPrefix(evs[i].Action, "alarm.") {
+			got = append(got, evs[i].Action+" "+evs[i].Code)
+		}
+	}
+	want := "alarm.set 200.005 alarm.set 200.005 alarm.set 200.004 alarm.clear 200.004 alarm.clear 200.005"
+	if strings.Join(got, " ") != want {
+		t.Errorf("alarm events: %q, want %q", strings.Join(got, " "), want)
+	}
+
+	// Deleting the host revokes its agent: heartbeats are refused and the
+	// agent keeps retrying with backoff, not crashing.
+	if err := api.DeleteHost(ctx, "edge-01"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if agent.ProcessState != nil {
+		t.Errorf("the agent exited after its host was deleted: %v", agent.ProcessState)
+	}
+}

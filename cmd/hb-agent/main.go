@@ -1,0 +1,123 @@
+// Command hb-agent runs on every edge node: it joins the node to the
+// Hummingbird controller, then sends low-frequency heartbeats and the
+// hardware inventory, dialling out over L2, routed L3 or a tunnel. It is
+// kept small: the standard library and Hummingbird's agent packages only.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"hummingbird.io/hummingbird/internal/agent"
+	"hummingbird.io/hummingbird/internal/version"
+)
+
+const usage = `hb-agent joins this node to a Hummingbird controller and keeps it reporting.
+
+  hb-agent join --controller https://CONTROLLER:6385 --token hb_… --ca-hash sha256:…
+  hb-agent run
+  hb-agent version
+
+Every flag also reads an HB_ environment variable (--state-dir: HB_STATE_DIR).
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hb-agent:", err)
+		os.Exit(1)
+	}
+}
+
+// envName is the variable of a flag: --state-dir is HB_STATE_DIR.
+func envName(flag string) string {
+	return "HB_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// parse parses args, then fills every flag not given from its variable.
+func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envName(f.Name) + ")" })
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && !given[f.Name] && err == nil {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("%s=%q: %w", envName(f.Name), v, serr)
+			}
+		}
+	})
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return err
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("say join, run or version")
+	}
+	const defaultState = "/var/lib/hummingbird/agent"
+	switch args[0] {
+	case "version":
+		fmt.Fprintln(stdout, version.String())
+		return nil
+	case "join":
+		fs := flag.NewFlagSet("join", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		var o agent.JoinOptions
+		host, _ := os.Hostname()
+		fs.StringVar(&o.Controller, "controller", "", "controller URL, https://CONTROLLER:6385")
+		fs.StringVar(&o.Token, "token", "", "enroll token (hbctl token-create --type enroll)")
+		fs.StringVar(&o.CAHash, "ca-hash", "", "sha256:… pin of the controller CA, from its first-start log line")
+		fs.StringVar(&o.Hostname, "hostname", host, "the host's name in the inventory")
+		fs.StringVar(&o.StateDir, "state-dir", defaultState, "where the key, certificate and CA are kept")
+		if err := parse(fs, args[1:], getenv); err != nil {
+			return err
+		}
+		if o.Controller == "" || o.Token == "" || o.CAHash == "" {
+			return errors.New("join needs --controller, --token and --ca-hash")
+		}
+		resp, err := agent.Join(ctx, o)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "joined as host %s (%s); start the agent with: hb-agent run\n", resp.Hostname, resp.HostUUID)
+		return nil
+	case "run":
+		fs := flag.NewFlagSet("run", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		var (
+			o      agent.RunOptions
+			format string
+		)
+		fs.StringVar(&o.StateDir, "state-dir", defaultState, "where hb-agent join kept the key, certificate and CA")
+		fs.StringVar(&format, "log-format", "text", "text or json")
+		if err := parse(fs, args[1:], getenv); err != nil {
+			return err
+		}
+		h := slog.Handler(slog.NewTextHandler(stderr, nil))
+		if format == "json" {
+			h = slog.NewJSONHandler(stderr, nil)
+		}
+		o.Log = slog.New(h).With("logger", "agent")
+		o.Collect = collector(o.Log.Warn)
+		return agent.Run(ctx, o)
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

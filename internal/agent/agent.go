@@ -1,0 +1,369 @@
+// Package agent is hb-agent: it joins its node to the controller with an
+// enrollment token and a pinned CA, keeps its key on the node, and then
+// sends small heartbeats at the interval the controller chooses, the
+// hardware inventory when the controller asks for it, and renews its
+// certificate before it expires. It dials out only. It imports only the
+// standard library and Hummingbird's wire and agent packages.
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"hummingbird.io/hummingbird/internal/wire"
+)
+
+// Files in the state directory.
+const (
+	KeyFile        = "agent.key"
+	CertFile       = "agent.crt"
+	CAFile         = "ca.crt"
+	ControllerFile = "controller"
+)
+
+// JoinOptions is what hb-agent join is told.
+type JoinOptions struct {
+	Controller string // https://host:6385
+	Token      string // enroll token
+	CAHash     string // sha256:<hex of the CA's SubjectPublicKeyInfo>
+	Hostname   string
+	StateDir   string
+}
+
+// ErrCAMismatch means the controller's CA is not the pinned one.
+var ErrCAMismatch = errors.New("the controller's CA does not match --ca-hash")
+
+// Join admits the node and stores its key, certificate, the CA and the
+// controller's URL in the state directory.
+func Join(ctx context.Context, o JoinOptions) (wire.JoinResponse, error) {
+	if !strings.HasPrefix(o.CAHash, "sha256:") {
+		return wire.JoinResponse{}, errors.New("--ca-hash must be sha256:<hex>, as the controller logs it at first start")
+	}
+	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
+		return wire.JoinResponse{}, err
+	}
+	// The CA, fetched without trust and accepted only if it matches the pin.
+	insecure := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, //nolint:gosec // verified by pin below
+	}}
+	caPEM, err := get(ctx, insecure, strings.TrimRight(o.Controller, "/")+wire.CAPath)
+	if err != nil {
+		return wire.JoinResponse{}, fmt.Errorf("fetch the controller CA: %w", err)
+	}
+	ca, err := parseCert(caPEM)
+	if err != nil {
+		return wire.JoinResponse{}, fmt.Errorf("the controller CA: %w", err)
+	}
+	sum := sha256.Sum256(ca.RawSubjectPublicKeyInfo)
+	if got := "sha256:" + hex.EncodeToString(sum[:]); !strings.EqualFold(got, o.CAHash) {
+		return wire.JoinResponse{}, fmt.Errorf("%w: it is %s", ErrCAMismatch, got)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return wire.JoinResponse{}, err
+	}
+	csr, err := makeCSR(key, o.Hostname)
+	if err != nil {
+		return wire.JoinResponse{}, err
+	}
+	macs, err := localMACs()
+	if err != nil {
+		return wire.JoinResponse{}, err
+	}
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+	}}
+	var resp wire.JoinResponse
+	err = post(ctx, c, strings.TrimRight(o.Controller, "/")+wire.JoinPath, wire.JoinRequest{
+		Capability: wire.CapabilityVersion, Token: o.Token, Hostname: o.Hostname, MACs: macs, CSR: csr,
+	}, &resp)
+	if err != nil {
+		return resp, fmt.Errorf("join: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return resp, err
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{
+		{KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600},
+		{CertFile, resp.Certificate, 0o644},
+		{CAFile, caPEM, 0o644},
+		{ControllerFile, []byte(strings.TrimRight(o.Controller, "/") + "\n"), 0o644},
+	} {
+		if err := writeFile(filepath.Join(o.StateDir, f.name), f.data, f.mode); err != nil {
+			return resp, err
+		}
+	}
+	return resp, nil
+}
+
+func makeCSR(key *ecdsa.PrivateKey, hostname string) ([]byte, error) {
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{CommonName: hostname},
+	}, key)
+	if err != nil {
+		return nil, fmt.Errorf("certificate request: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
+}
+
+// localMACs lists the node's Ethernet MACs.
+func localMACs() ([]string, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("network interfaces: %w", err)
+	}
+	var out []string
+	for _, i := range ifs {
+		if len(i.HardwareAddr) == 6 {
+			out = append(out, i.HardwareAddr.String())
+		}
+	}
+	return out, nil
+}
+
+// Collector produces the node's inventory and its hash.
+type Collector func(ctx context.Context) (wire.Inventory, string, error)
+
+// RunOptions is what hb-agent run is told.
+type RunOptions struct {
+	StateDir string
+	Log      *slog.Logger
+	Collect  Collector // nil: no inventory is sent
+	// Backoff after failed heartbeats; zero means 1 s doubling to 5 min.
+	Backoff Backoff
+	// Sleep waits d or until ctx ends; nil means a timer (tests inject it).
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+type session struct {
+	o          RunOptions
+	controller string
+	client     *http.Client
+	boot       string
+	seq        uint64
+	invHash    string
+}
+
+// Run sends heartbeats until ctx ends.
+func Run(ctx context.Context, o RunOptions) error {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Backoff.Base == 0 {
+		o.Backoff = Backoff{Base: time.Second, Max: 5 * time.Minute}
+	}
+	if o.Sleep == nil {
+		o.Sleep = sleep
+	}
+	ctrl, err := os.ReadFile(filepath.Join(o.StateDir, ControllerFile))
+	if err != nil {
+		return fmt.Errorf("not joined (run hb-agent join first): %w", err)
+	}
+	s := &session{o: o, controller: strings.TrimSpace(string(ctrl))}
+	if err := s.connect(); err != nil {
+		return err
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	s.boot = hex.EncodeToString(b[:])
+	for {
+		next, err := s.beat(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			wait := o.Backoff.Next()
+			o.Log.Warn("heartbeat failed", "err", err, "retry_in", wait.Round(time.Millisecond))
+			next = wait
+		} else {
+			o.Backoff.Reset()
+		}
+		if err := o.Sleep(ctx, next); err != nil {
+			return nil
+		}
+	}
+}
+
+// connect loads the key, certificate and CA into a mutual TLS client.
+func (s *session) connect() error {
+	dir := s.o.StateDir
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile))
+	if err != nil {
+		return fmt.Errorf("agent certificate: %w", err)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, CAFile))
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return errors.New("no CA certificate in " + CAFile)
+	}
+	s.client = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
+	}}
+	return nil
+}
+
+// beat sends one heartbeat and what the reply asks for, and returns when
+// to send the next.
+func (s *session) beat(ctx context.Context) (time.Duration, error) {
+	s.seq++
+	var reply wire.HeartbeatReply
+	if err := post(ctx, s.client, s.controller+wire.HeartbeatPath, wire.Heartbeat{
+		Capability: wire.CapabilityVersion, Seq: s.seq, Boot: s.boot, InventoryHash: s.invHash,
+	}, &reply); err != nil {
+		return 0, err
+	}
+	if reply.SendInventory && s.o.Collect != nil {
+		inv, hash, err := s.o.Collect(ctx)
+		if err != nil {
+			s.o.Log.Warn("inventory not collected", "err", err)
+		} else if err := post(ctx, s.client, s.controller+wire.InventoryPath,
+			wire.InventoryReport{Capability: wire.CapabilityVersion, Hash: hash, Inventory: inv}, &struct{}{}); err != nil {
+			s.o.Log.Warn("inventory not sent", "err", err)
+		} else {
+			s.invHash = hash
+		}
+	}
+	if reply.RenewBy != nil {
+		if err := s.renew(ctx); err != nil {
+			s.o.Log.Warn("certificate not renewed", "err", err, "renew_by", reply.RenewBy)
+		}
+	}
+	return time.Duration(max(reply.IntervalMillis, 100)) * time.Millisecond, nil
+}
+
+func (s *session) renew(ctx context.Context) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	csr, err := makeCSR(key, "")
+	if err != nil {
+		return err
+	}
+	var resp wire.RenewResponse
+	if err := post(ctx, s.client, s.controller+wire.RenewPath, wire.RenewRequest{Capability: wire.CapabilityVersion, CSR: csr}, &resp); err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(s.o.StateDir, KeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(s.o.StateDir, CertFile), resp.Certificate, 0o644); err != nil {
+		return err
+	}
+	s.o.Log.Info("certificate renewed")
+	return s.connect()
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// apiError is an error answer of the controller.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *apiError) Error() string { return fmt.Sprintf("%s (%d %s)", e.Message, e.Status, e.Code) }
+
+func post(ctx context.Context, c *http.Client, url string, in, out any) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e wire.Error
+		_ = json.Unmarshal(data, &e)
+		return &apiError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+	}
+	return json.Unmarshal(data, out)
+}
+
+func get(ctx context.Context, c *http.Client, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+}
+
+func parseCert(b []byte) (*x509.Certificate, error) {
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("no PEM certificate")
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
+
+func writeFile(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,187 @@
+package api
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"hummingbird.io/hummingbird/internal/auth"
+	"hummingbird.io/hummingbird/internal/inventory"
+	"hummingbird.io/hummingbird/internal/pki"
+	"hummingbird.io/hummingbird/internal/problem"
+	"hummingbird.io/hummingbird/internal/store"
+	"hummingbird.io/hummingbird/internal/wire"
+)
+
+// agentHandler serves one agent API call for the host h (zero for join).
+type agentHandler func(r *http.Request, h store.Host) (any, error)
+
+// registerAgent adds the agent API: the protocol of package wire, over the
+// same TLS listener. Agents are identified by their client certificate
+// (issued at join, naming the host's uuid, its serial stored on the host);
+// only the CA and join are reachable without one.
+func (s *Server) registerAgent() {
+	s.mux.HandleFunc("GET "+wire.CAPath, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Write(s.d.Agents.CA.PEM)
+	})
+	s.agent(wire.JoinPath, false, s.agentJoin)
+	s.agent(wire.HeartbeatPath, true, s.agentHeartbeat)
+	s.agent(wire.InventoryPath, true, s.agentInventory)
+	s.agent(wire.RenewPath, true, s.agentRenew)
+}
+
+func (s *Server) agent(path string, certified bool, h agentHandler) {
+	s.mux.Handle("POST "+path, s.instrument("POST", path, func(w http.ResponseWriter, r *http.Request) {
+		var (
+			host store.Host
+			err  error
+		)
+		if certified {
+			host, err = s.agentIdentity(r)
+		}
+		var v any
+		if err == nil {
+			v, err = h(r, host)
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	}))
+}
+
+// agentIdentity is the host the client certificate names, if that
+// certificate is still the one the host's agent holds.
+func (s *Server) agentIdentity(r *http.Request) (store.Host, error) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		return store.Host{}, problem.Unauthenticatedf("the agent API needs the agent's client certificate: join first (hb-agent join)")
+	}
+	leaf := r.TLS.VerifiedChains[0][0]
+	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
+		return store.Host{}, problem.Unauthenticatedf("the certificate is not an agent's client certificate")
+	}
+	var (
+		h      store.Host
+		serial string
+	)
+	err := s.d.Agents.Store.Read(r.Context(), func(tx store.Tx) error {
+		var err error
+		if h, err = tx.HostByUUID(leaf.Subject.CommonName); err != nil {
+			return err
+		}
+		serial, err = tx.HostAgent(h.ID)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return h, problem.Forbiddenf("the host of this certificate is no longer in the inventory")
+	}
+	if err != nil {
+		return h, err
+	}
+	if serial == "" || serial != leaf.SerialNumber.Text(16) {
+		return h, problem.Forbiddenf("this certificate of host %s was revoked or replaced: join again with a new enroll token", h.Hostname)
+	}
+	return h, nil
+}
+
+func (s *Server) agentJoin(r *http.Request, _ store.Host) (any, error) {
+	var req wire.JoinRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name := strings.ToLower(strings.TrimSpace(req.Hostname))
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	var (
+		h       store.Host
+		certPEM []byte
+	)
+	err := s.d.Agents.Store.Write(r.Context(), func(tx store.Tx) error {
+		if _, err := auth.UseEnroll(tx, req.Token, name, now); err != nil {
+			return err
+		}
+		var err error
+		h, err = tx.HostByHostname(name)
+		if errors.Is(err, store.ErrNotFound) {
+			return problem.Forbiddenf("no host %s in the inventory: add it first (hbctl host-add -n %s -p edgeworker)", name, name)
+		}
+		if err != nil {
+			return err
+		}
+		if h.MgmtMAC != "" && !slices.Contains(req.MACs, h.MgmtMAC) {
+			return problem.Forbiddenf("host %s has management MAC %s, which this node does not have", name, h.MgmtMAC)
+		}
+		var serial string
+		certPEM, serial, err = pki.SignAgent(s.d.Agents.CA, req.CSR, h.UUID, now)
+		if err != nil {
+			return problem.Invalidf("csr", "%v", err)
+		}
+		if err := tx.SetHostAgent(h.ID, serial); err != nil {
+			return err
+		}
+		return tx.AppendEvent(&store.Event{
+			UUID: uuid.NewString(), Time: now, Code: inventory.CodeHostCommand, EntityType: "host",
+			EntityID: "host=" + h.Hostname, Action: "host.enroll", Actor: "agent",
+			Reason: fmt.Sprintf("the agent of host %s joined (certificate %s)", h.Hostname, serial),
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.d.Agents.Monitor.Enrolled(h)
+	return wire.JoinResponse{HostUUID: h.UUID, Hostname: h.Hostname, Certificate: certPEM, CA: s.d.Agents.CA.PEM}, nil
+}
+
+func (s *Server) agentHeartbeat(r *http.Request, h store.Host) (any, error) {
+	var hb wire.Heartbeat
+	if err := decode(r, &hb); err != nil {
+		return nil, err
+	}
+	reply, err := s.d.Agents.Monitor.Heartbeat(r.Context(), h, hb)
+	if err != nil {
+		return nil, err
+	}
+	if exp := r.TLS.VerifiedChains[0][0].NotAfter; time.Until(exp) < pki.AgentCertValidity/3 {
+		reply.RenewBy = &exp
+	}
+	return reply, nil
+}
+
+func (s *Server) agentInventory(r *http.Request, h store.Host) (any, error) {
+	var rep wire.InventoryReport
+	if err := decode(r, &rep); err != nil {
+		return nil, err
+	}
+	if rep.Hash == "" {
+		return nil, problem.Invalidf("hash", "an inventory report needs its hash")
+	}
+	b, err := json.Marshal(rep.Inventory)
+	if err != nil {
+		return nil, err
+	}
+	err = s.d.Agents.Store.Write(r.Context(), func(tx store.Tx) error {
+		return tx.SetHostInventory(h.ID, string(b), rep.Hash)
+	})
+	return struct{}{}, err
+}
+
+func (s *Server) agentRenew(r *http.Request, h store.Host) (any, error) {
+	var req wire.RenewRequest
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	certPEM, serial, err := pki.SignAgent(s.d.Agents.CA, req.CSR, h.UUID, time.Now())
+	if err != nil {
+		return nil, problem.Invalidf("csr", "%v", err)
+	}
+	err = s.d.Agents.Store.Write(r.Context(), func(tx store.Tx) error { return tx.SetHostAgent(h.ID, serial) })
+	return wire.RenewResponse{Certificate: certPEM}, err
+}
