@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -97,14 +98,48 @@ func testLifecycle(t *testing.T, bin, dsn string) {
 		}
 	}
 	waitFor("available")
+	// The agent reported this machine's inventory when asked.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		hi, err := api.HostInventory(ctx, "edge-01")
+		if err == nil {
+			if len(hi.Inventory.CPUs) == 0 || hi.Inventory.Memory.TotalBytes == 0 || hi.Inventory.Kernel == "" || hi.Hash == "" {
+				t.Errorf("inventory lacks the basics: %+v", hi)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no inventory from the agent: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	agent.Process.Signal(syscall.SIGSTOP)
 	waitFor("degraded")
 	waitFor("failed")
 	if h, _ := api.GetHost(ctx, "edge-01"); h.Operational != "disabled" {
 		t.Errorf("a failed host is %s, want disabled", h.Operational)
 	}
+	alarmIDs := func() []string {
+		t.Helper()
+		as, err := api.ListAlarms(ctx, "host=edge-01", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, a := range as {
+			ids = append(ids, a.AlarmID+" "+a.Severity)
+		}
+		sort.Strings(ids)
+		return ids
+	}
+	if got := strings.Join(alarmIDs(), ", "); got != "200.004 critical, 200.005 critical" {
+		t.Errorf("active alarms of a failed host: %q", got)
+	}
 	agent.Process.Signal(syscall.SIGCONT)
 	waitFor("available")
+	if got := alarmIDs(); len(got) != 0 {
+		t.Errorf("alarms still active after recovery: %v", got)
+	}
 
 	evs, err := api.ListEvents(ctx, client.EventFilter{EntityID: "host=edge-01", Limit: 100})
 	if err != nil {

@@ -108,6 +108,9 @@ func New(d Deps) *Server {
 	s.handle("GET", "/v1/tokens", apitype.RoleAdmin, http.StatusOK, s.listTokens)
 	s.handle("POST", "/v1/tokens", apitype.RoleAdmin, http.StatusCreated, s.createToken)
 	s.handle("DELETE", "/v1/tokens/{token}", apitype.RoleAdmin, http.StatusNoContent, s.deleteToken)
+	s.handle("GET", "/v1/hosts/{host}/inventory", apitype.RoleReader, http.StatusOK, s.getHostInventory)
+	s.handle("GET", "/v1/alarms", apitype.RoleReader, http.StatusOK, s.listAlarms, "entity_instance_id", "severity")
+	s.handle("GET", "/v1/alarms/{alarm}", apitype.RoleReader, http.StatusOK, s.getAlarm)
 	s.handle("GET", "/v1/events", apitype.RoleReader, http.StatusOK, s.listEvents,
 		"entity_type", "entity_id", "action", "limit", "marker")
 

@@ -290,7 +290,7 @@ func TestGoldenErrors(t *testing.T) {
 		{"error_too_large", "PATCH", "/v1/hosts/edge-01", op, `{"location":"` + strings.Repeat("x", api.MaxBodyBytes) + `"}`},
 		{"error_not_supported", "POST", "/v1/hosts/edge-01/upgrade", op, ""},
 		{"error_method_not_allowed", "PUT", "/v1/hosts/edge-01", op, `{"location":"x"}`},
-		{"error_no_such_path", "GET", "/v1/alarms", reader, ""},
+		{"error_no_such_path", "GET", "/v1/nodes", reader, ""},
 	} {
 		g.do(t, c.name, c.method, c.path, c.token, c.body)
 	}

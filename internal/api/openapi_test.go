@@ -34,6 +34,7 @@ import (
 	"hummingbird.io/hummingbird/internal/problem"
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/store/storetest"
+	"hummingbird.io/hummingbird/internal/wire"
 )
 
 // specPath is the API contract, relative to this package.
@@ -763,10 +764,56 @@ func specControllerCases(t *testing.T, sh *specHarness) {
 		specCase{name: "deleted token", method: "GET", path: "/v1/version", token: reader, want: 401},
 
 		// Paths and methods the API does not have.
-		specCase{name: "no such path", method: "GET", path: "/v1/alarms", want: 404, offSpec: true},
+		specCase{name: "no such path", method: "GET", path: "/v1/nodes", want: 404, offSpec: true},
 		specCase{name: "no such method", method: "PUT", path: "/v1/hosts", token: admin, want: 405, offSpec: true},
 		specCase{name: "no such method on a host", method: "POST", path: "/v1/hosts/edge-01", want: 405, offSpec: true},
 		specCase{name: "no such method on health", method: "POST", path: "/healthz", want: 405, offSpec: true},
+	)
+
+	// Alarms and the hardware inventory, written through the store as the
+	// heartbeat monitor and an agent write them.
+	run(specCase{name: "add host for alarms", method: "POST", path: "/v1/hosts", token: admin, want: 201,
+		body: `{"hostname":"edge-fm","personality":"edgeworker","mgmt_ip":"192.168.204.90"}`})
+	run(
+		specCase{name: "inventory before the agent reports", method: "GET", path: "/v1/hosts/edge-fm/inventory", token: admin, want: 404},
+		specCase{name: "alarm list empty", method: "GET", path: "/v1/alarms", token: admin, want: 200},
+	)
+	const alarmUUID = "0d9a1b52-1111-4c3e-9a55-000000000001"
+	err = c.Store.Write(ctx, func(tx store.Tx) error {
+		h, err := tx.HostByHostname("edge-fm")
+		if err != nil {
+			return err
+		}
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		if _, err := tx.RaiseAlarm(&store.Alarm{UUID: alarmUUID, AlarmID: "200.005", EntityType: "host",
+			EntityInstance: "host=edge-fm", Severity: "major", Reason: "edge-fm: management heartbeat loss (degraded)",
+			AlarmType: "communication", ProbableCause: "loss of signal", ProposedRepairAction: "Check the node.",
+			RaisedAt: now, UpdatedAt: now}); err != nil {
+			return err
+		}
+		inv, err := json.Marshal(wire.Inventory{CollectedAt: now, Kernel: "6.1.0",
+			CPUs: []wire.CPU{{Socket: 0, Model: "Atom", Cores: 4, Threads: 4}}, Memory: wire.Memory{TotalBytes: 8 << 30},
+			OS: wire.OS{ID: "debian", VersionID: "12", PrettyName: "Debian GNU/Linux 12 (bookworm)"}})
+		if err != nil {
+			return err
+		}
+		return tx.SetHostInventory(h.ID, string(inv), "sha256:00")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(
+		specCase{name: "alarm list", method: "GET", path: "/v1/alarms?entity_instance_id=host%3Dedge-fm&severity=major", token: admin, want: 200},
+		specCase{name: "alarm list bad severity", method: "GET", path: "/v1/alarms?severity=urgent", token: admin, want: 400, offSpec: true},
+		specCase{name: "alarm list without token", method: "GET", path: "/v1/alarms", want: 401, offSpec: true},
+		specCase{name: "alarm show", method: "GET", path: "/v1/alarms/" + alarmUUID, token: admin, want: 200},
+		specCase{name: "alarm show unknown", method: "GET", path: "/v1/alarms/nope", token: admin, want: 404},
+		specCase{name: "alarm show unknown query", method: "GET", path: "/v1/alarms/nope?x=1", token: admin, want: 400, offSpec: true},
+		specCase{name: "alarm show without token", method: "GET", path: "/v1/alarms/nope", want: 401, offSpec: true},
+		specCase{name: "inventory", method: "GET", path: "/v1/hosts/edge-fm/inventory", token: admin, want: 200},
+		specCase{name: "inventory unknown host", method: "GET", path: "/v1/hosts/nope/inventory", token: admin, want: 404},
+		specCase{name: "inventory unknown query", method: "GET", path: "/v1/hosts/edge-fm/inventory?x=1", token: admin, want: 400, offSpec: true},
+		specCase{name: "inventory without token", method: "GET", path: "/v1/hosts/edge-fm/inventory", want: 401, offSpec: true},
 	)
 }
 

@@ -4,7 +4,11 @@
 // package store; nothing here is written to the database as it is.
 package apitype
 
-import "time"
+import (
+	"time"
+
+	"hummingbird.io/hummingbird/internal/wire"
+)
 
 // Personalities a host can have.
 const (
@@ -190,6 +194,35 @@ type Event struct {
 type EventList struct {
 	Events []Event `json:"events"`
 	Next   string  `json:"next,omitempty"`
+}
+
+// Alarm is an active alarm, StarlingX-shaped.
+type Alarm struct {
+	UUID                 string    `json:"uuid"`
+	AlarmID              string    `json:"alarm_id"`
+	EntityTypeID         string    `json:"entity_type_id"`
+	EntityInstanceID     string    `json:"entity_instance_id"`
+	Severity             string    `json:"severity"` // warning | minor | major | critical
+	ReasonText           string    `json:"reason_text"`
+	AlarmType            string    `json:"alarm_type"`
+	ProbableCause        string    `json:"probable_cause"`
+	ProposedRepairAction string    `json:"proposed_repair_action"`
+	ServiceAffecting     bool      `json:"service_affecting"`
+	Timestamp            time.Time `json:"timestamp"`  // when it was raised
+	UpdatedAt            time.Time `json:"updated_at"` // when its severity or reason last changed
+}
+
+// AlarmList is the body of GET /v1/alarms, newest first.
+type AlarmList struct {
+	Alarms []Alarm `json:"alarms"`
+}
+
+// HostInventory is the body of GET /v1/hosts/{host}/inventory: what the
+// host's agent last reported.
+type HostInventory struct {
+	Hostname  string         `json:"hostname"`
+	Hash      string         `json:"hash"`
+	Inventory wire.Inventory `json:"inventory"`
 }
 
 // Version is the body of GET /v1/version.

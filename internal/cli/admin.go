@@ -20,8 +20,12 @@ func tokenFields(t apitype.Token) []field {
 	if t.ExpiresAt != nil {
 		exp = timeText(*t.ExpiresAt)
 	}
+	uses := strconv.FormatInt(t.Uses, 10)
+	if t.MaxUses > 0 {
+		uses += "/" + strconv.FormatInt(t.MaxUses, 10)
+	}
 	return []field{
-		{"id", t.ID}, {"role", t.Role}, {"description", t.Description},
+		{"id", t.ID}, {"type", t.Type}, {"role", t.Role}, {"host", t.Host}, {"uses", uses}, {"description", t.Description},
 		{"created_by", t.CreatedBy}, {"created_at", timeText(t.CreatedAt)}, {"expires_at", exp},
 	}
 }
@@ -34,10 +38,11 @@ func (a *app) tokenCreate() *cobra.Command {
 	var req apitype.TokenCreate
 	var ttl time.Duration
 	cmd := &cobra.Command{
-		Use:     "token-create --role ROLE [flags]",
-		Short:   "Make an API token (its secret is shown once)",
-		Example: "  hbctl token-create --role reader --description grafana --ttl 720h",
-		Args:    a.args(),
+		Use:   "token-create --role ROLE | --type enroll [flags]",
+		Short: "Make an API or enroll token (its secret is shown once)",
+		Example: `  hbctl token-create --role reader --description grafana --ttl 720h
+  hbctl token-create --type enroll --host edge-01 --uses 1 --ttl 2h`,
+		Args: a.args(),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
 			if ttl > 0 {
 				req.TTL = ttl.String()
@@ -53,10 +58,12 @@ func (a *app) tokenCreate() *cobra.Command {
 			return a.show(view{raw: t, rows: [][]field{fields}})
 		}),
 	}
-	cmd.Flags().StringVar(&req.Role, "role", "", "one of "+strings.Join(auth.Roles, ", "))
+	cmd.Flags().StringVar(&req.Type, "type", "api", "api (a bearer token with a role) or enroll (lets hb-agent join a node)")
+	cmd.Flags().StringVar(&req.Role, "role", "", "api tokens: one of "+strings.Join(auth.Roles, ", "))
+	cmd.Flags().Int64Var(&req.Uses, "uses", 0, "enroll tokens: how many joins (default: no limit)")
+	cmd.Flags().StringVar(&req.Host, "host", "", "enroll tokens: the only host it admits")
 	cmd.Flags().StringVar(&req.Description, "description", "", "what the token is for")
 	cmd.Flags().DurationVar(&ttl, "ttl", 0, "lifetime, like 24h (default: no expiry)")
-	required(cmd, "role")
 	_ = cmd.RegisterFlagCompletionFunc("role", cobra.FixedCompletions(auth.Roles, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
@@ -74,7 +81,7 @@ func (a *app) tokenList() *cobra.Command {
 			if toks == nil {
 				toks = []apitype.Token{}
 			}
-			v := view{raw: toks, list: true, names: []string{"id", "role", "description", "created_by", "created_at", "expires_at"}}
+			v := view{raw: toks, list: true, names: []string{"id", "type", "role", "host", "uses", "description", "created_by", "created_at", "expires_at"}}
 			for _, t := range toks {
 				v.rows = append(v.rows, tokenFields(t))
 			}

@@ -89,6 +89,15 @@ Every flag also has an HB_ variable and a key in the --config YAML file.`,
 		c.GroupID = "net"
 		root.AddCommand(c)
 	}
+	root.AddGroup(&cobra.Group{ID: "fault", Title: "Alarms:"})
+	for _, c := range a.hardwareCommands() {
+		c.GroupID = "hosts"
+		root.AddCommand(c)
+	}
+	for _, c := range a.faultCommands() {
+		c.GroupID = "fault"
+		root.AddCommand(c)
+	}
 	for _, c := range a.adminCommands() {
 		c.GroupID = "admin"
 		root.AddCommand(c)

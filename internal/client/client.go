@@ -243,6 +243,32 @@ func (c *Client) DeletePool(ctx context.Context, name string) error {
 	return c.do(ctx, "DELETE", "/v1/addrpools/"+url.PathEscape(name), nil, nil, nil)
 }
 
+// ListAlarms lists the active alarms; entity ("host=edge-01") and severity
+// filter when set.
+func (c *Client) ListAlarms(ctx context.Context, entity, severity string) ([]apitype.Alarm, error) {
+	q := url.Values{}
+	if entity != "" {
+		q.Set("entity_instance_id", entity)
+	}
+	if severity != "" {
+		q.Set("severity", severity)
+	}
+	var out apitype.AlarmList
+	return out.Alarms, c.do(ctx, "GET", "/v1/alarms", q, nil, &out)
+}
+
+// GetAlarm returns an active alarm by uuid.
+func (c *Client) GetAlarm(ctx context.Context, id string) (apitype.Alarm, error) {
+	var out apitype.Alarm
+	return out, c.do(ctx, "GET", "/v1/alarms/"+url.PathEscape(id), nil, nil, &out)
+}
+
+// HostInventory returns what a host's agent last reported.
+func (c *Client) HostInventory(ctx context.Context, ref string) (apitype.HostInventory, error) {
+	var out apitype.HostInventory
+	return out, c.do(ctx, "GET", hostPath(ref)+"/inventory", nil, nil, &out)
+}
+
 // CreateToken makes an API token; the answer holds its secret.
 func (c *Client) CreateToken(ctx context.Context, t apitype.TokenCreate) (apitype.TokenCreated, error) {
 	var out apitype.TokenCreated

@@ -269,6 +269,52 @@ func (s *Service) Upgrade(ctx context.Context, actor, ref string) error {
 		"manage platform software upgrades", h.Personality, h.Hostname)
 }
 
+// Alarms lists the active alarms.
+func (s *Service) Alarms(ctx context.Context, f store.AlarmFilter) ([]store.Alarm, error) {
+	var out []store.Alarm
+	err := s.st.Read(ctx, func(tx store.Tx) error {
+		var err error
+		out, err = tx.ListAlarms(f)
+		return err
+	})
+	return out, err
+}
+
+// Alarm returns one active alarm by uuid.
+func (s *Service) Alarm(ctx context.Context, id string) (store.Alarm, error) {
+	var a store.Alarm
+	err := s.st.Read(ctx, func(tx store.Tx) error {
+		var err error
+		a, err = tx.AlarmByUUID(id)
+		if errors.Is(err, store.ErrNotFound) {
+			return problem.NotFoundf("no active alarm %q: it was cleared, or never raised (hbctl alarm-list shows the active ones)", id)
+		}
+		return err
+	})
+	return a, err
+}
+
+// HardwareInventory returns what a host's agent last reported (JSON of
+// wire.Inventory) and its hash.
+func (s *Service) HardwareInventory(ctx context.Context, ref string) (store.Host, string, string, error) {
+	var (
+		h         store.Host
+		inv, hash string
+	)
+	err := s.st.Read(ctx, func(tx store.Tx) error {
+		var err error
+		if h, err = Lookup(tx, ref); err != nil {
+			return err
+		}
+		inv, hash, err = tx.HostInventory(h.ID)
+		return err
+	})
+	if err == nil && inv == "" {
+		err = problem.NotFoundf("host %s has no hardware inventory yet: its agent reports it after joining (hb-agent join, then hb-agent run)", h.Hostname)
+	}
+	return h, inv, hash, err
+}
+
 // Events lists the event log.
 func (s *Service) Events(ctx context.Context, f store.EventFilter) ([]store.Event, error) {
 	var out []store.Event
