@@ -54,6 +54,7 @@ func (s *settings) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&s.cfg.Heartbeat.Interval, "heartbeat-interval", d.Heartbeat.Interval, "the period agents send heartbeats at")
 	fs.IntVar(&s.cfg.Heartbeat.DegradeAfter, "heartbeat-degrade-after", d.Heartbeat.DegradeAfter, "missed heartbeats before a host is degraded")
 	fs.IntVar(&s.cfg.Heartbeat.FailAfter, "heartbeat-fail-after", d.Heartbeat.FailAfter, "missed heartbeats before a host is failed")
+	fs.StringVar(&s.cfg.AlarmWebhook, "alarm-webhook", "", "URL that receives every alarm raise and clear as JSON, retried until delivered")
 	fs.StringVar(&s.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&s.logFormat, "log-format", "text", "text or json")
 }

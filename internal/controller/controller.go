@@ -21,6 +21,7 @@ import (
 
 	"hummingbird.io/hummingbird/internal/api"
 	"hummingbird.io/hummingbird/internal/auth"
+	"hummingbird.io/hummingbird/internal/fm"
 	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/mgmtnet/dhcp"
 	"hummingbird.io/hummingbird/internal/mtce"
@@ -53,6 +54,8 @@ type Config struct {
 	DHCPInterfaces []string
 	// Heartbeat is the loose-management heartbeat of agents.
 	Heartbeat mtce.Config
+	// AlarmWebhook, when set, receives every alarm raise and clear.
+	AlarmWebhook string
 }
 
 // Defaults returns the zero-setup configuration.
@@ -165,6 +168,11 @@ func (c *Controller) setup(ctx context.Context) error {
 			"network", pool.Network, "mode", pool.Row.Mode)
 	}
 
+	if c.cfg.AlarmWebhook != "" {
+		if err := fm.CheckURL(c.cfg.AlarmWebhook); err != nil {
+			return err
+		}
+	}
 	if err := c.cfg.Heartbeat.Check(); err != nil {
 		return err
 	}
@@ -232,9 +240,22 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	monitorDone := make(chan struct{})
 	go func() { c.Monitor.Run(ctx); close(monitorDone) }()
+	webhookDone := make(chan struct{})
+	if c.cfg.AlarmWebhook != "" {
+		go func() {
+			w := &fm.Webhook{URL: c.cfg.AlarmWebhook, Store: c.Store, Log: c.log}
+			if err := w.Run(ctx); err != nil {
+				c.log.Error("alarm webhook stopped", "err", err)
+			}
+			close(webhookDone)
+		}()
+	} else {
+		close(webhookDone)
+	}
 	err := c.serveAPI(ctx, ln)
 	cancel()
 	<-monitorDone
+	<-webhookDone
 	if derr := <-dhcpDone; derr != nil && !errors.Is(derr, context.Canceled) {
 		err = errors.Join(err, fmt.Errorf("dhcp: %w", derr))
 	}

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -139,4 +141,49 @@ func (t *sqlTx) AlarmByUUID(uuid string) (Alarm, error) {
 		return Alarm{}, fmt.Errorf("alarm %s: %w", uuid, ErrNotFound)
 	}
 	return as[0], nil
+}
+
+func (t *sqlTx) EventsAfter(afterID int64, actions []string, limit int) ([]Event, error) {
+	args := []any{afterID}
+	var ph []string
+	for _, a := range actions {
+		args = append(args, a)
+		ph = append(ph, fmt.Sprintf("$%d", len(args)))
+	}
+	q := `SELECT id, uuid, event_time, code, entity_type, entity_id, action, actor, reason FROM events WHERE id > $1`
+	if len(ph) > 0 {
+		q += ` AND action IN (` + strings.Join(ph, ", ") + `)`
+	}
+	q += fmt.Sprintf(" ORDER BY id LIMIT %d", limit)
+	rows, err := t.tx.QueryContext(t.ctx, q, args...)
+	if err != nil {
+		return nil, t.wrap("events after", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		if err := rows.Scan(&e.ID, &e.UUID, &e.Time, &e.Code, &e.EntityType, &e.EntityID, &e.Action, &e.Actor, &e.Reason); err != nil {
+			return nil, t.wrap("events after", err)
+		}
+		e.Time = e.Time.UTC()
+		out = append(out, e)
+	}
+	return out, t.wrap("events after", rows.Err())
+}
+
+// Cursors live in the counters table under a "cursor:" prefix.
+func (t *sqlTx) Cursor(name string) (int64, bool, error) {
+	var v int64
+	err := t.tx.QueryRowContext(t.ctx, `SELECT value FROM counters WHERE name = $1`, "cursor:"+name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return v, err == nil, t.wrap("cursor", err)
+}
+
+func (t *sqlTx) SetCursor(name string, v int64) error {
+	_, err := t.exec("set cursor", `INSERT INTO counters (name, value) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, "cursor:"+name, v)
+	return err
 }

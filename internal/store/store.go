@@ -100,6 +100,13 @@ type Tx interface {
 	// AppendEvent gives e the next event id and stores it.
 	AppendEvent(e *Event) error
 	ListEvents(f EventFilter) ([]Event, error)
+	// EventsAfter lists events with one of actions after id afterID,
+	// oldest first, at most limit.
+	EventsAfter(afterID int64, actions []string, limit int) ([]Event, error)
+
+	// Cursor reads a named position (0 when never set); SetCursor stores it.
+	Cursor(name string) (int64, bool, error)
+	SetCursor(name string, v int64) error
 }
 
 // Host is the stored row of a host, with its labels.
