@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/controller/controllertest"
+	"hummingbird.io/hummingbird/internal/pki"
+)
+
+// TestRenew joins, renews the certificate, and checks that the new one
+// works and the old one is refused.
+func TestRenew(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	in := controllertest.Start(t, "", nil)
+	api := in.Client(t, in.AdminToken)
+	if _, err := api.AddHost(ctx, apitype.HostCreate{Hostname: "edge-01", Personality: "edgeworker", MgmtIP: "192.168.204.10"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := api.CreateToken(ctx, apitype.TokenCreate{Type: "enroll", Host: "edge-01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if _, err := Join(ctx, JoinOptions{Controller: in.URL, Token: tok.Secret, CAHash: pki.CAHash(in.Controller.CA.Cert), Hostname: "edge-01", StateDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	s := &session{o: RunOptions{StateDir: dir, Log: slog.New(slog.DiscardHandler)}, controller: in.URL}
+	if err := s.connect(); err != nil {
+		t.Fatal(err)
+	}
+	s.boot = "b"
+	if _, err := s.beat(ctx); err != nil {
+		t.Fatalf("heartbeat with the first certificate: %v", err)
+	}
+	old := s.client
+	before, _ := os.ReadFile(filepath.Join(dir, CertFile))
+	if err := s.renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, CertFile))
+	if string(before) == string(after) {
+		t.Fatal("renew kept the same certificate")
+	}
+	if _, err := s.beat(ctx); err != nil {
+		t.Errorf("heartbeat with the renewed certificate: %v", err)
+	}
+	s.client = old
+	_, err = s.beat(ctx)
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.Status != http.StatusForbidden {
+		t.Errorf("heartbeat with the replaced certificate: %v, want 403", err)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	b := Backoff{Base: time.Second, Max: 10 * time.Second, Rand: func() float64 { return 0.999999 }}
+	var got []time.Duration
+	for range 6 {
+		got = append(got, b.Next().Round(time.Millisecond))
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("backoff ceilings %v, want %v", got, want)
+		}
+	}
+	b.Reset()
+	if d := b.Next().Round(time.Millisecond); d != time.Second {
+		t.Errorf("after Reset: %v", d)
+	}
+	b.Rand = func() float64 { return 0 }
+	if d := b.Next(); d != 0 {
+		t.Errorf("jitter can go to zero: %v", d)
+	}
+}
