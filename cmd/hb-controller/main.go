@@ -17,6 +17,7 @@ import (
 
 	"hummingbird.io/hummingbird/internal/config"
 	"hummingbird.io/hummingbird/internal/controller"
+	"hummingbird.io/hummingbird/internal/mtce"
 	"hummingbird.io/hummingbird/internal/version"
 )
 
@@ -36,6 +37,7 @@ type settings struct {
 	configFile string
 	logLevel   string
 	logFormat  string
+	heartbeats []string
 }
 
 func (s *settings) flags(fs *pflag.FlagSet) {
@@ -54,6 +56,7 @@ func (s *settings) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&s.cfg.Heartbeat.Interval, "heartbeat-interval", d.Heartbeat.Interval, "the period agents send heartbeats at")
 	fs.IntVar(&s.cfg.Heartbeat.DegradeAfter, "heartbeat-degrade-after", d.Heartbeat.DegradeAfter, "missed heartbeats before a host is degraded")
 	fs.IntVar(&s.cfg.Heartbeat.FailAfter, "heartbeat-fail-after", d.Heartbeat.FailAfter, "missed heartbeats before a host is failed")
+	fs.StringSliceVar(&s.heartbeats, "heartbeat", nil, "heartbeat of one personality as PERSONALITY=INTERVAL/DEGRADE/FAIL, like worker=10s/3/6 (repeat)")
 	fs.StringVar(&s.cfg.AlarmWebhook, "alarm-webhook", "", "URL that receives every alarm raise and clear as JSON, retried until delivered")
 	fs.StringVar(&s.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&s.logFormat, "log-format", "text", "text or json")
@@ -71,7 +74,24 @@ func (s *settings) load(cmd *cobra.Command, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	return config.Apply(fs, file, getenv)
+	if err := config.Apply(fs, file, getenv); err != nil {
+		return err
+	}
+	for _, h := range s.heartbeats {
+		p, timing, ok := strings.Cut(h, "=")
+		if !ok {
+			return fmt.Errorf("--heartbeat %q: write PERSONALITY=INTERVAL/DEGRADE/FAIL, like worker=10s/3/6", h)
+		}
+		t, err := mtce.ParseTiming(timing)
+		if err != nil {
+			return fmt.Errorf("--heartbeat %s: %w", p, err)
+		}
+		if s.cfg.Heartbeat.Personalities == nil {
+			s.cfg.Heartbeat.Personalities = map[string]mtce.Timing{}
+		}
+		s.cfg.Heartbeat.Personalities[p] = t
+	}
+	return nil
 }
 
 func (s *settings) logger() (*slog.Logger, error) {

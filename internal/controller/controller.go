@@ -88,6 +88,26 @@ type Controller struct {
 // New opens the data directory and the database and prepares the API; it
 // serves nothing yet.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Controller, error) {
+	// Settings are checked before anything is written.
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		if cfg.TLSCert == "" || cfg.TLSKey == "" {
+			return nil, errors.New("give both --tls-cert and --tls-key, or neither")
+		}
+		if _, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return nil, fmt.Errorf("load --tls-cert/--tls-key: %w", err)
+		}
+	}
+	if err := inventory.CheckManagementSettings(cfg.MgmtMode, cfg.MgmtSubnet, cfg.MgmtControllerIPs); err != nil {
+		return nil, err
+	}
+	if err := cfg.Heartbeat.Check(); err != nil {
+		return nil, err
+	}
+	if cfg.AlarmWebhook != "" {
+		if err := fm.CheckURL(cfg.AlarmWebhook); err != nil {
+			return nil, err
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
@@ -115,10 +135,7 @@ func (c *Controller) setup(ctx context.Context) error {
 	}
 	c.CA = ca
 	var cert tls.Certificate
-	if c.cfg.TLSCert != "" || c.cfg.TLSKey != "" {
-		if c.cfg.TLSCert == "" || c.cfg.TLSKey == "" {
-			return errors.New("give both --tls-cert and --tls-key, or neither")
-		}
+	if c.cfg.TLSCert != "" {
 		if cert, err = tls.LoadX509KeyPair(c.cfg.TLSCert, c.cfg.TLSKey); err != nil {
 			return fmt.Errorf("load --tls-cert/--tls-key: %w", err)
 		}
@@ -168,14 +185,6 @@ func (c *Controller) setup(ctx context.Context) error {
 			"network", pool.Network, "mode", pool.Row.Mode)
 	}
 
-	if c.cfg.AlarmWebhook != "" {
-		if err := fm.CheckURL(c.cfg.AlarmWebhook); err != nil {
-			return err
-		}
-	}
-	if err := c.cfg.Heartbeat.Check(); err != nil {
-		return err
-	}
 	hb := c.cfg.Heartbeat
 	hb.Log = c.log
 	c.Monitor = mtce.New(c.Store, hb)

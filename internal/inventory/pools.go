@@ -301,6 +301,16 @@ func (s *Service) AddPool(ctx context.Context, actor string, req apitype.PoolCre
 	return PoolInfo{Pool: p}, err
 }
 
+// CheckManagementSettings checks the settings the management pool is made
+// from, without storing anything.
+func CheckManagementSettings(mode, subnet string, controllers []string) error {
+	_, err := buildPool(store.Pool{Name: ManagementPoolName, Role: apitype.RoleManagement, Mode: mode, Network: subnet}, nil, nil, nil, controllers)
+	if err != nil {
+		return fmt.Errorf("management network settings (--mgmt-mode, --mgmt-subnet, --mgmt-controller-ips): %w", err)
+	}
+	return nil
+}
+
 // EnsureManagementPool makes the management pool from the controller's
 // settings when there is none yet, and returns the management pool.
 func (s *Service) EnsureManagementPool(ctx context.Context, mode, subnet string, controllers []string) (Pool, bool, error) {

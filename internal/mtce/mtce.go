@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,36 +27,87 @@ import (
 	"hummingbird.io/hummingbird/internal/wire"
 )
 
-// Config sets the loose-management heartbeat.
-type Config struct {
+// Timing is a heartbeat period and its thresholds.
+type Timing struct {
 	Interval     time.Duration // the period agents are told to use
 	DegradeAfter int           // missed intervals before degraded
 	FailAfter    int           // missed intervals before failed
-	Clock        func() time.Time
-	NewUUID      func() string
-	Log          *slog.Logger
+}
+
+// ParseTiming reads "30s/3/6": interval, degrade and failure thresholds.
+func ParseTiming(s string) (Timing, error) {
+	var t Timing
+	parts := strings.Split(s, "/")
+	if len(parts) != 3 {
+		return t, fmt.Errorf("heartbeat timing %q: write INTERVAL/DEGRADE/FAIL, like 30s/3/6", s)
+	}
+	var err error
+	if t.Interval, err = time.ParseDuration(parts[0]); err != nil {
+		return t, fmt.Errorf("heartbeat timing %q: %w", s, err)
+	}
+	if t.DegradeAfter, err = strconv.Atoi(parts[1]); err != nil {
+		return t, fmt.Errorf("heartbeat timing %q: degrade threshold: %w", s, err)
+	}
+	if t.FailAfter, err = strconv.Atoi(parts[2]); err != nil {
+		return t, fmt.Errorf("heartbeat timing %q: failure threshold: %w", s, err)
+	}
+	return t, t.check()
+}
+
+func (t Timing) check() error {
+	switch {
+	case t.Interval < 100*time.Millisecond:
+		return fmt.Errorf("heartbeat interval %s is too short", t.Interval)
+	case t.DegradeAfter < 1:
+		return errors.New("heartbeat degrade threshold must be at least 1 missed interval")
+	case t.FailAfter <= t.DegradeAfter:
+		return fmt.Errorf("heartbeat failure threshold (%d) must be above the degrade threshold (%d)", t.FailAfter, t.DegradeAfter)
+	}
+	return nil
+}
+
+// Config sets the loose-management heartbeat: Timing for every host, and
+// Personalities for the personalities that differ.
+type Config struct {
+	Timing
+	Personalities map[string]Timing
+	Clock         func() time.Time
+	NewUUID       func() string
+	Log           *slog.Logger
 }
 
 // DefaultConfig is loose management for edgeworkers: a heartbeat every
 // 30 s, degraded after 3 missed, failed after 6.
 func DefaultConfig() Config {
-	return Config{Interval: 30 * time.Second, DegradeAfter: 3, FailAfter: 6}
+	return Config{Timing: Timing{Interval: 30 * time.Second, DegradeAfter: 3, FailAfter: 6}}
 }
 
 // Check validates the settings.
 func (c Config) Check() error {
-	switch {
-	case c.Interval < 100*time.Millisecond:
-		return fmt.Errorf("heartbeat interval %s is too short", c.Interval)
-	case c.DegradeAfter < 1:
-		return errors.New("heartbeat degrade threshold must be at least 1 missed interval")
-	case c.FailAfter <= c.DegradeAfter:
-		return fmt.Errorf("heartbeat failure threshold (%d) must be above the degrade threshold (%d)", c.FailAfter, c.DegradeAfter)
+	if err := c.Timing.check(); err != nil {
+		return err
+	}
+	for p, t := range c.Personalities {
+		if err := inventory.CheckEnum("personality", p); err != nil {
+			return fmt.Errorf("heartbeat of %s: %w", p, err)
+		}
+		if err := t.check(); err != nil {
+			return fmt.Errorf("heartbeat of %s: %w", p, err)
+		}
 	}
 	return nil
 }
 
+// For is the timing of hosts of a personality.
+func (c Config) For(personality string) Timing {
+	if t, ok := c.Personalities[personality]; ok {
+		return t
+	}
+	return c.Timing
+}
+
 type beat struct {
+	timing       Timing
 	last         time.Time
 	boot         string
 	seq          uint64
@@ -87,9 +140,6 @@ func New(st store.Store, cfg Config) *Monitor {
 	return &Monitor{st: st, cfg: cfg, log: cfg.Log.With("logger", "mtce"), beats: map[int64]*beat{}}
 }
 
-// Interval is the heartbeat period agents are told to use.
-func (m *Monitor) Interval() time.Duration { return m.cfg.Interval }
-
 func (m *Monitor) now() time.Time { return m.cfg.Clock().UTC().Truncate(time.Microsecond) }
 
 // Start loads the hosts that have an agent. Each counts as heard at the
@@ -119,7 +169,7 @@ func (m *Monitor) Start(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, h := range hosts {
-		m.beats[h.ID] = &beat{last: m.started, availability: h.Availability, name: h.Hostname}
+		m.beats[h.ID] = &beat{timing: m.cfg.For(h.Personality), last: m.started, availability: h.Availability, name: h.Hostname}
 	}
 	return nil
 }
@@ -128,7 +178,7 @@ func (m *Monitor) Start(ctx context.Context) error {
 func (m *Monitor) Enrolled(h store.Host) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.beats[h.ID] = &beat{last: m.now(), availability: h.Availability, name: h.Hostname}
+	m.beats[h.ID] = &beat{timing: m.cfg.For(h.Personality), last: m.now(), availability: h.Availability, name: h.Hostname}
 }
 
 // Heartbeat records one heartbeat of the host hostID (from its agent's
@@ -141,6 +191,8 @@ func (m *Monitor) Heartbeat(ctx context.Context, h store.Host, hb wire.Heartbeat
 		b = &beat{availability: h.Availability, name: h.Hostname}
 		m.beats[h.ID] = b
 	}
+	b.timing = m.cfg.For(h.Personality)
+	interval := b.timing.Interval
 	if hb.Boot == "" {
 		m.mu.Unlock()
 		return wire.HeartbeatReply{}, problem.Invalidf("boot", "a heartbeat needs the agent's boot id")
@@ -158,7 +210,7 @@ func (m *Monitor) Heartbeat(ctx context.Context, h store.Host, hb wire.Heartbeat
 			return wire.HeartbeatReply{}, err
 		}
 	}
-	reply := wire.HeartbeatReply{IntervalMillis: m.cfg.Interval.Milliseconds()}
+	reply := wire.HeartbeatReply{IntervalMillis: interval.Milliseconds()}
 	var hash string
 	if err := m.st.Read(ctx, func(tx store.Tx) error {
 		var err error
@@ -196,16 +248,16 @@ func (m *Monitor) Check(ctx context.Context) {
 		if last.Before(m.started) {
 			last = m.started
 		}
-		missed := int(now.Sub(last) / m.cfg.Interval)
+		missed := int(now.Sub(last) / b.timing.Interval)
 		want := inventory.AvailAvailable
 		switch {
-		case missed >= m.cfg.FailAfter:
+		case missed >= b.timing.FailAfter:
 			want = inventory.AvailFailed
-		case missed >= m.cfg.DegradeAfter:
+		case missed >= b.timing.DegradeAfter:
 			want = inventory.AvailDegraded
 		}
 		if want != b.availability && want != inventory.AvailAvailable {
-			todo = append(todo, due{id, want, fmt.Sprintf("no heartbeat for %s (%d intervals of %s)", now.Sub(last).Round(time.Second), missed, m.cfg.Interval)})
+			todo = append(todo, due{id, want, fmt.Sprintf("no heartbeat for %s (%d intervals of %s)", now.Sub(last).Round(time.Second), missed, b.timing.Interval)})
 		}
 	}
 	m.mu.Unlock()
@@ -220,9 +272,14 @@ func (m *Monitor) Check(ctx context.Context) {
 	}
 }
 
-// Run checks the hosts every quarter interval until ctx ends.
+// Run checks the hosts every quarter of the shortest interval until ctx
+// ends.
 func (m *Monitor) Run(ctx context.Context) {
-	t := time.NewTicker(max(m.cfg.Interval/4, 50*time.Millisecond))
+	shortest := m.cfg.Interval
+	for _, t := range m.cfg.Personalities {
+		shortest = min(shortest, t.Interval)
+	}
+	t := time.NewTicker(max(shortest/4, 50*time.Millisecond))
 	defer t.Stop()
 	for {
 		select {

@@ -40,7 +40,8 @@ func setup(t *testing.T, dsn string) (store.Store, store.Host, *clock, func() *m
 	c := &clock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
 	n := 0
 	mk := func() *mtce.Monitor {
-		m := mtce.New(st, mtce.Config{Interval: 10 * time.Second, DegradeAfter: 3, FailAfter: 6, Clock: c.now,
+		m := mtce.New(st, mtce.Config{Timing: mtce.Timing{Interval: 10 * time.Second, DegradeAfter: 3, FailAfter: 6},
+			Personalities: map[string]mtce.Timing{"worker": {Interval: time.Second, DegradeAfter: 2, FailAfter: 4}}, Clock: c.now,
 			NewUUID: func() string { n++; return fmt.Sprintf("00000000-0000-4000-8000-%012d", n) }})
 		if err := m.Start(ctx); err != nil {
 			t.Fatal(err)
@@ -186,3 +187,50 @@ var sortAlarms = cmp.Transformer("sort", func(in []string) []string {
 	}
 	return out
 })
+
+func TestPersonalityTiming(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, edge, c, mk := setup(t, storetest.SQLiteDSN(t))
+	m := mk()
+	inv := inventory.New(st, inventory.Options{})
+	w, err := inv.Add(ctx, "t", apitype.HostCreate{Hostname: "worker-01", Personality: "worker", MgmtIP: "192.168.204.11"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []store.Host{edge, w} {
+		r, err := m.Heartbeat(ctx, h, wire.Heartbeat{Seq: 1, Boot: "b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int64{"edgeworker": 10000, "worker": 1000}[h.Personality]
+		if r.IntervalMillis != want {
+			t.Errorf("%s told %d ms, want %d", h.Hostname, r.IntervalMillis, want)
+		}
+	}
+	// 3 s of silence: the worker (1 s, degraded after 2) is degraded, the
+	// edgeworker (10 s, after 3) is not.
+	c.advance(3 * time.Second)
+	m.Check(ctx)
+	for name, want := range map[string]string{"edge-01": "available", "worker-01": "degraded"} {
+		var got string
+		st.Read(ctx, func(tx store.Tx) error {
+			h, err := tx.HostByHostname(name)
+			got = h.Availability
+			return err
+		})
+		if got != want {
+			t.Errorf("%s is %s, want %s", name, got, want)
+		}
+	}
+	if _, err := mtce.ParseTiming("10s/3"); err == nil {
+		t.Error("ParseTiming accepted a timing without a failure threshold")
+	}
+	if got, err := mtce.ParseTiming("5s/2/4"); err != nil || got != (mtce.Timing{Interval: 5 * time.Second, DegradeAfter: 2, FailAfter: 4}) {
+		t.Errorf("ParseTiming(5s/2/4) = %+v, %v", got, err)
+	}
+	if err := (mtce.Config{Timing: mtce.Timing{Interval: time.Second, DegradeAfter: 2, FailAfter: 4},
+		Personalities: map[string]mtce.Timing{"gateway": {Interval: time.Second, DegradeAfter: 1, FailAfter: 2}}}).Check(); err == nil {
+		t.Error("a timing for an unknown personality was accepted")
+	}
+}
