@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,12 +94,13 @@ func Join(ctx context.Context, o JoinOptions) (wire.JoinResponse, error) {
 	if err != nil {
 		return wire.JoinResponse{}, err
 	}
+	mgmtMAC := routeMAC(o.Controller)
 	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 	}}
 	var resp wire.JoinResponse
 	err = post(ctx, c, strings.TrimRight(o.Controller, "/")+wire.JoinPath, wire.JoinRequest{
-		Capability: wire.CapabilityVersion, Token: o.Token, Hostname: o.Hostname, MACs: macs, CSR: csr,
+		Capability: wire.CapabilityVersion, Token: o.Token, Hostname: o.Hostname, MACs: macs, MgmtMAC: mgmtMAC, CSR: csr,
 	}, &resp)
 	if err != nil {
 		return resp, fmt.Errorf("join: %w", err)
@@ -147,6 +149,42 @@ func localMACs() ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// routeMAC is the MAC of the interface this node reaches the controller
+// through: the kernel picks the source address of a UDP "connection"
+// (nothing is sent), and the interface holding it has the MAC.
+func routeMAC(controller string) string {
+	u, err := url.Parse(controller)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "443")
+	}
+	conn, err := net.Dial("udp", host)
+	if err != nil {
+		return ""
+	}
+	defer conn.Close()
+	local, ok := conn.LocalAddr().(*net.UDPAddr)
+	if !ok {
+		return ""
+	}
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return ""
+	}
+	for _, i := range ifs {
+		addrs, _ := i.Addrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.Equal(local.IP) && len(i.HardwareAddr) == 6 {
+				return i.HardwareAddr.String()
+			}
+		}
+	}
+	return ""
 }
 
 // Collector produces the node's inventory and its hash.

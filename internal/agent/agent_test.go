@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/client"
+	"hummingbird.io/hummingbird/internal/controller"
 	"hummingbird.io/hummingbird/internal/controller/controllertest"
 	"hummingbird.io/hummingbird/internal/pki"
 )
@@ -81,5 +83,44 @@ func TestBackoff(t *testing.T) {
 	b.Rand = func() float64 { return 0 }
 	if d := b.Next(); d != 0 {
 		t.Errorf("jitter can go to zero: %v", d)
+	}
+}
+
+// TestAutoAdd: without the policy a node that is not in the inventory is
+// refused; with it, it is added as an edgeworker (on a static management
+// pool, with the address it connected from) and joins.
+func TestAutoAdd(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, auto := range []bool{false, true} {
+		in := controllertest.Start(t, "", func(c *controller.Config) {
+			c.AgentAutoAdd = auto
+			c.MgmtSubnet, c.MgmtControllerIPs = "127.0.0.0/8", nil
+		})
+		api := in.Client(t, in.AdminToken)
+		tok, err := api.CreateToken(ctx, apitype.TokenCreate{Type: "enroll"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Join(ctx, JoinOptions{Controller: in.URL, Token: tok.Secret, CAHash: pki.CAHash(in.Controller.CA.Cert),
+			Hostname: "edge-new", StateDir: t.TempDir()})
+		if !auto {
+			var ae *apiError
+			if !errors.As(err, &ae) || ae.Status != http.StatusForbidden {
+				t.Errorf("join of an unknown node without auto-add: %v, want 403", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("join with auto-add: %v", err)
+		}
+		h, err := api.GetHost(ctx, "edge-new")
+		if err != nil || h.Personality != "edgeworker" || h.MgmtIP != "127.0.0.1" {
+			t.Errorf("auto-added host: %+v, %v", h, err)
+		}
+		evs, err := api.ListEvents(ctx, client.EventFilter{Action: "host.add"})
+		if err != nil || len(evs) != 1 || evs[0].Actor != "agent-auto-add" {
+			t.Errorf("host.add events: %+v, %v", evs, err)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/auth"
 	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/pki"
@@ -110,7 +112,9 @@ func (s *Server) agentJoin(r *http.Request, _ store.Host) (any, error) {
 		}
 		var err error
 		h, err = tx.HostByHostname(name)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) && s.d.Agents.AutoAdd {
+			h, err = s.autoAdd(tx, r, name, req.MgmtMAC)
+		} else if errors.Is(err, store.ErrNotFound) {
 			return problem.Forbiddenf("no host %s in the inventory: add it first (hbctl host-add -n %s -p edgeworker)", name, name)
 		}
 		if err != nil {
@@ -138,6 +142,29 @@ func (s *Server) agentJoin(r *http.Request, _ store.Host) (any, error) {
 	}
 	s.d.Agents.Monitor.Enrolled(h)
 	return wire.JoinResponse{HostUUID: h.UUID, Hostname: h.Hostname, Certificate: certPEM, CA: s.d.Agents.CA.PEM}, nil
+}
+
+// autoAdd adds a joining node as an edgeworker of the management pool,
+// with the MAC it reached the controller through; on a static pool its
+// address is the one it connected from.
+func (s *Server) autoAdd(tx store.Tx, r *http.Request, name, mac string) (store.Host, error) {
+	req := apitype.HostCreate{Hostname: name, Personality: apitype.PersonalityEdgeworker, MgmtMAC: mac}
+	pool, err := tx.ManagementPool()
+	if err != nil {
+		return store.Host{}, err
+	}
+	if pool.Mode == apitype.PoolStatic {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			return store.Host{}, err
+		}
+		req.MgmtIP = host
+	}
+	h, err := s.d.Inventory.AddTx(tx, "agent-auto-add", req)
+	if err != nil {
+		return h, fmt.Errorf("adding the joining node: %w", err)
+	}
+	return h, nil
 }
 
 func (s *Server) agentHeartbeat(r *http.Request, h store.Host) (any, error) {

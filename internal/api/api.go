@@ -52,6 +52,9 @@ type AgentDeps struct {
 	Store   store.Store
 	CA      *pki.CA
 	Monitor *mtce.Monitor
+	// AutoAdd adds a joining node that is not in the inventory as an
+	// edgeworker, instead of refusing it.
+	AutoAdd bool
 }
 
 // Server is the REST API.

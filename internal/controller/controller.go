@@ -56,6 +56,9 @@ type Config struct {
 	Heartbeat mtce.Config
 	// AlarmWebhook, when set, receives every alarm raise and clear.
 	AlarmWebhook string
+	// AgentAutoAdd adds nodes that join with a valid enroll token but are
+	// not in the inventory, as edgeworkers, instead of refusing them.
+	AgentAutoAdd bool
 }
 
 // Defaults returns the zero-setup configuration.
@@ -201,7 +204,7 @@ func (c *Controller) setup(ctx context.Context) error {
 		Version:   version.String(),
 		Log:       c.log,
 		Registry:  reg,
-		Agents:    &api.AgentDeps{Store: c.Store, CA: c.CA, Monitor: c.Monitor},
+		Agents:    &api.AgentDeps{Store: c.Store, CA: c.CA, Monitor: c.Monitor, AutoAdd: c.cfg.AgentAutoAdd},
 	})
 	return nil
 }

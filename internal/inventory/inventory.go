@@ -120,6 +120,17 @@ func (s *Service) List(ctx context.Context, f store.HostFilter) ([]store.Host, e
 // Add checks req and stores a new host, locked, disabled, offline and
 // unprovisioned, with a "host added" event.
 func (s *Service) Add(ctx context.Context, actor string, req apitype.HostCreate) (store.Host, error) {
+	var h store.Host
+	err := s.st.Write(ctx, func(tx store.Tx) error {
+		var err error
+		h, err = s.AddTx(tx, actor, req)
+		return err
+	})
+	return h, err
+}
+
+// AddTx is Add inside the caller's transaction.
+func (s *Service) AddTx(tx store.Tx, actor string, req apitype.HostCreate) (store.Host, error) {
 	now := s.stamp()
 	h := store.Host{
 		UUID:           s.newUUID(),
@@ -146,25 +157,22 @@ func (s *Service) Add(ctx context.Context, actor string, req apitype.HostCreate)
 	if err := s.check(&h, nil); err != nil {
 		return store.Host{}, err
 	}
-	err := s.st.Write(ctx, func(tx store.Tx) error {
-		if err := s.assignAddress(tx, &h, nil, strings.TrimSpace(req.Pool)); err != nil {
-			return err
-		}
-		if err := checkUnique(tx, h); err != nil {
-			return err
-		}
-		id, err := tx.NextID("hosts")
-		if err != nil {
-			return err
-		}
-		h.ID = id
-		if err := tx.InsertHost(&h); err != nil {
-			return err
-		}
-		return s.event(tx, now, CodeHostAdded, "host.add", actor, h,
-			fmt.Sprintf("host %s added with personality %s", h.Hostname, h.Personality))
-	})
+	if err := s.assignAddress(tx, &h, nil, strings.TrimSpace(req.Pool)); err != nil {
+		return store.Host{}, err
+	}
+	if err := checkUnique(tx, h); err != nil {
+		return store.Host{}, err
+	}
+	id, err := tx.NextID("hosts")
 	if err != nil {
+		return store.Host{}, err
+	}
+	h.ID = id
+	if err := tx.InsertHost(&h); err != nil {
+		return store.Host{}, err
+	}
+	if err := s.event(tx, now, CodeHostAdded, "host.add", actor, h,
+		fmt.Sprintf("host %s added with personality %s", h.Hostname, h.Personality)); err != nil {
 		return store.Host{}, err
 	}
 	return h, nil

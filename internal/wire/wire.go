@@ -36,7 +36,11 @@ type JoinRequest struct {
 	Token      string   `json:"token"`
 	Hostname   string   `json:"hostname"`
 	MACs       []string `json:"macs"` // the node's Ethernet MACs, lowercase colon form
-	CSR        []byte   `json:"csr"`  // PEM, PKCS #10, the node's own key
+	// MgmtMAC is the MAC of the interface the agent reaches the controller
+	// through ("" over loopback): the host\'s management MAC when the
+	// controller adds the host itself (auto-add).
+	MgmtMAC string `json:"mgmt_mac,omitempty"`
+	CSR     []byte `json:"csr"` // PEM, PKCS #10, the node's own key
 }
 
 // JoinResponse admits the node: Certificate (PEM) names the host by its
