@@ -278,6 +278,11 @@ func TestDaemonSet(t *testing.T) {
 			t.Errorf("%s mounts %q, want the host's %s", mount, mounts[mount], host)
 		}
 	}
+	for _, e := range c.Env {
+		if e.Name == "HB_HOST_ROOT" && e.Value != "/host" {
+			t.Errorf("HB_HOST_ROOT is %q, want /host where the host's files are mounted", e.Value)
+		}
+	}
 	if stateDir != "/var/lib/hummingbird/agent" {
 		t.Errorf("HB_STATE_DIR is %q, want the state hostPath /var/lib/hummingbird/agent", stateDir)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"path/filepath"
 
 	"hummingbird.io/hummingbird/internal/agent"
 	"hummingbird.io/hummingbird/internal/agent/collect"
@@ -11,9 +12,13 @@ import (
 
 // collector reads this node's hardware inventory. A partial inventory (a
 // collector failed) is still sent; the failures go to the agent's log.
-func collector(log func(msg string, args ...any)) agent.Collector {
+func collector(hostRoot string, log func(msg string, args ...any)) agent.Collector {
+	var src collect.Sources
+	if hostRoot != "" {
+		src = collect.Sources{Proc: filepath.Join(hostRoot, "proc"), Sys: filepath.Join(hostRoot, "sys"), Etc: filepath.Join(hostRoot, "etc")}
+	}
 	return func(ctx context.Context) (wire.Inventory, string, error) {
-		inv, err := collect.Collect(ctx, collect.Sources{})
+		inv, err := collect.Collect(ctx, src)
 		if err != nil {
 			var ce *collect.Error
 			if !errors.As(err, &ce) {

@@ -86,8 +86,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fs.StringVar(&o.CAHash, "ca-hash", "", "sha256:… pin of the controller CA, from its first-start log line")
 		fs.StringVar(&o.Hostname, "hostname", host, "the host's name in the inventory")
 		fs.StringVar(&o.StateDir, "state-dir", defaultState, "where the key, certificate and CA are kept")
+		var ifNeeded bool
+		fs.BoolVar(&ifNeeded, "if-needed", false, "do nothing when this node has already joined (for init containers and provisioning)")
 		if err := parse(fs, args[1:], getenv); err != nil {
 			return err
+		}
+		if ifNeeded && agent.Joined(o.StateDir) {
+			fmt.Fprintln(stdout, "already joined; nothing to do")
+			return nil
 		}
 		if o.Controller == "" || o.Token == "" || o.CAHash == "" {
 			return errors.New("join needs --controller, --token and --ca-hash")
@@ -107,6 +113,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		)
 		fs.StringVar(&o.StateDir, "state-dir", defaultState, "where hb-agent join kept the key, certificate and CA")
 		fs.StringVar(&format, "log-format", "text", "text or json")
+		var hostRoot string
+		fs.StringVar(&hostRoot, "host-root", "", "where the host's /proc, /sys and /etc are mounted when the agent runs in a container, like /host")
 		if err := parse(fs, args[1:], getenv); err != nil {
 			return err
 		}
@@ -115,7 +123,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			h = slog.NewJSONHandler(stderr, nil)
 		}
 		o.Log = slog.New(h).With("logger", "agent")
-		o.Collect = collector(o.Log.Warn)
+		o.Collect = collector(hostRoot, o.Log.Warn)
 		return agent.Run(ctx, o)
 	}
 	fmt.Fprint(stderr, usage)

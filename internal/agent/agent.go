@@ -51,6 +51,16 @@ type JoinOptions struct {
 	StateDir   string
 }
 
+// Joined says whether the state directory holds a joined agent's files.
+func Joined(stateDir string) bool {
+	for _, f := range []string{KeyFile, CertFile, CAFile, ControllerFile} {
+		if _, err := os.Stat(filepath.Join(stateDir, f)); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // ErrCAMismatch means the controller's CA is not the pinned one.
 var ErrCAMismatch = errors.New("the controller's CA does not match --ca-hash")
 
@@ -233,7 +243,11 @@ func Run(ctx context.Context, o RunOptions) error {
 	rand.Read(b[:])
 	s.boot = hex.EncodeToString(b[:])
 	for {
+		// The controller counts intervals from heartbeat to heartbeat, so
+		// the time a heartbeat took comes off the wait.
+		start := time.Now()
 		next, err := s.beat(ctx)
+		next -= time.Since(start)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
