@@ -15,6 +15,8 @@ import (
 	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/cli"
 	"hummingbird.io/hummingbird/internal/controller/controllertest"
+	"hummingbird.io/hummingbird/internal/store"
+	"hummingbird.io/hummingbird/internal/wire"
 )
 
 // hbctl runs the CLI against a real controller, as a person would.
@@ -25,7 +27,11 @@ type hbctl struct {
 
 func newHbctl(t *testing.T) *hbctl {
 	t.Helper()
-	in := controllertest.Start(t, "", nil)
+	return newHbctlFor(t, controllertest.Start(t, "", nil))
+}
+
+func newHbctlFor(t *testing.T, in *controllertest.Instance) *hbctl {
+	t.Helper()
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca.crt")
 	tok := filepath.Join(dir, "admin.token")
@@ -220,5 +226,50 @@ func TestPools(t *testing.T) {
 	h.ok("addrpool-delete", "site-a", "--yes")
 	if code, _, _ := h.run("", "addrpool-show", "site-a"); code != 1 {
 		t.Error("site-a still shown after addrpool-delete")
+	}
+}
+
+func TestHardwareReads(t *testing.T) {
+	t.Parallel()
+	in := controllertest.Start(t, "", nil)
+	h := newHbctlFor(t, in)
+	h.ok("host-add", "-n", "edge-01", "-p", "edgeworker", "-i", "192.168.204.10")
+	if out := h.ok("host-show", "edge-01"); strings.Contains(out, "| kernel") {
+		t.Errorf("host-show summarizes an inventory that was never reported:\n%s", out)
+	}
+	if code, _, errs := h.run("", "host-cpu-list", "edge-01"); code != 1 || !strings.Contains(errs, "no hardware inventory yet") {
+		t.Errorf("host-cpu-list before a report: %d %q", code, errs)
+	}
+	inv, err := json.Marshal(wire.Inventory{Kernel: "6.1.0-28-amd64",
+		OS:     wire.OS{PrettyName: "Debian GNU/Linux 12 (bookworm)"},
+		CPUs:   []wire.CPU{{Socket: 0, Model: "Atom x6425E", Cores: 4, Threads: 4}},
+		Memory: wire.Memory{TotalBytes: 8 << 30},
+		Disks:  []wire.Disk{{Name: "nvme0n1", SizeBytes: 256 << 30, Type: "nvme", InUse: true}},
+		Interfaces: []wire.Interface{{Name: "enp1s0", MAC: "52:54:00:12:34:56", State: "up", MTU: 1500,
+			Addresses: []string{"192.168.204.10/24"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Controller.Store.Write(context.Background(), func(tx store.Tx) error {
+		return tx.SetHostInventory(1, string(inv), "sha256:00")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	show := h.ok("host-show", "edge-01")
+	for _, want := range []string{"| os             | Debian GNU/Linux 12 (bookworm)", "| cpus           | 1 socket(s), 4 cores, 4 threads: Atom x6425E",
+		"| memory         | 8.0 GiB", "| disks          | 1, 256.0 GiB"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("host-show lacks %q:\n%s", want, show)
+		}
+	}
+	for cmd, want := range map[string]string{
+		"host-cpu-list":    "0 Atom x6425E 4 4 0\n",
+		"host-memory-show": "8.0 GiB\n0 B\n0\n",
+		"host-disk-list":   "nvme0n1 256.0 GiB nvme false true  \n",
+		"host-if-list":     "enp1s0 52:54:00:12:34:56 up 0 1500 192.168.204.10/24 false\n",
+	} {
+		if got := h.ok(cmd, "edge-01", "-f", "value"); got != want {
+			t.Errorf("%s: %q, want %q", cmd, got, want)
+		}
 	}
 }

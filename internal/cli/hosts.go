@@ -13,6 +13,8 @@ import (
 	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/client"
 	"hummingbird.io/hummingbird/internal/inventory"
+	"hummingbird.io/hummingbird/internal/problem"
+	"hummingbird.io/hummingbird/internal/wire"
 )
 
 var hostListColumns = []string{"id", "hostname", "personality", "administrative", "operational", "availability"}
@@ -197,8 +199,42 @@ func (a *app) hostShow() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.show(hostView(h))
+			v := hostView(h)
+			// For people, a summary of what the agent reported, when it has.
+			if a.g.format == "table" || a.g.format == "value" {
+				hi, err := c.HostInventory(ctx, h.Hostname)
+				switch {
+				case err == nil:
+					v.rows[0] = append(v.rows[0], inventorySummary(hi.Inventory)...)
+				case !problem.Is(err, problem.NotFound):
+					return err
+				}
+			}
+			return a.show(v)
 		}),
+	}
+}
+
+// inventorySummary is host-show's short account of a host's hardware.
+func inventorySummary(inv wire.Inventory) []field {
+	var cores, threads int
+	model := ""
+	for _, c := range inv.CPUs {
+		cores += c.Cores
+		threads += c.Threads
+		model = c.Model
+	}
+	var disk uint64
+	for _, d := range inv.Disks {
+		disk += d.SizeBytes
+	}
+	return []field{
+		{"os", inv.OS.PrettyName}, {"kernel", inv.Kernel},
+		{"cpus", fmt.Sprintf("%d socket(s), %d cores, %d threads: %s", len(inv.CPUs), cores, threads, model)},
+		{"memory", bytesText(inv.Memory.TotalBytes)},
+		{"disks", fmt.Sprintf("%d, %s", len(inv.Disks), bytesText(disk))},
+		{"containerd", inv.Containerd}, {"kubelet", inv.Kubelet},
+		{"inventory_at", timeText(inv.CollectedAt)},
 	}
 }
 
