@@ -130,6 +130,10 @@ func TestWalkThrough(t *testing.T) {
 		}
 	}
 
+	// Shell completion offers the hostnames.
+	if _, out, _ := h.run("", "__complete", "host-show", ""); !strings.Contains(out, "edge-01\nedge-02\n") {
+		t.Errorf("completion of host-show: %q", out)
+	}
 	// host-delete asks; "n" keeps the host, --yes deletes it.
 	if code, _, errs := h.run("n\n", "host-delete", "edge-02"); code != 0 || !strings.Contains(errs, "Not deleted") {
 		t.Errorf("host-delete answered n: %d %q", code, errs)

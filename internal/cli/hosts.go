@@ -58,27 +58,34 @@ func (a *app) hostCommands() []*cobra.Command {
 	return []*cobra.Command{a.hostAdd(), a.hostList(), a.hostShow(), a.hostUpdate(), a.hostDelete(), a.hostUpgrade()}
 }
 
+// completer offers the names list returns for a command's one argument.
+func (a *app) completer(list func(ctx context.Context, c *client.Client) ([]string, error)) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+		if len(args) > 0 || a.load(cmd, args) != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		c, err := a.client()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		names, err := list(cmd.Context(), c)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveError
+		}
+		return names, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
 // completeHosts offers hostnames for a HOST argument.
-func (a *app) completeHosts(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-	if len(args) > 0 {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	if err := a.load(cmd, args); err != nil {
-		return nil, cobra.ShellCompDirectiveError
-	}
-	c, err := a.client()
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveError
-	}
-	hosts, err := c.ListHosts(cmd.Context(), client.HostFilter{})
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveError
-	}
-	names := make([]string, len(hosts))
-	for i, h := range hosts {
-		names[i] = h.Hostname
-	}
-	return names, cobra.ShellCompDirectiveNoFileComp
+func (a *app) completeHosts(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	return a.completer(func(ctx context.Context, c *client.Client) ([]string, error) {
+		hosts, err := c.ListHosts(ctx, client.HostFilter{})
+		names := make([]string, len(hosts))
+		for i, h := range hosts {
+			names[i] = h.Hostname
+		}
+		return names, err
+	})(cmd, args, toComplete)
 }
 
 func (a *app) hostAdd() *cobra.Command {
@@ -275,15 +282,24 @@ func (a *app) hostUpdate() *cobra.Command {
 }
 
 func (a *app) hostDelete() *cobra.Command {
+	return a.deleteCommand("host-delete HOST", "Delete a host from the inventory", "host %s from the inventory",
+		a.completeHosts, func(ctx context.Context, c *client.Client, ref string) error { return c.DeleteHost(ctx, ref) })
+}
+
+// deleteCommand is a command that deletes one named object after asking
+// (or with --yes); what names the object in the question and the report.
+func (a *app) deleteCommand(use, short, what string, complete cobra.CompletionFunc,
+	del func(ctx context.Context, c *client.Client, name string) error) *cobra.Command {
 	var yes bool
+	arg := strings.Fields(use)[1]
 	cmd := &cobra.Command{
-		Use:               "host-delete HOST",
-		Short:             "Delete a host from the inventory",
-		Args:              a.args("HOST"),
-		ValidArgsFunction: a.completeHosts,
+		Use:               use,
+		Short:             short,
+		Args:              a.args(arg),
+		ValidArgsFunction: complete,
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			if !yes {
-				ok, err := a.confirm(fmt.Sprintf("Delete host %s from the inventory?", args[0]))
+				ok, err := a.confirm("Delete " + fmt.Sprintf(what, args[0]) + "?")
 				if err != nil {
 					return err
 				}
@@ -292,10 +308,10 @@ func (a *app) hostDelete() *cobra.Command {
 					return nil
 				}
 			}
-			if err := c.DeleteHost(ctx, args[0]); err != nil {
+			if err := del(ctx, c, args[0]); err != nil {
 				return err
 			}
-			fmt.Fprintf(a.io.Err, "Deleted host %s.\n", args[0])
+			fmt.Fprintf(a.io.Err, "Deleted %s.\n", fmt.Sprintf(what, args[0]))
 			return nil
 		}),
 	}

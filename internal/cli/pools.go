@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -106,23 +105,15 @@ func (a *app) poolList() *cobra.Command {
 	}
 }
 
-func (a *app) completePools(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-	if len(args) > 0 || a.load(cmd, args) != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	c, err := a.client()
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveError
-	}
-	pools, err := c.ListPools(cmd.Context())
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveError
-	}
-	names := make([]string, len(pools))
-	for i, p := range pools {
-		names[i] = p.Name
-	}
-	return names, cobra.ShellCompDirectiveNoFileComp
+func (a *app) completePools(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	return a.completer(func(ctx context.Context, c *client.Client) ([]string, error) {
+		pools, err := c.ListPools(ctx)
+		names := make([]string, len(pools))
+		for i, p := range pools {
+			names[i] = p.Name
+		}
+		return names, err
+	})(cmd, args, toComplete)
 }
 
 func (a *app) poolShow() *cobra.Command {
@@ -142,30 +133,6 @@ func (a *app) poolShow() *cobra.Command {
 }
 
 func (a *app) poolDelete() *cobra.Command {
-	var yes bool
-	cmd := &cobra.Command{
-		Use:               "addrpool-delete NAME",
-		Short:             "Delete an address pool no host uses",
-		Args:              a.args("NAME"),
-		ValidArgsFunction: a.completePools,
-		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
-			if !yes {
-				ok, err := a.confirm(fmt.Sprintf("Delete address pool %s?", args[0]))
-				if err != nil {
-					return err
-				}
-				if !ok {
-					fmt.Fprintln(a.io.Err, "Not deleted.")
-					return nil
-				}
-			}
-			if err := c.DeletePool(ctx, args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.io.Err, "Deleted address pool %s.\n", args[0])
-			return nil
-		}),
-	}
-	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
-	return cmd
+	return a.deleteCommand("addrpool-delete NAME", "Delete an address pool no host uses", "address pool %s",
+		a.completePools, func(ctx context.Context, c *client.Client, name string) error { return c.DeletePool(ctx, name) })
 }
