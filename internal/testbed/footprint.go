@@ -178,3 +178,30 @@ func isBedProcess(dir, comm string) bool {
 	cg, err := os.ReadFile(filepath.Join(dir, "cgroup"))
 	return err == nil && bytes.Contains(cg, []byte(":/"+cgroupParent+"/"))
 }
+
+// Since is what f has that before had not: what was left behind between
+// the two footprints. What disappeared meanwhile (another bed on the
+// machine going down) is not counted.
+func (f Footprint) Since(before Footprint) Footprint {
+	added := func(now, then []string) []string {
+		had := make(map[string]bool, len(then))
+		for _, s := range then {
+			had[s] = true
+		}
+		var out []string
+		for _, s := range now {
+			if !had[s] {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return Footprint{
+		Processes: added(f.Processes, before.Processes),
+		Links:     added(f.Links, before.Links),
+		NetNS:     added(f.NetNS, before.NetNS),
+		Mounts:    added(f.Mounts, before.Mounts),
+		Cgroups:   added(f.Cgroups, before.Cgroups),
+		Beds:      added(f.Beds, before.Beds),
+	}
+}

@@ -174,3 +174,16 @@ func TestNewBootstrapToken(t *testing.T) {
 		t.Errorf("token %q is not [a-z0-9]{6}.[a-z0-9]{16}", tok)
 	}
 }
+
+func TestFootprintSince(t *testing.T) {
+	t.Parallel()
+	before := Footprint{Processes: []string{"10 etcd"}, Links: []string{"hb1br"}, Cgroups: []string{"/sys/fs/cgroup/cpu"}}
+	// Another bed went down (hb1br gone) and this one left a link.
+	after := Footprint{Links: []string{"hb2br"}, Cgroups: []string{"/sys/fs/cgroup/cpu"}}
+	if diff := cmp.Diff(Footprint{Links: []string{"hb2br"}}, after.Since(before)); diff != "" {
+		t.Errorf("Since (-want +got):\n%s", diff)
+	}
+	if left := before.Since(before); !cmp.Equal(left, Footprint{}) {
+		t.Errorf("a footprint since itself: %+v", left)
+	}
+}

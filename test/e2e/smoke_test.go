@@ -117,8 +117,8 @@ func checkNothingLeft(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(before, after); diff != "" {
-			t.Errorf("the test bed left something behind (-before +after):\n%s", diff)
+		if left := after.Since(before); !cmp.Equal(left, testbed.Footprint{}) {
+			t.Errorf("the test bed left something behind: %+v", left)
 		}
 	})
 }
