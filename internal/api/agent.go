@@ -22,8 +22,15 @@ import (
 	"hummingbird.io/hummingbird/internal/wire"
 )
 
-// agentHandler serves one agent API call for the host h (zero for join).
-type agentHandler func(r *http.Request, h store.Host) (any, error)
+// agentHandler serves one agent API call for the agent a (zero for join).
+type agentHandler func(r *http.Request, a agentID) (any, error)
+
+// agentID is the host an agent's certificate names, with the hash of the
+// inventory stored for it, read in the same transaction.
+type agentID struct {
+	host          store.Host
+	inventoryHash string
+}
 
 // registerAgent adds the agent API: the protocol of package wire, over the
 // same TLS listener. Agents are identified by their client certificate
@@ -43,15 +50,15 @@ func (s *Server) registerAgent() {
 func (s *Server) agent(path string, certified bool, h agentHandler) {
 	s.mux.Handle("POST "+path, s.instrument("POST", path, func(w http.ResponseWriter, r *http.Request) {
 		var (
-			host store.Host
-			err  error
+			id  agentID
+			err error
 		)
 		if certified {
-			host, err = s.agentIdentity(r)
+			id, err = s.agentIdentity(r)
 		}
 		var v any
 		if err == nil {
-			v, err = h(r, host)
+			v, err = h(r, id)
 		}
 		if err != nil {
 			s.fail(w, r, err)
@@ -63,39 +70,42 @@ func (s *Server) agent(path string, certified bool, h agentHandler) {
 
 // agentIdentity is the host the client certificate names, if that
 // certificate is still the one the host's agent holds.
-func (s *Server) agentIdentity(r *http.Request) (store.Host, error) {
+func (s *Server) agentIdentity(r *http.Request) (agentID, error) {
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-		return store.Host{}, problem.Unauthenticatedf("the agent API needs the agent's client certificate: join first (hb-agent join)")
+		return agentID{}, problem.Unauthenticatedf("the agent API needs the agent's client certificate: join first (hb-agent join)")
 	}
 	leaf := r.TLS.VerifiedChains[0][0]
 	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
-		return store.Host{}, problem.Unauthenticatedf("the certificate is not an agent's client certificate")
+		return agentID{}, problem.Unauthenticatedf("the certificate is not an agent's client certificate")
 	}
 	var (
-		h      store.Host
+		id     agentID
 		serial string
 	)
 	err := s.d.Agents.Store.Read(r.Context(), func(tx store.Tx) error {
 		var err error
-		if h, err = tx.HostByUUID(leaf.Subject.CommonName); err != nil {
+		if id.host, err = tx.HostByUUID(leaf.Subject.CommonName); err != nil {
 			return err
 		}
-		serial, err = tx.HostAgent(h.ID)
+		if serial, err = tx.HostAgent(id.host.ID); err != nil {
+			return err
+		}
+		_, id.inventoryHash, err = tx.HostInventory(id.host.ID)
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return h, problem.Forbiddenf("the host of this certificate is no longer in the inventory")
+		return id, problem.Forbiddenf("the host of this certificate is no longer in the inventory")
 	}
 	if err != nil {
-		return h, err
+		return id, err
 	}
 	if serial == "" || serial != leaf.SerialNumber.Text(16) {
-		return h, problem.Forbiddenf("this certificate of host %s was revoked or replaced: join again with a new enroll token", h.Hostname)
+		return id, problem.Forbiddenf("this certificate of host %s was revoked or replaced: join again with a new enroll token", id.host.Hostname)
 	}
-	return h, nil
+	return id, nil
 }
 
-func (s *Server) agentJoin(r *http.Request, _ store.Host) (any, error) {
+func (s *Server) agentJoin(r *http.Request, _ agentID) (any, error) {
 	var req wire.JoinRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err
@@ -167,12 +177,12 @@ func (s *Server) autoAdd(tx store.Tx, r *http.Request, name, mac string) (store.
 	return h, nil
 }
 
-func (s *Server) agentHeartbeat(r *http.Request, h store.Host) (any, error) {
+func (s *Server) agentHeartbeat(r *http.Request, id agentID) (any, error) {
 	var hb wire.Heartbeat
 	if err := decode(r, &hb); err != nil {
 		return nil, err
 	}
-	reply, err := s.d.Agents.Monitor.Heartbeat(r.Context(), h, hb)
+	reply, err := s.d.Agents.Monitor.Heartbeat(r.Context(), id.host, hb, id.inventoryHash)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +192,8 @@ func (s *Server) agentHeartbeat(r *http.Request, h store.Host) (any, error) {
 	return reply, nil
 }
 
-func (s *Server) agentInventory(r *http.Request, h store.Host) (any, error) {
+func (s *Server) agentInventory(r *http.Request, id agentID) (any, error) {
+	h := id.host
 	var rep wire.InventoryReport
 	if err := decode(r, &rep); err != nil {
 		return nil, err
@@ -200,7 +211,8 @@ func (s *Server) agentInventory(r *http.Request, h store.Host) (any, error) {
 	return struct{}{}, err
 }
 
-func (s *Server) agentRenew(r *http.Request, h store.Host) (any, error) {
+func (s *Server) agentRenew(r *http.Request, id agentID) (any, error) {
+	h := id.host
 	var req wire.RenewRequest
 	if err := decode(r, &req); err != nil {
 		return nil, err

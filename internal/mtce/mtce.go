@@ -181,9 +181,10 @@ func (m *Monitor) Enrolled(h store.Host) {
 	m.beats[h.ID] = &beat{timing: m.cfg.For(h.Personality), last: m.now(), availability: h.Availability, name: h.Hostname}
 }
 
-// Heartbeat records one heartbeat of the host hostID (from its agent's
-// certificate) and answers it.
-func (m *Monitor) Heartbeat(ctx context.Context, h store.Host, hb wire.Heartbeat) (wire.HeartbeatReply, error) {
+// Heartbeat records one heartbeat of host h (from its agent's certificate)
+// and answers it; storedHash is the hash of the inventory stored for it,
+// which the agent is asked to replace when its own differs.
+func (m *Monitor) Heartbeat(ctx context.Context, h store.Host, hb wire.Heartbeat, storedHash string) (wire.HeartbeatReply, error) {
 	now := m.now()
 	m.mu.Lock()
 	b, ok := m.beats[h.ID]
@@ -211,15 +212,7 @@ func (m *Monitor) Heartbeat(ctx context.Context, h store.Host, hb wire.Heartbeat
 		}
 	}
 	reply := wire.HeartbeatReply{IntervalMillis: interval.Milliseconds()}
-	var hash string
-	if err := m.st.Read(ctx, func(tx store.Tx) error {
-		var err error
-		_, hash, err = tx.HostInventory(h.ID)
-		return err
-	}); err != nil {
-		return wire.HeartbeatReply{}, err
-	}
-	reply.SendInventory = hash != hb.InventoryHash || hash == ""
+	reply.SendInventory = storedHash != hb.InventoryHash || storedHash == ""
 	return reply, nil
 }
 

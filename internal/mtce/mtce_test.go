@@ -88,7 +88,7 @@ func TestMonitor(t *testing.T) {
 			seq := uint64(0)
 			beat := func() (wire.HeartbeatReply, error) {
 				seq++
-				return m.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: seq, Boot: "b1"})
+				return m.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: seq, Boot: "b1"}, "")
 			}
 			// Enrolled but never heard: offline, and silence changes nothing.
 			c.advance(time.Hour)
@@ -122,7 +122,7 @@ func TestMonitor(t *testing.T) {
 			}
 			// A replayed heartbeat is refused; a new one recovers the host
 			// and clears the alarms.
-			if _, err := m.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: seq, Boot: "b1"}); !problem.Is(err, problem.Conflict) {
+			if _, err := m.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: seq, Boot: "b1"}, ""); !problem.Is(err, problem.Conflict) {
 				t.Errorf("replay: %v, want a conflict", err)
 			}
 			if _, err := beat(); err != nil {
@@ -132,7 +132,7 @@ func TestMonitor(t *testing.T) {
 				t.Errorf("after recovery (-want +got):\n%s", diff)
 			}
 			// A restarted agent starts its sequence again under a new boot id.
-			if _, err := m.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: 1, Boot: "b2"}); err != nil {
+			if _, err := m.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: 1, Boot: "b2"}, ""); err != nil {
 				t.Errorf("new boot: %v", err)
 			}
 
@@ -199,7 +199,7 @@ func TestPersonalityTiming(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range []store.Host{edge, w} {
-		r, err := m.Heartbeat(ctx, h, wire.Heartbeat{Seq: 1, Boot: "b"})
+		r, err := m.Heartbeat(ctx, h, wire.Heartbeat{Seq: 1, Boot: "b"}, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,6 +222,11 @@ func TestPersonalityTiming(t *testing.T) {
 		if got != want {
 			t.Errorf("%s is %s, want %s", name, got, want)
 		}
+	}
+	// An agent whose inventory hash matches the stored one is not asked again.
+	r, err := m.Heartbeat(ctx, edge, wire.Heartbeat{Seq: 2, Boot: "b", InventoryHash: "sha256:aa"}, "sha256:aa")
+	if err != nil || r.SendInventory {
+		t.Errorf("matching inventory hash: %+v, %v", r, err)
 	}
 	if _, err := mtce.ParseTiming("10s/3"); err == nil {
 		t.Error("ParseTiming accepted a timing without a failure threshold")
