@@ -108,6 +108,36 @@ func (s *Server) deleteHost(r *http.Request, p auth.Principal) (any, error) {
 	return nil, err
 }
 
+func labelsOut(h store.Host) apitype.HostLabels { return apitype.HostLabels{Labels: hostOut(h).Labels} }
+
+func (s *Server) getLabels(r *http.Request, _ auth.Principal) (any, error) {
+	h, err := s.d.Inventory.Get(r.Context(), r.PathValue("host"))
+	if err != nil {
+		return nil, err
+	}
+	return labelsOut(h), nil
+}
+
+func (s *Server) assignLabels(r *http.Request, p auth.Principal) (any, error) {
+	var req apitype.HostLabels
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	h, err := s.d.Inventory.AssignLabels(r.Context(), p.Actor(), r.PathValue("host"), req.Labels)
+	if err != nil {
+		return nil, err
+	}
+	return labelsOut(h), nil
+}
+
+func (s *Server) removeLabels(r *http.Request, p auth.Principal) (any, error) {
+	h, err := s.d.Inventory.RemoveLabels(r.Context(), p.Actor(), r.PathValue("host"), r.URL.Query()["key"])
+	if err != nil {
+		return nil, err
+	}
+	return labelsOut(h), nil
+}
+
 func (s *Server) upgradeHost(r *http.Request, p auth.Principal) (any, error) {
 	return nil, s.d.Inventory.Upgrade(r.Context(), p.Actor(), r.PathValue("host"))
 }

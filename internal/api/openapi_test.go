@@ -508,10 +508,16 @@ var (
 
 // specBodies are valid bodies for the operations that take one.
 var specBodies = map[string]string{
-	"POST /v1/hosts":         `{"hostname":"edge-09","personality":"edgeworker","mgmt_ip":"192.168.204.90"}`,
-	"PATCH /v1/hosts/{host}": `{"location":"line-9"}`,
-	"POST /v1/tokens":        `{"role":"reader"}`,
-	"POST /v1/addrpools":     `{"name":"site-z","network":"10.99.0.0/24","mode":"dynamic"}`,
+	"POST /v1/hosts":               `{"hostname":"edge-09","personality":"edgeworker","mgmt_ip":"192.168.204.90"}`,
+	"PATCH /v1/hosts/{host}":       `{"location":"line-9"}`,
+	"POST /v1/tokens":              `{"role":"reader"}`,
+	"POST /v1/addrpools":           `{"name":"site-z","network":"10.99.0.0/24","mode":"dynamic"}`,
+	"POST /v1/hosts/{host}/labels": `{"labels":{"zone":"north"}}`,
+}
+
+// specQueries are valid query strings for the operations that need one.
+var specQueries = map[string]string{
+	"DELETE /v1/hosts/{host}/labels": "?key=zone",
 }
 
 // specTokenID is the id part of a bearer token.
@@ -774,6 +780,25 @@ func specControllerCases(t *testing.T, sh *specHarness) {
 	// heartbeat monitor and an agent write them.
 	run(specCase{name: "add host for alarms", method: "POST", path: "/v1/hosts", token: admin, want: 201,
 		body: `{"hostname":"edge-fm","personality":"edgeworker","mgmt_ip":"192.168.204.90"}`})
+	// Labels.
+	labelReader := sh.specCreateToken(t, h, admin, `{"role":"reader"}`)
+	run(
+		specCase{name: "labels", method: "GET", path: "/v1/hosts/edge-fm/labels", token: admin, want: 200},
+		specCase{name: "labels unknown host", method: "GET", path: "/v1/hosts/nope/labels", token: admin, want: 404},
+		specCase{name: "labels unknown query", method: "GET", path: "/v1/hosts/edge-fm/labels?x=1", token: admin, want: 400, offSpec: true},
+		specCase{name: "labels without token", method: "GET", path: "/v1/hosts/edge-fm/labels", want: 401, offSpec: true},
+		specCase{name: "label assign", method: "POST", path: "/v1/hosts/edge-fm/labels", token: operator, want: 200, body: `{"labels":{"zone":"north","tier":"a"}}`},
+		specCase{name: "label assign bad key", method: "POST", path: "/v1/hosts/edge-fm/labels", token: operator, want: 400, body: `{"labels":{"bad key":"x"}}`},
+		specCase{name: "label assign unknown host", method: "POST", path: "/v1/hosts/nope/labels", token: operator, want: 404, body: `{"labels":{"zone":"north"}}`},
+		specCase{name: "label assign by reader", method: "POST", path: "/v1/hosts/edge-fm/labels", token: labelReader, want: 403, body: `{"labels":{"zone":"north"}}`},
+		specCase{name: "label remove by reader", method: "DELETE", path: "/v1/hosts/edge-fm/labels?key=zone", token: labelReader, want: 403},
+		specCase{name: "label assign with a bad token", method: "POST", path: "/v1/hosts/edge-fm/labels", token: admin + "x", want: 401, body: `{"labels":{"zone":"north"}}`, offSpec: true},
+		specCase{name: "label assign too large", method: "POST", path: "/v1/hosts/edge-fm/labels", token: operator, body: big, want: 413, offSpec: true},
+		specCase{name: "label remove", method: "DELETE", path: "/v1/hosts/edge-fm/labels?key=tier", token: operator, want: 200},
+		specCase{name: "label remove missing", method: "DELETE", path: "/v1/hosts/edge-fm/labels?key=tier", token: operator, want: 404},
+		specCase{name: "label remove unknown query", method: "DELETE", path: "/v1/hosts/edge-fm/labels?k=tier", token: operator, want: 400, offSpec: true},
+		specCase{name: "label remove without token", method: "DELETE", path: "/v1/hosts/edge-fm/labels?key=zone", want: 401, offSpec: true},
+	)
 	run(
 		specCase{name: "inventory before the agent reports", method: "GET", path: "/v1/hosts/edge-fm/inventory", token: admin, want: 404},
 		specCase{name: "alarm list empty", method: "GET", path: "/v1/alarms", token: admin, want: 200},
@@ -843,7 +868,7 @@ func specFaultCases(t *testing.T, sh *specHarness) {
 			if r.Role == "" {
 				continue
 			}
-			path := strings.NewReplacer("{host}", "edge-01", "{token}", "abcdefgh").Replace(r.Pattern)
+			path := strings.NewReplacer("{host}", "edge-01", "{token}", "abcdefgh").Replace(r.Pattern) + specQueries[r.Method+" "+r.Pattern]
 			sh.do(t, h, specCase{
 				name: fmt.Sprintf("%s %s on %v", r.Method, r.Pattern, fault.err), method: r.Method, path: path,
 				token: admin, body: specBodies[r.Method+" "+r.Pattern], want: fault.status,

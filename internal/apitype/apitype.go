@@ -73,6 +73,12 @@ type HostUpdate struct {
 	BMUsername  *string            `json:"bm_username,omitempty"`
 }
 
+// HostLabels is the body of GET and POST /v1/hosts/{host}/labels and the
+// answer of every label call: the host's labels after the call.
+type HostLabels struct {
+	Labels map[string]string `json:"labels"`
+}
+
 // HostList is the body of GET /v1/hosts. Next, when set, is the marker
 // that fetches the following page.
 type HostList struct {

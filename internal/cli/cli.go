@@ -90,6 +90,10 @@ Every flag also has an HB_ variable and a key in the --config YAML file.`,
 		root.AddCommand(c)
 	}
 	root.AddGroup(&cobra.Group{ID: "fault", Title: "Alarms:"})
+	for _, c := range a.labelCommands() {
+		c.GroupID = "hosts"
+		root.AddCommand(c)
+	}
 	for _, c := range a.hardwareCommands() {
 		c.GroupID = "hosts"
 		root.AddCommand(c)

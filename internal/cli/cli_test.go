@@ -277,3 +277,26 @@ func TestHardwareReads(t *testing.T) {
 		}
 	}
 }
+
+func TestLabels(t *testing.T) {
+	t.Parallel()
+	h := newHbctl(t)
+	h.ok("host-add", "-n", "edge-01", "-p", "edgeworker", "-i", "192.168.204.10")
+	if got := h.ok("host-label-assign", "edge-01", "zone=north", "example.com/line=3", "-f", "value"); got != "example.com/line 3\nzone north\n" {
+		t.Errorf("host-label-assign: %q", got)
+	}
+	if code, _, errs := h.run("", "host-label-remove", "edge-01", "zone", "typo"); code != 1 || !strings.Contains(errs, `no label "typo"`) {
+		t.Errorf("remove with a typo: %d %q", code, errs)
+	}
+	if got := h.ok("host-label-remove", "edge-01", "zone", "-f", "value"); got != "example.com/line 3\n" {
+		t.Errorf("host-label-remove: %q", got)
+	}
+	if got := h.ok("host-label-list", "edge-01", "-f", "json"); strings.TrimSpace(got) != `{
+  "example.com/line": "3"
+}` {
+		t.Errorf("host-label-list json: %q", got)
+	}
+	if code, _, _ := h.run("", "host-label-assign", "edge-01"); code != 2 {
+		t.Errorf("host-label-assign without labels exits %d, want 2", code)
+	}
+}

@@ -215,6 +215,24 @@ func (c *Client) DeleteHost(ctx context.Context, ref string) error {
 	return c.do(ctx, "DELETE", hostPath(ref), nil, nil, nil)
 }
 
+// HostLabels returns a host's labels.
+func (c *Client) HostLabels(ctx context.Context, ref string) (map[string]string, error) {
+	var out apitype.HostLabels
+	return out.Labels, c.do(ctx, "GET", hostPath(ref)+"/labels", nil, nil, &out)
+}
+
+// AssignLabels sets labels on a host, keeping its others.
+func (c *Client) AssignLabels(ctx context.Context, ref string, labels map[string]string) (map[string]string, error) {
+	var out apitype.HostLabels
+	return out.Labels, c.do(ctx, "POST", hostPath(ref)+"/labels", nil, apitype.HostLabels{Labels: labels}, &out)
+}
+
+// RemoveLabels removes labels by key, all or none.
+func (c *Client) RemoveLabels(ctx context.Context, ref string, keys []string) (map[string]string, error) {
+	var out apitype.HostLabels
+	return out.Labels, c.do(ctx, "DELETE", hostPath(ref)+"/labels", url.Values{"key": keys}, nil, &out)
+}
+
 // UpgradeHost asks for a software upgrade of a host.
 func (c *Client) UpgradeHost(ctx context.Context, ref string) error {
 	return c.do(ctx, "POST", hostPath(ref)+"/upgrade", nil, nil, nil)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -236,6 +237,84 @@ func (s *Service) Update(ctx context.Context, actor, ref string, u apitype.HostU
 		out = h
 		return s.event(tx, h.UpdatedAt, CodeHostCommand, "host.update", actor, h,
 			fmt.Sprintf("host %s updated: %s", h.Hostname, strings.Join(changed, ", ")))
+	})
+	return out, err
+}
+
+// AssignLabels sets labels on a host, keeping its others, in one
+// transaction with its event.
+func (s *Service) AssignLabels(ctx context.Context, actor, ref string, labels map[string]string) (store.Host, error) {
+	if len(labels) == 0 {
+		return store.Host{}, problem.Invalidf("labels", "give at least one label to assign, like zone=north")
+	}
+	if err := CheckLabels(labels); err != nil {
+		return store.Host{}, err
+	}
+	return s.relabel(ctx, actor, ref, "host.label.assign", func(l map[string]string) []string {
+		var changed []string
+		for k, v := range labels {
+			if old, ok := l[k]; !ok || old != v {
+				l[k] = v
+				changed = append(changed, k+"="+v)
+			}
+		}
+		return changed
+	})
+}
+
+// RemoveLabels removes labels from a host by key; keys it does not have
+// are refused, so a typo does not pass for a success.
+func (s *Service) RemoveLabels(ctx context.Context, actor, ref string, keys []string) (store.Host, error) {
+	if len(keys) == 0 {
+		return store.Host{}, problem.Invalidf("keys", "give at least one label key to remove")
+	}
+	var missing error
+	h, err := s.relabel(ctx, actor, ref, "host.label.remove", func(l map[string]string) []string {
+		var removed []string
+		for _, k := range keys {
+			if _, ok := l[k]; !ok {
+				missing = problem.NotFoundf("host has no label %q (hbctl host-label-list shows its labels)", k)
+				return nil
+			}
+			delete(l, k)
+			removed = append(removed, k)
+		}
+		return removed
+	})
+	if missing != nil {
+		return store.Host{}, missing
+	}
+	return h, err
+}
+
+// relabel applies change to a copy of a host's labels and stores the
+// result with an event naming what changed; nothing changed, nothing is
+// written.
+func (s *Service) relabel(ctx context.Context, actor, ref, action string, change func(map[string]string) []string) (store.Host, error) {
+	var out store.Host
+	err := s.st.Write(ctx, func(tx store.Tx) error {
+		h, err := Lookup(tx, ref)
+		if err != nil {
+			return err
+		}
+		labels := make(map[string]string, len(h.Labels))
+		for k, v := range h.Labels {
+			labels[k] = v
+		}
+		changed := change(labels)
+		out = h
+		if len(changed) == 0 {
+			return nil
+		}
+		h.Labels = labels
+		h.UpdatedAt = s.stamp()
+		if err := tx.UpdateHost(&h); err != nil {
+			return err
+		}
+		out = h
+		sort.Strings(changed)
+		return s.event(tx, h.UpdatedAt, CodeHostCommand, action, actor, h,
+			fmt.Sprintf("host %s labels: %s %s", h.Hostname, strings.TrimPrefix(action, "host.label."), strings.Join(changed, ", ")))
 	})
 	return out, err
 }

@@ -54,6 +54,7 @@ func TestService(t *testing.T) {
 			t.Run("dynamic", func(t *testing.T) { t.Parallel(); testDynamic(t, newFixture(t, b.DSN(t), "dynamic")) })
 			t.Run("pools", func(t *testing.T) { t.Parallel(); testPools(t, newFixture(t, b.DSN(t), "dynamic")) })
 			t.Run("dhcp view", func(t *testing.T) { t.Parallel(); testDHCPView(t, newFixture(t, b.DSN(t), "dynamic")) })
+			t.Run("labels", func(t *testing.T) { t.Parallel(); testLabels(t, newFixture(t, b.DSN(t), "static")) })
 		})
 	}
 }
@@ -360,5 +361,54 @@ func setProvision(t *testing.T, f *fixture, name, state string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func testLabels(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	if _, err := f.svc.Add(ctx, "t", apitype.HostCreate{Hostname: "edge-01", Personality: "edgeworker", MgmtIP: "192.168.204.10",
+		Labels: map[string]string{"zone": "north"}}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := f.svc.AssignLabels(ctx, "op", "edge-01", map[string]string{"tier": "a", "zone": "south"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{"tier": "a", "zone": "south"}, h.Labels); diff != "" {
+		t.Errorf("after assign (-want +got):\n%s", diff)
+	}
+	// Assigning what is there already changes nothing and logs nothing.
+	if _, err := f.svc.AssignLabels(ctx, "op", "edge-01", map[string]string{"tier": "a"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []map[string]string{nil, {"bad key": "x"}, {"hummingbird.io/group": "x"}, {"zone": "bad value!"}} {
+		if _, err := f.svc.AssignLabels(ctx, "op", "edge-01", bad); !problem.Is(err, problem.Invalid) {
+			t.Errorf("assign %v: %v, want invalid", bad, err)
+		}
+	}
+	// Removing a missing key removes nothing, not even the keys that exist.
+	if _, err := f.svc.RemoveLabels(ctx, "op", "edge-01", []string{"tier", "nope"}); !problem.Is(err, problem.NotFound) {
+		t.Errorf("remove with a missing key: %v, want not found", err)
+	}
+	h, err = f.svc.Get(ctx, "edge-01")
+	if err != nil || len(h.Labels) != 2 {
+		t.Errorf("after a refused remove: %v, %v", h.Labels, err)
+	}
+	if h, err = f.svc.RemoveLabels(ctx, "op", "edge-01", []string{"tier"}); err != nil || len(h.Labels) != 1 {
+		t.Errorf("remove tier: %v, %v", h.Labels, err)
+	}
+	evs, err := f.svc.Events(ctx, store.EventFilter{EntityType: "host"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, e := range evs {
+		if strings.HasPrefix(e.Action, "host.label.") {
+			reasons = append(reasons, e.Reason)
+		}
+	}
+	want := []string{"host edge-01 labels: remove tier", "host edge-01 labels: assign tier=a, zone=south"}
+	if diff := cmp.Diff(want, reasons); diff != "" {
+		t.Errorf("label events (-want +got):\n%s", diff)
 	}
 }
