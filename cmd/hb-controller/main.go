@@ -57,6 +57,7 @@ func (s *settings) flags(fs *pflag.FlagSet) {
 	fs.IntVar(&s.cfg.Heartbeat.DegradeAfter, "heartbeat-degrade-after", d.Heartbeat.DegradeAfter, "missed heartbeats before a host is degraded")
 	fs.IntVar(&s.cfg.Heartbeat.FailAfter, "heartbeat-fail-after", d.Heartbeat.FailAfter, "missed heartbeats before a host is failed")
 	fs.StringSliceVar(&s.heartbeats, "heartbeat", nil, "heartbeat of one personality as PERSONALITY=INTERVAL/DEGRADE/FAIL, like worker=10s/3/6 (repeat)")
+	fs.StringVar(&s.cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the Kubernetes cluster the controller manages")
 	fs.BoolVar(&s.cfg.AgentAutoAdd, "agent-auto-add", false, "add nodes that join with a valid enroll token but are not in the inventory, as edgeworkers")
 	fs.StringVar(&s.cfg.AlarmWebhook, "alarm-webhook", "", "URL that receives every alarm raise and clear as JSON, retried until delivered")
 	fs.StringVar(&s.logLevel, "log-level", "info", "debug, info, warn or error")

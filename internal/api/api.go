@@ -22,6 +22,7 @@ import (
 	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/auth"
 	"hummingbird.io/hummingbird/internal/inventory"
+	"hummingbird.io/hummingbird/internal/kube"
 	"hummingbird.io/hummingbird/internal/mtce"
 	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/problem"
@@ -45,6 +46,9 @@ type Deps struct {
 	Registry *prometheus.Registry
 	// Agents serves the agent API when set.
 	Agents *AgentDeps
+	// Cluster is the Kubernetes cluster the controller manages; nil when
+	// it runs without one.
+	Cluster *kube.Cluster
 }
 
 // AgentDeps is what the agent API needs.
@@ -97,6 +101,7 @@ func New(d Deps) *Server {
 	s.plain("GET", "/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}).ServeHTTP)
 
 	s.handle("GET", "/v1/version", apitype.RoleReader, http.StatusOK, s.version)
+	s.handle("GET", "/v1/cluster", apitype.RoleReader, http.StatusOK, s.cluster)
 	s.handle("GET", "/v1/hosts", apitype.RoleReader, http.StatusOK, s.listHosts,
 		"personality", "availability", "administrative", "operational", "invprovision", "group", "label*", "limit", "marker")
 	s.handle("POST", "/v1/hosts", apitype.RoleOperator, http.StatusCreated, s.addHost)
@@ -327,6 +332,20 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Write([]byte("ok\n"))
+}
+
+func (s *Server) cluster(r *http.Request, _ auth.Principal) (any, error) {
+	if s.d.Cluster == nil {
+		return apitype.Cluster{}, nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	info, err := s.d.Cluster.Info(ctx)
+	if err != nil {
+		return nil, problem.Wrap(problem.Unavailable, err, "the Kubernetes cluster does not answer: %v", err)
+	}
+	return apitype.Cluster{Configured: true, Server: info.Server, Version: info.Version, Nodes: info.Nodes,
+		NodesReady: info.NodesReady, CAHash: info.CAHash}, nil
 }
 
 func (s *Server) version(r *http.Request, _ auth.Principal) (any, error) {

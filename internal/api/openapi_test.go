@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -780,6 +781,31 @@ func specControllerCases(t *testing.T, sh *specHarness) {
 	// heartbeat monitor and an agent write them.
 	run(specCase{name: "add host for alarms", method: "POST", path: "/v1/hosts", token: admin, want: 201,
 		body: `{"hostname":"edge-fm","personality":"edgeworker","mgmt_ip":"192.168.204.90"}`})
+	// The cluster: none configured here; an unreachable one below.
+	run(
+		specCase{name: "cluster", method: "GET", path: "/v1/cluster", token: admin, want: 200},
+		specCase{name: "cluster without token", method: "GET", path: "/v1/cluster", want: 401, offSpec: true},
+		specCase{name: "cluster unknown query", method: "GET", path: "/v1/cluster?x=1", token: admin, want: 400, offSpec: true},
+	)
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: x}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gone := cfg
+	gone.DataDir, gone.Kubeconfig = t.TempDir(), kubeconfig
+	c2, err := controller.New(ctx, gone, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("controller with an unreachable cluster: %v", err)
+	}
+	t.Cleanup(func() { c2.Close() })
+	sh.do(t, c2.API().Handler(), specCase{name: "cluster that does not answer", method: "GET", path: "/v1/cluster", token: c2.AdminToken, want: 503})
+
 	// Labels.
 	labelReader := sh.specCreateToken(t, h, admin, `{"role":"reader"}`)
 	run(

@@ -231,6 +231,17 @@ type HostInventory struct {
 	Inventory wire.Inventory `json:"inventory"`
 }
 
+// Cluster is the body of GET /v1/cluster: the Kubernetes cluster the
+// controller manages, as its API server reports it.
+type Cluster struct {
+	Configured bool   `json:"configured"` // false: the controller runs without --kubeconfig
+	Server     string `json:"server,omitempty"`
+	Version    string `json:"version,omitempty"`
+	Nodes      int    `json:"nodes"`
+	NodesReady int    `json:"nodes_ready"`
+	CAHash     string `json:"ca_hash,omitempty"` // the cluster CA's pin, as kubeadm join takes it
+}
+
 // Version is the body of GET /v1/version.
 type Version struct {
 	Version    string `json:"version"`

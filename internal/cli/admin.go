@@ -144,6 +144,27 @@ func (a *app) eventList() *cobra.Command {
 	return cmd
 }
 
+func (a *app) clusterCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "cluster-show",
+		Short: "Show the Kubernetes cluster the controller manages",
+		Args:  a.args(),
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			cl, err := c.Cluster(ctx)
+			if err != nil {
+				return err
+			}
+			if !cl.Configured {
+				fmt.Fprintln(a.io.Err, "The controller manages no Kubernetes cluster: start it with --kubeconfig.")
+			}
+			return a.show(view{raw: cl, rows: [][]field{{
+				{"configured", strconv.FormatBool(cl.Configured)}, {"server", cl.Server}, {"version", cl.Version},
+				{"nodes", strconv.Itoa(cl.Nodes)}, {"nodes_ready", strconv.Itoa(cl.NodesReady)}, {"ca_hash", cl.CAHash},
+			}}})
+		}),
+	}
+}
+
 func (a *app) versionCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",

@@ -106,7 +106,7 @@ Every flag also has an HB_ variable and a key in the --config YAML file.`,
 		c.GroupID = "admin"
 		root.AddCommand(c)
 	}
-	root.AddCommand(a.versionCommand())
+	root.AddCommand(a.versionCommand(), a.clusterCommand())
 	root.InitDefaultCompletionCmd()
 	documentEnv(root)
 	return root

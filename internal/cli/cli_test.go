@@ -300,3 +300,12 @@ func TestLabels(t *testing.T) {
 		t.Errorf("host-label-assign without labels exits %d, want 2", code)
 	}
 }
+
+func TestClusterShowWithoutCluster(t *testing.T) {
+	t.Parallel()
+	h := newHbctl(t)
+	code, out, errs := h.run("", "cluster-show", "-c", "configured", "-f", "value")
+	if code != 0 || out != "false\n" || !strings.Contains(errs, "--kubeconfig") {
+		t.Errorf("cluster-show without a cluster: %d %q %q", code, out, errs)
+	}
+}

@@ -325,6 +325,12 @@ func (c *Client) ListEvents(ctx context.Context, f EventFilter) ([]apitype.Event
 	return out.Events, c.do(ctx, "GET", "/v1/events", q, nil, &out)
 }
 
+// Cluster returns the Kubernetes cluster the controller manages.
+func (c *Client) Cluster(ctx context.Context) (apitype.Cluster, error) {
+	var out apitype.Cluster
+	return out, c.do(ctx, "GET", "/v1/cluster", nil, nil, &out)
+}
+
 // Version returns the controller's version.
 func (c *Client) Version(ctx context.Context) (apitype.Version, error) {
 	var out apitype.Version

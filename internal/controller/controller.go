@@ -23,6 +23,7 @@ import (
 	"hummingbird.io/hummingbird/internal/auth"
 	"hummingbird.io/hummingbird/internal/fm"
 	"hummingbird.io/hummingbird/internal/inventory"
+	"hummingbird.io/hummingbird/internal/kube"
 	"hummingbird.io/hummingbird/internal/mgmtnet/dhcp"
 	"hummingbird.io/hummingbird/internal/mtce"
 	"hummingbird.io/hummingbird/internal/pki"
@@ -56,6 +57,8 @@ type Config struct {
 	Heartbeat mtce.Config
 	// AlarmWebhook, when set, receives every alarm raise and clear.
 	AlarmWebhook string
+	// Kubeconfig names the Kubernetes cluster the controller manages.
+	Kubeconfig string
 	// AgentAutoAdd adds nodes that join with a valid enroll token but are
 	// not in the inventory, as edgeworkers, instead of refusing them.
 	AgentAutoAdd bool
@@ -195,6 +198,13 @@ func (c *Controller) setup(ctx context.Context) error {
 		return fmt.Errorf("heartbeat monitor: %w", err)
 	}
 
+	var cluster *kube.Cluster
+	if c.cfg.Kubeconfig != "" {
+		if cluster, err = kube.Load(c.cfg.Kubeconfig); err != nil {
+			return err
+		}
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.api = api.New(api.Deps{
@@ -204,6 +214,7 @@ func (c *Controller) setup(ctx context.Context) error {
 		Version:   version.String(),
 		Log:       c.log,
 		Registry:  reg,
+		Cluster:   cluster,
 		Agents:    &api.AgentDeps{Store: c.Store, CA: c.CA, Monitor: c.Monitor, AutoAdd: c.cfg.AgentAutoAdd},
 	})
 	return nil
