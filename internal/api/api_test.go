@@ -92,6 +92,9 @@ func testBadRequests(t *testing.T, in *controllertest.Instance) {
 	r := newRaw(t, in)
 	tok := in.AdminToken
 	const js = "application/json"
+	if code, body := r.do("POST", "/v1/groups", tok, js, `{"name":"press"}`); code != http.StatusCreated {
+		t.Fatalf("add group: %d %s", code, body)
+	}
 	good := `{"hostname":"edge-01","personality":"edgeworker","mgmt_ip":"192.168.204.10","mgmt_mac":"52:54:00:00:00:01"}`
 	if code, body := r.do("POST", "/v1/hosts", tok, js, good); code != http.StatusCreated {
 		t.Fatalf("add edge-01: %d %s", code, body)
@@ -309,6 +312,9 @@ func testConcurrentAdds(t *testing.T, in *controllertest.Instance) {
 func testPaging(t *testing.T, in *controllertest.Instance) {
 	ctx := context.Background()
 	c := in.Client(t, in.AdminToken)
+	if _, err := c.AddGroup(ctx, apitype.GroupCreate{Name: "press"}); err != nil {
+		t.Fatal(err)
+	}
 	var want []string
 	for i := 0; i < 7; i++ {
 		name := fmt.Sprintf("edge-%d", i)

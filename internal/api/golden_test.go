@@ -209,6 +209,7 @@ func TestGoldenHosts(t *testing.T) {
 	op := g.goldenToken(t, "operator")
 	reader := g.goldenToken(t, "reader")
 
+	g.do(t, "group_add", "POST", "/v1/groups", op, `{"name":"plant-a","description":"plant A"}`)
 	added := g.do(t, "host_add", "POST", "/v1/hosts", op,
 		`{"hostname":"edge-01","personality":"edgeworker","mgmt_mac":"52-54-00-12-34-56","mgmt_ip":"192.168.204.10","location":"line-3","group":"plant-a","labels":{"zone":"north","gpu":"no"}}`)
 	g.do(t, "", "POST", "/v1/hosts", op, `{"hostname":"edge-02","personality":"edgeworker","mgmt_ip":"192.168.204.11","labels":{"zone":"south"}}`)
@@ -218,6 +219,7 @@ func TestGoldenHosts(t *testing.T) {
 	g.do(t, "host_list_page2", "GET", "/v1/hosts?limit=2&marker=2", reader, "")
 	g.do(t, "host_list_filtered", "GET", "/v1/hosts?personality=edgeworker&label=zone=north", reader, "")
 	g.do(t, "host_show", "GET", "/v1/hosts/edge-01", reader, "")
+	g.do(t, "group_show", "GET", "/v1/groups/plant-a", reader, "")
 	var first apitype.Host
 	if err := json.Unmarshal(added, &first); err != nil || first.UUID == "" {
 		t.Fatalf("host_add answer: %v: %s", err, added)

@@ -514,6 +514,7 @@ var specBodies = map[string]string{
 	"POST /v1/tokens":              `{"role":"reader"}`,
 	"POST /v1/addrpools":           `{"name":"site-z","network":"10.99.0.0/24","mode":"dynamic"}`,
 	"POST /v1/hosts/{host}/labels": `{"labels":{"zone":"north"}}`,
+	"POST /v1/groups":              `{"name":"plant-q"}`,
 }
 
 // specQueries are valid query strings for the operations that need one.
@@ -650,6 +651,26 @@ func specControllerCases(t *testing.T, sh *specHarness) {
 		specCase{name: "pool delete again", method: "DELETE", path: "/v1/addrpools/site-b", token: admin, want: 404},
 
 		// Hosts: add.
+		// Groups.
+		specCase{name: "group add", method: "POST", path: "/v1/groups", token: operator, want: 201, body: `{"name":"plant-a","description":"plant A"}`},
+		specCase{name: "group add again", method: "POST", path: "/v1/groups", token: operator, want: 409, body: `{"name":"plant-a"}`},
+		specCase{name: "group add bad name", method: "POST", path: "/v1/groups", token: operator, want: 400, body: `{"name":"Plant A"}`},
+		specCase{name: "group add by reader", method: "POST", path: "/v1/groups", token: reader, want: 403, body: `{"name":"plant-b"}`},
+		specCase{name: "group add without token", method: "POST", path: "/v1/groups", want: 401, offSpec: true, body: `{"name":"plant-b"}`},
+		specCase{name: "group add too large", method: "POST", path: "/v1/groups", token: operator, body: big, want: 413, offSpec: true},
+		specCase{name: "group add to delete", method: "POST", path: "/v1/groups", token: operator, want: 201, body: `{"name":"plant-z"}`},
+		specCase{name: "group list", method: "GET", path: "/v1/groups", token: reader, want: 200},
+		specCase{name: "group list unknown query", method: "GET", path: "/v1/groups?x=1", token: reader, want: 400, offSpec: true},
+		specCase{name: "group list without token", method: "GET", path: "/v1/groups", want: 401, offSpec: true},
+		specCase{name: "group show unknown", method: "GET", path: "/v1/groups/nope", token: reader, want: 404},
+		specCase{name: "group show unknown query", method: "GET", path: "/v1/groups/plant-a?x=1", token: reader, want: 400, offSpec: true},
+		specCase{name: "group show without token", method: "GET", path: "/v1/groups/plant-a", want: 401, offSpec: true},
+		specCase{name: "group delete by reader", method: "DELETE", path: "/v1/groups/plant-z", token: reader, want: 403},
+		specCase{name: "group delete without token", method: "DELETE", path: "/v1/groups/plant-z", want: 401, offSpec: true},
+		specCase{name: "group delete unknown query", method: "DELETE", path: "/v1/groups/plant-z?x=1", token: operator, want: 400, offSpec: true},
+		specCase{name: "group delete", method: "DELETE", path: "/v1/groups/plant-z", token: operator, want: 204},
+		specCase{name: "group delete again", method: "DELETE", path: "/v1/groups/plant-z", token: operator, want: 404},
+
 		specCase{name: "add edgeworker", method: "POST", path: "/v1/hosts", token: operator, want: 201,
 			body: `{"hostname":"edge-01","personality":"edgeworker","mgmt_mac":"52-54-00-12-34-56","mgmt_ip":"192.168.204.10","location":"line-3","group":"plant-a","labels":{"zone":"north","gpu":"no"}}`},
 		specCase{name: "add second edgeworker", method: "POST", path: "/v1/hosts", token: admin, want: 201,
@@ -703,6 +724,8 @@ func specControllerCases(t *testing.T, sh *specHarness) {
 			body: `{"location":"line-4","labels":{"zone":"north"}}`},
 		specCase{name: "update with nulls", method: "PATCH", path: "/v1/hosts/edge-01", token: operator, want: 200,
 			body: `{"location":null,"labels":null,"personality":null,"bm_type":null}`},
+		specCase{name: "group show", method: "GET", path: "/v1/groups/plant-a", token: reader, want: 200},
+		specCase{name: "group delete with members", method: "DELETE", path: "/v1/groups/plant-a", token: operator, want: 409},
 		specCase{name: "update clears group", method: "PATCH", path: "/v1/hosts/1", token: operator, want: 200,
 			body: `{"group":""}`},
 		specCase{name: "update to worker with BMC", method: "PATCH", path: "/v1/hosts/edge-01", token: operator, want: 200,

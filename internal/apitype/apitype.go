@@ -138,6 +138,33 @@ const (
 	RoleReader   = "reader"
 )
 
+// Group is a group (federation) of hosts.
+type Group struct {
+	Name        string        `json:"name"`
+	Description string        `json:"description"`
+	Members     []GroupMember `json:"members"`
+	CreatedAt   time.Time     `json:"created_at"`
+	UpdatedAt   time.Time     `json:"updated_at"`
+}
+
+// GroupMember is a host of a group, with its availability.
+type GroupMember struct {
+	Hostname     string `json:"hostname"`
+	Personality  string `json:"personality"`
+	Availability string `json:"availability"`
+}
+
+// GroupCreate is the body of POST /v1/groups.
+type GroupCreate struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+}
+
+// GroupList is the body of GET /v1/groups.
+type GroupList struct {
+	Groups []Group `json:"groups"`
+}
+
 // Token types.
 const (
 	TokenAPI    = "api"    // a bearer token for the REST API, with a role

@@ -85,6 +85,10 @@ Every flag also has an HB_ variable and a key in the --config YAML file.`,
 		c.GroupID = "hosts"
 		root.AddCommand(c)
 	}
+	for _, c := range a.groupCommands() {
+		c.GroupID = "hosts"
+		root.AddCommand(c)
+	}
 	for _, c := range a.poolCommands() {
 		c.GroupID = "net"
 		root.AddCommand(c)

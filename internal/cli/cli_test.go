@@ -75,6 +75,9 @@ func TestWalkThrough(t *testing.T) {
 		}
 	}
 	h.ok("host-add", "-n", "edge-02", "-p", "edgeworker", "-i", "192.168.204.11")
+	if got := h.ok("group-add", "press", "--description", "the press line", "-c", "name", "-f", "value"); got != "press\n" {
+		t.Errorf("group-add: %q", got)
+	}
 
 	want := `+----+----------+-------------+----------------+-------------+--------------+
 | id | hostname | personality | administrative | operational | availability |

@@ -238,6 +238,29 @@ func (c *Client) UpgradeHost(ctx context.Context, ref string) error {
 	return c.do(ctx, "POST", hostPath(ref)+"/upgrade", nil, nil, nil)
 }
 
+// AddGroup adds a group of hosts.
+func (c *Client) AddGroup(ctx context.Context, g apitype.GroupCreate) (apitype.Group, error) {
+	var out apitype.Group
+	return out, c.do(ctx, "POST", "/v1/groups", nil, g, &out)
+}
+
+// ListGroups lists the groups with their members.
+func (c *Client) ListGroups(ctx context.Context) ([]apitype.Group, error) {
+	var out apitype.GroupList
+	return out.Groups, c.do(ctx, "GET", "/v1/groups", nil, nil, &out)
+}
+
+// GetGroup returns a group by name.
+func (c *Client) GetGroup(ctx context.Context, name string) (apitype.Group, error) {
+	var out apitype.Group
+	return out, c.do(ctx, "GET", "/v1/groups/"+url.PathEscape(name), nil, nil, &out)
+}
+
+// DeleteGroup deletes a group without members.
+func (c *Client) DeleteGroup(ctx context.Context, name string) error {
+	return c.do(ctx, "DELETE", "/v1/groups/"+url.PathEscape(name), nil, nil, nil)
+}
+
 // AddPool adds an address pool.
 func (c *Client) AddPool(ctx context.Context, p apitype.PoolCreate) (apitype.Pool, error) {
 	var out apitype.Pool

@@ -158,6 +158,9 @@ func (s *Service) AddTx(tx store.Tx, actor string, req apitype.HostCreate) (stor
 	if err := s.check(&h, nil); err != nil {
 		return store.Host{}, err
 	}
+	if err := checkGroupExists(tx, h.Group); err != nil {
+		return store.Host{}, err
+	}
 	if err := s.assignAddress(tx, &h, nil, strings.TrimSpace(req.Pool)); err != nil {
 		return store.Host{}, err
 	}
@@ -217,6 +220,11 @@ func (s *Service) Update(ctx context.Context, actor, ref string, u apitype.HostU
 		if u.Pool != nil {
 			if pool = strings.TrimSpace(*u.Pool); pool == "" {
 				return problem.Invalidf("pool", "pool cannot be cleared: name the pool the host's address is from")
+			}
+		}
+		if h.Group != old.Group {
+			if err := checkGroupExists(tx, h.Group); err != nil {
+				return err
 			}
 		}
 		if err := s.assignAddress(tx, &h, &old, pool); err != nil {

@@ -39,6 +39,9 @@ func newFixture(t *testing.T, dsn, mode string) *fixture {
 	if _, _, err := f.svc.EnsureManagementPool(context.Background(), mode, "192.168.204.0/24", []string{"192.168.204.2"}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := f.svc.AddGroup(context.Background(), "t", "press", "the press line"); err != nil {
+		t.Fatal(err)
+	}
 	return f
 }
 
@@ -55,6 +58,7 @@ func TestService(t *testing.T) {
 			t.Run("pools", func(t *testing.T) { t.Parallel(); testPools(t, newFixture(t, b.DSN(t), "dynamic")) })
 			t.Run("dhcp view", func(t *testing.T) { t.Parallel(); testDHCPView(t, newFixture(t, b.DSN(t), "dynamic")) })
 			t.Run("labels", func(t *testing.T) { t.Parallel(); testLabels(t, newFixture(t, b.DSN(t), "static")) })
+			t.Run("groups", func(t *testing.T) { t.Parallel(); testGroups(t, newFixture(t, b.DSN(t), "static")) })
 		})
 	}
 }
@@ -69,7 +73,7 @@ func testLifecycle(t *testing.T, f *fixture) {
 		t.Fatal(err)
 	}
 	want := store.Host{
-		ID: 1, UUID: "00000000-0000-4000-8000-000000000003", Hostname: "edge-01",
+		ID: 1, UUID: "00000000-0000-4000-8000-000000000004", Hostname: "edge-01",
 		Personality: "edgeworker", Administrative: "locked", Operational: "disabled",
 		Availability: "offline", InvProvision: "unprovisioned", MgmtMAC: "52:54:00:aa:00:01",
 		MgmtIP: "192.168.204.10", Location: "line 3", Group: "press",
@@ -410,5 +414,42 @@ func testLabels(t *testing.T, f *fixture) {
 	want := []string{"host edge-01 labels: remove tier", "host edge-01 labels: assign tier=a, zone=south"}
 	if diff := cmp.Diff(want, reasons); diff != "" {
 		t.Errorf("label events (-want +got):\n%s", diff)
+	}
+}
+
+func testGroups(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		kind problem.Kind
+	}{{"press", problem.Conflict}, {"Press", problem.Invalid}, {"", problem.Invalid}, {strings.Repeat("g", 64), problem.Invalid}} {
+		if _, err := f.svc.AddGroup(ctx, "t", tc.name, ""); problem.KindOf(err) != tc.kind {
+			t.Errorf("AddGroup(%q) = %v, want %v", tc.name, err, tc.kind)
+		}
+	}
+	if _, err := f.svc.Add(ctx, "t", apitype.HostCreate{Hostname: "edge-01", Personality: "edgeworker", MgmtIP: "192.168.204.10", Group: "paint"}); problem.FieldOf(err) != "group" {
+		t.Errorf("host in a group never added: %v", err)
+	}
+	if _, err := f.svc.Add(ctx, "t", apitype.HostCreate{Hostname: "edge-01", Personality: "edgeworker", MgmtIP: "192.168.204.10", Group: "press"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Update(ctx, "t", "edge-01", apitype.HostUpdate{Group: ptr("paint")}); problem.FieldOf(err) != "group" {
+		t.Errorf("move to a group never added: %v", err)
+	}
+	if err := f.svc.DeleteGroup(ctx, "t", "press"); !problem.Is(err, problem.Conflict) || !strings.Contains(err.Error(), "edge-01") {
+		t.Errorf("delete a group with members: %v", err)
+	}
+	g, err := f.svc.GetGroup(ctx, "press")
+	if err != nil || len(g.Members) != 1 || g.Description != "the press line" {
+		t.Errorf("GetGroup: %+v, %v", g, err)
+	}
+	if _, err := f.svc.Update(ctx, "t", "edge-01", apitype.HostUpdate{Group: ptr("")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.DeleteGroup(ctx, "t", "press"); err != nil {
+		t.Errorf("delete an empty group: %v", err)
+	}
+	if err := f.svc.DeleteGroup(ctx, "t", "press"); !problem.Is(err, problem.NotFound) {
+		t.Errorf("delete it again: %v", err)
 	}
 }

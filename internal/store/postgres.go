@@ -36,6 +36,7 @@ var uniqueFields = map[string]string{
 	"hosts_mgmt_mac_key":     "mgmt_mac",
 	"hosts_mgmt_ip_key":      "mgmt_ip",
 	"address_pools_name_key": "name",
+	"host_groups_pkey":       "name",
 }
 
 func classifyPostgres(err error) (error, bool) {

@@ -97,6 +97,11 @@ type Tx interface {
 	DeleteLease(mac string) error
 	ListLeases() ([]Lease, error)
 
+	InsertGroup(g *Group) error
+	GroupByName(name string) (Group, error)
+	ListGroups() ([]Group, error)
+	DeleteGroup(name string) error
+
 	// AppendEvent gives e the next event id and stores it.
 	AppendEvent(e *Event) error
 	ListEvents(f EventFilter) ([]Event, error)
@@ -197,6 +202,14 @@ type Token struct {
 	MaxUses      int64  // 0: no limit
 	Uses         int64  // uses so far
 	HostName     string // enrollment tokens: the only host it admits ("" any)
+}
+
+// Group is a group (federation) of hosts.
+type Group struct {
+	Name        string
+	Description string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // Alarm is an active alarm, StarlingX-shaped.

@@ -1,0 +1,140 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"hummingbird.io/hummingbird/internal/problem"
+	"hummingbird.io/hummingbird/internal/store"
+)
+
+// GroupInfo is a group with its members.
+type GroupInfo struct {
+	store.Group
+	Members []store.Host
+}
+
+func (s *Service) groupEvent(tx store.Tx, action, actor, name, reason string) error {
+	return tx.AppendEvent(&store.Event{
+		UUID: s.newUUID(), Time: s.stamp(), EntityType: "group", EntityID: "group=" + name,
+		Action: action, Actor: actor, Reason: reason,
+	})
+}
+
+// AddGroup adds a group (federation) of hosts.
+func (s *Service) AddGroup(ctx context.Context, actor, name, description string) (store.Group, error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return store.Group{}, problem.Invalidf("name", "a group needs a name: lowercase letters, digits and '-', like press-line")
+	}
+	if err := CheckGroup(name); err != nil {
+		return store.Group{}, problem.Invalidf("name", "group name %q: use lowercase letters, digits and '-', 63 at most (it becomes a Node label value)", name)
+	}
+	if err := CheckText("description", description, 255); err != nil {
+		return store.Group{}, err
+	}
+	now := s.stamp()
+	g := store.Group{Name: name, Description: description, CreatedAt: now, UpdatedAt: now}
+	err := s.st.Write(ctx, func(tx store.Tx) error {
+		if _, err := tx.GroupByName(name); err == nil {
+			return problem.Conflictf("name", "there is already a group named %s", name)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err := tx.InsertGroup(&g); err != nil {
+			return err
+		}
+		return s.groupEvent(tx, "group.add", actor, name, fmt.Sprintf("group %s added", name))
+	})
+	return g, err
+}
+
+func lookupGroup(tx store.Tx, name string) (store.Group, error) {
+	g, err := tx.GroupByName(name)
+	if errors.Is(err, store.ErrNotFound) {
+		return g, problem.NotFoundf("no group %q (hbctl group-list shows them)", name)
+	}
+	return g, err
+}
+
+// GetGroup returns a group and its members.
+func (s *Service) GetGroup(ctx context.Context, name string) (GroupInfo, error) {
+	var out GroupInfo
+	err := s.st.Read(ctx, func(tx store.Tx) error {
+		g, err := lookupGroup(tx, name)
+		if err != nil {
+			return err
+		}
+		out.Group = g
+		out.Members, err = tx.ListHosts(store.HostFilter{Group: name})
+		return err
+	})
+	return out, err
+}
+
+// ListGroups returns every group with its members.
+func (s *Service) ListGroups(ctx context.Context) ([]GroupInfo, error) {
+	var out []GroupInfo
+	err := s.st.Read(ctx, func(tx store.Tx) error {
+		groups, err := tx.ListGroups()
+		if err != nil {
+			return err
+		}
+		hosts, err := tx.ListHosts(store.HostFilter{})
+		if err != nil {
+			return err
+		}
+		members := map[string][]store.Host{}
+		for _, h := range hosts {
+			members[h.Group] = append(members[h.Group], h)
+		}
+		for _, g := range groups {
+			out = append(out, GroupInfo{Group: g, Members: members[g.Name]})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DeleteGroup deletes a group without members.
+func (s *Service) DeleteGroup(ctx context.Context, actor, name string) error {
+	return s.st.Write(ctx, func(tx store.Tx) error {
+		if _, err := lookupGroup(tx, name); err != nil {
+			return err
+		}
+		members, err := tx.ListHosts(store.HostFilter{Group: name, Limit: 11})
+		if err != nil {
+			return err
+		}
+		if len(members) > 0 {
+			var names []string
+			for i, h := range members {
+				if i == 10 {
+					names = append(names, "…")
+					break
+				}
+				names = append(names, h.Hostname)
+			}
+			return problem.Conflictf("", "group %s has members: %s; move them to another group (host-update HOST group=…) first", name, strings.Join(names, ", "))
+		}
+		if err := tx.DeleteGroup(name); err != nil {
+			return err
+		}
+		return s.groupEvent(tx, "group.delete", actor, name, fmt.Sprintf("group %s deleted", name))
+	})
+}
+
+// checkGroupExists refuses a host in a group that was never added.
+func checkGroupExists(tx store.Tx, group string) error {
+	if group == "" {
+		return nil
+	}
+	if _, err := tx.GroupByName(group); errors.Is(err, store.ErrNotFound) {
+		return problem.Invalidf("group", "no group %q: add it first with hbctl group-add %s", group, group)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
