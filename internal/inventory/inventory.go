@@ -357,8 +357,8 @@ func (s *Service) Upgrade(ctx context.Context, actor, ref string) error {
 	}
 	if h.Personality == apitype.PersonalityEdgeworker {
 		return problem.NotSupportedf("host-upgrade is not supported for edgeworker host %s: its operating system "+
-			"is installed and upgraded by its owner, not by Hummingbird; upgrade it with the OS's own tools, then "+
-			"run host-provision to bring its Kubernetes packages to the cluster's version", h.Hostname)
+			"is installed and upgraded by its owner, not by Hummingbird: upgrade it with the OS's own tools "+
+			"(apt, dnf); Hummingbird keeps only its Kubernetes packages at the cluster's version", h.Hostname)
 	}
 	return problem.NotSupportedf("host-upgrade of %s host %s is not available: this controller does not "+
 		"manage platform software upgrades", h.Personality, h.Hostname)
