@@ -71,7 +71,7 @@ func (a *app) tokenCreate() *cobra.Command {
 func (a *app) tokenList() *cobra.Command {
 	return &cobra.Command{
 		Use:   "token-list",
-		Short: "List API tokens (never their secrets)",
+		Short: "List API and enroll tokens (never their secrets)",
 		Args:  a.args(),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
 			toks, err := c.ListTokens(ctx)
@@ -93,7 +93,7 @@ func (a *app) tokenList() *cobra.Command {
 func (a *app) tokenDelete() *cobra.Command {
 	return &cobra.Command{
 		Use:   "token-delete ID",
-		Short: "Revoke an API token at once",
+		Short: "Revoke a token at once",
 		Args:  a.args("ID"),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			if err := c.DeleteToken(ctx, args[0]); err != nil {

@@ -79,36 +79,22 @@ Every flag also has an HB_ variable and a key in the --config YAML file.`,
 	pf.DurationVar(&a.g.timeout, "timeout", 30*time.Second, "how long one request may take")
 	_ = root.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(formats, cobra.ShellCompDirectiveNoFileComp))
 
-	root.AddGroup(&cobra.Group{ID: "hosts", Title: "Hosts:"}, &cobra.Group{ID: "net", Title: "Management network:"},
-		&cobra.Group{ID: "admin", Title: "Tokens and events:"})
-	for _, c := range a.hostCommands() {
-		c.GroupID = "hosts"
-		root.AddCommand(c)
-	}
-	for _, c := range a.groupCommands() {
-		c.GroupID = "hosts"
-		root.AddCommand(c)
-	}
-	for _, c := range a.poolCommands() {
-		c.GroupID = "net"
-		root.AddCommand(c)
-	}
-	root.AddGroup(&cobra.Group{ID: "fault", Title: "Alarms:"})
-	for _, c := range a.labelCommands() {
-		c.GroupID = "hosts"
-		root.AddCommand(c)
-	}
-	for _, c := range a.hardwareCommands() {
-		c.GroupID = "hosts"
-		root.AddCommand(c)
-	}
-	for _, c := range a.faultCommands() {
-		c.GroupID = "fault"
-		root.AddCommand(c)
-	}
-	for _, c := range a.adminCommands() {
-		c.GroupID = "admin"
-		root.AddCommand(c)
+	for _, g := range []struct {
+		id, title string
+		cmds      [][]*cobra.Command
+	}{
+		{"hosts", "Hosts:", [][]*cobra.Command{a.hostCommands(), a.groupCommands(), a.labelCommands(), a.hardwareCommands()}},
+		{"net", "Management network:", [][]*cobra.Command{a.poolCommands()}},
+		{"fault", "Alarms:", [][]*cobra.Command{a.faultCommands()}},
+		{"admin", "Tokens and events:", [][]*cobra.Command{a.adminCommands()}},
+	} {
+		root.AddGroup(&cobra.Group{ID: g.id, Title: g.title})
+		for _, cmds := range g.cmds {
+			for _, c := range cmds {
+				c.GroupID = g.id
+				root.AddCommand(c)
+			}
+		}
 	}
 	root.AddCommand(a.versionCommand(), a.clusterCommand())
 	root.InitDefaultCompletionCmd()

@@ -26,18 +26,6 @@ func alarmFields(a apitype.Alarm) []field {
 
 var alarmListColumns = []string{"uuid", "alarm_id", "reason_text", "entity_instance_id", "severity", "timestamp"}
 
-func pick(all []field, names []string) []field {
-	var row []field
-	for _, n := range names {
-		for _, f := range all {
-			if f.name == n {
-				row = append(row, f)
-			}
-		}
-	}
-	return row
-}
-
 func (a *app) faultCommands() []*cobra.Command {
 	var entity, severity, host string
 	list := &cobra.Command{
@@ -58,11 +46,7 @@ func (a *app) faultCommands() []*cobra.Command {
 			}
 			v := view{raw: alarms, list: true, names: alarmListColumns}
 			for _, al := range alarms {
-				if len(a.g.columns) > 0 {
-					v.rows = append(v.rows, alarmFields(al))
-				} else {
-					v.rows = append(v.rows, pick(alarmFields(al), alarmListColumns))
-				}
+				v.rows = append(v.rows, alarmFields(al))
 			}
 			return a.show(v)
 		}),

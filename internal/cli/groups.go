@@ -53,11 +53,7 @@ func (a *app) groupCommands() []*cobra.Command {
 			names := []string{"name", "description", "members"}
 			v := view{raw: groups, list: true, names: names}
 			for _, g := range groups {
-				if len(a.g.columns) > 0 {
-					v.rows = append(v.rows, groupFields(g))
-				} else {
-					v.rows = append(v.rows, pick(groupFields(g), names))
-				}
+				v.rows = append(v.rows, groupFields(g))
 			}
 			return a.show(v)
 		}),

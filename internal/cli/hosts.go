@@ -162,20 +162,7 @@ func (a *app) hostList() *cobra.Command {
 			}
 			v := view{raw: hosts, list: true, names: hostListColumns}
 			for _, h := range hosts {
-				all := hostFields(h)
-				if len(a.g.columns) > 0 {
-					v.rows = append(v.rows, all)
-					continue
-				}
-				var row []field
-				for _, fl := range all {
-					for _, name := range hostListColumns {
-						if fl.name == name {
-							row = append(row, fl)
-						}
-					}
-				}
-				v.rows = append(v.rows, row)
+				v.rows = append(v.rows, hostFields(h))
 			}
 			return a.show(v)
 		}),

@@ -24,7 +24,8 @@ type view struct {
 	// list says whether rows are records of a list (one table row each) or
 	// the fields of one object (a Property/Value table).
 	list bool
-	// names are the columns of a list, for the header of an empty one.
+	// names are a list's default columns: shown when no --column is given,
+	// and the header of an empty list. Rows may carry more fields.
 	names []string
 }
 
@@ -58,6 +59,9 @@ func print(w io.Writer, format string, columns []string, v view) error {
 	default:
 		return fmt.Errorf("--format %q: use one of %s", format, strings.Join(formats, ", "))
 	}
+	if len(columns) == 0 && v.list {
+		columns = v.names
+	}
 	rows, err := selectColumns(v.rows, columns)
 	if err != nil {
 		return err
@@ -86,10 +90,7 @@ func print(w io.Writer, format string, columns []string, v view) error {
 		table(w, []string{"Property", "Value"}, props)
 		return nil
 	}
-	header := v.names
-	if len(columns) > 0 {
-		header = columns
-	}
+	header := columns
 	cells := make([][]string, len(rows))
 	for i, r := range rows {
 		for _, f := range r {

@@ -85,20 +85,7 @@ func (a *app) poolList() *cobra.Command {
 			}
 			v := view{raw: pools, list: true, names: poolListColumns}
 			for _, p := range pools {
-				all := poolFields(p)
-				if len(a.g.columns) > 0 {
-					v.rows = append(v.rows, all)
-					continue
-				}
-				var row []field
-				for _, name := range poolListColumns {
-					for _, fl := range all {
-						if fl.name == name {
-							row = append(row, fl)
-						}
-					}
-				}
-				v.rows = append(v.rows, row)
+				v.rows = append(v.rows, poolFields(p))
 			}
 			return a.show(v)
 		}),
