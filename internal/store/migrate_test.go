@@ -23,11 +23,7 @@ func TestGroupsMigrationKeepsHostGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.writer, sub, goose.WithGoMigrations(
-		sequencesMigration(2, "sqlite", "hosts", "events"),
-		sequencesMigration(4, "sqlite", "pools"),
-		sequencesMigration(6, "sqlite", "alarms"),
-	))
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.writer, sub, goose.WithGoMigrations(goMigrations("sqlite")...))
 	if err != nil {
 		t.Fatal(err)
 	}

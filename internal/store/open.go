@@ -57,7 +57,7 @@ func Redact(dsn string) string {
 }
 
 // counterNames are the counters of the counters table.
-var counterNames = []string{"hosts", "events", "pools", "alarms"}
+var counterNames = []string{"hosts", "events", "pools", "alarms", "provision_jobs"}
 
 // sequencesMigration gives PostgreSQL a sequence per counter,
 // started after the counter's value, so that concurrent writers do not
@@ -96,6 +96,18 @@ func sequencesMigration(version int64, dialect string, counters ...string) *goos
 
 func sequenceName(counter string) string { return counter + "_id_seq" }
 
+// goMigrations are the schema steps written in Go, numbered between the SQL
+// files: each gives PostgreSQL the sequences of the counters the SQL file
+// before it added.
+func goMigrations(dialect string) []*goose.Migration {
+	return []*goose.Migration{
+		sequencesMigration(2, dialect, "hosts", "events"),
+		sequencesMigration(4, dialect, "pools"),
+		sequencesMigration(6, dialect, "alarms"),
+		sequencesMigration(9, dialect, "provision_jobs"),
+	}
+}
+
 func (s *sqlStore) migrate(ctx context.Context) error {
 	sub, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
@@ -105,11 +117,7 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 		dialect goose.Dialect
 		opts    []goose.ProviderOption
 	)
-	opts = append(opts, goose.WithGoMigrations(
-		sequencesMigration(2, s.dialect, "hosts", "events"),
-		sequencesMigration(4, s.dialect, "pools"),
-		sequencesMigration(6, s.dialect, "alarms"),
-	))
+	opts = append(opts, goose.WithGoMigrations(goMigrations(s.dialect)...))
 	switch s.dialect {
 	case "postgres":
 		dialect = goose.DialectPostgres

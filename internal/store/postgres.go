@@ -37,6 +37,26 @@ var uniqueFields = map[string]string{
 	"hosts_mgmt_ip_key":      "mgmt_ip",
 	"address_pools_name_key": "name",
 	"host_groups_pkey":       "name",
+	"provision_jobs_active":  "host",
+}
+
+// uniqueMessages says what a violated constraint means where "<field> is
+// already used by another host" would not.
+var uniqueMessages = map[string]string{
+	"provision_jobs_active": "the host already has a provisioning job queued or running",
+}
+
+// uniqueConflict is the error for a violation of the named unique
+// constraint ("" when the database did not say which).
+func uniqueConflict(constraint string, err error) error {
+	field := uniqueFields[constraint]
+	msg := "conflicts with an existing record"
+	if m, ok := uniqueMessages[constraint]; ok {
+		msg = m
+	} else if field != "" {
+		msg = field + " is already used by another host"
+	}
+	return &problem.Error{Kind: problem.Conflict, Field: field, Message: msg, Err: err}
 }
 
 func classifyPostgres(err error) (error, bool) {
@@ -44,12 +64,7 @@ func classifyPostgres(err error) (error, bool) {
 	if errors.As(err, &pe) {
 		switch pe.Code {
 		case "23505": // unique_violation
-			field := uniqueFields[pe.ConstraintName]
-			msg := "conflicts with an existing record"
-			if field != "" {
-				msg = field + " is already used by another host"
-			}
-			return &problem.Error{Kind: problem.Conflict, Field: field, Message: msg, Err: err}, false
+			return uniqueConflict(pe.ConstraintName, err), false
 		case "40001", "40P01": // serialization_failure, deadlock_detected
 			return problem.Wrap(problem.Unavailable, err, "the database is busy; try again"), true
 		}

@@ -143,7 +143,7 @@ func utc(t time.Time) time.Time { return t.UTC() }
 
 const hostColumns = `id, uuid, hostname, personality, administrative, operational,
 	availability, invprovision, mgmt_mac, mgmt_ip, location, host_group, bm_type, bm_ip,
-	bm_username, created_at, updated_at, pool_id`
+	bm_username, ssh_user, ssh_key, created_at, updated_at, pool_id`
 
 // hostSelect reads a host with the name of its pool.
 const hostSelect = hostColumns + `, (SELECT p.name FROM address_pools p WHERE p.id = hosts.pool_id)`
@@ -158,10 +158,11 @@ func nullID(id int64) any {
 
 func (t *sqlTx) InsertHost(h *Host) error {
 	_, err := t.exec("insert host", `INSERT INTO hosts (`+hostColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 		h.ID, h.UUID, h.Hostname, h.Personality, h.Administrative, h.Operational,
 		h.Availability, h.InvProvision, nullable(h.MgmtMAC), nullable(h.MgmtIP), h.Location,
-		h.Group, h.BMType, h.BMIP, h.BMUsername, utc(h.CreatedAt), utc(h.UpdatedAt), nullID(h.PoolID))
+		h.Group, h.BMType, h.BMIP, h.BMUsername, h.SSHUser, h.SSHKey, utc(h.CreatedAt), utc(h.UpdatedAt),
+		nullID(h.PoolID))
 	if err != nil {
 		return err
 	}
@@ -172,10 +173,11 @@ func (t *sqlTx) UpdateHost(h *Host) error {
 	r, err := t.exec("update host", `UPDATE hosts SET hostname = $1, personality = $2,
 		administrative = $3, operational = $4, availability = $5, invprovision = $6,
 		mgmt_mac = $7, mgmt_ip = $8, location = $9, host_group = $10, bm_type = $11,
-		bm_ip = $12, bm_username = $13, updated_at = $14, pool_id = $15 WHERE id = $16`,
+		bm_ip = $12, bm_username = $13, ssh_user = $14, ssh_key = $15, updated_at = $16,
+		pool_id = $17 WHERE id = $18`,
 		h.Hostname, h.Personality, h.Administrative, h.Operational, h.Availability,
 		h.InvProvision, nullable(h.MgmtMAC), nullable(h.MgmtIP), h.Location, h.Group,
-		h.BMType, h.BMIP, h.BMUsername, utc(h.UpdatedAt), nullID(h.PoolID), h.ID)
+		h.BMType, h.BMIP, h.BMUsername, h.SSHUser, h.SSHKey, utc(h.UpdatedAt), nullID(h.PoolID), h.ID)
 	if err != nil {
 		return err
 	}
@@ -298,7 +300,8 @@ func (t *sqlTx) queryHosts(op, q string, args ...any) ([]Host, error) {
 		)
 		if err := rows.Scan(&h.ID, &h.UUID, &h.Hostname, &h.Personality, &h.Administrative,
 			&h.Operational, &h.Availability, &h.InvProvision, &mac, &ip, &h.Location, &h.Group,
-			&h.BMType, &h.BMIP, &h.BMUsername, &h.CreatedAt, &h.UpdatedAt, &pool, &poolNm); err != nil {
+			&h.BMType, &h.BMIP, &h.BMUsername, &h.SSHUser, &h.SSHKey, &h.CreatedAt, &h.UpdatedAt,
+			&pool, &poolNm); err != nil {
 			rows.Close()
 			return nil, t.wrap(op, err)
 		}

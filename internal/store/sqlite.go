@@ -62,7 +62,29 @@ func classifySQLite(err error) (error, bool) {
 	}
 	switch se.Code() {
 	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-		return problem.Wrap(problem.Conflict, err, "conflicts with an existing record"), false
+		return uniqueConflict(sqliteConstraints[failedColumns(se.Error())], err), false
 	}
 	return err, false
+}
+
+// sqliteConstraints maps the columns SQLite names when a unique constraint
+// fails to the constraint's name, as PostgreSQL reports it.
+var sqliteConstraints = map[string]string{
+	"hosts.hostname":         "hosts_hostname_key",
+	"hosts.mgmt_mac":         "hosts_mgmt_mac_key",
+	"hosts.mgmt_ip":          "hosts_mgmt_ip_key",
+	"address_pools.name":     "address_pools_name_key",
+	"host_groups.name":       "host_groups_pkey",
+	"provision_jobs.host_id": "provision_jobs_active",
+}
+
+// failedColumns reads the columns out of SQLite's message
+// "UNIQUE constraint failed: hosts.hostname (2067)".
+func failedColumns(msg string) string {
+	_, cols, ok := strings.Cut(msg, "UNIQUE constraint failed: ")
+	if !ok {
+		return ""
+	}
+	cols, _, _ = strings.Cut(cols, " (")
+	return cols
 }

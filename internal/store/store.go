@@ -35,7 +35,8 @@ type Store interface {
 // Tx is what a transaction can do. Every method runs inside the one
 // transaction it belongs to.
 type Tx interface {
-	// NextID hands out the next value of a named counter ("hosts", "events").
+	// NextID hands out the next value of a named counter ("hosts", "events",
+	// "pools", "alarms", "provision_jobs").
 	NextID(counter string) (int64, error)
 
 	InsertHost(h *Host) error
@@ -109,6 +110,27 @@ type Tx interface {
 	// oldest first, at most limit.
 	EventsAfter(afterID int64, actions []string, limit int) ([]Event, error)
 
+	// InsertProvisionJob stores a new job; the caller sets its ID (from
+	// NextID("provision_jobs")), UUID and times. A host has at most one job
+	// queued or running: a second one fails with a conflict on field "host".
+	InsertProvisionJob(j *ProvisionJob) error
+	// UpdateProvisionJob writes a job's state, progress, task, message and
+	// times, or fails with ErrNotFound when there is no such job.
+	UpdateProvisionJob(j *ProvisionJob) error
+	ProvisionJobByID(id int64) (ProvisionJob, error)
+	// LatestProvisionJob is a host's newest job (the highest id), or
+	// ErrNotFound when it never had one.
+	LatestProvisionJob(hostID int64) (ProvisionJob, error)
+	// ListProvisionJobs lists the jobs in any of states (every job when
+	// none are given), by ascending id.
+	ListProvisionJobs(states ...string) ([]ProvisionJob, error)
+	// AppendProvisionLog adds a chunk of text to a job's log and returns
+	// its sequence number: one more than the last chunk's, starting at 1.
+	AppendProvisionLog(jobID int64, text string) (seq int64, err error)
+	// ProvisionLog reads a job's log chunks after afterSeq, oldest first, at
+	// most limit of them (0: no limit).
+	ProvisionLog(jobID int64, afterSeq int64, limit int) ([]LogChunk, error)
+
 	// Cursor reads a named position (0 when never set); SetCursor stores it.
 	Cursor(name string) (int64, bool, error)
 	SetCursor(name string, v int64) error
@@ -131,11 +153,39 @@ type Host struct {
 	BMType         string
 	BMIP           string
 	BMUsername     string
+	SSHUser        string // the user the controller logs in as over SSH
+	SSHKey         string // the name of the controller's SSH key credential, not a key
 	Labels         map[string]string
 	PoolID         int64  // 0 when the host has no pool
 	PoolName       string // read only: the name of pool PoolID
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+}
+
+// ProvisionJob is the stored row of a provisioning job.
+type ProvisionJob struct {
+	ID         int64
+	UUID       string
+	HostID     int64
+	Hostname   string // read only: the hostname of HostID
+	State      string // queued | running | succeeded | failed | cancelled
+	Reinstall  bool
+	TasksTotal int
+	TasksDone  int
+	Changed    int    // tasks that changed something
+	Task       string // the task running now, or the one that failed
+	Message    string // why it failed
+	CreatedBy  string
+	CreatedAt  time.Time
+	StartedAt  time.Time // zero until it starts
+	FinishedAt time.Time // zero until it ends
+	UpdatedAt  time.Time
+}
+
+// LogChunk is one piece of a job's log, in order of Seq.
+type LogChunk struct {
+	Seq  int64
+	Text string
 }
 
 // Pool is the stored row of an address pool. Lists of addresses and ranges

@@ -128,8 +128,8 @@ func testHosts(t *testing.T, s store.Store) {
 	// nothing behind.
 	dup := host(4, "edge-02")
 	err = s.Write(ctx, func(tx store.Tx) error { return tx.InsertHost(&dup) })
-	if !problem.Is(err, problem.Conflict) {
-		t.Errorf("duplicate hostname: got %v, want a conflict", err)
+	if !problem.Is(err, problem.Conflict) || problem.FieldOf(err) != "hostname" {
+		t.Errorf("duplicate hostname: got %v (field %q), want a conflict on hostname", err, problem.FieldOf(err))
 	}
 	if err := s.Read(ctx, func(tx store.Tx) error { _, err := tx.HostByID(4); return err }); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("host 4 after failed insert: %v, want not found", err)
