@@ -53,7 +53,7 @@ func (c Cache) Check() error {
 	for _, p := range []string{
 		c.Bin("kube-apiserver"), c.Bin("kube-controller-manager"), c.Bin("kube-scheduler"), c.Bin("kubelet"),
 		c.Bin("kubeadm"), c.Bin("kubectl"),
-		filepath.Join(c.Rootfs(), "usr", "bin", "containerd"),
+		filepath.Join(c.Rootfs(), "usr", "bin", "containerd"), filepath.Join(c.Rootfs(), "etc", "hummingbird-bed-root"),
 		filepath.Join(c.Images(), ImageFile(PauseImage)), filepath.Join(c.Images(), ImageFile(HelloImage)),
 	} {
 		if _, err := os.Stat(p); err != nil {

@@ -3,6 +3,8 @@
 //	bedctl up [-hosts N] [-kubelet=false]   bring a bed up and print how to reach it
 //	bedctl down [DIR...]                    take down the given beds, or every bed
 //	bedctl images -out DIR                  build the bed's container image archives
+//	bedctl bundle -out DIR                  make the offline bundle of the bed's Kubernetes
+//	bedctl vars                             print the playbook settings the bed's hosts need
 //
 // test/bed/up and test/bed/down call it; test/bed/prepare must have run once.
 package main
@@ -37,6 +39,10 @@ func main() {
 		err = down(ctx, os.Args[2:])
 	case "images":
 		err = images(ctx, os.Args[2:])
+	case "bundle":
+		err = makeBundle(os.Args[2:])
+	case "vars":
+		err = json.NewEncoder(os.Stdout).Encode(testbed.ProvisionVars())
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
@@ -100,4 +106,23 @@ func images(ctx context.Context, args []string) error {
 		return fmt.Errorf("images: -out is required")
 	}
 	return testbed.BuildImages(ctx, ".", *out)
+}
+
+func makeBundle(args []string) error {
+	fs := flag.NewFlagSet("bundle", flag.ExitOnError)
+	out := fs.String("out", "", "bundle directory")
+	fs.Parse(args)
+	if *out == "" {
+		return fmt.Errorf("bundle: -out is required")
+	}
+	c, err := testbed.DefaultCache()
+	if err != nil {
+		return err
+	}
+	b, err := c.MakeBundle(*out)
+	if err != nil {
+		return err
+	}
+	fmt.Println(b.Dir)
+	return nil
 }
