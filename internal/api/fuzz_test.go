@@ -78,7 +78,7 @@ func FuzzHostRequests(f *testing.F) {
 		// Start the next input from the same inventory: host 1 as it was.
 		if update {
 			restore := `{"hostname":"edge-01","personality":"edgeworker","mgmt_ip":"192.168.204.11",
-				"mgmt_mac":"","location":"","group":"","labels":{},"bm_type":"","bm_ip":"","bm_username":""}`
+				"mgmt_mac":"","location":"","group":"","labels":{},"bm_type":"","bm_ip":"","bm_username":"","ssh_user":"","ssh_key":""}`
 			if code, out := do("PATCH", "/v1/hosts/1", restore); code != http.StatusOK {
 				t.Fatalf("restore host 1: %d %s", code, out)
 			}

@@ -26,7 +26,7 @@ func hostOut(h store.Host) apitype.Host {
 		Administrative: h.Administrative, Operational: h.Operational,
 		Availability: h.Availability, InvProvision: h.InvProvision, MgmtMAC: h.MgmtMAC,
 		MgmtIP: h.MgmtIP, Pool: h.PoolName, Group: h.Group, Labels: labels, Location: h.Location,
-		BMType: h.BMType, BMIP: h.BMIP, BMUsername: h.BMUsername,
+		BMType: h.BMType, BMIP: h.BMIP, BMUsername: h.BMUsername, SSHUser: h.SSHUser, SSHKey: h.SSHKey,
 		CreatedAt: h.CreatedAt, UpdatedAt: h.UpdatedAt,
 	}
 }

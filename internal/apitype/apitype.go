@@ -37,6 +37,8 @@ type Host struct {
 	BMType         string            `json:"bm_type"`
 	BMIP           string            `json:"bm_ip"`
 	BMUsername     string            `json:"bm_username"`
+	SSHUser        string            `json:"ssh_user"` // the controller's SSH login to provision the host; empty: root
+	SSHKey         string            `json:"ssh_key"`  // name of a key in the controller's SSH key directory; empty: default
 	CreatedAt      time.Time         `json:"created_at"`
 	UpdatedAt      time.Time         `json:"updated_at"`
 }
@@ -54,6 +56,8 @@ type HostCreate struct {
 	BMType      string            `json:"bm_type,omitempty"`
 	BMIP        string            `json:"bm_ip,omitempty"`
 	BMUsername  string            `json:"bm_username,omitempty"`
+	SSHUser     string            `json:"ssh_user,omitempty"`
+	SSHKey      string            `json:"ssh_key,omitempty"`
 }
 
 // HostUpdate is the body of PATCH /v1/hosts/{host}: a merge patch in which
@@ -71,6 +75,8 @@ type HostUpdate struct {
 	BMType      *string            `json:"bm_type,omitempty"`
 	BMIP        *string            `json:"bm_ip,omitempty"`
 	BMUsername  *string            `json:"bm_username,omitempty"`
+	SSHUser     *string            `json:"ssh_user,omitempty"`
+	SSHKey      *string            `json:"ssh_key,omitempty"`
 }
 
 // HostLabels is the body of GET and POST /v1/hosts/{host}/labels and the

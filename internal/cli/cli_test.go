@@ -236,6 +236,24 @@ func TestPools(t *testing.T) {
 	}
 }
 
+func TestHostSSHLogin(t *testing.T) {
+	t.Parallel()
+	h := newHbctl(t)
+	// --ssh-key, like every flag, may come from its HB_ variable.
+	h.env["HB_SSH_KEY"] = "site-a"
+	if got := h.ok("host-add", "-n", "edge-01", "-p", "edgeworker", "-i", "192.168.204.10", "--ssh-user", "hummingbird",
+		"-c", "ssh_user", "-c", "ssh_key", "-f", "value"); got != "hummingbird\nsite-a\n" {
+		t.Errorf("host-add with an SSH login: %q", got)
+	}
+	delete(h.env, "HB_SSH_KEY")
+	if got := h.ok("host-update", "edge-01", "ssh_user=", "ssh_key=lab.ed25519", "-c", "ssh_user", "-c", "ssh_key", "-f", "value"); got != "\nlab.ed25519\n" {
+		t.Errorf("host-update of the SSH login: %q", got)
+	}
+	if code, _, errs := h.run("", "host-update", "edge-01", "ssh_key=/root/.ssh/id_rsa"); code != 1 || !strings.Contains(errs, "ssh_key") {
+		t.Errorf("host-update with a key path: %d %q", code, errs)
+	}
+}
+
 func TestHardwareReads(t *testing.T) {
 	t.Parallel()
 	in := controllertest.Start(t, "", nil)

@@ -48,6 +48,7 @@ func hostFields(h apitype.Host) []field {
 		{"invprovision", h.InvProvision}, {"mgmt_mac", h.MgmtMAC}, {"mgmt_ip", h.MgmtIP}, {"pool", h.Pool},
 		{"group", h.Group}, {"labels", labelsText(h.Labels)}, {"location", h.Location},
 		{"bm_type", h.BMType}, {"bm_ip", h.BMIP}, {"bm_username", h.BMUsername},
+		{"ssh_user", h.SSHUser}, {"ssh_key", h.SSHKey},
 		{"created_at", timeText(h.CreatedAt)}, {"updated_at", timeText(h.UpdatedAt)},
 	}
 }
@@ -123,6 +124,8 @@ func (a *app) hostAdd() *cobra.Command {
 	f.StringVarP(&req.BMType, "bm-type", "T", "", "board management type (not for edgeworkers)")
 	f.StringVarP(&req.BMIP, "bm-ip", "I", "", "board management address (not for edgeworkers)")
 	f.StringVarP(&req.BMUsername, "bm-username", "U", "", "board management user (not for edgeworkers)")
+	f.StringVar(&req.SSHUser, "ssh-user", "", "user the controller logs in as over SSH to provision the host (default: root)")
+	f.StringVar(&req.SSHKey, "ssh-key", "", "name (not path) of a private key in the controller's SSH key directory (default: the key named default)")
 	required(cmd, "hostname", "personality")
 	_ = cmd.RegisterFlagCompletionFunc("personality", cobra.FixedCompletions(inventory.Personalities, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
@@ -233,7 +236,7 @@ func inventorySummary(inv wire.Inventory) []field {
 }
 
 // updatable lists the keys host-update takes, as the API names them.
-var updatable = []string{"hostname", "personality", "mgmt_mac", "mgmt_ip", "pool", "location", "group", "bm_type", "bm_ip", "bm_username"}
+var updatable = []string{"hostname", "personality", "mgmt_mac", "mgmt_ip", "pool", "location", "group", "bm_type", "bm_ip", "bm_username", "ssh_user", "ssh_key"}
 
 func (a *app) hostUpdate() *cobra.Command {
 	return &cobra.Command{

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -148,6 +149,8 @@ func (s *Service) AddTx(tx store.Tx, actor string, req apitype.HostCreate) (stor
 		BMType:         req.BMType,
 		BMIP:           req.BMIP,
 		BMUsername:     req.BMUsername,
+		SSHUser:        req.SSHUser,
+		SSHKey:         req.SSHKey,
 		Labels:         req.Labels,
 		CreatedAt:      now,
 		UpdatedAt:      now,
@@ -206,6 +209,8 @@ func (s *Service) Update(ctx context.Context, actor, ref string, u apitype.HostU
 		set(&h.BMType, u.BMType)
 		set(&h.BMIP, u.BMIP)
 		set(&h.BMUsername, u.BMUsername)
+		set(&h.SSHUser, u.SSHUser)
+		set(&h.SSHKey, u.SSHKey)
 		if u.Labels != nil {
 			h.Labels = *u.Labels
 			if h.Labels == nil {
@@ -459,7 +464,51 @@ func (s *Service) check(h *store.Host, old *store.Host) error {
 	if err := CheckLabels(h.Labels); err != nil {
 		return err
 	}
+	if err := checkSSH(h); err != nil {
+		return err
+	}
 	return checkBMC(h, edge)
+}
+
+var (
+	sshUserRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	sshKeyRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+)
+
+// checkSSH checks the login the controller provisions the host with: a
+// POSIX user name, and the name (not the path, nor the key itself) of a
+// private key in the controller's SSH key directory. Empty means root and
+// the key named default.
+func checkSSH(h *store.Host) error {
+	if h.SSHUser != "" && !sshUserRE.MatchString(h.SSHUser) {
+		return problem.Invalidf("ssh_user", "ssh_user %q is not a user name: write a login of 1 to 32 lowercase letters, "+
+			"digits, '_' and '-' that starts with a letter or '_', like hummingbird (leave it empty to log in as root)", h.SSHUser)
+	}
+	if h.SSHKey != "" && !sshKeyRE.MatchString(h.SSHKey) {
+		what := "is not a key name"
+		switch {
+		case strings.Contains(h.SSHKey, "PRIVATE KEY"):
+			what = "is a key itself, which the controller does not take over the API"
+		case strings.ContainsAny(h.SSHKey, `/\`):
+			what = "is a path"
+		}
+		return problem.Invalidf("ssh_key", "ssh_key %q %s: write the file name of a private key in the controller's SSH key "+
+			"directory, 1 to 64 letters, digits, '.', '_' and '-' that starts with a letter or digit, like site-a "+
+			"(leave it empty for the key named default)", sshKeyText(h.SSHKey), what)
+	}
+	return nil
+}
+
+// sshKeyText is an ssh_key value short enough to quote, and never the
+// private key someone pasted by mistake.
+func sshKeyText(s string) string {
+	if strings.Contains(s, "PRIVATE KEY") {
+		return "-----BEGIN … PRIVATE KEY-----"
+	}
+	if r := []rune(s); len(r) > 80 {
+		return string(r[:80]) + "…"
+	}
+	return s
 }
 
 func checkBMC(h *store.Host, edge bool) error {
@@ -520,6 +569,7 @@ func changedFields(a, b store.Host) []string {
 		{"location", a.Location, b.Location}, {"group", a.Group, b.Group},
 		{"bm_type", a.BMType, b.BMType}, {"bm_ip", a.BMIP, b.BMIP},
 		{"bm_username", a.BMUsername, b.BMUsername},
+		{"ssh_user", a.SSHUser, b.SSHUser}, {"ssh_key", a.SSHKey, b.SSHKey},
 	} {
 		if f.x != f.y {
 			out = append(out, f.name)

@@ -59,6 +59,7 @@ func TestService(t *testing.T) {
 			t.Run("dhcp view", func(t *testing.T) { t.Parallel(); testDHCPView(t, newFixture(t, b.DSN(t), "dynamic")) })
 			t.Run("labels", func(t *testing.T) { t.Parallel(); testLabels(t, newFixture(t, b.DSN(t), "static")) })
 			t.Run("groups", func(t *testing.T) { t.Parallel(); testGroups(t, newFixture(t, b.DSN(t), "static")) })
+			t.Run("ssh login", func(t *testing.T) { t.Parallel(); testSSHLogin(t, newFixture(t, b.DSN(t), "static")) })
 		})
 	}
 }
@@ -157,6 +158,8 @@ func testRules(t *testing.T, f *fixture) {
 		{"bad bm_type", apitype.HostCreate{Hostname: "w-2", Personality: "worker", MgmtIP: "192.168.204.11", BMType: "ilo"}, problem.Invalid, "bm_type"},
 		{"bad label", apitype.HostCreate{Hostname: "edge-02", Personality: "edgeworker", MgmtIP: "192.168.204.11", Labels: map[string]string{"a b": "c"}}, problem.Invalid, "labels"},
 		{"bad group", apitype.HostCreate{Hostname: "edge-02", Personality: "edgeworker", MgmtIP: "192.168.204.11", Group: "Press"}, problem.Invalid, "group"},
+		{"bad ssh_user", apitype.HostCreate{Hostname: "edge-02", Personality: "edgeworker", MgmtIP: "192.168.204.11", SSHUser: "Root!"}, problem.Invalid, "ssh_user"},
+		{"ssh_key path", apitype.HostCreate{Hostname: "edge-02", Personality: "edgeworker", MgmtIP: "192.168.204.11", SSHKey: "../id_rsa"}, problem.Invalid, "ssh_key"},
 	} {
 		err := add(tc.req)
 		if problem.KindOf(err) != tc.kind || problem.FieldOf(err) != tc.field {
@@ -190,6 +193,93 @@ func testRules(t *testing.T, f *fixture) {
 	}
 	if err := f.svc.Upgrade(ctx, "t", "edge-01"); !problem.Is(err, problem.NotSupported) {
 		t.Errorf("upgrade edgeworker: %v, want not supported", err)
+	}
+}
+
+// testSSHLogin: the SSH user and key name the controller provisions a host
+// with are stored on add, replaced and cleared by a patch, and checked.
+func testSSHLogin(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	h, err := f.svc.Add(ctx, "t", apitype.HostCreate{Hostname: "edge-01", Personality: "edgeworker",
+		MgmtIP: "192.168.204.10", SSHUser: "hummingbird", SSHKey: "site-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type login struct{ User, Key string }
+	check := func(what string, want login) {
+		t.Helper()
+		got, err := f.svc.Get(ctx, "edge-01")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, login{got.SSHUser, got.SSHKey}); diff != "" {
+			t.Errorf("%s: stored login (-want +got):\n%s", what, diff)
+		}
+	}
+	if diff := cmp.Diff(login{"hummingbird", "site-a"}, login{h.SSHUser, h.SSHKey}); diff != "" {
+		t.Errorf("Add (-want +got):\n%s", diff)
+	}
+	check("after add", login{"hummingbird", "site-a"})
+
+	// The longest names allowed, and the characters each may have.
+	long := login{"_" + strings.Repeat("a-9_", 7) + "bcd", "K" + strings.Repeat("y.9_-", 12) + "abc"}
+	if len(long.User) != 32 || len(long.Key) != 64 {
+		t.Fatalf("test names are %d and %d long", len(long.User), len(long.Key))
+	}
+	if _, err := f.svc.Update(ctx, "t", "edge-01", apitype.HostUpdate{SSHUser: &long.User, SSHKey: &long.Key}); err != nil {
+		t.Fatalf("update to the longest names: %v", err)
+	}
+	check("after update", long)
+	// A patch without them leaves them; an empty string clears each.
+	if _, err := f.svc.Update(ctx, "t", "edge-01", apitype.HostUpdate{Location: ptr("line 3")}); err != nil {
+		t.Fatal(err)
+	}
+	check("after an unrelated update", long)
+	if _, err := f.svc.Update(ctx, "t", "edge-01", apitype.HostUpdate{SSHUser: ptr("")}); err != nil {
+		t.Fatal(err)
+	}
+	check("after clearing ssh_user", login{"", long.Key})
+	if _, err := f.svc.Update(ctx, "t", "edge-01", apitype.HostUpdate{SSHKey: ptr(""), SSHUser: ptr("ops")}); err != nil {
+		t.Fatal(err)
+	}
+	check("after clearing ssh_key", login{"ops", ""})
+
+	for _, tc := range []struct{ field, v string }{
+		{"ssh_user", "Root!"}, {"ssh_user", "root "}, {"ssh_user", "9ops"}, {"ssh_user", "-ops"},
+		{"ssh_user", "a" + strings.Repeat("b", 32)}, {"ssh_user", "ops@edge"},
+		{"ssh_key", "../id_rsa"}, {"ssh_key", "/etc/hummingbird/ssh/site-a"}, {"ssh_key", "keys/site-a"},
+		{"ssh_key", ".default"}, {"ssh_key", "-x"}, {"ssh_key", "site a"}, {"ssh_key", "k" + strings.Repeat("e", 64)},
+		{"ssh_key", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE=\n-----END OPENSSH PRIVATE KEY-----\n"},
+	} {
+		u := apitype.HostUpdate{SSHUser: &tc.v}
+		if tc.field == "ssh_key" {
+			u = apitype.HostUpdate{SSHKey: &tc.v}
+		}
+		_, err := f.svc.Update(ctx, "t", "edge-01", u)
+		if !problem.Is(err, problem.Invalid) || problem.FieldOf(err) != tc.field {
+			t.Errorf("%s %q: %v, want invalid %s", tc.field, tc.v, err, tc.field)
+		} else if strings.Contains(err.Error(), "b3BlbnNzaC1rZXktdjE=") {
+			t.Errorf("%s: the refusal repeats the private key: %v", tc.field, err)
+		}
+	}
+	check("after the refusals", login{"ops", ""})
+
+	evs, err := f.svc.Events(ctx, store.EventFilter{EntityType: "host", Action: "host.update"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for _, e := range evs {
+		reasons = append(reasons, e.Reason)
+	}
+	want := []string{
+		"host edge-01 updated: ssh_user, ssh_key",
+		"host edge-01 updated: ssh_user",
+		"host edge-01 updated: location",
+		"host edge-01 updated: ssh_user, ssh_key",
+	}
+	if diff := cmp.Diff(want, reasons); diff != "" {
+		t.Errorf("update events (-want +got):\n%s", diff)
 	}
 }
 
