@@ -26,6 +26,7 @@ import (
 	"hummingbird.io/hummingbird/internal/mtce"
 	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/problem"
+	"hummingbird.io/hummingbird/internal/provision"
 	"hummingbird.io/hummingbird/internal/store"
 )
 
@@ -49,6 +50,8 @@ type Deps struct {
 	// Cluster is the Kubernetes cluster the controller manages; nil when
 	// it runs without one.
 	Cluster *kube.Cluster
+	// Provision runs provisioning jobs; nil refuses them.
+	Provision *provision.Runner
 }
 
 // AgentDeps is what the agent API needs.
@@ -108,6 +111,10 @@ func New(d Deps) *Server {
 	s.handle("GET", "/v1/hosts/{host}", apitype.RoleReader, http.StatusOK, s.getHost)
 	s.handle("PATCH", "/v1/hosts/{host}", apitype.RoleOperator, http.StatusOK, s.updateHost)
 	s.handle("DELETE", "/v1/hosts/{host}", apitype.RoleOperator, http.StatusNoContent, s.deleteHost)
+	s.handle("POST", "/v1/hosts/{host}/provision", apitype.RoleOperator, http.StatusAccepted, s.startProvision)
+	s.handle("GET", "/v1/hosts/{host}/provision", apitype.RoleReader, http.StatusOK, s.getProvision)
+	s.handle("DELETE", "/v1/hosts/{host}/provision", apitype.RoleOperator, http.StatusAccepted, s.cancelProvision)
+	s.handle("GET", "/v1/hosts/{host}/provision/log", apitype.RoleReader, http.StatusOK, s.provisionLog, "after", "limit")
 	s.handle("POST", "/v1/hosts/{host}/upgrade", apitype.RoleOperator, http.StatusAccepted, s.upgradeHost)
 	s.handle("GET", "/v1/groups", apitype.RoleReader, http.StatusOK, s.listGroups)
 	s.handle("POST", "/v1/groups", apitype.RoleOperator, http.StatusCreated, s.addGroup)

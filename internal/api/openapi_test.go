@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -835,6 +836,84 @@ current-context: c
 	t.Cleanup(func() { c2.Close() })
 	sh.do(t, c2.API().Handler(), specCase{name: "cluster that does not answer", method: "GET", path: "/v1/cluster", token: c2.AdminToken, want: 503})
 
+	// Provisioning. This controller manages no cluster; the one above with an unreachable
+	// cluster queues jobs that fail at once, and one whose cluster never answers keeps a job
+	// running while a second waits, queued, to be cancelled.
+	provReader := sh.specCreateToken(t, h, admin, `{"role":"reader"}`)
+	run(
+		specCase{name: "add worker to provision", method: "POST", path: "/v1/hosts", token: admin, want: 201,
+			body: `{"hostname":"worker-p","personality":"worker","mgmt_ip":"192.168.204.95"}`},
+		specCase{name: "provision worker", method: "POST", path: "/v1/hosts/worker-p/provision", token: operator, want: 422},
+		specCase{name: "provision without key", method: "POST", path: "/v1/hosts/edge-fm/provision", token: operator, want: 409},
+		specCase{name: "provision unknown host", method: "POST", path: "/v1/hosts/nope/provision", token: operator, want: 404},
+		specCase{name: "provision by reader", method: "POST", path: "/v1/hosts/edge-fm/provision", token: provReader, want: 403},
+		specCase{name: "provision bad body", method: "POST", path: "/v1/hosts/edge-fm/provision", token: operator, body: `{"reinstall":"yes"}`, want: 400, offSpec: true},
+		specCase{name: "provision without token", method: "POST", path: "/v1/hosts/edge-fm/provision", want: 401, offSpec: true},
+		specCase{name: "provision never run", method: "GET", path: "/v1/hosts/edge-fm/provision", token: provReader, want: 404},
+		specCase{name: "provision show by nobody", method: "GET", path: "/v1/hosts/edge-fm/provision", want: 401, offSpec: true},
+		specCase{name: "provision show unknown query", method: "GET", path: "/v1/hosts/edge-fm/provision?x=1", token: provReader, want: 400, offSpec: true},
+		specCase{name: "provision log never run", method: "GET", path: "/v1/hosts/edge-fm/provision/log", token: provReader, want: 404},
+		specCase{name: "provision log without token", method: "GET", path: "/v1/hosts/edge-fm/provision/log", want: 401, offSpec: true},
+		specCase{name: "provision cancel never run", method: "DELETE", path: "/v1/hosts/edge-fm/provision", token: operator, want: 404},
+		specCase{name: "provision cancel unknown query", method: "DELETE", path: "/v1/hosts/edge-fm/provision?force=1", token: operator, want: 400, offSpec: true},
+		specCase{name: "provision cancel by reader", method: "DELETE", path: "/v1/hosts/edge-fm/provision", token: provReader, want: 403},
+		specCase{name: "provision cancel without token", method: "DELETE", path: "/v1/hosts/edge-fm/provision", want: 401, offSpec: true},
+	)
+	if err := os.MkdirAll(filepath.Join(gone.DataDir, "ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(gone.DataDir, "ssh", "default"), []byte("a key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h2, tok2 := c2.API().Handler(), c2.AdminToken
+	sh.do(t, h2, specCase{name: "add host to provision", method: "POST", path: "/v1/hosts", token: tok2, want: 201,
+		body: `{"hostname":"edge-p","personality":"edgeworker","mgmt_ip":"192.168.204.91"}`})
+	sh.do(t, h2, specCase{name: "provision", method: "POST", path: "/v1/hosts/edge-p/provision", token: tok2, want: 202, body: `{"reinstall":true}`})
+	c2.Provision.Wait()
+	body := sh.do(t, h2, specCase{name: "provision show", method: "GET", path: "/v1/hosts/edge-p/provision", token: tok2, want: 200})
+	var job apitype.ProvisionJob
+	if err := json.Unmarshal(body, &job); err != nil || job.State != "failed" || job.Message == "" || !job.Reinstall {
+		t.Errorf("a job against a cluster that refuses connections: %s (%v); want failed with a message", body, err)
+	}
+	sh.do(t, h2, specCase{name: "provision log", method: "GET", path: "/v1/hosts/edge-p/provision/log?after=0&limit=10", token: tok2, want: 200})
+	sh.do(t, h2, specCase{name: "provision log bad after", method: "GET", path: "/v1/hosts/edge-p/provision/log?after=x", token: tok2, want: 400, offSpec: true})
+	sh.do(t, h2, specCase{name: "provision cancel ended", method: "DELETE", path: "/v1/hosts/edge-p/provision", token: tok2, want: 409})
+
+	mute := specSilentCluster(t)
+	silent := cfg
+	silent.DataDir, silent.Kubeconfig = t.TempDir(), mute
+	silent.Provision.Parallel = 1
+	silent.Provision.Ansible = "true"
+	c3, err := controller.New(ctx, silent, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("controller with a silent cluster: %v", err)
+	}
+	runCtx, stopRunner := context.WithCancel(ctx)
+	runnerDone := make(chan struct{})
+	go func() { c3.Provision.Run(runCtx); close(runnerDone) }()
+	t.Cleanup(func() { c3.Close() })
+	if err := os.MkdirAll(filepath.Join(silent.DataDir, "ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(silent.DataDir, "ssh", "default"), []byte("a key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h3, tok3 := c3.API().Handler(), c3.AdminToken
+	for i, name := range []string{"edge-s1", "edge-s2"} {
+		sh.do(t, h3, specCase{name: "add host " + name, method: "POST", path: "/v1/hosts", token: tok3, want: 201,
+			body: fmt.Sprintf(`{"hostname":%q,"personality":"edgeworker","mgmt_ip":"192.168.204.%d"}`, name, 92+i)})
+		sh.do(t, h3, specCase{name: "provision " + name, method: "POST", path: "/v1/hosts/" + name + "/provision", token: tok3, want: 202})
+	}
+	sh.do(t, h3, specCase{name: "provision twice", method: "POST", path: "/v1/hosts/edge-s1/provision", token: tok3, want: 409})
+	sh.do(t, h3, specCase{name: "provision cancel", method: "DELETE", path: "/v1/hosts/edge-s2/provision", token: tok3, want: 202})
+	stopRunner()
+	<-runnerDone
+	body = sh.do(t, h3, specCase{name: "provision show cancelled", method: "GET", path: "/v1/hosts/edge-s2/provision", token: tok3, want: 200})
+	job = apitype.ProvisionJob{}
+	if err := json.Unmarshal(body, &job); err != nil || job.State != "cancelled" || job.StartedAt != nil {
+		t.Errorf("the queued job after cancel: %s (%v); want cancelled before it started", body, err)
+	}
+
 	// Labels.
 	labelReader := sh.specCreateToken(t, h, admin, `{"role":"reader"}`)
 	run(
@@ -972,4 +1051,47 @@ func specInventory(t *testing.T, st store.Store, o inventory.Options) *inventory
 		t.Fatal(err)
 	}
 	return inv
+}
+
+// specSilentCluster writes a kubeconfig naming a server that accepts connections and never
+// answers; its connections close when the test ends.
+func specSilentCluster(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	kc := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://%s", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: x}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`, ln.Addr())
+	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

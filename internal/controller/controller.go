@@ -27,6 +27,7 @@ import (
 	"hummingbird.io/hummingbird/internal/mgmtnet/dhcp"
 	"hummingbird.io/hummingbird/internal/mtce"
 	"hummingbird.io/hummingbird/internal/pki"
+	"hummingbird.io/hummingbird/internal/provision"
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/version"
 )
@@ -59,6 +60,11 @@ type Config struct {
 	AlarmWebhook string
 	// Kubeconfig names the Kubernetes cluster the controller manages.
 	Kubeconfig string
+	// Provision is how hosts are provisioned; its WorkDir, KnownHosts,
+	// Vars and Log are set by the controller.
+	Provision provision.Config
+	// ProvisionVars names a YAML file of site variables for the playbook.
+	ProvisionVars string
 	// AgentAutoAdd adds nodes that join with a valid enroll token but are
 	// not in the inventory, as edgeworkers, instead of refusing them.
 	AgentAutoAdd bool
@@ -73,6 +79,7 @@ func Defaults() Config {
 		MgmtSubnet:        "192.168.204.0/24",
 		MgmtControllerIPs: []string{"192.168.204.1", "192.168.204.2"},
 		Heartbeat:         mtce.DefaultConfig(),
+		Provision:         provision.DefaultConfig(),
 	}
 }
 
@@ -87,6 +94,7 @@ type Controller struct {
 	Tokens    *auth.Tokens
 	Inventory *inventory.Service
 	Monitor   *mtce.Monitor
+	Provision *provision.Runner
 	// AdminToken is the first admin token when this start made it.
 	AdminToken string
 }
@@ -113,6 +121,16 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Controller, error)
 		if err := fm.CheckURL(cfg.AlarmWebhook); err != nil {
 			return nil, err
 		}
+	}
+	if err := cfg.Provision.Check(); err != nil {
+		return nil, err
+	}
+	if cfg.ProvisionVars != "" {
+		vars, err := provision.LoadVars(cfg.ProvisionVars)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Provision.Vars = vars
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
@@ -205,6 +223,26 @@ func (c *Controller) setup(ctx context.Context) error {
 		}
 	}
 
+	pc := c.cfg.Provision
+	if pc.SSHKeyDir == "" {
+		pc.SSHKeyDir = filepath.Join(c.cfg.DataDir, "ssh")
+	}
+	pc.KnownHosts = filepath.Join(c.cfg.DataDir, "ssh_known_hosts")
+	pc.WorkDir = filepath.Join(c.cfg.DataDir, "provision")
+	if err := os.MkdirAll(pc.WorkDir, 0o700); err != nil {
+		return fmt.Errorf("provisioning directory: %w", err)
+	}
+	if pc.BundleDir != "" {
+		if st, err := os.Stat(pc.BundleDir); err != nil || !st.IsDir() {
+			return fmt.Errorf("--bundle-dir %s is not a directory", pc.BundleDir)
+		}
+	}
+	pc.Log = c.log
+	c.Provision = provision.New(c.Store, cluster, pc)
+	if err := c.Provision.Recover(ctx); err != nil {
+		return fmt.Errorf("ending the provisioning jobs of the last run: %w", err)
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.api = api.New(api.Deps{
@@ -215,6 +253,7 @@ func (c *Controller) setup(ctx context.Context) error {
 		Log:       c.log,
 		Registry:  reg,
 		Cluster:   cluster,
+		Provision: c.Provision,
 		Agents:    &api.AgentDeps{Store: c.Store, CA: c.CA, Monitor: c.Monitor, AutoAdd: c.cfg.AgentAutoAdd},
 	})
 	return nil
@@ -263,6 +302,8 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	monitorDone := make(chan struct{})
 	go func() { c.Monitor.Run(ctx); close(monitorDone) }()
+	provisionDone := make(chan struct{})
+	go func() { c.Provision.Run(ctx); close(provisionDone) }()
 	webhookDone := make(chan struct{})
 	if c.cfg.AlarmWebhook != "" {
 		go func() {
@@ -278,6 +319,7 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 	err := c.serveAPI(ctx, ln)
 	cancel()
 	<-monitorDone
+	<-provisionDone
 	<-webhookDone
 	if derr := <-dhcpDone; derr != nil && !errors.Is(derr, context.Canceled) {
 		err = errors.Join(err, fmt.Errorf("dhcp: %w", derr))

@@ -1,0 +1,365 @@
+package provision
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"hummingbird.io/hummingbird/internal/store"
+	"hummingbird.io/hummingbird/playbooks"
+)
+
+// event is one line the playbook's hummingbird_events callback writes.
+type event struct {
+	Event    string `json:"event"` // play | task | result | end
+	Name     string `json:"name"`
+	Tasks    int    `json:"tasks"`
+	Status   string `json:"status"` // ok | changed | skipped | failed | ignored | unreachable
+	Task     string `json:"task"`
+	Host     string `json:"host"`
+	Handler  bool   `json:"handler"`
+	Msg      string `json:"msg"`
+	Failures int    `json:"failures"`
+}
+
+// progress is what a job learns from its events.
+type progress struct {
+	total, done, changed int
+	task                 string
+	failedTask, failMsg  string
+}
+
+// apply folds one event into p and says whether the job row should be written.
+func (p *progress) apply(e event) bool {
+	switch e.Event {
+	case "play":
+		p.total += e.Tasks
+		return true
+	case "task":
+		p.task = e.Name
+		return true
+	case "result":
+		if e.Handler {
+			if e.Status == "changed" {
+				p.changed++
+			}
+		} else {
+			p.done++
+			if e.Status == "changed" {
+				p.changed++
+			}
+		}
+		if (e.Status == "failed" || e.Status == "unreachable") && p.failedTask == "" {
+			p.failedTask, p.failMsg = e.Task, e.Msg
+			if e.Status == "unreachable" {
+				p.failMsg = "the host cannot be reached over SSH: " + e.Msg
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// execute runs one job to its end.
+func (r *Runner) execute(ctx context.Context, job store.ProvisionJob) {
+	log := r.log.With("host", job.Hostname, "job", job.ID)
+	select {
+	case r.slots <- struct{}{}:
+		defer func() { <-r.slots }()
+	case <-ctx.Done():
+		r.end(job.ID, StateCancelled, "", "cancelled before it started")
+		return
+	}
+	start := r.cfg.Now()
+	state, task, msg := r.provision(ctx, job, log)
+	if ctx.Err() != nil && state != StateSucceeded {
+		state, msg = StateCancelled, "cancelled"
+	}
+	r.end(job.ID, state, task, msg)
+	log.Info("provisioning ended", "state", state, "task", task, "took", r.cfg.Now().Sub(start).Round(time.Second))
+}
+
+// end writes a job's end with a context of its own, as the job's may be cancelled.
+func (r *Runner) end(id int64, state, task, msg string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := r.st.Write(ctx, func(tx store.Tx) error {
+		j, err := tx.ProvisionJobByID(id)
+		if err != nil {
+			return err
+		}
+		if task != "" {
+			j.Task = task
+		}
+		return r.finish(tx, &j, state, msg)
+	})
+	if err != nil {
+		r.log.Error("cannot store the end of a provisioning job", "job", id, "err", err)
+	}
+}
+
+// update writes a job's progress.
+func (r *Runner) update(ctx context.Context, id int64, fn func(*store.ProvisionJob)) error {
+	return r.st.Write(ctx, func(tx store.Tx) error {
+		j, err := tx.ProvisionJobByID(id)
+		if err != nil {
+			return err
+		}
+		fn(&j)
+		j.UpdatedAt = r.stamp()
+		return tx.UpdateProvisionJob(&j)
+	})
+}
+
+// provision runs the playbook and waits for the Node; it returns the job's end.
+func (r *Runner) provision(ctx context.Context, job store.ProvisionJob, log interface {
+	Info(string, ...any)
+	Warn(string, ...any)
+}) (state, task, msg string) {
+	if err := r.update(ctx, job.ID, func(j *store.ProvisionJob) {
+		j.State, j.StartedAt = StateRunning, r.stamp()
+	}); err != nil {
+		return StateFailed, "", "storing the job's start: " + err.Error()
+	}
+	var h store.Host
+	var pool store.Pool
+	if err := r.st.Read(ctx, func(tx store.Tx) error {
+		var err error
+		if h, err = tx.HostByID(job.HostID); err != nil {
+			return err
+		}
+		if h.PoolID != 0 {
+			pool, err = tx.PoolByID(h.PoolID)
+		}
+		return err
+	}); err != nil {
+		return StateFailed, "", "reading the host: " + err.Error()
+	}
+	if err := r.checkHost(h); err != nil {
+		return StateFailed, "", err.Error()
+	}
+
+	version, err := r.cluster.ServerVersion()
+	if err != nil {
+		return StateFailed, "", err.Error()
+	}
+	b, err := r.openBundle(version)
+	if err != nil {
+		return StateFailed, "", err.Error()
+	}
+	endpoint, err := r.cluster.JoinEndpoint(ctx)
+	if err != nil {
+		return StateFailed, "", err.Error()
+	}
+	caHash, err := r.cluster.CAHash()
+	if err != nil {
+		return StateFailed, "", err.Error()
+	}
+	token, err := r.cluster.CreateJoinToken(ctx, r.cfg.Timeout+r.cfg.ReadyTimeout,
+		"Hummingbird provisioning of "+h.Hostname, r.cfg.Now())
+	if err != nil {
+		return StateFailed, "", err.Error()
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := r.cluster.DeleteJoinToken(dctx, token.ID); err != nil {
+			log.Warn("cannot delete the job's bootstrap token; it expires by itself", "err", err)
+		}
+	}()
+
+	dir, err := os.MkdirTemp(r.cfg.WorkDir, fmt.Sprintf("job-%d-", job.ID))
+	if err != nil {
+		return StateFailed, "", "making the job's directory: " + err.Error()
+	}
+	defer os.RemoveAll(dir)
+	vars := r.vars(h, pool, job, version, endpoint, caHash, token.String(), b)
+	if err := writeJobFiles(dir, inventoryFor(h, r.keyPath(h), r.cfg.KnownHosts), vars); err != nil {
+		return StateFailed, "", err.Error()
+	}
+
+	runCtx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	p, err := r.runPlaybook(runCtx, job.ID, dir)
+	if err != nil {
+		if p.failedTask != "" {
+			return StateFailed, p.failedTask, p.failMsg
+		}
+		if errors.Is(runCtx.Err(), context.DeadlineExceeded) {
+			return StateFailed, p.task, fmt.Sprintf("the playbook did not end within %s", r.cfg.Timeout)
+		}
+		return StateFailed, p.task, err.Error()
+	}
+
+	const waiting = "Wait for the Node to be Ready"
+	if err := r.update(ctx, job.ID, func(j *store.ProvisionJob) { j.Task = waiting }); err != nil {
+		return StateFailed, waiting, err.Error()
+	}
+	readyCtx, cancelReady := context.WithTimeout(ctx, r.cfg.ReadyTimeout)
+	defer cancelReady()
+	if _, err := r.cluster.WaitNodeReady(readyCtx, h.Hostname, 2*time.Second); err != nil {
+		return StateFailed, waiting, fmt.Sprintf("%v (after %s; see the kubelet's log on the host: journalctl -u kubelet)", err, r.cfg.ReadyTimeout)
+	}
+	if err := r.cluster.LabelNode(ctx, h.Hostname, NodeLabels(h), nil); err != nil {
+		return StateFailed, "Label the Node", err.Error()
+	}
+	return StateSucceeded, waiting, ""
+}
+
+// NodeLabels are the labels an edgeworker's Node carries: its role, personality, group and the
+// host's own labels.
+func NodeLabels(h store.Host) map[string]string {
+	l := map[string]string{}
+	for k, v := range h.Labels {
+		l[k] = v
+	}
+	l[RoleLabelPrefix+h.Personality] = ""
+	l[LabelPersonality] = h.Personality
+	if h.Group != "" {
+		l[LabelGroup] = h.Group
+	}
+	return l
+}
+
+// runPlaybook runs ansible-playbook in dir, storing its output as the job's log and its events as
+// the job's progress.
+func (r *Runner) runPlaybook(ctx context.Context, jobID int64, dir string) (progress, error) {
+	var p progress
+	pbDir := filepath.Join(dir, "playbooks")
+	if err := os.Mkdir(pbDir, 0o700); err != nil {
+		return p, err
+	}
+	if err := playbooks.WriteTo(pbDir); err != nil {
+		return p, err
+	}
+	evR, evW, err := os.Pipe()
+	if err != nil {
+		return p, err
+	}
+	defer evR.Close()
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		evW.Close()
+		return p, err
+	}
+	defer outR.Close()
+	cmd := exec.Command(r.cfg.Ansible, "-i", filepath.Join(dir, "inventory.json"),
+		"-e", "@"+filepath.Join(dir, "vars.json"), filepath.Join(pbDir, playbooks.Main))
+	cmd.Dir = pbDir
+	cmd.Env = append(os.Environ(),
+		"ANSIBLE_CONFIG="+filepath.Join(pbDir, "ansible.cfg"),
+		"ANSIBLE_LOCAL_TEMP="+filepath.Join(dir, "tmp"),
+		"ANSIBLE_HOME="+filepath.Join(dir, "ansible"),
+		"ANSIBLE_NOCOLOR=1", "ANSIBLE_FORCE_COLOR=0", "PYTHONUNBUFFERED=1",
+		"HB_EVENTS_FD=3")
+	cmd.Stdout, cmd.Stderr = outW, outW
+	cmd.ExtraFiles = []*os.File{evW}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		evW.Close()
+		outW.Close()
+		return p, fmt.Errorf("starting %s: %w", r.cfg.Ansible, err)
+	}
+	evW.Close()
+	outW.Close()
+	stop := context.AfterFunc(ctx, func() {
+		// The whole process group: ansible-playbook's workers and ssh.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		time.AfterFunc(5*time.Second, func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	})
+	defer stop()
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	bg := context.WithoutCancel(ctx)
+	go func() { defer wg.Done(); r.copyLog(bg, jobID, outR) }()
+	var mu sync.Mutex
+	go func() {
+		defer wg.Done()
+		sc := bufio.NewScanner(evR)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			var e event
+			if json.Unmarshal(sc.Bytes(), &e) != nil {
+				continue
+			}
+			mu.Lock()
+			write := p.apply(e)
+			snap := p
+			mu.Unlock()
+			if write {
+				if err := r.update(bg, jobID, func(j *store.ProvisionJob) {
+					j.TasksTotal, j.TasksDone, j.Changed, j.Task = snap.total, snap.done, snap.changed, snap.task
+				}); err != nil {
+					r.log.Warn("cannot store a provisioning job's progress", "job", jobID, "err", err)
+				}
+			}
+		}
+	}()
+	werr := cmd.Wait()
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if werr != nil {
+		if ctx.Err() != nil {
+			return p, ctx.Err()
+		}
+		return p, fmt.Errorf("ansible-playbook failed: %w (see hbctl provision-log)", werr)
+	}
+	return p, nil
+}
+
+// copyLog stores the playbook's output as log chunks, a chunk at most every half second.
+func (r *Runner) copyLog(ctx context.Context, jobID int64, out io.Reader) {
+	lines := make(chan string, 256)
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		for sc.Scan() {
+			lines <- scrub(sc.Text())
+		}
+		close(lines)
+	}()
+	var buf strings.Builder
+	flush := func() {
+		if buf.Len() == 0 {
+			return
+		}
+		text := buf.String()
+		buf.Reset()
+		if err := r.st.Write(ctx, func(tx store.Tx) error {
+			_, err := tx.AppendProvisionLog(jobID, text)
+			return err
+		}); err != nil {
+			r.log.Warn("cannot store a provisioning job's log", "job", jobID, "err", err)
+		}
+	}
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				flush()
+				return
+			}
+			buf.WriteString(line)
+			buf.WriteByte('\n')
+			if buf.Len() > 256<<10 {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		}
+	}
+}
