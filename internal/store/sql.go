@@ -145,8 +145,11 @@ const hostColumns = `id, uuid, hostname, personality, administrative, operationa
 	availability, invprovision, mgmt_mac, mgmt_ip, location, host_group, bm_type, bm_ip,
 	bm_username, ssh_user, ssh_key, created_at, updated_at, pool_id`
 
-// hostSelect reads a host with the name of its pool.
-const hostSelect = hostColumns + `, (SELECT p.name FROM address_pools p WHERE p.id = hosts.pool_id)`
+// hostSelect reads a host with the name of its pool and the state of its Node.
+const hostSelect = hostColumns + `, (SELECT p.name FROM address_pools p WHERE p.id = hosts.pool_id),
+	(SELECT n.state FROM host_nodes n WHERE n.host_id = hosts.id),
+	(SELECT n.kubelet_version FROM host_nodes n WHERE n.host_id = hosts.id),
+	(SELECT n.reason FROM host_nodes n WHERE n.host_id = hosts.id)`
 
 // nullID stores id 0 as NULL, for optional references.
 func nullID(id int64) any {
@@ -297,15 +300,17 @@ func (t *sqlTx) queryHosts(op, q string, args ...any) ([]Host, error) {
 			mac, ip sql.NullString
 			pool    sql.NullInt64
 			poolNm  sql.NullString
+			node    [3]sql.NullString
 		)
 		if err := rows.Scan(&h.ID, &h.UUID, &h.Hostname, &h.Personality, &h.Administrative,
 			&h.Operational, &h.Availability, &h.InvProvision, &mac, &ip, &h.Location, &h.Group,
 			&h.BMType, &h.BMIP, &h.BMUsername, &h.SSHUser, &h.SSHKey, &h.CreatedAt, &h.UpdatedAt,
-			&pool, &poolNm); err != nil {
+			&pool, &poolNm, &node[0], &node[1], &node[2]); err != nil {
 			rows.Close()
 			return nil, t.wrap(op, err)
 		}
 		h.MgmtMAC, h.MgmtIP, h.PoolID, h.PoolName = mac.String, ip.String, pool.Int64, poolNm.String
+		h.NodeState, h.KubeletVersion, h.NodeReason = node[0].String, node[1].String, node[2].String
 		h.CreatedAt, h.UpdatedAt = h.CreatedAt.UTC(), h.UpdatedAt.UTC()
 		hosts = append(hosts, h)
 	}

@@ -98,6 +98,17 @@ type Tx interface {
 	DeleteLease(mac string) error
 	ListLeases() ([]Lease, error)
 
+	// GroupLabels are the labels a group gives its members' Nodes;
+	// SetGroupLabels replaces them. AllGroupLabels maps every group that has
+	// labels to them.
+	GroupLabels(name string) (map[string]string, error)
+	SetGroupLabels(name string, labels map[string]string) error
+	AllGroupLabels() (map[string]map[string]string, error)
+
+	// SetHostNode stores what was read of a host's Kubernetes Node; a zero
+	// State forgets it (the host has no Node).
+	SetHostNode(n HostNode) error
+
 	InsertGroup(g *Group) error
 	GroupByName(name string) (Group, error)
 	ListGroups() ([]Group, error)
@@ -158,6 +169,12 @@ type Host struct {
 	Labels         map[string]string
 	PoolID         int64  // 0 when the host has no pool
 	PoolName       string // read only: the name of pool PoolID
+	// Read only, from SetHostNode: the state of the host's Node (Ready,
+	// NotReady, or empty when it has none), its kubelet's version and why
+	// it is not Ready.
+	NodeState      string
+	KubeletVersion string
+	NodeReason     string
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 }
@@ -186,6 +203,15 @@ type ProvisionJob struct {
 type LogChunk struct {
 	Seq  int64
 	Text string
+}
+
+// HostNode is what the controller last read of a host's Kubernetes Node.
+type HostNode struct {
+	HostID         int64
+	State          string // Ready | NotReady; empty: the host has no Node
+	KubeletVersion string
+	Reason         string
+	UpdatedAt      time.Time
 }
 
 // Pool is the stored row of an address pool. Lists of addresses and ranges
