@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"sort"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -213,3 +215,86 @@ func (c *Cluster) ServerVersion() (string, error) {
 
 // CAHash pins the cluster CA for kubeadm join's --discovery-token-ca-cert-hash.
 func (c *Cluster) CAHash() (string, error) { return c.caHash() }
+
+// ManagedLabelsAnnotation lists, comma-separated, the label keys Hummingbird set on a Node, so
+// that it removes the ones it no longer wants and leaves everyone else's alone.
+const ManagedLabelsAnnotation = "hummingbird.io/managed-labels"
+
+// Node is a Node as the controller reconciles it.
+type Node struct {
+	Name        string
+	State       NodeState
+	Annotations map[string]string
+}
+
+// Nodes lists the cluster's Nodes.
+func (c *Cluster) Nodes(ctx context.Context) ([]Node, error) {
+	list, err := c.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing nodes at %s: %w", c.cfg.Host, err)
+	}
+	out := make([]Node, 0, len(list.Items))
+	for i := range list.Items {
+		n := &list.Items[i]
+		out = append(out, Node{Name: n.Name, State: nodeState(n), Annotations: n.Annotations})
+	}
+	return out, nil
+}
+
+// ApplyManagedLabels makes the labels Hummingbird manages on a Node equal want: it sets the
+// missing and drifted ones, removes the ones it set before but no longer wants, and records
+// the set in ManagedLabelsAnnotation. A Node that already agrees is not written; changed says
+// whether it was.
+func (c *Cluster) ApplyManagedLabels(ctx context.Context, n Node, want map[string]string) (changed bool, err error) {
+	patch, needed := managedLabelsPatch(n.State.Labels, n.Annotations, want)
+	if !needed {
+		return false, nil
+	}
+	if _, err := c.cs.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return false, fmt.Errorf("labelling node %s: %w", n.Name, err)
+	}
+	return true, nil
+}
+
+// ApplyManagedLabelsByName is ApplyManagedLabels for a Node read by name.
+func (c *Cluster) ApplyManagedLabelsByName(ctx context.Context, name string, want map[string]string) error {
+	n, err := c.cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("reading node %s: %w", name, err)
+	}
+	_, err = c.ApplyManagedLabels(ctx, Node{Name: n.Name, State: nodeState(n), Annotations: n.Annotations}, want)
+	return err
+}
+
+// managedLabelsPatch is the merge patch that brings a Node with labels have and annotations ann
+// to the managed labels want, and whether one is needed.
+func managedLabelsPatch(have, ann, want map[string]string) ([]byte, bool) {
+	labels := map[string]*string{}
+	for k, v := range want {
+		if cur, ok := have[k]; !ok || cur != v {
+			labels[k] = &v
+		}
+	}
+	for _, k := range strings.Split(ann[ManagedLabelsAnnotation], ",") {
+		if _, wanted := want[k]; k != "" && !wanted {
+			if _, present := have[k]; present {
+				labels[k] = nil
+			}
+		}
+	}
+	keys := make([]string, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	managed := strings.Join(keys, ",")
+	if len(labels) == 0 && ann[ManagedLabelsAnnotation] == managed {
+		return nil, false
+	}
+	meta := map[string]any{"annotations": map[string]string{ManagedLabelsAnnotation: managed}}
+	if len(labels) > 0 {
+		meta["labels"] = labels
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": meta})
+	return patch, true
+}

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"hummingbird.io/hummingbird/internal/nodes"
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/playbooks"
 )
@@ -210,25 +211,18 @@ func (r *Runner) provision(ctx context.Context, job store.ProvisionJob, log inte
 	if _, err := r.cluster.WaitNodeReady(readyCtx, h.Hostname, 2*time.Second); err != nil {
 		return StateFailed, waiting, fmt.Sprintf("%v (after %s; see the kubelet's log on the host: journalctl -u kubelet)", err, r.cfg.ReadyTimeout)
 	}
-	if err := r.cluster.LabelNode(ctx, h.Hostname, NodeLabels(h), nil); err != nil {
+	var group map[string]string
+	if err := r.st.Read(ctx, func(tx store.Tx) error {
+		var err error
+		group, err = tx.GroupLabels(h.Group)
+		return err
+	}); err != nil {
+		return StateFailed, "Label the Node", err.Error()
+	}
+	if err := r.cluster.ApplyManagedLabelsByName(ctx, h.Hostname, nodes.Labels(h, group)); err != nil {
 		return StateFailed, "Label the Node", err.Error()
 	}
 	return StateSucceeded, waiting, ""
-}
-
-// NodeLabels are the labels an edgeworker's Node carries: its role, personality, group and the
-// host's own labels.
-func NodeLabels(h store.Host) map[string]string {
-	l := map[string]string{}
-	for k, v := range h.Labels {
-		l[k] = v
-	}
-	l[RoleLabelPrefix+h.Personality] = ""
-	l[LabelPersonality] = h.Personality
-	if h.Group != "" {
-		l[LabelGroup] = h.Group
-	}
-	return l
 }
 
 // runPlaybook runs ansible-playbook in dir, storing its output as the job's log and its events as

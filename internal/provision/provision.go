@@ -26,6 +26,7 @@ import (
 	"hummingbird.io/hummingbird/internal/bundle"
 	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/kube"
+	"hummingbird.io/hummingbird/internal/nodes"
 	"hummingbird.io/hummingbird/internal/problem"
 	"hummingbird.io/hummingbird/internal/store"
 )
@@ -45,12 +46,10 @@ const (
 	SourceOnline  = "online"
 )
 
-// Labels the controller puts on an edgeworker's Node.
+// Labels a provisioned host's Node gets, as package nodes sets and keeps them.
 const (
-	LabelPersonality = "hummingbird.io/personality"
-	LabelGroup       = "hummingbird.io/group"
-	// RoleLabelPrefix makes the personality a node role (kubectl get nodes shows it).
-	RoleLabelPrefix = "node-role.kubernetes.io/"
+	LabelPersonality = nodes.LabelPersonality
+	LabelGroup       = nodes.LabelGroup
 )
 
 // Config is how the runner provisions.

@@ -126,16 +126,6 @@ func TestScrub(t *testing.T) {
 	}
 }
 
-func TestNodeLabels(t *testing.T) {
-	t.Parallel()
-	got := NodeLabels(store.Host{Personality: "edgeworker", Group: "press", Labels: map[string]string{"site": "hall-2"}})
-	want := map[string]string{"site": "hall-2", "node-role.kubernetes.io/edgeworker": "",
-		"hummingbird.io/personality": "edgeworker", "hummingbird.io/group": "press"}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("labels (-want +got):\n%s", diff)
-	}
-}
-
 func TestConfigCheck(t *testing.T) {
 	t.Parallel()
 	if err := DefaultConfig().Check(); err != nil {
