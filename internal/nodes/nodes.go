@@ -206,7 +206,7 @@ func (r *Reconciler) record(ctx context.Context, h store.Host, n kube.Node, exis
 			return fm.Raise(tx, store.Alarm{
 				UUID: r.cfg.NewUUID(), AlarmID: AlarmKubelet, EntityType: "host", EntityInstance: entity,
 				Severity: fm.Major, AlarmType: "processing-error", ProbableCause: "underlying resource unavailable",
-				Reason: fmt.Sprintf("%s is degraded: its kubelet is not running or not reporting (Node NotReady: %s)", h.Hostname, want.Reason),
+				Reason:               fmt.Sprintf("%s is degraded: its kubelet is not running or not reporting (Node NotReady: %s)", h.Hostname, want.Reason),
 				ProposedRepairAction: "Check the kubelet on the host: systemctl status kubelet containerd; journalctl -u kubelet.",
 			}, r.cfg.NewUUID(), now)
 		}
