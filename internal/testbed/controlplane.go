@@ -212,6 +212,8 @@ func (cp *ControlPlane) startControllerManager(ctx context.Context, pki string) 
 		"--use-service-account-credentials",
 		"--controllers", "*,bootstrapsigner,tokencleaner",
 		"--leader-elect=false",
+		// A stopped kubelet's Node turns NotReady after 20 s, not 50: tests wait for it.
+		"--node-monitor-grace-period=20s",
 	)
 	if err != nil {
 		return err
