@@ -21,6 +21,7 @@ import (
 
 	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/auth"
+	"hummingbird.io/hummingbird/internal/hostlock"
 	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/kube"
 	"hummingbird.io/hummingbird/internal/mtce"
@@ -52,6 +53,8 @@ type Deps struct {
 	Cluster *kube.Cluster
 	// Provision runs provisioning jobs; nil refuses them.
 	Provision *provision.Runner
+	// Locks locks and unlocks hosts; nil refuses it.
+	Locks *hostlock.Locker
 }
 
 // AgentDeps is what the agent API needs.
@@ -116,6 +119,9 @@ func New(d Deps) *Server {
 	s.handle("DELETE", "/v1/hosts/{host}/provision", apitype.RoleOperator, http.StatusAccepted, s.cancelProvision)
 	s.handle("GET", "/v1/hosts/{host}/provision/log", apitype.RoleReader, http.StatusOK, s.provisionLog, "after", "limit")
 	s.handle("POST", "/v1/hosts/{host}/upgrade", apitype.RoleOperator, http.StatusAccepted, s.upgradeHost)
+	s.handle("POST", "/v1/hosts/{host}/lock", apitype.RoleOperator, http.StatusAccepted, s.lockHost)
+	s.handle("GET", "/v1/hosts/{host}/lock", apitype.RoleReader, http.StatusOK, s.getLock)
+	s.handle("POST", "/v1/hosts/{host}/unlock", apitype.RoleOperator, http.StatusOK, s.unlockHost)
 	s.handle("GET", "/v1/groups", apitype.RoleReader, http.StatusOK, s.listGroups)
 	s.handle("POST", "/v1/groups", apitype.RoleOperator, http.StatusCreated, s.addGroup)
 	s.handle("GET", "/v1/groups/{group}", apitype.RoleReader, http.StatusOK, s.getGroup)

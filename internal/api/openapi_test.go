@@ -216,6 +216,8 @@ func specCheckType(t *testing.T, where string, s *openapi3.Schema, typ reflect.T
 		}
 	case typ.Kind() == reflect.String:
 		want = "string"
+	case typ.Kind() == reflect.Bool:
+		want = "boolean"
 	case typ.Kind() == reflect.Int64, typ.Kind() == reflect.Int:
 		want = "integer"
 	case typ.Kind() == reflect.Map:
@@ -225,8 +227,10 @@ func specCheckType(t *testing.T, where string, s *openapi3.Schema, typ reflect.T
 		}
 	case typ.Kind() == reflect.Slice:
 		want = "array"
-		if s.Items != nil {
+		if s.Items != nil && typ.Elem().Kind() == reflect.Struct {
 			specCheckShape(t, where+"[]", s.Items.Value, typ.Elem())
+		} else if s.Items != nil {
+			specCheckType(t, where+"[]", s.Items.Value, typ.Elem())
 		}
 	case typ.Kind() == reflect.Struct:
 		want = "object"
@@ -554,6 +558,7 @@ func TestSpecResponses(t *testing.T) {
 		t.Run("controller", func(t *testing.T) { t.Parallel(); specControllerCases(t, sh) })
 		t.Run("faults", func(t *testing.T) { t.Parallel(); specFaultCases(t, sh) })
 		t.Run("token id collision", func(t *testing.T) { t.Parallel(); specCollisionCases(t, sh) })
+		t.Run("locks", func(t *testing.T) { t.Parallel(); specLockCases(t, sh) })
 	})
 	if !t.Failed() {
 		sh.checkCoverage(t)

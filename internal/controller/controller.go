@@ -22,6 +22,7 @@ import (
 	"hummingbird.io/hummingbird/internal/api"
 	"hummingbird.io/hummingbird/internal/auth"
 	"hummingbird.io/hummingbird/internal/fm"
+	"hummingbird.io/hummingbird/internal/hostlock"
 	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/kube"
 	"hummingbird.io/hummingbird/internal/mgmtnet/dhcp"
@@ -95,6 +96,7 @@ type Controller struct {
 	Inventory *inventory.Service
 	Monitor   *mtce.Monitor
 	Provision *provision.Runner
+	Locks     *hostlock.Locker
 	// AdminToken is the first admin token when this start made it.
 	AdminToken string
 }
@@ -239,6 +241,7 @@ func (c *Controller) setup(ctx context.Context) error {
 	}
 	pc.Log = c.log
 	c.Provision = provision.New(c.Store, cluster, pc)
+	c.Locks = hostlock.New(c.Store, cluster, hostlock.Config{Log: c.log})
 	if err := c.Provision.Recover(ctx); err != nil {
 		return fmt.Errorf("ending the provisioning jobs of the last run: %w", err)
 	}
@@ -254,6 +257,7 @@ func (c *Controller) setup(ctx context.Context) error {
 		Registry:  reg,
 		Cluster:   cluster,
 		Provision: c.Provision,
+		Locks:     c.Locks,
 		Agents:    &api.AgentDeps{Store: c.Store, CA: c.CA, Monitor: c.Monitor, AutoAdd: c.cfg.AgentAutoAdd},
 	})
 	return nil
@@ -304,6 +308,8 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { c.Monitor.Run(ctx); close(monitorDone) }()
 	provisionDone := make(chan struct{})
 	go func() { c.Provision.Run(ctx); close(provisionDone) }()
+	locksDone := make(chan struct{})
+	go func() { c.Locks.Run(ctx); close(locksDone) }()
 	webhookDone := make(chan struct{})
 	if c.cfg.AlarmWebhook != "" {
 		go func() {
@@ -320,6 +326,7 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 	cancel()
 	<-monitorDone
 	<-provisionDone
+	<-locksDone
 	<-webhookDone
 	if derr := <-dhcpDone; derr != nil && !errors.Is(derr, context.Canceled) {
 		err = errors.Join(err, fmt.Errorf("dhcp: %w", derr))

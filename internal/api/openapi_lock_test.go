@@ -1,0 +1,153 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"hummingbird.io/hummingbird/internal/api"
+	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/controller"
+	"hummingbird.io/hummingbird/internal/hostlock"
+	"hummingbird.io/hummingbird/internal/inventory"
+	"hummingbird.io/hummingbird/internal/store"
+)
+
+// TestSpecLockShapes holds the lock schemas to their Go types, and the states to the code's.
+func TestSpecLockShapes(t *testing.T) {
+	t.Parallel()
+	doc := specLoad(t)
+	for name, v := range map[string]any{"LockRequest": apitype.LockRequest{}, "LockOperation": apitype.LockOperation{}} {
+		ref := doc.Components.Schemas[name]
+		if ref == nil {
+			t.Fatalf("components.schemas has no %s", name)
+		}
+		specCheckShape(t, name, ref.Value, reflect.TypeOf(v))
+	}
+	var states []string
+	for _, v := range doc.Components.Schemas["LockOperation"].Value.Properties["state"].Value.Enum {
+		states = append(states, v.(string))
+	}
+	if diff := cmp.Diff([]string{hostlock.StateDraining, hostlock.StateLocked, hostlock.StateFailed}, states); diff != "" {
+		t.Errorf("LockOperation.state: enum in the spec (+) differs from the code's (-):\n%s", diff)
+	}
+}
+
+// specLockCases locks and unlocks hosts on a controller that manages no cluster: a lock
+// locks the record at once. The drains are tested on the test bed (test/e2e).
+func specLockCases(t *testing.T, sh *specHarness) {
+	t.Helper()
+	ctx := context.Background()
+	cfg := controller.Defaults()
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	c, err := controller.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("controller: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	h := c.API().Handler()
+	admin := c.AdminToken
+	operator := sh.specCreateToken(t, h, admin, `{"role":"operator"}`)
+	reader := sh.specCreateToken(t, h, admin, `{"role":"reader"}`)
+	big := `{"timeout":"` + strings.Repeat("x", api.MaxBodyBytes) + `"}`
+	// refused runs a case and checks its error message says want.
+	refused := func(tc specCase, want string) {
+		t.Helper()
+		var e apitype.Error
+		if err := json.Unmarshal(sh.do(t, h, tc), &e); err != nil || !strings.Contains(e.Error.Message, want) {
+			t.Errorf("%s: error %+v (%v); want a message with %q", tc.name, e.Error, err, want)
+		}
+	}
+	for _, body := range []string{
+		`{"hostname":"edge-l1","personality":"edgeworker","mgmt_ip":"192.168.204.60"}`,
+		`{"hostname":"edge-l2","personality":"edgeworker","mgmt_ip":"192.168.204.61"}`,
+		`{"hostname":"controller-0","personality":"controller","mgmt_ip":"192.168.204.62"}`,
+		`{"hostname":"controller-1","personality":"controller","mgmt_ip":"192.168.204.63"}`,
+	} {
+		sh.do(t, h, specCase{name: "add host to lock", method: "POST", path: "/v1/hosts", token: admin, body: body, want: 201})
+	}
+
+	// A new host is locked.
+	refused(specCase{name: "lock a new host", method: "POST", path: "/v1/hosts/edge-l1/lock", token: operator, want: 409}, "locked already")
+	refused(specCase{name: "lock show never locked", method: "GET", path: "/v1/hosts/edge-l1/lock", token: reader, want: 404}, "hbctl host-lock edge-l1")
+	body := sh.do(t, h, specCase{name: "unlock", method: "POST", path: "/v1/hosts/edge-l1/unlock", token: operator, want: 200})
+	var host apitype.Host
+	if err := json.Unmarshal(body, &host); err != nil || host.Administrative != "unlocked" || host.Operational != "enabled" {
+		t.Errorf("unlocked host: %s (%v); want unlocked and enabled", body, err)
+	}
+	refused(specCase{name: "unlock again", method: "POST", path: "/v1/hosts/edge-l1/unlock", token: operator, want: 409}, "not locked")
+	sh.do(t, h, specCase{name: "unlock unknown host", method: "POST", path: "/v1/hosts/nope/unlock", token: operator, want: 404})
+	sh.do(t, h, specCase{name: "unlock by reader", method: "POST", path: "/v1/hosts/edge-l2/unlock", token: reader, want: 403})
+	sh.do(t, h, specCase{name: "unlock without token", method: "POST", path: "/v1/hosts/edge-l2/unlock", want: 401, offSpec: true})
+	sh.do(t, h, specCase{name: "unlock unknown query", method: "POST", path: "/v1/hosts/edge-l2/unlock?force=1", token: operator, want: 400, offSpec: true})
+
+	refused(specCase{name: "lock short timeout", method: "POST", path: "/v1/hosts/edge-l1/lock", token: operator, body: `{"timeout":"5s"}`, want: 400}, "10s to 1h")
+	sh.do(t, h, specCase{name: "lock long timeout", method: "POST", path: "/v1/hosts/edge-l1/lock", token: operator, body: `{"timeout":"2h"}`, want: 400})
+	sh.do(t, h, specCase{name: "lock bad timeout", method: "POST", path: "/v1/hosts/edge-l1/lock", token: operator, body: `{"timeout":"soon"}`, want: 400})
+	sh.do(t, h, specCase{name: "lock bad force", method: "POST", path: "/v1/hosts/edge-l1/lock", token: operator, body: `{"force":"yes"}`, want: 400, offSpec: true})
+	sh.do(t, h, specCase{name: "lock unknown field", method: "POST", path: "/v1/hosts/edge-l1/lock", token: operator, body: `{"drain":false}`, want: 400, offSpec: true})
+	sh.do(t, h, specCase{name: "lock too large", method: "POST", path: "/v1/hosts/edge-l1/lock", token: operator, body: big, want: 413, offSpec: true})
+	sh.do(t, h, specCase{name: "lock unknown host", method: "POST", path: "/v1/hosts/nope/lock", token: operator, want: 404})
+	sh.do(t, h, specCase{name: "lock by reader", method: "POST", path: "/v1/hosts/edge-l1/lock", token: reader, want: 403})
+	sh.do(t, h, specCase{name: "lock without token", method: "POST", path: "/v1/hosts/edge-l1/lock", want: 401, offSpec: true})
+	sh.do(t, h, specCase{name: "lock unknown query", method: "POST", path: "/v1/hosts/edge-l1/lock?force=1", token: operator, want: 400, offSpec: true})
+	body = sh.do(t, h, specCase{name: "lock", method: "POST", path: "/v1/hosts/edge-l1/lock", token: operator, body: `{"force":true,"timeout":"90s"}`, want: 202})
+	var op apitype.LockOperation
+	if err := json.Unmarshal(body, &op); err != nil || op.State != "locked" || op.FinishedAt == nil || op.Timeout != "1m30s" || !op.Force ||
+		!strings.Contains(op.Message, "no Kubernetes cluster") {
+		t.Errorf("a lock without a cluster: %s (%v); want locked at once, saying there is no cluster", body, err)
+	}
+	body = sh.do(t, h, specCase{name: "lock show", method: "GET", path: "/v1/hosts/edge-l1/lock", token: reader, want: 200})
+	if err := json.Unmarshal(body, &op); err != nil || op.State != "locked" || op.Host != "edge-l1" {
+		t.Errorf("lock show: %s (%v)", body, err)
+	}
+	body = sh.do(t, h, specCase{name: "host show after lock", method: "GET", path: "/v1/hosts/edge-l1", token: reader, want: 200})
+	if err := json.Unmarshal(body, &host); err != nil || host.Administrative != "locked" || host.Operational != "disabled" {
+		t.Errorf("locked host: %s (%v); want locked and disabled", body, err)
+	}
+	sh.do(t, h, specCase{name: "lock show unknown host", method: "GET", path: "/v1/hosts/nope/lock", token: reader, want: 404})
+	sh.do(t, h, specCase{name: "lock show without token", method: "GET", path: "/v1/hosts/edge-l1/lock", want: 401, offSpec: true})
+	sh.do(t, h, specCase{name: "lock show unknown query", method: "GET", path: "/v1/hosts/edge-l1/lock?x=1", token: reader, want: 400, offSpec: true})
+	refused(specCase{name: "lock a locked host", method: "POST", path: "/v1/hosts/edge-l1/lock", token: operator, want: 409}, "host-unlock edge-l1")
+	sh.do(t, h, specCase{name: "unlock a locked host", method: "POST", path: "/v1/hosts/edge-l1/unlock", token: operator, want: 200})
+
+	// A host being provisioned is refused.
+	if err := c.Store.Write(ctx, func(tx store.Tx) error {
+		h, err := tx.HostByHostname("edge-l2")
+		if err != nil {
+			return err
+		}
+		h.Administrative, h.InvProvision = inventory.AdminUnlocked, inventory.ProvProvisioning
+		return tx.UpdateHost(&h)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	refused(specCase{name: "lock while provisioning", method: "POST", path: "/v1/hosts/edge-l2/lock", token: operator, want: 409}, "being provisioned")
+
+	// The last unlocked controller stays unlocked.
+	sh.do(t, h, specCase{name: "unlock controller-0", method: "POST", path: "/v1/hosts/controller-0/unlock", token: operator, want: 200})
+	refused(specCase{name: "lock the only unlocked controller", method: "POST", path: "/v1/hosts/controller-0/lock", token: operator, want: 409}, "only unlocked controller")
+	sh.do(t, h, specCase{name: "unlock controller-1", method: "POST", path: "/v1/hosts/controller-1/unlock", token: operator, want: 200})
+	sh.do(t, h, specCase{name: "lock one of two controllers", method: "POST", path: "/v1/hosts/controller-0/lock", token: operator, want: 202})
+	refused(specCase{name: "lock the other controller", method: "POST", path: "/v1/hosts/controller-1/lock", token: operator, want: 409}, "only unlocked controller")
+
+	// Each change has its event.
+	body = sh.do(t, h, specCase{name: "lock events", method: "GET", path: "/v1/events?entity_id=host%3Dedge-l1", token: reader, want: 200})
+	var events apitype.EventList
+	if err := json.Unmarshal(body, &events); err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range events.Events {
+		actions = append(actions, e.Action)
+	}
+	if diff := cmp.Diff([]string{"host.unlock", "host.lock", "host.unlock", "host.add"}, actions); diff != "" {
+		t.Errorf("events of edge-l1 (-want +got):\n%s", diff)
+	}
+}
