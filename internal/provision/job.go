@@ -301,6 +301,9 @@ func (r *Runner) runPlaybook(ctx context.Context, jobID int64, dir string) (prog
 		}
 	}()
 	werr := cmd.Wait()
+	// What ansible-playbook leaves behind in its group (an ssh master kept for reuse) would hold
+	// the output pipes open and outlive the job.
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
