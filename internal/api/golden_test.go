@@ -237,6 +237,22 @@ func TestGoldenHosts(t *testing.T) {
 	g.do(t, "version", "GET", "/v1/version", reader, "")
 }
 
+func TestGoldenGroupLabels(t *testing.T) {
+	t.Parallel()
+	g := goldenNewServer(t)
+	op := g.goldenToken(t, "operator")
+	reader := g.goldenToken(t, "reader")
+	g.do(t, "", "POST", "/v1/groups", op, `{"name":"press","description":"the presses of hall 2"}`)
+	g.do(t, "", "POST", "/v1/groups", op, `{"name":"paint"}`)
+	g.do(t, "group_label_assign", "POST", "/v1/groups/press/labels", op, `{"labels":{"line":"3","example.com/hall":"2"}}`)
+	g.do(t, "group_label_remove", "DELETE", "/v1/groups/press/labels?key=example.com/hall", op, "")
+	g.do(t, "group_label_list", "GET", "/v1/groups/press/labels", reader, "")
+	g.do(t, "group_list", "GET", "/v1/groups", reader, "")
+	g.do(t, "error_label_reserved", "POST", "/v1/groups/press/labels", op, `{"labels":{"hummingbird.io/group":"paint"}}`)
+	g.do(t, "error_label_missing", "DELETE", "/v1/groups/press/labels?key=line&key=hall", op, "")
+	g.do(t, "event_list_groups", "GET", "/v1/events?entity_type=group&entity_id=group%3Dpress", reader, "")
+}
+
 func TestGoldenPools(t *testing.T) {
 	t.Parallel()
 	g := goldenNewServer(t)

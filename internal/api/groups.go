@@ -10,7 +10,7 @@ import (
 
 func groupOut(g inventory.GroupInfo) apitype.Group {
 	out := apitype.Group{Name: g.Name, Description: g.Description, Members: []apitype.GroupMember{},
-		CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt}
+		Labels: groupLabelsOut(g.Labels).Labels, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt}
 	for _, h := range g.Members {
 		out.Members = append(out.Members, apitype.GroupMember{Hostname: h.Hostname, Personality: h.Personality, Availability: h.Availability})
 	}
@@ -51,4 +51,39 @@ func (s *Server) getGroup(r *http.Request, _ auth.Principal) (any, error) {
 
 func (s *Server) deleteGroup(r *http.Request, p auth.Principal) (any, error) {
 	return nil, s.d.Inventory.DeleteGroup(r.Context(), p.Actor(), r.PathValue("group"))
+}
+
+func groupLabelsOut(labels map[string]string) apitype.GroupLabels {
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	return apitype.GroupLabels{Labels: labels}
+}
+
+func (s *Server) getGroupLabels(r *http.Request, _ auth.Principal) (any, error) {
+	l, err := s.d.Inventory.GroupLabels(r.Context(), r.PathValue("group"))
+	if err != nil {
+		return nil, err
+	}
+	return groupLabelsOut(l), nil
+}
+
+func (s *Server) assignGroupLabels(r *http.Request, p auth.Principal) (any, error) {
+	var req apitype.GroupLabels
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	l, err := s.d.Inventory.AssignGroupLabels(r.Context(), p.Actor(), r.PathValue("group"), req.Labels)
+	if err != nil {
+		return nil, err
+	}
+	return groupLabelsOut(l), nil
+}
+
+func (s *Server) removeGroupLabels(r *http.Request, p auth.Principal) (any, error) {
+	l, err := s.d.Inventory.RemoveGroupLabels(r.Context(), p.Actor(), r.PathValue("group"), r.URL.Query()["key"])
+	if err != nil {
+		return nil, err
+	}
+	return groupLabelsOut(l), nil
 }

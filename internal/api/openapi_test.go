@@ -514,17 +514,19 @@ var (
 
 // specBodies are valid bodies for the operations that take one.
 var specBodies = map[string]string{
-	"POST /v1/hosts":               `{"hostname":"edge-09","personality":"edgeworker","mgmt_ip":"192.168.204.90"}`,
-	"PATCH /v1/hosts/{host}":       `{"location":"line-9"}`,
-	"POST /v1/tokens":              `{"role":"reader"}`,
-	"POST /v1/addrpools":           `{"name":"site-z","network":"10.99.0.0/24","mode":"dynamic"}`,
-	"POST /v1/hosts/{host}/labels": `{"labels":{"zone":"north"}}`,
-	"POST /v1/groups":              `{"name":"plant-q"}`,
+	"POST /v1/hosts":                 `{"hostname":"edge-09","personality":"edgeworker","mgmt_ip":"192.168.204.90"}`,
+	"PATCH /v1/hosts/{host}":         `{"location":"line-9"}`,
+	"POST /v1/tokens":                `{"role":"reader"}`,
+	"POST /v1/addrpools":             `{"name":"site-z","network":"10.99.0.0/24","mode":"dynamic"}`,
+	"POST /v1/hosts/{host}/labels":   `{"labels":{"zone":"north"}}`,
+	"POST /v1/groups":                `{"name":"plant-q"}`,
+	"POST /v1/groups/{group}/labels": `{"labels":{"line":"3"}}`,
 }
 
 // specQueries are valid query strings for the operations that need one.
 var specQueries = map[string]string{
-	"DELETE /v1/hosts/{host}/labels": "?key=zone",
+	"DELETE /v1/hosts/{host}/labels":   "?key=zone",
+	"DELETE /v1/groups/{group}/labels": "?key=line",
 }
 
 // specTokenID is the id part of a bearer token.
@@ -938,6 +940,31 @@ current-context: c
 		specCase{name: "label remove unknown query", method: "DELETE", path: "/v1/hosts/edge-fm/labels?k=tier", token: operator, want: 400, offSpec: true},
 		specCase{name: "label remove without token", method: "DELETE", path: "/v1/hosts/edge-fm/labels?key=zone", want: 401, offSpec: true},
 	)
+	// Group labels.
+	run(
+		specCase{name: "group labels", method: "GET", path: "/v1/groups/plant-a/labels", token: labelReader, want: 200},
+		specCase{name: "group labels unknown group", method: "GET", path: "/v1/groups/nope/labels", token: labelReader, want: 404},
+		specCase{name: "group labels unknown query", method: "GET", path: "/v1/groups/plant-a/labels?x=1", token: labelReader, want: 400, offSpec: true},
+		specCase{name: "group labels without token", method: "GET", path: "/v1/groups/plant-a/labels", want: 401, offSpec: true},
+		specCase{name: "group label assign", method: "POST", path: "/v1/groups/plant-a/labels", token: operator, want: 200, body: `{"labels":{"line":"3","hall":"2"}}`},
+		specCase{name: "group label assign reserved prefix", method: "POST", path: "/v1/groups/plant-a/labels", token: operator, want: 400, body: `{"labels":{"hummingbird.io/group":"x"}}`},
+		specCase{name: "group label assign none", method: "POST", path: "/v1/groups/plant-a/labels", token: operator, want: 400, body: `{"labels":{}}`},
+		specCase{name: "group label assign unknown group", method: "POST", path: "/v1/groups/nope/labels", token: operator, want: 404, body: `{"labels":{"line":"3"}}`},
+		specCase{name: "group label assign by reader", method: "POST", path: "/v1/groups/plant-a/labels", token: labelReader, want: 403, body: `{"labels":{"line":"3"}}`},
+		specCase{name: "group label assign with a bad token", method: "POST", path: "/v1/groups/plant-a/labels", token: admin + "x", want: 401, body: `{"labels":{"line":"3"}}`, offSpec: true},
+		specCase{name: "group label assign too large", method: "POST", path: "/v1/groups/plant-a/labels", token: operator, body: big, want: 413, offSpec: true},
+		specCase{name: "group label remove", method: "DELETE", path: "/v1/groups/plant-a/labels?key=hall", token: operator, want: 200},
+		specCase{name: "group label remove missing", method: "DELETE", path: "/v1/groups/plant-a/labels?key=hall", token: operator, want: 404},
+		specCase{name: "group label remove unknown group", method: "DELETE", path: "/v1/groups/nope/labels?key=line", token: operator, want: 404},
+		specCase{name: "group label remove by reader", method: "DELETE", path: "/v1/groups/plant-a/labels?key=line", token: labelReader, want: 403},
+		specCase{name: "group label remove unknown query", method: "DELETE", path: "/v1/groups/plant-a/labels?k=line", token: operator, want: 400, offSpec: true},
+		specCase{name: "group label remove without token", method: "DELETE", path: "/v1/groups/plant-a/labels?key=line", want: 401, offSpec: true},
+	)
+	body = sh.do(t, h, specCase{name: "group show with labels", method: "GET", path: "/v1/groups/plant-a", token: labelReader, want: 200})
+	var shown apitype.Group
+	if err := json.Unmarshal(body, &shown); err != nil || !cmp.Equal(shown.Labels, map[string]string{"line": "3"}) {
+		t.Errorf("group show after the label calls: %s (%v); want labels line=3", body, err)
+	}
 	run(
 		specCase{name: "inventory before the agent reports", method: "GET", path: "/v1/hosts/edge-fm/inventory", token: admin, want: 404},
 		specCase{name: "alarm list empty", method: "GET", path: "/v1/alarms", token: admin, want: 200},

@@ -146,11 +146,18 @@ const (
 
 // Group is a group (federation) of hosts.
 type Group struct {
-	Name        string        `json:"name"`
-	Description string        `json:"description"`
-	Members     []GroupMember `json:"members"`
-	CreatedAt   time.Time     `json:"created_at"`
-	UpdatedAt   time.Time     `json:"updated_at"`
+	Name        string            `json:"name"`
+	Description string            `json:"description"`
+	Members     []GroupMember     `json:"members"`
+	Labels      map[string]string `json:"labels"` // the group's own labels, given to its members' Nodes
+	CreatedAt   time.Time         `json:"created_at"`
+	UpdatedAt   time.Time         `json:"updated_at"`
+}
+
+// GroupLabels is the body of GET and POST /v1/groups/{group}/labels and
+// the answer of every group label call: the group's labels after the call.
+type GroupLabels struct {
+	Labels map[string]string `json:"labels"`
 }
 
 // GroupMember is a host of a group, with its availability.

@@ -322,6 +322,46 @@ func TestLabels(t *testing.T) {
 	}
 }
 
+func TestGroupLabels(t *testing.T) {
+	t.Parallel()
+	h := newHbctl(t)
+	h.ok("group-add", "press")
+	if got := h.ok("group-label-assign", "press", "line=3", "example.com/hall=2", "-f", "value"); got != "example.com/hall 2\nline 3\n" {
+		t.Errorf("group-label-assign: %q", got)
+	}
+	if code, _, errs := h.run("", "group-label-assign", "press", "hummingbird.io/group=paint"); code != 1 || !strings.Contains(errs, "Hummingbird's own") {
+		t.Errorf("assign under the reserved prefix: %d %q", code, errs)
+	}
+	if code, _, errs := h.run("", "group-label-remove", "press", "line", "typo"); code != 1 || !strings.Contains(errs, `no label "typo"`) {
+		t.Errorf("remove with a typo: %d %q", code, errs)
+	}
+	if got := h.ok("group-label-remove", "press", "example.com/hall", "-f", "value"); got != "line 3\n" {
+		t.Errorf("group-label-remove: %q", got)
+	}
+	if got := h.ok("group-label-list", "press", "-f", "json"); strings.TrimSpace(got) != `{
+  "line": "3"
+}` {
+		t.Errorf("group-label-list json: %q", got)
+	}
+	if got := h.ok("group-show", "press", "-c", "labels", "-f", "value"); got != "line=3\n" {
+		t.Errorf("group-show labels: %q", got)
+	}
+	if got := h.ok("group-list", "-c", "name", "-c", "labels", "-f", "value"); got != "press line=3\n" {
+		t.Errorf("group-list labels: %q", got)
+	}
+	if code, _, errs := h.run("", "group-label-list", "paint"); code != 1 || !strings.Contains(errs, `no group "paint"`) {
+		t.Errorf("labels of an unknown group: %d %q", code, errs)
+	}
+	for _, args := range [][]string{{"group-label-assign", "press"}, {"group-label-remove", "press"}, {"group-label-list"}} {
+		if code, _, _ := h.run("", args...); code != 2 {
+			t.Errorf("hbctl %s exits %d, want 2", strings.Join(args, " "), code)
+		}
+	}
+	if _, out, _ := h.run("", "__complete", "group-label-assign", ""); !strings.Contains(out, "press\n") {
+		t.Errorf("completion of group-label-assign: %q", out)
+	}
+}
+
 func TestClusterShowWithoutCluster(t *testing.T) {
 	t.Parallel()
 	h := newHbctl(t)

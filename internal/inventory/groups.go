@@ -4,16 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"hummingbird.io/hummingbird/internal/problem"
 	"hummingbird.io/hummingbird/internal/store"
 )
 
-// GroupInfo is a group with its members.
+// GroupInfo is a group with its members and labels.
 type GroupInfo struct {
 	store.Group
 	Members []store.Host
+	Labels  map[string]string
 }
 
 func (s *Service) groupEvent(tx store.Tx, action, actor, name, reason string) error {
@@ -68,6 +70,9 @@ func (s *Service) GetGroup(ctx context.Context, name string) (GroupInfo, error) 
 			return err
 		}
 		out.Group = g
+		if out.Labels, err = tx.GroupLabels(name); err != nil {
+			return err
+		}
 		out.Members, err = tx.ListHosts(store.HostFilter{Group: name})
 		return err
 	})
@@ -86,12 +91,20 @@ func (s *Service) ListGroups(ctx context.Context) ([]GroupInfo, error) {
 		if err != nil {
 			return err
 		}
+		labels, err := tx.AllGroupLabels()
+		if err != nil {
+			return err
+		}
 		members := map[string][]store.Host{}
 		for _, h := range hosts {
 			members[h.Group] = append(members[h.Group], h)
 		}
 		for _, g := range groups {
-			out = append(out, GroupInfo{Group: g, Members: members[g.Name]})
+			l := labels[g.Name]
+			if l == nil {
+				l = map[string]string{}
+			}
+			out = append(out, GroupInfo{Group: g, Members: members[g.Name], Labels: l})
 		}
 		return nil
 	})
@@ -124,6 +137,99 @@ func (s *Service) DeleteGroup(ctx context.Context, actor, name string) error {
 		}
 		return s.groupEvent(tx, "group.delete", actor, name, fmt.Sprintf("group %s deleted", name))
 	})
+}
+
+// GroupLabels returns a group's labels, the ones it gives its members' Nodes.
+func (s *Service) GroupLabels(ctx context.Context, name string) (map[string]string, error) {
+	var out map[string]string
+	err := s.st.Read(ctx, func(tx store.Tx) error {
+		if _, err := lookupGroup(tx, name); err != nil {
+			return err
+		}
+		var err error
+		out, err = tx.GroupLabels(name)
+		return err
+	})
+	return out, err
+}
+
+// AssignGroupLabels sets labels on a group, keeping its others, in one
+// transaction with its event.
+func (s *Service) AssignGroupLabels(ctx context.Context, actor, name string, labels map[string]string) (map[string]string, error) {
+	if len(labels) == 0 {
+		return nil, problem.Invalidf("labels", "give at least one label to assign, like zone=north")
+	}
+	if err := CheckLabels(labels); err != nil {
+		return nil, err
+	}
+	return s.relabelGroup(ctx, actor, name, "group.label.assign", func(l map[string]string) []string {
+		var changed []string
+		for k, v := range labels {
+			if old, ok := l[k]; !ok || old != v {
+				l[k] = v
+				changed = append(changed, k+"="+v)
+			}
+		}
+		return changed
+	})
+}
+
+// RemoveGroupLabels removes labels from a group by key; keys it does not
+// have are refused, so a typo does not pass for a success.
+func (s *Service) RemoveGroupLabels(ctx context.Context, actor, name string, keys []string) (map[string]string, error) {
+	if len(keys) == 0 {
+		return nil, problem.Invalidf("keys", "give at least one label key to remove")
+	}
+	var missing error
+	labels, err := s.relabelGroup(ctx, actor, name, "group.label.remove", func(l map[string]string) []string {
+		var removed []string
+		for _, k := range keys {
+			if _, ok := l[k]; !ok {
+				missing = problem.NotFoundf("group has no label %q (hbctl group-label-list shows its labels)", k)
+				return nil
+			}
+			delete(l, k)
+			removed = append(removed, k)
+		}
+		return removed
+	})
+	if missing != nil {
+		return nil, missing
+	}
+	return labels, err
+}
+
+// relabelGroup applies change to a copy of a group's labels and stores the
+// result with an event naming what changed; nothing changed, nothing is
+// written.
+func (s *Service) relabelGroup(ctx context.Context, actor, name, action string, change func(map[string]string) []string) (map[string]string, error) {
+	var out map[string]string
+	err := s.st.Write(ctx, func(tx store.Tx) error {
+		if _, err := lookupGroup(tx, name); err != nil {
+			return err
+		}
+		old, err := tx.GroupLabels(name)
+		if err != nil {
+			return err
+		}
+		labels := make(map[string]string, len(old))
+		for k, v := range old {
+			labels[k] = v
+		}
+		changed := change(labels)
+		out = old
+		if len(changed) == 0 {
+			return nil
+		}
+		if err := tx.SetGroupLabels(name, labels); err != nil {
+			return err
+		}
+		out = labels
+		sort.Strings(changed)
+		return s.groupEvent(tx, action, actor, name,
+			fmt.Sprintf("group %s labels: %s %s", name, strings.TrimPrefix(action, "group.label."), strings.Join(changed, ", ")))
+	})
+	return out, err
 }
 
 // checkGroupExists refuses a host in a group that was never added.

@@ -59,6 +59,7 @@ func TestService(t *testing.T) {
 			t.Run("dhcp view", func(t *testing.T) { t.Parallel(); testDHCPView(t, newFixture(t, b.DSN(t), "dynamic")) })
 			t.Run("labels", func(t *testing.T) { t.Parallel(); testLabels(t, newFixture(t, b.DSN(t), "static")) })
 			t.Run("groups", func(t *testing.T) { t.Parallel(); testGroups(t, newFixture(t, b.DSN(t), "static")) })
+			t.Run("group labels", func(t *testing.T) { t.Parallel(); testGroupLabels(t, newFixture(t, b.DSN(t), "static")) })
 			t.Run("ssh login", func(t *testing.T) { t.Parallel(); testSSHLogin(t, newFixture(t, b.DSN(t), "static")) })
 		})
 	}
@@ -541,5 +542,114 @@ func testGroups(t *testing.T, f *fixture) {
 	}
 	if err := f.svc.DeleteGroup(ctx, "t", "press"); !problem.Is(err, problem.NotFound) {
 		t.Errorf("delete it again: %v", err)
+	}
+}
+
+func testGroupLabels(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	if _, err := f.svc.GroupLabels(ctx, "nope"); !problem.Is(err, problem.NotFound) || !strings.Contains(err.Error(), "hbctl group-list") {
+		t.Errorf("labels of an unknown group: %v, want not found naming hbctl group-list", err)
+	}
+	if _, err := f.svc.AssignGroupLabels(ctx, "op", "nope", map[string]string{"line": "3"}); !problem.Is(err, problem.NotFound) {
+		t.Errorf("assign to an unknown group: %v, want not found", err)
+	}
+	if _, err := f.svc.RemoveGroupLabels(ctx, "op", "nope", []string{"line"}); !problem.Is(err, problem.NotFound) {
+		t.Errorf("remove from an unknown group: %v, want not found", err)
+	}
+	if l, err := f.svc.GroupLabels(ctx, "press"); err != nil || l == nil || len(l) != 0 {
+		t.Errorf("labels of a new group: %#v, %v; want an empty map", l, err)
+	}
+	l, err := f.svc.AssignGroupLabels(ctx, "op", "press", map[string]string{"line": "3", "zone": "north"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{"line": "3", "zone": "north"}, l); diff != "" {
+		t.Errorf("after assign (-want +got):\n%s", diff)
+	}
+	// Assigning what is there already changes nothing and logs nothing.
+	if _, err := f.svc.AssignGroupLabels(ctx, "op", "press", map[string]string{"line": "3"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []map[string]string{nil, {"bad key": "x"}, {"hummingbird.io/group": "x"}, {"zone": "bad value!"}} {
+		if _, err := f.svc.AssignGroupLabels(ctx, "op", "press", bad); !problem.Is(err, problem.Invalid) || problem.FieldOf(err) != "labels" {
+			t.Errorf("assign %v: %v, want invalid labels", bad, err)
+		}
+	}
+	// The prefix hummingbird.io/ is the controller's, for groups and hosts alike.
+	if _, err := f.svc.AssignGroupLabels(ctx, "op", "press", map[string]string{"hummingbird.io/personality": "worker"}); problem.FieldOf(err) != "labels" ||
+		!strings.Contains(err.Error(), "Hummingbird's own") || !strings.Contains(err.Error(), "hummingbird.io/personality") {
+		t.Errorf("group label under the reserved prefix: %v", err)
+	}
+	if _, err := f.svc.Add(ctx, "t", apitype.HostCreate{Hostname: "edge-01", Personality: "edgeworker", MgmtIP: "192.168.204.10",
+		Labels: map[string]string{"hummingbird.io/group": "paint"}}); problem.FieldOf(err) != "labels" || !strings.Contains(err.Error(), "Hummingbird's own") {
+		t.Errorf("host added with a label under the reserved prefix: %v", err)
+	}
+	if _, err := f.svc.Add(ctx, "t", apitype.HostCreate{Hostname: "edge-01", Personality: "edgeworker", MgmtIP: "192.168.204.10", Group: "press"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.AssignLabels(ctx, "op", "edge-01", map[string]string{"hummingbird.io/x": "y"}); problem.FieldOf(err) != "labels" || !strings.Contains(err.Error(), "Hummingbird's own") {
+		t.Errorf("host label under the reserved prefix: %v", err)
+	}
+	// Removing a missing key removes nothing, not even the keys that exist.
+	if _, err := f.svc.RemoveGroupLabels(ctx, "op", "press", []string{"line", "nope"}); !problem.Is(err, problem.NotFound) || !strings.Contains(err.Error(), `"nope"`) {
+		t.Errorf("remove with a missing key: %v, want not found", err)
+	}
+	if l, err := f.svc.GroupLabels(ctx, "press"); err != nil || len(l) != 2 {
+		t.Errorf("after a refused remove: %v, %v", l, err)
+	}
+	if _, err := f.svc.RemoveGroupLabels(ctx, "op", "press", nil); problem.FieldOf(err) != "keys" {
+		t.Errorf("remove no key: %v, want invalid keys", err)
+	}
+	if l, err = f.svc.RemoveGroupLabels(ctx, "op", "press", []string{"line"}); err != nil || !cmp.Equal(l, map[string]string{"zone": "north"}) {
+		t.Errorf("remove line: %v, %v", l, err)
+	}
+
+	// group-show and group-list carry the labels; a group without any has an empty set.
+	if _, err := f.svc.AddGroup(ctx, "t", "paint", ""); err != nil {
+		t.Fatal(err)
+	}
+	g, err := f.svc.GetGroup(ctx, "press")
+	if err != nil || !cmp.Equal(g.Labels, map[string]string{"zone": "north"}) || len(g.Members) != 1 {
+		t.Errorf("GetGroup: %+v, %v", g, err)
+	}
+	groups, err := f.svc.ListGroups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]map[string]string{}
+	for _, g := range groups {
+		got[g.Name] = g.Labels
+	}
+	if diff := cmp.Diff(map[string]map[string]string{"paint": {}, "press": {"zone": "north"}}, got); diff != "" {
+		t.Errorf("ListGroups labels (-want +got):\n%s", diff)
+	}
+
+	evs, err := f.svc.Events(ctx, store.EventFilter{EntityType: "group", EntityID: "group=press"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recorded []string
+	for _, e := range evs {
+		if strings.HasPrefix(e.Action, "group.label.") {
+			recorded = append(recorded, e.Action+" "+e.Actor+": "+e.Reason)
+		}
+	}
+	want := []string{"group.label.remove op: group press labels: remove line", "group.label.assign op: group press labels: assign line=3, zone=north"}
+	if diff := cmp.Diff(want, recorded); diff != "" {
+		t.Errorf("label events (-want +got):\n%s", diff)
+	}
+
+	// A group's labels go with it.
+	if _, err := f.svc.Update(ctx, "t", "edge-01", apitype.HostUpdate{Group: ptr("")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.DeleteGroup(ctx, "t", "press"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.AddGroup(ctx, "t", "press", ""); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := f.svc.GroupLabels(ctx, "press"); err != nil || len(l) != 0 {
+		t.Errorf("labels of a group added again: %v, %v; want none", l, err)
 	}
 }

@@ -142,14 +142,16 @@ func CheckGroup(g string) error {
 	return nil
 }
 
-// CheckLabels applies Kubernetes label syntax to keys and values.
+// CheckLabels applies Kubernetes label syntax to keys and values and
+// refuses keys under LabelPrefix; host and group labels both pass here.
 func CheckLabels(labels map[string]string) error {
 	for k, v := range labels {
 		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
 			return problem.Invalidf("labels", "label key %q: %s", k, strings.Join(errs, "; "))
 		}
 		if strings.HasPrefix(k, LabelPrefix) {
-			return problem.Invalidf("labels", "label key %q: the prefix %s is reserved for labels Hummingbird sets itself", k, LabelPrefix)
+			return problem.Invalidf("labels", "label key %q: the prefix %s is Hummingbird's own (the controller sets %sgroup and %spersonality on Nodes)",
+				k, LabelPrefix, LabelPrefix, LabelPrefix)
 		}
 		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
 			return problem.Invalidf("labels", "label %s value %q: %s", k, v, strings.Join(errs, "; "))

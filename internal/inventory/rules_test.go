@@ -185,6 +185,8 @@ func TestCheckLabelsAndGroup(t *testing.T) {
 		{map[string]string{"zone": "has space"}, false},
 		{map[string]string{"zone": strings.Repeat("v", 64)}, false},
 		{map[string]string{"hummingbird.io/group": "x"}, false},
+		{map[string]string{"hummingbird.io/line": "3"}, false},
+		{map[string]string{"hummingbird.io": "x", "hummingbird.io.example/line": "3", "example.com/hummingbird.io": "y"}, true},
 	} {
 		if err := CheckLabels(tc.labels); (err == nil) != tc.ok {
 			t.Errorf("CheckLabels(%v) = %v, want ok=%v", tc.labels, err, tc.ok)
