@@ -53,6 +53,9 @@ type Deps struct {
 	Cluster *kube.Cluster
 	// Provision runs provisioning jobs; nil refuses them.
 	Provision *provision.Runner
+	// NodesChanged, when set, is told that hosts' labels or groups changed,
+	// so their Kubernetes Nodes follow soon.
+	NodesChanged func()
 	// Locks locks and unlocks hosts; nil refuses it.
 	Locks *hostlock.Locker
 }

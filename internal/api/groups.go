@@ -77,6 +77,7 @@ func (s *Server) assignGroupLabels(r *http.Request, p auth.Principal) (any, erro
 	if err != nil {
 		return nil, err
 	}
+	s.nodesChanged()
 	return groupLabelsOut(l), nil
 }
 
@@ -85,5 +86,6 @@ func (s *Server) removeGroupLabels(r *http.Request, p auth.Principal) (any, erro
 	if err != nil {
 		return nil, err
 	}
+	s.nodesChanged()
 	return groupLabelsOut(l), nil
 }

@@ -27,6 +27,7 @@ func hostOut(h store.Host) apitype.Host {
 		Availability: h.Availability, InvProvision: h.InvProvision, MgmtMAC: h.MgmtMAC,
 		MgmtIP: h.MgmtIP, Pool: h.PoolName, Group: h.Group, Labels: labels, Location: h.Location,
 		BMType: h.BMType, BMIP: h.BMIP, BMUsername: h.BMUsername, SSHUser: h.SSHUser, SSHKey: h.SSHKey,
+		NodeState: h.NodeState, KubeletVersion: h.KubeletVersion, NodeReason: h.NodeReason,
 		CreatedAt: h.CreatedAt, UpdatedAt: h.UpdatedAt,
 	}
 }
@@ -100,6 +101,7 @@ func (s *Server) updateHost(r *http.Request, p auth.Principal) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.nodesChanged()
 	return hostOut(h), nil
 }
 
@@ -127,6 +129,7 @@ func (s *Server) assignLabels(r *http.Request, p auth.Principal) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.nodesChanged()
 	return labelsOut(h), nil
 }
 
@@ -135,9 +138,17 @@ func (s *Server) removeLabels(r *http.Request, p auth.Principal) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.nodesChanged()
 	return labelsOut(h), nil
 }
 
 func (s *Server) upgradeHost(r *http.Request, p auth.Principal) (any, error) {
 	return nil, s.d.Inventory.Upgrade(r.Context(), p.Actor(), r.PathValue("host"))
+}
+
+// nodesChanged tells the Node reconciler that labels or groups changed.
+func (s *Server) nodesChanged() {
+	if s.d.NodesChanged != nil {
+		s.d.NodesChanged()
+	}
 }

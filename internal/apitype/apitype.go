@@ -39,8 +39,13 @@ type Host struct {
 	BMUsername     string            `json:"bm_username"`
 	SSHUser        string            `json:"ssh_user"` // the controller's SSH login to provision the host; empty: root
 	SSHKey         string            `json:"ssh_key"`  // name of a key in the controller's SSH key directory; empty: default
-	CreatedAt      time.Time         `json:"created_at"`
-	UpdatedAt      time.Time         `json:"updated_at"`
+	// NodeState is Ready or NotReady for a host with a Kubernetes Node, as
+	// the controller last read it; KubeletVersion and NodeReason with it.
+	NodeState      string    `json:"node_state"`
+	KubeletVersion string    `json:"kubelet_version"`
+	NodeReason     string    `json:"node_reason"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 // HostCreate is the body of POST /v1/hosts.

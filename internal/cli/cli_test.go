@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -69,8 +70,8 @@ func TestWalkThrough(t *testing.T) {
 	h := newHbctl(t)
 	out := h.ok("host-add", "-n", "edge-01", "-p", "edgeworker", "-m", "52:54:00:12:34:56",
 		"-i", "192.168.204.10", "-l", "line-3", "--label", "zone=north")
-	for _, want := range []string{"| hostname       | edge-01 ", "| mgmt_mac       | 52:54:00:12:34:56 ", "| labels         | zone=north "} {
-		if !strings.Contains(out, want) {
+	for _, want := range []string{"| hostname | edge-01 ", "| mgmt_mac | 52:54:00:12:34:56 ", "| labels | zone=north "} {
+		if !strings.Contains(squeeze(out), want) {
 			t.Errorf("host-add table lacks %q:\n%s", want, out)
 		}
 	}
@@ -281,9 +282,9 @@ func TestHardwareReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	show := h.ok("host-show", "edge-01")
-	for _, want := range []string{"| os             | Debian GNU/Linux 12 (bookworm)", "| cpus           | 1 socket(s), 4 cores, 4 threads: Atom x6425E",
-		"| memory         | 8.0 GiB", "| disks          | 1, 256.0 GiB"} {
-		if !strings.Contains(show, want) {
+	for _, want := range []string{"| os | Debian GNU/Linux 12 (bookworm)", "| cpus | 1 socket(s), 4 cores, 4 threads: Atom x6425E",
+		"| memory | 8.0 GiB", "| disks | 1, 256.0 GiB"} {
+		if !strings.Contains(squeeze(show), want) {
 			t.Errorf("host-show lacks %q:\n%s", want, show)
 		}
 	}
@@ -370,3 +371,8 @@ func TestClusterShowWithoutCluster(t *testing.T) {
 		t.Errorf("cluster-show without a cluster: %d %q %q", code, out, errs)
 	}
 }
+
+var spaces = regexp.MustCompile(` {2,}`)
+
+// squeeze collapses runs of spaces, so table rows compare whatever the column width.
+func squeeze(s string) string { return spaces.ReplaceAllString(s, " ") }

@@ -49,8 +49,17 @@ func hostFields(h apitype.Host) []field {
 		{"group", h.Group}, {"labels", labelsText(h.Labels)}, {"location", h.Location},
 		{"bm_type", h.BMType}, {"bm_ip", h.BMIP}, {"bm_username", h.BMUsername},
 		{"ssh_user", h.SSHUser}, {"ssh_key", h.SSHKey},
+		{"node_state", nodeText(h)}, {"kubelet_version", h.KubeletVersion},
 		{"created_at", timeText(h.CreatedAt)}, {"updated_at", timeText(h.UpdatedAt)},
 	}
+}
+
+// nodeText is the Node's state, with the reason when it is not Ready.
+func nodeText(h apitype.Host) string {
+	if h.NodeReason != "" {
+		return h.NodeState + " (" + h.NodeReason + ")"
+	}
+	return h.NodeState
 }
 
 func hostView(h apitype.Host) view { return view{raw: h, rows: [][]field{hostFields(h)}} }

@@ -27,6 +27,7 @@ import (
 	"hummingbird.io/hummingbird/internal/kube"
 	"hummingbird.io/hummingbird/internal/mgmtnet/dhcp"
 	"hummingbird.io/hummingbird/internal/mtce"
+	"hummingbird.io/hummingbird/internal/nodes"
 	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/provision"
 	"hummingbird.io/hummingbird/internal/store"
@@ -66,6 +67,9 @@ type Config struct {
 	Provision provision.Config
 	// ProvisionVars names a YAML file of site variables for the playbook.
 	ProvisionVars string
+	// NodeSyncInterval is the time between passes that make the cluster's
+	// Nodes follow the inventory.
+	NodeSyncInterval time.Duration
 	// AgentAutoAdd adds nodes that join with a valid enroll token but are
 	// not in the inventory, as edgeworkers, instead of refusing them.
 	AgentAutoAdd bool
@@ -81,6 +85,7 @@ func Defaults() Config {
 		MgmtControllerIPs: []string{"192.168.204.1", "192.168.204.2"},
 		Heartbeat:         mtce.DefaultConfig(),
 		Provision:         provision.DefaultConfig(),
+		NodeSyncInterval:  15 * time.Second,
 	}
 }
 
@@ -97,6 +102,8 @@ type Controller struct {
 	Monitor   *mtce.Monitor
 	Provision *provision.Runner
 	Locks     *hostlock.Locker
+	// Nodes reconciles the cluster's Nodes; nil without a cluster.
+	Nodes *nodes.Reconciler
 	// AdminToken is the first admin token when this start made it.
 	AdminToken string
 }
@@ -246,19 +253,26 @@ func (c *Controller) setup(ctx context.Context) error {
 		return fmt.Errorf("ending the provisioning jobs of the last run: %w", err)
 	}
 
+	var nodesChanged func()
+	if cluster != nil {
+		c.Nodes = nodes.New(c.Store, cluster, nodes.Config{Interval: c.cfg.NodeSyncInterval, Log: c.log})
+		nodesChanged = c.Nodes.Kick
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.api = api.New(api.Deps{
-		Inventory: c.Inventory,
-		Tokens:    c.Tokens,
-		Ready:     c.Store.Ping,
-		Version:   version.String(),
-		Log:       c.log,
-		Registry:  reg,
-		Cluster:   cluster,
-		Provision: c.Provision,
-		Locks:     c.Locks,
-		Agents:    &api.AgentDeps{Store: c.Store, CA: c.CA, Monitor: c.Monitor, AutoAdd: c.cfg.AgentAutoAdd},
+		Inventory:    c.Inventory,
+		Tokens:       c.Tokens,
+		Ready:        c.Store.Ping,
+		Version:      version.String(),
+		Log:          c.log,
+		Registry:     reg,
+		Cluster:      cluster,
+		Provision:    c.Provision,
+		NodesChanged: nodesChanged,
+		Locks:        c.Locks,
+		Agents:       &api.AgentDeps{Store: c.Store, CA: c.CA, Monitor: c.Monitor, AutoAdd: c.cfg.AgentAutoAdd},
 	})
 	return nil
 }
@@ -308,6 +322,12 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { c.Monitor.Run(ctx); close(monitorDone) }()
 	provisionDone := make(chan struct{})
 	go func() { c.Provision.Run(ctx); close(provisionDone) }()
+	nodesDone := make(chan struct{})
+	if c.Nodes != nil {
+		go func() { c.Nodes.Run(ctx); close(nodesDone) }()
+	} else {
+		close(nodesDone)
+	}
 	locksDone := make(chan struct{})
 	go func() { c.Locks.Run(ctx); close(locksDone) }()
 	webhookDone := make(chan struct{})
@@ -326,6 +346,7 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 	cancel()
 	<-monitorDone
 	<-provisionDone
+	<-nodesDone
 	<-locksDone
 	<-webhookDone
 	if derr := <-dhcpDone; derr != nil && !errors.Is(derr, context.Canceled) {
