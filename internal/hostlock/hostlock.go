@@ -207,7 +207,7 @@ func (l *Locker) Lock(ctx context.Context, req Request) (Operation, error) {
 	}
 
 	op := &Operation{HostID: h.ID, Hostname: h.Hostname, State: StateDraining, Force: req.Force,
-		Timeout: req.Timeout, Actor: req.Actor, StartedAt: l.stamp()}
+		Timeout: req.Timeout, Actor: req.Actor, Message: "cordoning the Node", StartedAt: l.stamp()}
 	l.mu.Lock()
 	if cur := l.ops[h.ID]; cur != nil && cur.State == StateDraining {
 		l.mu.Unlock()
