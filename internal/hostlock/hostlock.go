@@ -164,20 +164,8 @@ func (l *Locker) Lock(ctx context.Context, req Request) (Operation, error) {
 	if req.Timeout < MinTimeout || req.Timeout > MaxTimeout {
 		return Operation{}, problem.Invalidf("timeout", "timeout %s: give a duration from %s to %s", req.Timeout, MinTimeout, shortDuration(MaxTimeout))
 	}
-	var (
-		h           store.Host
-		controllers []store.Host // the unlocked ones
-	)
-	err := l.st.Read(ctx, func(tx store.Tx) error {
-		var err error
-		if h, err = inventory.Lookup(tx, req.Host); err != nil {
-			return err
-		}
-		if h.Personality == apitype.PersonalityController {
-			controllers, err = tx.ListHosts(store.HostFilter{Personality: apitype.PersonalityController, Administrative: inventory.AdminUnlocked})
-		}
-		return err
-	})
+	readAt := l.stamp()
+	h, err := l.lookup(ctx, req.Host)
 	if err != nil {
 		return Operation{}, err
 	}
@@ -210,20 +198,19 @@ func (l *Locker) Lock(ctx context.Context, req Request) (Operation, error) {
 		Timeout: req.Timeout, Actor: req.Actor, Message: "cordoning the Node", StartedAt: l.stamp()}
 	l.mu.Lock()
 	if cur := l.ops[h.ID]; cur != nil && cur.State == StateDraining {
+		err := drainingConflict(cur)
 		l.mu.Unlock()
-		return Operation{}, drainingConflict(cur)
+		return Operation{}, err
+	} else if cur != nil && cur.State == StateLocked && !cur.FinishedAt.Before(readAt) {
+		// Another lock ended since h was read.
+		l.mu.Unlock()
+		return Operation{}, lockedConflict(h)
 	}
 	if h.Personality == apitype.PersonalityController {
-		others := 0
-		for _, c := range controllers {
-			if cur := l.ops[c.ID]; c.ID != h.ID && (cur == nil || cur.State != StateDraining) {
-				others++
-			}
-		}
-		if others == 0 {
+		// Read under l.mu: another controller is either being locked here, or locked in the store.
+		if err := l.lastController(ctx, h); err != nil {
 			l.mu.Unlock()
-			return Operation{}, problem.Conflictf("", "host %s is the only unlocked controller: locking it would leave no "+
-				"controller in service; unlock another controller first (hbctl host-unlock HOST)", h.Hostname)
+			return Operation{}, err
 		}
 	}
 	l.ops[h.ID] = op
@@ -260,21 +247,53 @@ func (l *Locker) Lock(ctx context.Context, req Request) (Operation, error) {
 	return out, nil
 }
 
+// lastController refuses to lock controller h when no other controller would stay unlocked; l.mu
+// is held.
+func (l *Locker) lastController(ctx context.Context, h store.Host) error {
+	var unlocked []store.Host
+	if err := l.st.Read(ctx, func(tx store.Tx) error {
+		var err error
+		unlocked, err = tx.ListHosts(store.HostFilter{Personality: apitype.PersonalityController, Administrative: inventory.AdminUnlocked})
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, c := range unlocked {
+		if cur := l.ops[c.ID]; c.ID != h.ID && (cur == nil || cur.State != StateDraining) {
+			return nil
+		}
+	}
+	return problem.Conflictf("", "host %s is the only unlocked controller: locking it would leave no controller in service; "+
+		"unlock another controller first (hbctl host-unlock HOST)", h.Hostname)
+}
+
+// latest is a copy of the latest lock of a host, if it has one.
+func (l *Locker) latest(id int64) (Operation, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if op := l.ops[id]; op != nil {
+		return op.copy(), true
+	}
+	return Operation{}, false
+}
+
 // refuseLock says why host h cannot be locked now, if it cannot.
 func (l *Locker) refuseLock(h store.Host) error {
-	l.mu.Lock()
-	cur := l.ops[h.ID]
-	l.mu.Unlock()
+	cur, ok := l.latest(h.ID)
 	switch {
-	case cur != nil && cur.State == StateDraining:
-		return drainingConflict(cur)
+	case ok && cur.State == StateDraining:
+		return drainingConflict(&cur)
 	case h.InvProvision == inventory.ProvProvisioning:
 		return problem.Conflictf("", "host %s is being provisioned: wait for the job to end (hbctl host-provision-show %s --follow) "+
 			"or cancel it (hbctl host-provision-cancel %s), then lock the host", h.Hostname, h.Hostname, h.Hostname)
 	case h.Administrative == inventory.AdminLocked:
-		return problem.Conflictf("", "host %s is locked already (hbctl host-unlock %s puts it back in service)", h.Hostname, h.Hostname)
+		return lockedConflict(h)
 	}
 	return nil
+}
+
+func lockedConflict(h store.Host) error {
+	return problem.Conflictf("", "host %s is locked already (hbctl host-unlock %s puts it back in service)", h.Hostname, h.Hostname)
 }
 
 func drainingConflict(op *Operation) error {
@@ -488,10 +507,7 @@ func (l *Locker) Unlock(ctx context.Context, host, actor string) (store.Host, er
 }
 
 func (l *Locker) refuseUnlock(h store.Host) error {
-	l.mu.Lock()
-	cur := l.ops[h.ID]
-	l.mu.Unlock()
-	if cur != nil && cur.State == StateDraining {
+	if cur, ok := l.latest(h.ID); ok && cur.State == StateDraining {
 		return problem.Conflictf("", "host %s is being locked: its Node is being drained since %s, for at most %s; wait "+
 			"for the drain to end (hbctl host-lock-show %s --follow): a drain that fails leaves the host unlocked, one "+
 			"that succeeds lets you unlock it", h.Hostname, cur.StartedAt.Format(time.RFC3339), shortDuration(cur.Timeout), h.Hostname)
