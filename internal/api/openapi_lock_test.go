@@ -147,7 +147,7 @@ func specLockCases(t *testing.T, sh *specHarness) {
 	for _, e := range events.Events {
 		actions = append(actions, e.Action)
 	}
-	if diff := cmp.Diff([]string{"host.unlock", "host.lock", "host.unlock", "host.add"}, actions); diff != "" {
+	if diff := cmp.Diff([]string{"alarm.clear", "host.unlock", "alarm.set", "host.lock", "host.unlock", "host.add"}, actions); diff != "" {
 		t.Errorf("events of edge-l1 (-want +got):\n%s", diff)
 	}
 }

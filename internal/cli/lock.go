@@ -50,19 +50,19 @@ func (a *app) lockCommands() []*cobra.Command {
 		timeout       time.Duration
 	)
 	lock := &cobra.Command{
-		Use:   "host-lock HOST [--force] [--timeout 5m] [--no-wait]",
+		Use:   "host-lock HOST [--force] [--drain-timeout 5m] [--no-wait]",
 		Short: "Take a host out of service, draining its Kubernetes Node first",
 		Long: `host-lock takes a host out of service: administrative locked, operational disabled.
 When the host is a Kubernetes Node, the controller first drains it: it cordons the Node and
 evicts its pods through the eviction API, honouring PodDisruptionBudgets, and waits until they
 are gone. DaemonSet pods and static pods stay. Pods that no controller manages are refused,
 as nothing would recreate them, unless --force evicts them too. A drain that does not end
-within --timeout (10s to 1h) fails: the Node is made schedulable again and the host stays
+within --drain-timeout (10s to 1h) fails: the Node is made schedulable again and the host stays
 unlocked, and the message names the pods that stayed and why.
 
 hbctl shows the drain's progress until it ends, unless --no-wait.
 host-unlock puts the host back in service.`,
-		Example:           "  hbctl host-lock edge-01\n  hbctl host-lock edge-01 --force --timeout 10m\n  hbctl host-unlock edge-01",
+		Example:           "  hbctl host-lock edge-01\n  hbctl host-lock edge-01 --force --drain-timeout 10m\n  hbctl host-unlock edge-01",
 		Args:              a.args("HOST"),
 		ValidArgsFunction: a.completeHosts,
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
@@ -77,7 +77,7 @@ host-unlock puts the host back in service.`,
 		}),
 	}
 	lock.Flags().BoolVar(&force, "force", false, "evict pods that no controller manages too (nothing recreates them)")
-	lock.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long the drain may take before the lock fails, 10s to 1h")
+	lock.Flags().DurationVar(&timeout, "drain-timeout", 5*time.Minute, "how long the drain may take before the lock fails, 10s to 1h")
 	lock.Flags().BoolVar(&noWait, "no-wait", false, "return once the drain has started (host-lock-show follows it)")
 
 	var follow bool
@@ -118,35 +118,19 @@ Node, is refused.`,
 	return []*cobra.Command{lock, show, unlock}
 }
 
-// followLock polls a lock until its drain ends, drawing a progress bar on a terminal and a line
-// per change otherwise, then shows the lock. A lock that fails makes hbctl fail.
+// followLock shows a lock's drain until it ends, then the lock. A lock that fails makes hbctl
+// fail.
 func (a *app) followLock(ctx context.Context, c *client.Client, host string, op apitype.LockOperation) error {
-	last := ""
-	for {
-		if a.io.Interactive {
-			fmt.Fprintf(a.io.Err, "\r\033[K%s %s %-8s %s %s", op.Host, progressBar(op.PodsEvicted, op.PodsTotal, 30),
-				op.State, podsText(op), truncate(op.Message, 60))
-		} else if line := lockLine(op); line != last {
-			fmt.Fprintln(a.io.Err, line)
-			last = line
+	op, err := watch(ctx, a, op, func(op apitype.LockOperation) frame {
+		return frame{
+			bar: fmt.Sprintf("%s %s %-8s %s %s", op.Host, progressBar(op.PodsEvicted, op.PodsTotal, 30),
+				op.State, podsText(op), truncate(op.Message, 60)),
+			line: lockLine(op),
+			done: op.State != "draining",
 		}
-		if op.State != "draining" {
-			break
-		}
-		if err := sleep(ctx, time.Second); err != nil {
-			return err
-		}
-		// Each poll has the command's request timeout, not the whole wait.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.g.timeout)
-		next, err := c.LockOperation(pctx, host)
-		cancel()
-		if err != nil {
-			return err
-		}
-		op = next
-	}
-	if a.io.Interactive {
-		fmt.Fprintln(a.io.Err)
+	}, func(ctx context.Context) (apitype.LockOperation, error) { return c.LockOperation(ctx, host) })
+	if err != nil {
+		return err
 	}
 	if err := a.show(view{raw: op, rows: [][]field{lockFields(op)}}); err != nil {
 		return err

@@ -23,12 +23,12 @@ func TestHostLock(t *testing.T) {
 	if code, _, errs := h.run("", "host-unlock", "edge-01"); code != 1 || !strings.Contains(errs, "not locked") {
 		t.Errorf("host-unlock of an unlocked host: %d %q", code, errs)
 	}
-	if code, _, errs := h.run("", "host-lock", "edge-01", "--timeout", "5s"); code != 1 || !strings.Contains(errs, "10s to 1h") {
-		t.Errorf("host-lock --timeout 5s: %d %q", code, errs)
+	if code, _, errs := h.run("", "host-lock", "edge-01", "--drain-timeout", "5s"); code != 1 || !strings.Contains(errs, "10s to 1h") {
+		t.Errorf("host-lock --drain-timeout 5s: %d %q", code, errs)
 	}
 
 	// Without a terminal, a line per change on stderr, then the lock.
-	code, out, errs := h.run("", "host-lock", "edge-01", "--timeout", "90s", "-c", "state", "-c", "pods", "-c", "timeout", "-f", "value")
+	code, out, errs := h.run("", "host-lock", "edge-01", "--drain-timeout", "90s", "-c", "state", "-c", "pods", "-c", "timeout", "-f", "value")
 	if code != 0 || out != "locked\n0/0 evicted\n1m30s\n" {
 		t.Errorf("host-lock: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
@@ -45,7 +45,7 @@ func TestHostLock(t *testing.T) {
 	if code, _, errs := h.run("", "host-lock", "edge-01"); code != 1 || !strings.Contains(errs, "hbctl host-unlock edge-01") {
 		t.Errorf("host-lock of a locked host: %d %q", code, errs)
 	}
-	if got := h.ok("event-list", "--host", "edge-01", "-c", "action", "-f", "value"); got != "host.lock\nhost.unlock\nhost.add\n" {
+	if got := h.ok("event-list", "--host", "edge-01", "-c", "action", "-f", "value"); got != "alarm.set\nhost.lock\nhost.unlock\nhost.add\n" {
 		t.Errorf("event-list: %q", got)
 	}
 

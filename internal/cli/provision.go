@@ -149,34 +149,18 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// follow polls a job until it ends, drawing a progress bar on a terminal and a line per task
-// otherwise, then shows the job. A job that does not succeed makes hbctl fail.
+// follow shows a job's progress until it ends, then the job. A job that does not succeed
+// makes hbctl fail.
 func (a *app) follow(ctx context.Context, c *client.Client, host string, j apitype.ProvisionJob) error {
-	lastTask := ""
-	for {
-		if a.io.Interactive {
-			fmt.Fprintf(a.io.Err, "\r\033[K%s %s %-9s %s", j.Hostname, progressBar(j.TasksDone, j.TasksTotal, 30), j.State, truncate(j.Task, 60))
-		} else if j.Task != lastTask {
-			fmt.Fprintf(a.io.Err, "%s: %s %s\n", j.Hostname, progressText(j), j.Task)
+	j, err := watch(ctx, a, j, func(j apitype.ProvisionJob) frame {
+		return frame{
+			bar:  fmt.Sprintf("%s %s %-9s %s", j.Hostname, progressBar(j.TasksDone, j.TasksTotal, 30), j.State, truncate(j.Task, 60)),
+			line: fmt.Sprintf("%s: %s %s", j.Hostname, progressText(j), j.Task),
+			done: j.State != "queued" && j.State != "running",
 		}
-		lastTask = j.Task
-		if j.State != "queued" && j.State != "running" {
-			break
-		}
-		if err := sleep(ctx, time.Second); err != nil {
-			return err
-		}
-		// Each poll has the command's --timeout, not the whole wait.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.g.timeout)
-		next, err := c.ProvisionJob(pctx, host)
-		cancel()
-		if err != nil {
-			return err
-		}
-		j = next
-	}
-	if a.io.Interactive {
-		fmt.Fprintln(a.io.Err)
+	}, func(ctx context.Context) (apitype.ProvisionJob, error) { return c.ProvisionJob(ctx, host) })
+	if err != nil {
+		return err
 	}
 	if err := a.show(view{raw: j, rows: [][]field{jobFields(j)}}); err != nil {
 		return err

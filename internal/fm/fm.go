@@ -14,6 +14,7 @@ import (
 
 // Alarm ids of the host maintenance group, as StarlingX numbers them.
 const (
+	AlarmHostLocked    = "200.001" // warning: taken out of service on purpose
 	AlarmHostFailed    = "200.004" // critical, service affecting
 	AlarmHeartbeatLoss = "200.005" // major while degraded, critical when failed
 )

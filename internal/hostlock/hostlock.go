@@ -24,6 +24,7 @@ import (
 	"github.com/google/uuid"
 
 	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/fm"
 	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/kube"
 	"hummingbird.io/hummingbird/internal/problem"
@@ -366,7 +367,7 @@ func (l *Locker) failure(err error, op *Operation) string {
 	switch {
 	case errors.As(err, &incomplete) && errors.Is(incomplete.Err, context.DeadlineExceeded):
 		return fmt.Sprintf("the drain did not end within %s: %v. Give the workloads room to move (more replicas, or a "+
-			"PodDisruptionBudget that allows a disruption), then lock again, or give a longer --timeout",
+			"PodDisruptionBudget that allows a disruption), then lock again, or give a longer --drain-timeout",
 			shortDuration(op.Timeout), err)
 	case errors.As(err, &incomplete):
 		return fmt.Sprintf("the controller stopped during the drain: %v", err)
@@ -419,7 +420,14 @@ func (l *Locker) setLocked(ctx context.Context, id int64, actor, reason string) 
 		if err := tx.UpdateHost(&h); err != nil {
 			return err
 		}
-		return l.event(tx, h.Hostname, "host.lock", actor, reason)
+		if err := l.event(tx, h.Hostname, "host.lock", actor, reason); err != nil {
+			return err
+		}
+		return fm.Raise(tx, store.Alarm{UUID: l.cfg.NewUUID(), AlarmID: fm.AlarmHostLocked, EntityType: "host",
+			EntityInstance: "host=" + h.Hostname, Severity: fm.Warning, AlarmType: "operational-violation",
+			ProbableCause: "out of service", Reason: h.Hostname + " was administratively locked to take it out of service",
+			ProposedRepairAction: "Unlock the host to put it back in service: hbctl host-unlock " + h.Hostname + "."},
+			l.cfg.NewUUID(), h.UpdatedAt)
 	})
 }
 
@@ -497,7 +505,11 @@ func (l *Locker) Unlock(ctx context.Context, host, actor string) (store.Host, er
 		if uncordoned {
 			reason += ": its Node is schedulable again"
 		}
-		return l.event(tx, cur.Hostname, "host.unlock", actor, reason)
+		if err := l.event(tx, cur.Hostname, "host.unlock", actor, reason); err != nil {
+			return err
+		}
+		return fm.Clear(tx, fm.AlarmHostLocked, "host", "host="+cur.Hostname, "host "+cur.Hostname+" unlocked",
+			l.cfg.NewUUID(), cur.UpdatedAt)
 	})
 	if err != nil {
 		return store.Host{}, err

@@ -297,8 +297,10 @@ func (m *Monitor) transition(ctx context.Context, hostID int64, to, why string) 
 		if from == to {
 			return nil
 		}
+		// A locked host stays disabled whatever its heartbeats say: it is out of service until
+		// unlocked.
 		oper := inventory.OperEnabled
-		if to == inventory.AvailFailed {
+		if to == inventory.AvailFailed || h.Administrative == inventory.AdminLocked {
 			oper = inventory.OperDisabled
 		}
 		if err := tx.SetHostState(hostID, to, oper, now); err != nil {

@@ -34,7 +34,14 @@ func setup(t *testing.T, dsn string) (store.Store, store.Host, *clock, func() *m
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Write(ctx, func(tx store.Tx) error { return tx.SetHostAgent(h.ID, "1234") }); err != nil {
+	// In service, as after host-unlock; TestLockedStaysDisabled locks it again.
+	if err := st.Write(ctx, func(tx store.Tx) error {
+		h.Administrative = inventory.AdminUnlocked
+		if err := tx.UpdateHost(&h); err != nil {
+			return err
+		}
+		return tx.SetHostAgent(h.ID, "1234")
+	}); err != nil {
 		t.Fatal(err)
 	}
 	c := &clock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
@@ -237,5 +244,31 @@ func TestPersonalityTiming(t *testing.T) {
 	if err := (mtce.Config{Timing: mtce.Timing{Interval: time.Second, DegradeAfter: 2, FailAfter: 4},
 		Personalities: map[string]mtce.Timing{"gateway": {Interval: time.Second, DegradeAfter: 1, FailAfter: 2}}}).Check(); err == nil {
 		t.Error("a timing for an unknown personality was accepted")
+	}
+}
+
+// TestLockedStaysDisabled: a locked host is out of service, so heartbeats make it available but
+// never enabled.
+func TestLockedStaysDisabled(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, h, c, mk := setup(t, storetest.SQLiteDSN(t))
+	if err := st.Write(ctx, func(tx store.Tx) error {
+		h.Administrative, h.Operational = inventory.AdminLocked, inventory.OperDisabled
+		return tx.UpdateHost(&h)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m := mk()
+	if _, err := m.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: 1, Boot: "b1"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(state{"available", "disabled", nil}, observe(t, st)); diff != "" {
+		t.Errorf("a locked host heard (-want +got):\n%s", diff)
+	}
+	c.advance(35 * time.Second)
+	m.Check(ctx)
+	if got := observe(t, st); got.Availability != "degraded" || got.Operational != "disabled" {
+		t.Errorf("a locked host degraded: %+v", got)
 	}
 }

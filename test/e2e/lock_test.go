@@ -175,7 +175,9 @@ func TestLock(t *testing.T) {
 	for _, e := range events {
 		actions = append(actions, e.Action)
 	}
-	want := []string{"host.unlock", "host.lock", "host.unlock", "host.lock", "host.lock.failed", "host.unlock", "host.add"}
+	// Each lock raises 200.001 and each unlock clears it.
+	want := []string{"alarm.clear", "host.unlock", "alarm.set", "host.lock", "alarm.clear", "host.unlock", "alarm.set",
+		"host.lock", "host.lock.failed", "host.unlock", "host.add"}
 	if !slices.Equal(actions, want) {
 		t.Errorf("events of %s: %v, want %v", h.Name, actions, want)
 	}
