@@ -4,104 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"hummingbird.io/hummingbird/internal/apitype"
-	"hummingbird.io/hummingbird/internal/client"
-	"hummingbird.io/hummingbird/internal/controller"
-	"hummingbird.io/hummingbird/internal/controller/controllertest"
 	"hummingbird.io/hummingbird/internal/provision"
 	"hummingbird.io/hummingbird/internal/testbed"
+	"hummingbird.io/hummingbird/internal/testbed/provisiontest"
 )
-
-// provisionBed is a bed of n hosts without Kubernetes, a controller that manages its cluster
-// from the offline bundle, and the hosts in its inventory with their management addresses.
-type provisionBed struct {
-	bed *testbed.Bed
-	ctl *controllertest.Instance
-	c   *client.Client
-}
-
-func startProvisionBed(t *testing.T, ctx context.Context, n int, group string) provisionBed {
-	t.Helper()
-	b := testbed.Start(t, ctx, testbed.Options{Hosts: n})
-	cache, err := testbed.DefaultCache()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bundleDir := t.TempDir()
-	if _, err := cache.MakeBundle(bundleDir); err != nil {
-		t.Fatal(err)
-	}
-	keys := t.TempDir()
-	key, err := os.ReadFile(b.SSHKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(keys, "default"), key, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	subnet := fmt.Sprintf("10.251.%d.0/24", b.Index)
-	gateway := fmt.Sprintf("10.251.%d.1", b.Index)
-	ctl := controllertest.Start(t, "", func(c *controller.Config) {
-		c.Kubeconfig = b.ControlPlane.Kubeconfig
-		c.MgmtSubnet, c.MgmtControllerIPs = subnet, []string{gateway}
-		c.Provision.BundleDir = bundleDir
-		c.Provision.SSHKeyDir = keys
-		c.Provision.Vars = testbed.ProvisionVars()
-		c.Provision.Parallel = 4
-	})
-	c := ctl.Client(t, ctl.AdminToken)
-	if group != "" {
-		if _, err := c.AddGroup(ctx, apitype.GroupCreate{Name: group}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, h := range b.Hosts {
-		if _, err := c.AddHost(ctx, apitype.HostCreate{Hostname: h.Name, Personality: "edgeworker",
-			MgmtIP: h.IP.String(), MgmtMAC: h.MAC.String(), Group: group, Labels: map[string]string{"site": "hall-2"}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return provisionBed{bed: b, ctl: ctl, c: c}
-}
-
-// waitJob polls a host's job until it ends.
-func waitJob(t *testing.T, ctx context.Context, c *client.Client, host string) apitype.ProvisionJob {
-	t.Helper()
-	for {
-		j, err := c.ProvisionJob(ctx, host)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if j.State != provision.StateQueued && j.State != provision.StateRunning {
-			return j
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("job of %s did not end: %+v", host, j)
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-func provisionLog(t *testing.T, ctx context.Context, c *client.Client, host string) string {
-	t.Helper()
-	l, err := c.ProvisionLog(ctx, host, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	for _, ch := range l.Chunks {
-		b.WriteString(ch.Text)
-	}
-	return b.String()
-}
 
 // plantKubelet puts a program on h that says it is kubelet version v, as an older or newer
 // Kubernetes install would leave.
@@ -122,8 +34,8 @@ func TestProvision(t *testing.T) {
 	checkNothingLeft(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Minute)
 	defer cancel()
-	pb := startProvisionBed(t, ctx, 2, "press")
-	older, newer := pb.bed.Hosts[0], pb.bed.Hosts[1]
+	pb := provisiontest.Start(t, ctx, 2, "press")
+	older, newer := pb.Bed.Hosts[0], pb.Bed.Hosts[1]
 	plantKubelet(t, ctx, older, "v1.36.0")
 	plantKubelet(t, ctx, newer, "v1.38.1")
 
@@ -131,20 +43,20 @@ func TestProvision(t *testing.T) {
 	var wg sync.WaitGroup
 	jobs := map[string]apitype.ProvisionJob{}
 	var mu sync.Mutex
-	for _, h := range pb.bed.Hosts {
-		if _, err := pb.c.ProvisionHost(ctx, h.Name, apitype.ProvisionRequest{}); err != nil {
+	for _, h := range pb.Bed.Hosts {
+		if _, err := pb.Client.ProvisionHost(ctx, h.Name, apitype.ProvisionRequest{}); err != nil {
 			t.Fatalf("host-provision %s: %v", h.Name, err)
 		}
 	}
 	// A host has one job at a time.
-	if _, err := pb.c.ProvisionHost(ctx, older.Name, apitype.ProvisionRequest{}); err == nil {
+	if _, err := pb.Client.ProvisionHost(ctx, older.Name, apitype.ProvisionRequest{}); err == nil {
 		t.Errorf("a second job for %s was accepted while the first runs", older.Name)
 	}
-	for _, h := range pb.bed.Hosts {
+	for _, h := range pb.Bed.Hosts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			j := waitJob(t, ctx, pb.c, h.Name)
+			j := provisiontest.WaitJob(t, ctx, pb.Client, h.Name)
 			mu.Lock()
 			jobs[h.Name] = j
 			mu.Unlock()
@@ -157,32 +69,32 @@ func TestProvision(t *testing.T) {
 		!strings.Contains(j.Message, "v1.38.1") || !strings.Contains(j.Message, "--reinstall") {
 		t.Errorf("the host with kubelet v1.38.1: job %+v; want failed at the skew check, naming the version and --reinstall", j)
 	}
-	if h, err := pb.c.GetHost(ctx, newer.Name); err != nil || h.InvProvision != "failed" {
+	if h, err := pb.Client.GetHost(ctx, newer.Name); err != nil || h.InvProvision != "failed" {
 		t.Errorf("refused host: invprovision %q (%v), want failed", h.InvProvision, err)
 	}
 	j := jobs[older.Name]
 	if j.State != provision.StateSucceeded {
-		t.Fatalf("the host with kubelet v1.36.0: job %+v\n%s", j, provisionLog(t, ctx, pb.c, older.Name))
+		t.Fatalf("the host with kubelet v1.36.0: job %+v\n%s", j, provisiontest.Log(t, ctx, pb.Client, older.Name))
 	}
 	if j.TasksTotal == 0 || j.TasksDone != j.TasksTotal || j.Changed == 0 {
 		t.Errorf("progress of a first run: %d/%d tasks, %d changed", j.TasksDone, j.TasksTotal, j.Changed)
 	}
 
-	j, err := pb.c.ProvisionHost(ctx, newer.Name, apitype.ProvisionRequest{Reinstall: true})
+	j, err := pb.Client.ProvisionHost(ctx, newer.Name, apitype.ProvisionRequest{Reinstall: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j = waitJob(t, ctx, pb.c, newer.Name); j.State != provision.StateSucceeded {
-		t.Fatalf("with --reinstall: job %+v\n%s", j, provisionLog(t, ctx, pb.c, newer.Name))
+	if j = provisiontest.WaitJob(t, ctx, pb.Client, newer.Name); j.State != provision.StateSucceeded {
+		t.Fatalf("with --reinstall: job %+v\n%s", j, provisiontest.Log(t, ctx, pb.Client, newer.Name))
 	}
 
-	for _, h := range pb.bed.Hosts {
-		host, err := pb.c.GetHost(ctx, h.Name)
+	for _, h := range pb.Bed.Hosts {
+		host, err := pb.Client.GetHost(ctx, h.Name)
 		if err != nil || host.InvProvision != "provisioned" {
 			t.Errorf("%s: invprovision %q (%v), want provisioned", h.Name, host.InvProvision, err)
 		}
 		var node testbed.Node
-		if err := pb.bed.ControlPlane.GetJSON(ctx, &node, "node", h.Name); err != nil {
+		if err := pb.Bed.ControlPlane.GetJSON(ctx, &node, "node", h.Name); err != nil {
 			t.Fatal(err)
 		}
 		if !node.Ready() || node.Status.NodeInfo.KubeletVersion != testbed.KubernetesVersion {
@@ -195,7 +107,7 @@ func TestProvision(t *testing.T) {
 				t.Errorf("node %s: label %s=%q (present %v), want %q", h.Name, k, got, ok, v)
 			}
 		}
-		log := provisionLog(t, ctx, pb.c, h.Name)
+		log := provisiontest.Log(t, ctx, pb.Client, h.Name)
 		if !strings.Contains(log, "PLAY RECAP") {
 			t.Errorf("the log of %s has no recap:\n%s", h.Name, log)
 		}
@@ -206,7 +118,7 @@ func TestProvision(t *testing.T) {
 			Metadata struct{ Name string } `json:"metadata"`
 		} `json:"items"`
 	}
-	if err := pb.bed.ControlPlane.GetJSON(ctx, &secrets, "secrets", "--namespace", "kube-system"); err != nil {
+	if err := pb.Bed.ControlPlane.GetJSON(ctx, &secrets, "secrets", "--namespace", "kube-system"); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range secrets.Items {
@@ -214,30 +126,30 @@ func TestProvision(t *testing.T) {
 		if id == s.Metadata.Name {
 			continue
 		}
-		for _, h := range pb.bed.Hosts {
-			if strings.Contains(provisionLog(t, ctx, pb.c, h.Name), id+".") {
+		for _, h := range pb.Bed.Hosts {
+			if strings.Contains(provisiontest.Log(t, ctx, pb.Client, h.Name), id+".") {
 				t.Errorf("the log of %s holds bootstrap token %s", h.Name, id)
 			}
 		}
 	}
 
-	runHello(t, ctx, pb.bed.ControlPlane, older.Name)
+	runHello(t, ctx, pb.Bed.ControlPlane, older.Name)
 
 	// Again: nothing changes.
-	if _, err := pb.c.ProvisionHost(ctx, older.Name, apitype.ProvisionRequest{}); err != nil {
+	if _, err := pb.Client.ProvisionHost(ctx, older.Name, apitype.ProvisionRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	if j := waitJob(t, ctx, pb.c, older.Name); j.State != provision.StateSucceeded || j.Changed != 0 {
+	if j := provisiontest.WaitJob(t, ctx, pb.Client, older.Name); j.State != provision.StateSucceeded || j.Changed != 0 {
 		t.Errorf("second run: %s with %d changed tasks, want succeeded with none\n%s", j.State, j.Changed,
-			provisionLog(t, ctx, pb.c, older.Name))
+			provisiontest.Log(t, ctx, pb.Client, older.Name))
 	}
 
 	// Cancel a run in the middle.
-	if _, err := pb.c.ProvisionHost(ctx, older.Name, apitype.ProvisionRequest{}); err != nil {
+	if _, err := pb.Client.ProvisionHost(ctx, older.Name, apitype.ProvisionRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	for {
-		j, err := pb.c.ProvisionJob(ctx, older.Name)
+		j, err := pb.Client.ProvisionJob(ctx, older.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,10 +158,10 @@ func TestProvision(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if _, err := pb.c.CancelProvision(ctx, older.Name); err != nil {
+	if _, err := pb.Client.CancelProvision(ctx, older.Name); err != nil {
 		t.Fatal(err)
 	}
-	if j := waitJob(t, ctx, pb.c, older.Name); j.State != provision.StateCancelled {
+	if j := provisiontest.WaitJob(t, ctx, pb.Client, older.Name); j.State != provision.StateCancelled {
 		t.Errorf("cancelled job ended %s: %+v", j.State, j)
 	}
 }
