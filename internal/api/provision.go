@@ -13,7 +13,7 @@ import (
 
 func jobOut(j store.ProvisionJob) apitype.ProvisionJob {
 	out := apitype.ProvisionJob{ID: j.ID, UUID: j.UUID, Hostname: j.Hostname, State: j.State, Reinstall: j.Reinstall,
-		TasksTotal: j.TasksTotal, TasksDone: min(j.TasksDone, max(j.TasksTotal, 0)), Changed: j.Changed,
+		TasksTotal: j.TasksTotal, TasksDone: j.TasksDone, Changed: j.Changed,
 		Task: j.Task, Message: j.Message, CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt}
 	if !j.StartedAt.IsZero() {
 		t := j.StartedAt

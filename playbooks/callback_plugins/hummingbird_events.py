@@ -44,7 +44,8 @@ class CallbackModule(CallbackBase):
         return task.action not in ("meta", "ansible.builtin.meta", "import_tasks", "ansible.builtin.import_tasks")
 
     def v2_playbook_on_play_start(self, play):
-        tasks = 0
+        # Fact gathering is a task of its own that the play's blocks do not hold.
+        tasks = 0 if play.gather_facts is False else 1
         for block in play.compile():
             tasks += sum(1 for t in block.get_tasks() if self._counted(t))
         self._emit(event="play", name=play.get_name(), tasks=tasks)

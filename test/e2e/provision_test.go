@@ -1,19 +1,41 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/cli"
 	"hummingbird.io/hummingbird/internal/provision"
 	"hummingbird.io/hummingbird/internal/testbed"
 	"hummingbird.io/hummingbird/internal/testbed/provisiontest"
 )
+
+// hbctl runs hbctl against the bed's controller with the admin token.
+func hbctl(t *testing.T, pb *provisiontest.Bed, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	dir := t.TempDir()
+	ca, tok := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "admin.token")
+	if err := os.WriteFile(ca, pb.Controller.CAPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tok, []byte(pb.Controller.AdminToken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"HB_URL": pb.Controller.URL, "HB_CACERT": ca, "HB_TOKEN_FILE": tok, "HOME": dir}
+	var out, errb bytes.Buffer
+	code = cli.Main(t.Context(), args, cli.IO{In: strings.NewReader(""), Out: &out, Err: &errb},
+		func(k string) string { return env[k] })
+	return code, out.String(), errb.String()
+}
 
 // plantKubelet puts a program on h that says it is kubelet version v, as an older or newer
 // Kubernetes install would leave.
@@ -135,13 +157,14 @@ func TestProvision(t *testing.T) {
 
 	runHello(t, ctx, pb.Bed.ControlPlane, older.Name)
 
-	// Again: nothing changes.
-	if _, err := pb.Client.ProvisionHost(ctx, older.Name, apitype.ProvisionRequest{}); err != nil {
-		t.Fatal(err)
-	}
-	if j := provisiontest.WaitJob(t, ctx, pb.Client, older.Name); j.State != provision.StateSucceeded || j.Changed != 0 {
-		t.Errorf("second run: %s with %d changed tasks, want succeeded with none\n%s", j.State, j.Changed,
+	// Again, as a person does it with hbctl: a line per step of progress, and nothing changes.
+	code, out, errs := hbctl(t, pb, "host-provision", older.Name, "--follow", "-c", "state", "-c", "changed", "-f", "value")
+	if code != 0 || out != "succeeded\n0\n" || !strings.Contains(errs, "tasks (100%) Wait for the Node to be Ready") {
+		t.Errorf("hbctl host-provision --follow of a provisioned host: exit %d, %q\n%s\n%s", code, out, errs,
 			provisiontest.Log(t, ctx, pb.Client, older.Name))
+	}
+	if code, out, _ := hbctl(t, pb, "provision-log", older.Name); code != 0 || !strings.Contains(out, "changed=0") {
+		t.Errorf("hbctl provision-log: exit %d, no recap with changed=0:\n%s", code, out)
 	}
 
 	// Cancel a run in the middle.
