@@ -836,6 +836,7 @@ current-context: c
 	}
 	gone := cfg
 	gone.DataDir, gone.Kubeconfig = t.TempDir(), kubeconfig
+	gone.Provision.BundleDir = t.TempDir()
 	c2, err := controller.New(ctx, gone, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("controller with an unreachable cluster: %v", err)
@@ -886,9 +887,31 @@ current-context: c
 	sh.do(t, h2, specCase{name: "provision log bad after", method: "GET", path: "/v1/hosts/edge-p/provision/log?after=x", token: tok2, want: 400, offSpec: true})
 	sh.do(t, h2, specCase{name: "provision cancel ended", method: "DELETE", path: "/v1/hosts/edge-p/provision", token: tok2, want: 409})
 
+	// A cluster but no offline bundle: refused before a job is made.
+	nobundle := gone
+	nobundle.DataDir, nobundle.Provision.BundleDir = t.TempDir(), ""
+	c4, err := controller.New(ctx, nobundle, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("controller without a bundle: %v", err)
+	}
+	t.Cleanup(func() { c4.Close() })
+	if err := os.MkdirAll(filepath.Join(nobundle.DataDir, "ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(nobundle.DataDir, "ssh", "default"), []byte("a key\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sh.do(t, c4.API().Handler(), specCase{name: "add host without a bundle", method: "POST", path: "/v1/hosts", token: c4.AdminToken, want: 201,
+		body: `{"hostname":"edge-b","personality":"edgeworker","mgmt_ip":"192.168.204.96"}`})
+	body = sh.do(t, c4.API().Handler(), specCase{name: "provision without a bundle", method: "POST", path: "/v1/hosts/edge-b/provision", token: c4.AdminToken, want: 422})
+	if !strings.Contains(string(body), "--bundle-dir") {
+		t.Errorf("the refusal does not say what to give: %s", body)
+	}
+
 	mute := specSilentCluster(t)
 	silent := cfg
 	silent.DataDir, silent.Kubeconfig = t.TempDir(), mute
+	silent.Provision.BundleDir = t.TempDir()
 	silent.Provision.Parallel = 1
 	silent.Provision.Ansible = "true"
 	c3, err := controller.New(ctx, silent, slog.New(slog.DiscardHandler))

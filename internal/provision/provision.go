@@ -189,6 +189,10 @@ func (r *Runner) Start(ctx context.Context, req Request) (store.ProvisionJob, er
 			return problem.NotSupportedf("this controller manages no Kubernetes cluster: " +
 				"start hb-controller with --kubeconfig (HB_KUBECONFIG) to provision hosts")
 		}
+		if r.cfg.PackageSource == SourceOffline && r.cfg.BundleDir == "" {
+			return problem.NotSupportedf("this controller has no offline bundle to provision from: start " +
+				"hb-controller with --bundle-dir (HB_BUNDLE_DIR), or with --provision-source online")
+		}
 		if _, err := exec.LookPath(r.cfg.Ansible); err != nil {
 			return problem.Wrap(problem.Unavailable, err,
 				"the controller cannot run %s: install ansible-core on the controller's machine", r.cfg.Ansible)
