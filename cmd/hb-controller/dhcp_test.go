@@ -152,9 +152,9 @@ exit 0
 		}
 		break
 	}
-	p.Stop()
 	b, err := os.ReadFile(record)
 	if err != nil {
+		p.Stop()
 		return map[string]string{}
 	}
 	env := map[string]string{}
@@ -163,5 +163,15 @@ exit 0
 			env[k] = strings.Trim(v, "'")
 		}
 	}
+	// dhclient runs the script before it writes the lease to its lease file: stopping it at once
+	// could lose the lease, and the next run would start from DISCOVER instead of INIT-REBOOT.
+	if ip := env["new_ip_address"]; ip != "" {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if data, err := os.ReadFile(leases); err == nil && strings.Contains(string(data), "fixed-address "+ip+";") {
+				break
+			}
+		}
+	}
+	p.Stop()
 	return env
 }
