@@ -59,8 +59,9 @@ against the host's management address over SSH: containerd, kubelet and kubeadm 
 cluster's version, the kernel settings Kubernetes needs, and kubeadm join. The host is
 provisioned once its Node is Ready. Running it again is safe: a provisioned host is
 left as it is. With --follow, hbctl shows the job's progress until it ends.`,
-		Example: "  hbctl host-provision edge-01 --follow\n  hbctl provision-log edge-01",
-		Args:    a.args("HOST"),
+		Example:           "  hbctl host-provision edge-01 --follow\n  hbctl provision-log edge-01",
+		Args:              a.args("HOST"),
+		ValidArgsFunction: a.completeHosts,
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			j, err := c.ProvisionHost(ctx, args[0], apitype.ProvisionRequest{Reinstall: reinstall})
 			if err != nil {
@@ -77,9 +78,10 @@ left as it is. With --follow, hbctl shows the job's progress until it ends.`,
 
 	var showFollow bool
 	show := &cobra.Command{
-		Use:   "host-provision-show HOST [--follow]",
-		Short: "Show a host's latest provisioning job",
-		Args:  a.args("HOST"),
+		Use:               "host-provision-show HOST [--follow]",
+		Short:             "Show a host's latest provisioning job",
+		Args:              a.args("HOST"),
+		ValidArgsFunction: a.completeHosts,
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			j, err := c.ProvisionJob(ctx, args[0])
 			if err != nil {
@@ -94,9 +96,10 @@ left as it is. With --follow, hbctl shows the job's progress until it ends.`,
 	show.Flags().BoolVar(&showFollow, "follow", false, "show the job's progress until it ends")
 
 	cancel := &cobra.Command{
-		Use:   "host-provision-cancel HOST",
-		Short: "Cancel a host's queued or running provisioning job",
-		Args:  a.args("HOST"),
+		Use:               "host-provision-cancel HOST",
+		Short:             "Cancel a host's queued or running provisioning job",
+		Args:              a.args("HOST"),
+		ValidArgsFunction: a.completeHosts,
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			j, err := c.CancelProvision(ctx, args[0])
 			if err != nil {
@@ -108,9 +111,10 @@ left as it is. With --follow, hbctl shows the job's progress until it ends.`,
 
 	var logFollow bool
 	logCmd := &cobra.Command{
-		Use:   "provision-log HOST [--follow]",
-		Short: "Print the log of a host's latest provisioning job",
-		Args:  a.args("HOST"),
+		Use:               "provision-log HOST [--follow]",
+		Short:             "Print the log of a host's latest provisioning job",
+		Args:              a.args("HOST"),
+		ValidArgsFunction: a.completeHosts,
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			var after int64
 			for {
