@@ -179,31 +179,6 @@ func (c *Cluster) WaitNodeReady(ctx context.Context, name string, interval time.
 	}
 }
 
-// LabelNode sets the labels of set and removes the keys of remove on a Node, in one merge
-// patch. It changes nothing else.
-func (c *Cluster) LabelNode(ctx context.Context, name string, set map[string]string, remove []string) error {
-	labels := map[string]*string{}
-	for k, v := range set {
-		labels[k] = &v
-	}
-	for _, k := range remove {
-		if _, ok := set[k]; !ok {
-			labels[k] = nil
-		}
-	}
-	if len(labels) == 0 {
-		return nil
-	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": labels}})
-	if err != nil {
-		return err
-	}
-	if _, err := c.cs.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		return fmt.Errorf("labelling node %s: %w", name, err)
-	}
-	return nil
-}
-
 // ServerVersion is the API server's gitVersion, like v1.37.2.
 func (c *Cluster) ServerVersion() (string, error) {
 	v, err := c.cs.Discovery().ServerVersion()
