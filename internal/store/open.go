@@ -57,7 +57,7 @@ func Redact(dsn string) string {
 }
 
 // counterNames are the counters of the counters table.
-var counterNames = []string{"hosts", "events", "pools", "alarms", "provision_jobs"}
+var counterNames = []string{"hosts", "events", "pools", "alarms", "provision_jobs", "apps"}
 
 // sequencesMigration gives PostgreSQL a sequence per counter,
 // started after the counter's value, so that concurrent writers do not
@@ -105,6 +105,7 @@ func goMigrations(dialect string) []*goose.Migration {
 		sequencesMigration(4, dialect, "pools"),
 		sequencesMigration(6, dialect, "alarms"),
 		sequencesMigration(9, dialect, "provision_jobs"),
+		sequencesMigration(12, dialect, "apps"),
 	}
 }
 

@@ -38,12 +38,14 @@ var uniqueFields = map[string]string{
 	"address_pools_name_key": "name",
 	"host_groups_pkey":       "name",
 	"provision_jobs_active":  "host",
+	"apps_name_key":          "name",
 }
 
 // uniqueMessages says what a violated constraint means where "<field> is
 // already used by another host" would not.
 var uniqueMessages = map[string]string{
 	"provision_jobs_active": "the host already has a provisioning job queued or running",
+	"apps_name_key":         "there is already an app of that name",
 }
 
 // uniqueConflict is the error for a violation of the named unique

@@ -76,6 +76,8 @@ var sqliteConstraints = map[string]string{
 	"address_pools.name":     "address_pools_name_key",
 	"host_groups.name":       "host_groups_pkey",
 	"provision_jobs.host_id": "provision_jobs_active",
+	"apps.name":              "apps_name_key",
+	"apps.uuid":              "apps_uuid_key",
 }
 
 // failedColumns reads the columns out of SQLite's message

@@ -36,7 +36,7 @@ type Store interface {
 // transaction it belongs to.
 type Tx interface {
 	// NextID hands out the next value of a named counter ("hosts", "events",
-	// "pools", "alarms", "provision_jobs").
+	// "pools", "alarms", "provision_jobs", "apps").
 	NextID(counter string) (int64, error)
 
 	InsertHost(h *Host) error
@@ -141,6 +141,20 @@ type Tx interface {
 	// ProvisionLog reads a job's log chunks after afterSeq, oldest first, at
 	// most limit of them (0: no limit).
 	ProvisionLog(jobID int64, afterSeq int64, limit int) ([]LogChunk, error)
+
+	// InsertApp stores an app and its members; the caller sets its ID (from
+	// NextID("apps")), UUID and times. Member positions are stored as given.
+	InsertApp(a *App) error
+	// AppByName reads an app with its members, or fails with ErrNotFound.
+	AppByName(name string) (App, error)
+	// ListApps lists every app with its members, by name.
+	ListApps() ([]App, error)
+	// DeleteApp deletes an app and its members, or fails with ErrNotFound.
+	DeleteApp(id int64) error
+	// AppsOfHost lists the apps a host is a member of, by name.
+	AppsOfHost(hostID int64) ([]App, error)
+	// AppsOfGroup lists the apps of a group, by name.
+	AppsOfGroup(name string) ([]App, error)
 
 	// Cursor reads a named position (0 when never set); SetCursor stores it.
 	Cursor(name string) (int64, bool, error)
@@ -286,6 +300,29 @@ type Group struct {
 	Description string
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+}
+
+// App is a redundant edge app: it runs warm on its members, edgeworkers of
+// its group, in order of preference.
+type App struct {
+	ID        int64
+	UUID      string
+	Name      string
+	Group     string
+	Image     string
+	Port      int    // 0: none
+	VIP       string // addr/prefix; empty: none
+	Members   []AppMember
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// AppMember is a host an app runs on.
+type AppMember struct {
+	HostID       int64
+	Hostname     string // read only: the hostname of HostID
+	Availability string // read only: the availability of HostID
+	Position     int    // 1 is the most preferred
 }
 
 // Alarm is an active alarm, StarlingX-shaped.
