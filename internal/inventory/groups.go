@@ -111,11 +111,18 @@ func (s *Service) ListGroups(ctx context.Context) ([]GroupInfo, error) {
 	return out, err
 }
 
-// DeleteGroup deletes a group without members.
+// DeleteGroup deletes a group without members or apps.
 func (s *Service) DeleteGroup(ctx context.Context, actor, name string) error {
 	return s.st.Write(ctx, func(tx store.Tx) error {
 		if _, err := lookupGroup(tx, name); err != nil {
 			return err
+		}
+		apps, err := tx.AppsOfGroup(name)
+		if err != nil {
+			return err
+		}
+		if len(apps) > 0 {
+			return problem.Conflictf("", "group %s has apps: %s; delete them first (hbctl app-delete %s)", name, appNames(apps), apps[0].Name)
 		}
 		members, err := tx.ListHosts(store.HostFilter{Group: name, Limit: 11})
 		if err != nil {

@@ -232,6 +232,16 @@ func (s *Service) Update(ctx context.Context, actor, ref string, u apitype.HostU
 				return err
 			}
 		}
+		if h.Group != old.Group {
+			if err := checkNotAppMember(tx, old, "moved to another group"); err != nil {
+				return err
+			}
+		}
+		if h.Personality != old.Personality {
+			if err := checkNotAppMember(tx, old, "given another personality"); err != nil {
+				return err
+			}
+		}
 		if err := s.assignAddress(tx, &h, &old, pool); err != nil {
 			return err
 		}
@@ -332,7 +342,8 @@ func (s *Service) relabel(ctx context.Context, actor, ref, action string, change
 	return out, err
 }
 
-// Delete removes a host; a host being provisioned is refused.
+// Delete removes a host; a host being provisioned, or an app's member, is
+// refused.
 func (s *Service) Delete(ctx context.Context, actor, ref string) (store.Host, error) {
 	var h store.Host
 	err := s.st.Write(ctx, func(tx store.Tx) error {
@@ -342,6 +353,9 @@ func (s *Service) Delete(ctx context.Context, actor, ref string) (store.Host, er
 		}
 		if h.InvProvision == ProvProvisioning {
 			return problem.Conflictf("", "host %s is being provisioned; wait for the job to end or cancel it, then delete the host", h.Hostname)
+		}
+		if err := checkNotAppMember(tx, h, "deleted"); err != nil {
+			return err
 		}
 		if err := tx.DeleteHost(h.ID); err != nil {
 			return err

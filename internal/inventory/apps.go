@@ -1,0 +1,345 @@
+package inventory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/problem"
+	"hummingbird.io/hummingbird/internal/store"
+)
+
+// MinAppMembers is the fewest members an app runs on: one active, one
+// standby.
+const MinAppMembers = 2
+
+func (s *Service) appEvent(tx store.Tx, action, actor, name, reason string) error {
+	return tx.AppendEvent(&store.Event{
+		UUID: s.newUUID(), Time: s.stamp(), EntityType: "app", EntityID: "app=" + name,
+		Action: action, Actor: actor, Reason: reason,
+	})
+}
+
+// AddApp checks req and stores a new app on members of its group: the
+// hosts req names, in order of preference, or else every edgeworker of the
+// group.
+func (s *Service) AddApp(ctx context.Context, actor string, req apitype.AppCreate) (store.App, error) {
+	now := s.stamp()
+	a := store.App{
+		UUID: s.newUUID(), Name: strings.TrimSpace(req.Name), Group: strings.TrimSpace(req.Group),
+		Image: strings.TrimSpace(req.Image), Port: req.Port, CreatedAt: now, UpdatedAt: now,
+	}
+	if err := CheckAppName(a.Name); err != nil {
+		return store.App{}, err
+	}
+	if a.Group == "" {
+		return store.App{}, problem.Invalidf("group", "an app needs a group: the group whose edgeworkers run it (hbctl group-list shows them)")
+	}
+	if err := CheckImage(a.Image); err != nil {
+		return store.App{}, err
+	}
+	if a.Port < 0 || a.Port > 65535 {
+		return store.App{}, problem.Invalidf("port", "port %d is not a TCP or UDP port: give 1 to 65535, or 0 for none", a.Port)
+	}
+	var vip netip.Addr
+	if v := strings.TrimSpace(req.VIP); v != "" {
+		p, err := CheckVIP(v)
+		if err != nil {
+			return store.App{}, err
+		}
+		a.VIP, vip = p.String(), p.Addr()
+	}
+	err := s.st.Write(ctx, func(tx store.Tx) error {
+		if _, err := tx.AppByName(a.Name); err == nil {
+			return problem.Conflictf("name", "there is already an app named %s", a.Name)
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err := checkGroupExists(tx, a.Group); err != nil {
+			return err
+		}
+		members, err := appMembers(tx, a.Group, req.Members)
+		if err != nil {
+			return err
+		}
+		for i, h := range members {
+			a.Members = append(a.Members, store.AppMember{HostID: h.ID, Hostname: h.Hostname, Availability: h.Availability, Position: i + 1})
+		}
+		if vip.IsValid() {
+			if err := checkVIPFree(tx, vip); err != nil {
+				return err
+			}
+		}
+		if a.ID, err = tx.NextID("apps"); err != nil {
+			return err
+		}
+		if err := tx.InsertApp(&a); err != nil {
+			return err
+		}
+		names := make([]string, len(members))
+		for i, h := range members {
+			names[i] = h.Hostname
+		}
+		return s.appEvent(tx, "app.add", actor, a.Name,
+			fmt.Sprintf("app %s added to group %s on %s", a.Name, a.Group, strings.Join(names, ", ")))
+	})
+	if err != nil {
+		return store.App{}, err
+	}
+	return a, nil
+}
+
+// appMembers resolves the members an app is given, in order, or picks every
+// edgeworker of its group when none are.
+func appMembers(tx store.Tx, group string, refs []string) ([]store.Host, error) {
+	if len(refs) == 0 {
+		hosts, err := tx.ListHosts(store.HostFilter{Group: group, Personality: apitype.PersonalityEdgeworker})
+		if err != nil {
+			return nil, err
+		}
+		if len(hosts) < MinAppMembers {
+			return nil, problem.Conflictf("members", "group %s has %d edgeworker(s)%s; an app runs on at least %d: "+
+				"add edgeworkers to the group (hbctl host-update HOST group=%s)", group, len(hosts), hostnames(hosts), MinAppMembers, group)
+		}
+		return hosts, nil
+	}
+	var out []store.Host
+	seen := map[int64]bool{}
+	for _, ref := range refs {
+		ref = strings.TrimSpace(ref)
+		if ref == "" {
+			return nil, problem.Invalidf("members", "members has an empty host name")
+		}
+		h, err := Lookup(tx, ref)
+		if problem.Is(err, problem.NotFound) {
+			return nil, problem.Invalidf("members", "no host %q: name members by hostname (hbctl host-list shows them)", ref)
+		} else if err != nil {
+			return nil, err
+		}
+		if seen[h.ID] {
+			return nil, problem.Invalidf("members", "host %s is named twice in members; name each member once", h.Hostname)
+		}
+		seen[h.ID] = true
+		if h.Personality != apitype.PersonalityEdgeworker {
+			return nil, problem.Conflictf("members", "host %s is a %s: apps run on edgeworkers only", h.Hostname, h.Personality)
+		}
+		if h.Group != group {
+			where := "in no group"
+			if h.Group != "" {
+				where = "in group " + h.Group
+			}
+			return nil, problem.Conflictf("members", "host %s is %s, not in group %s: an app runs on members of its group "+
+				"(hbctl host-update %s group=%s moves it)", h.Hostname, where, group, h.Hostname, group)
+		}
+		out = append(out, h)
+	}
+	if len(out) < MinAppMembers {
+		return nil, problem.Invalidf("members", "members names %d host(s); an app runs on at least %d, one active and the others standing by",
+			len(out), MinAppMembers)
+	}
+	return out, nil
+}
+
+// hostnames is " (a, b)" for a few hosts, "" for none.
+func hostnames(hosts []store.Host) string {
+	if len(hosts) == 0 {
+		return ""
+	}
+	names := make([]string, len(hosts))
+	for i, h := range hosts {
+		names[i] = h.Hostname
+	}
+	return " (" + strings.Join(names, ", ") + ")"
+}
+
+// checkVIPFree refuses a virtual address that a host or another app has.
+func checkVIPFree(tx store.Tx, vip netip.Addr) error {
+	h, err := tx.HostByIP(vip.String())
+	switch {
+	case err == nil:
+		return problem.Conflictf("vip", "vip %s is the management address of host %s; choose a free address", vip, h.Hostname)
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	apps, err := tx.ListApps()
+	if err != nil {
+		return err
+	}
+	for _, other := range apps {
+		if p, err := netip.ParsePrefix(other.VIP); err == nil && p.Addr() == vip {
+			return problem.Conflictf("vip", "vip %s is the address of app %s; choose a free address", vip, other.Name)
+		}
+	}
+	return nil
+}
+
+func lookupApp(tx store.Tx, name string) (store.App, error) {
+	a, err := tx.AppByName(name)
+	if errors.Is(err, store.ErrNotFound) {
+		return a, problem.NotFoundf("no app %q (hbctl app-list shows them)", name)
+	}
+	return a, err
+}
+
+// GetApp returns an app and its members.
+func (s *Service) GetApp(ctx context.Context, name string) (store.App, error) {
+	var a store.App
+	err := s.st.Read(ctx, func(tx store.Tx) error {
+		var err error
+		a, err = lookupApp(tx, name)
+		return err
+	})
+	return a, err
+}
+
+// ListApps returns every app, by name.
+func (s *Service) ListApps(ctx context.Context) ([]store.App, error) {
+	var out []store.App
+	err := s.st.Read(ctx, func(tx store.Tx) error {
+		var err error
+		out, err = tx.ListApps()
+		return err
+	})
+	return out, err
+}
+
+// DeleteApp deletes an app; its members stay in the inventory.
+func (s *Service) DeleteApp(ctx context.Context, actor, name string) error {
+	return s.st.Write(ctx, func(tx store.Tx) error {
+		a, err := lookupApp(tx, name)
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteApp(a.ID); err != nil {
+			return err
+		}
+		return s.appEvent(tx, "app.delete", actor, a.Name, fmt.Sprintf("app %s deleted from group %s", a.Name, a.Group))
+	})
+}
+
+// appNames is "a, b" for the apps, "a, b, …" past ten.
+func appNames(apps []store.App) string {
+	var names []string
+	for i, a := range apps {
+		if i == 10 {
+			names = append(names, "…")
+			break
+		}
+		names = append(names, a.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// checkNotAppMember refuses a change to a host that its apps do not allow;
+// doing says what the change is ("deleted", "moved to group x").
+func checkNotAppMember(tx store.Tx, h store.Host, doing string) error {
+	apps, err := tx.AppsOfHost(h.ID)
+	if err != nil || len(apps) == 0 {
+		return err
+	}
+	return problem.Conflictf("", "host %s is a member of app(s) %s and cannot be %s; delete the app(s) first (hbctl app-delete %s)",
+		h.Hostname, appNames(apps), doing, apps[0].Name)
+}
+
+// CheckAppName: an app name is one RFC 1123 label, as a hostname's first.
+func CheckAppName(name string) error {
+	if strings.Contains(name, ".") {
+		return problem.Invalidf("name", "app name %q has a '.': use one label of lowercase letters, digits and '-', like plc-bridge", name)
+	}
+	if err := CheckHostname(name); err != nil {
+		var pe *problem.Error
+		if errors.As(err, &pe) {
+			return problem.Invalidf("name", "app name%s", strings.TrimPrefix(pe.Message, "hostname"))
+		}
+		return err
+	}
+	return nil
+}
+
+var (
+	imageRegistryRE  = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[0-9]{1,5})?$`)
+	imageComponentRE = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$`)
+	imageTagRE       = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	imageDigestRE    = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+)
+
+// CheckImage checks a container image reference:
+// [registry[:port]/]path[:tag][@sha256:digest], with a path of lowercase
+// components.
+func CheckImage(ref string) error {
+	const form = "write [registry[:port]/]path[:tag][@sha256:digest], like registry.example/plc-bridge:1.4"
+	if ref == "" {
+		return problem.Invalidf("image", "an app needs an image; %s", form)
+	}
+	if len(ref) > 512 {
+		return problem.Invalidf("image", "image is %d characters long; at most 512 are allowed", len(ref))
+	}
+	if strings.IndexFunc(ref, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		return problem.Invalidf("image", "image %q has a space or control character; %s", ref, form)
+	}
+	name := ref
+	if at := strings.IndexByte(name, '@'); at >= 0 {
+		if d := name[at+1:]; !imageDigestRE.MatchString(d) {
+			return problem.Invalidf("image", "image %q: digest %q is not sha256: and 64 lowercase hex digits", ref, d)
+		}
+		name = name[:at]
+	}
+	if colon := strings.LastIndexByte(name, ':'); colon > strings.LastIndexByte(name, '/') {
+		if tag := name[colon+1:]; !imageTagRE.MatchString(tag) {
+			return problem.Invalidf("image", "image %q: tag %q must be 1 to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-'", ref, tag)
+		}
+		name = name[:colon]
+	}
+	parts := strings.Split(name, "/")
+	if len(parts) > 1 && (strings.ContainsAny(parts[0], ".:") || parts[0] == "localhost") {
+		host, port, hasPort := strings.Cut(parts[0], ":")
+		if !imageRegistryRE.MatchString(parts[0]) {
+			return problem.Invalidf("image", "image %q: registry %q is not a host name with an optional port; %s", ref, parts[0], form)
+		}
+		if n, _ := strconv.Atoi(port); hasPort && (n < 1 || n > 65535) {
+			return problem.Invalidf("image", "image %q: registry %s has port %s; give 1 to 65535", ref, host, port)
+		}
+		parts = parts[1:]
+	}
+	for _, c := range parts {
+		if imageComponentRE.MatchString(c) {
+			continue
+		}
+		if strings.ToLower(c) != c && imageComponentRE.MatchString(strings.ToLower(c)) {
+			return problem.Invalidf("image", "image %q: path component %q has uppercase letters; image paths are lowercase", ref, c)
+		}
+		return problem.Invalidf("image", "image %q: path component %q must be lowercase letters and digits, separated by '.', '_', '__' or '-'; %s", ref, c, form)
+	}
+	return nil
+}
+
+// CheckVIP checks an app's virtual address: an address with the prefix
+// length of its segment, that a host can hold (not the segment's network or
+// broadcast address, nor a loopback, multicast or unspecified one).
+func CheckVIP(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return p, problem.Invalidf("vip", "vip %q is not an address with its prefix length: write it like 10.20.0.50/24", s)
+	}
+	a := p.Addr()
+	if a.Is4In6() {
+		return p, problem.Invalidf("vip", "vip %q is an IPv4 address in IPv6 form: write it as %s/%d", s, a.Unmap(), p.Bits()-96)
+	}
+	if a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() {
+		return p, problem.Invalidf("vip", "vip %s is an unspecified, loopback or multicast address; give an address of the group's segment", s)
+	}
+	if p.Bits() < a.BitLen()-1 {
+		if a == p.Masked().Addr() {
+			return p, problem.Invalidf("vip", "vip %s is the network address of %s; choose a host address in it", s, p.Masked())
+		}
+		if b, ok := broadcast(p); ok && a == b {
+			return p, problem.Invalidf("vip", "vip %s is the broadcast address of %s; choose a host address in it", s, p.Masked())
+		}
+	}
+	return p, nil
+}

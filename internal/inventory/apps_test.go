@@ -1,0 +1,228 @@
+package inventory_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/inventory"
+	"hummingbird.io/hummingbird/internal/problem"
+	"hummingbird.io/hummingbird/internal/store"
+	"hummingbird.io/hummingbird/internal/store/storetest"
+)
+
+func TestApps(t *testing.T) {
+	t.Parallel()
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) { t.Parallel(); testApps(t, newFixture(t, b.DSN(t), "static")) })
+	}
+}
+
+func testApps(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	for _, h := range []apitype.HostCreate{
+		{Hostname: "edge-01", Personality: "edgeworker", MgmtIP: "192.168.204.10", Group: "press"},
+		{Hostname: "edge-02", Personality: "edgeworker", MgmtIP: "192.168.204.11", Group: "press"},
+		{Hostname: "edge-03", Personality: "edgeworker", MgmtIP: "192.168.204.12", Group: "press"},
+		{Hostname: "edge-04", Personality: "edgeworker", MgmtIP: "192.168.204.13", Group: "paint"},
+		{Hostname: "edge-05", Personality: "edgeworker", MgmtIP: "192.168.204.14"},
+		{Hostname: "worker-0", Personality: "worker", MgmtIP: "192.168.204.15", Group: "press"},
+	} {
+		if h.Group == "paint" {
+			if _, err := f.svc.AddGroup(ctx, "t", "paint", ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := f.svc.Add(ctx, "t", h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := apitype.AppCreate{Name: "plc-bridge", Group: "press", Image: "registry.example/plc-bridge:1.4", Port: 502,
+		VIP: "10.20.0.50/24", Members: []string{"edge-02", "edge-01"}}
+	with := func(change func(r *apitype.AppCreate)) apitype.AppCreate {
+		r := good
+		r.Members = append([]string(nil), good.Members...)
+		change(&r)
+		return r
+	}
+	for _, c := range []struct {
+		name  string
+		req   apitype.AppCreate
+		kind  problem.Kind
+		field string
+		msg   string
+	}{
+		{"no name", with(func(r *apitype.AppCreate) { r.Name = "" }), problem.Invalid, "name", "app name is required"},
+		{"bad name", with(func(r *apitype.AppCreate) { r.Name = "PLC" }), problem.Invalid, "name", "uppercase"},
+		{"dotted name", with(func(r *apitype.AppCreate) { r.Name = "plc.bridge" }), problem.Invalid, "name", "one label"},
+		{"no group", with(func(r *apitype.AppCreate) { r.Group = "" }), problem.Invalid, "group", "needs a group"},
+		{"unknown group", with(func(r *apitype.AppCreate) { r.Group = "nope" }), problem.Invalid, "group", "hbctl group-add nope"},
+		{"no image", with(func(r *apitype.AppCreate) { r.Image = "" }), problem.Invalid, "image", "needs an image"},
+		{"bad image", with(func(r *apitype.AppCreate) { r.Image = "registry.example/PLC:1" }), problem.Invalid, "image", "lowercase"},
+		{"port", with(func(r *apitype.AppCreate) { r.Port = 70000 }), problem.Invalid, "port", "1 to 65535"},
+		{"negative port", with(func(r *apitype.AppCreate) { r.Port = -1 }), problem.Invalid, "port", "1 to 65535"},
+		{"vip without prefix", with(func(r *apitype.AppCreate) { r.VIP = "10.20.0.50" }), problem.Invalid, "vip", "10.20.0.50/24"},
+		{"vip network", with(func(r *apitype.AppCreate) { r.VIP = "10.20.0.0/24" }), problem.Invalid, "vip", "network address"},
+		{"vip broadcast", with(func(r *apitype.AppCreate) { r.VIP = "10.20.0.255/24" }), problem.Invalid, "vip", "broadcast address"},
+		{"vip of a host", with(func(r *apitype.AppCreate) { r.VIP = "192.168.204.12/24" }), problem.Conflict, "vip", "host edge-03"},
+		{"one member", with(func(r *apitype.AppCreate) { r.Members = []string{"edge-01"} }), problem.Invalid, "members", "at least 2"},
+		{"member twice", with(func(r *apitype.AppCreate) { r.Members = []string{"edge-01", "edge-01"} }), problem.Invalid, "members", "edge-01 is named twice"},
+		{"unknown member", with(func(r *apitype.AppCreate) { r.Members = []string{"edge-01", "edge-99"} }), problem.Invalid, "members", `no host "edge-99"`},
+		{"worker member", with(func(r *apitype.AppCreate) { r.Members = []string{"edge-01", "worker-0"} }), problem.Conflict, "members", "worker-0 is a worker"},
+		{"member of another group", with(func(r *apitype.AppCreate) { r.Members = []string{"edge-01", "edge-04"} }), problem.Conflict, "members", "edge-04 is in group paint"},
+		{"member of no group", with(func(r *apitype.AppCreate) { r.Members = []string{"edge-01", "edge-05"} }), problem.Conflict, "members", "edge-05 is in no group"},
+		{"group too small", with(func(r *apitype.AppCreate) { r.Group, r.Members = "paint", nil }), problem.Conflict, "members", "group paint has 1 edgeworker(s) (edge-04)"},
+	} {
+		_, err := f.svc.AddApp(ctx, "t", c.req)
+		if !problem.Is(err, c.kind) || problem.FieldOf(err) != c.field || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%s: %v (%v, field %q); want %v on %s saying %q", c.name, err, problem.KindOf(err), problem.FieldOf(err), c.kind, c.field, c.msg)
+		}
+	}
+
+	a, err := f.svc.AddApp(ctx, "tok-op", good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := store.App{ID: 1, UUID: a.UUID, Name: "plc-bridge", Group: "press", Image: "registry.example/plc-bridge:1.4", Port: 502,
+		VIP: "10.20.0.50/24", CreatedAt: a.CreatedAt, UpdatedAt: a.CreatedAt, Members: []store.AppMember{
+			{HostID: 2, Hostname: "edge-02", Availability: "offline", Position: 1},
+			{HostID: 1, Hostname: "edge-01", Availability: "offline", Position: 2},
+		}}
+	if diff := cmp.Diff(want, a); diff != "" {
+		t.Errorf("AddApp (-want +got):\n%s", diff)
+	}
+	if got, err := f.svc.GetApp(ctx, "plc-bridge"); err != nil || !cmp.Equal(want, got) {
+		t.Errorf("GetApp: %v; %s", err, cmp.Diff(want, got))
+	}
+	if _, err := f.svc.AddApp(ctx, "t", good); !problem.Is(err, problem.Conflict) || !strings.Contains(err.Error(), "already an app named plc-bridge") {
+		t.Errorf("the same app again: %v", err)
+	}
+	if _, err := f.svc.AddApp(ctx, "t", with(func(r *apitype.AppCreate) { r.Name = "other" })); !problem.Is(err, problem.Conflict) ||
+		!strings.Contains(err.Error(), "address of app plc-bridge") {
+		t.Errorf("another app on plc-bridge's vip: %v", err)
+	}
+
+	// Without members, every edgeworker of the group, by id; no port nor vip.
+	all, err := f.svc.AddApp(ctx, "t", apitype.AppCreate{Name: "historian", Group: "press", Image: "historian@sha256:" + strings.Repeat("ab", 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range all.Members {
+		names = append(names, m.Hostname)
+	}
+	if !cmp.Equal(names, []string{"edge-01", "edge-02", "edge-03"}) || all.Port != 0 || all.VIP != "" {
+		t.Errorf("an app without members: %+v; want edge-01, edge-02 and edge-03, no port, no vip", all)
+	}
+	apps, err := f.svc.ListApps(ctx)
+	if err != nil || len(apps) != 2 || apps[0].Name != "historian" || apps[1].Name != "plc-bridge" {
+		t.Errorf("ListApps: %+v, %v; want historian and plc-bridge", apps, err)
+	}
+
+	// The group and the members stay while the apps do.
+	if err := f.svc.DeleteGroup(ctx, "t", "press"); !problem.Is(err, problem.Conflict) || !strings.Contains(err.Error(), "group press has apps: historian, plc-bridge") {
+		t.Errorf("delete a group with apps: %v", err)
+	}
+	if _, err := f.svc.Delete(ctx, "t", "edge-02"); !problem.Is(err, problem.Conflict) || !strings.Contains(err.Error(), "member of app(s) historian, plc-bridge") {
+		t.Errorf("delete a member: %v", err)
+	}
+	if _, err := f.svc.Update(ctx, "t", "edge-03", apitype.HostUpdate{Group: ptr("paint")}); !problem.Is(err, problem.Conflict) ||
+		!strings.Contains(err.Error(), "app(s) historian and cannot be moved") {
+		t.Errorf("move a member to another group: %v", err)
+	}
+	if _, err := f.svc.Update(ctx, "t", "edge-03", apitype.HostUpdate{Personality: ptr("worker")}); !problem.Is(err, problem.Conflict) {
+		t.Errorf("change a member's personality: %v", err)
+	}
+	if _, err := f.svc.Update(ctx, "t", "edge-03", apitype.HostUpdate{Location: ptr("hall 2")}); err != nil {
+		t.Errorf("another change to a member: %v", err)
+	}
+
+	if err := f.svc.DeleteApp(ctx, "tok-op", "plc-bridge"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.DeleteApp(ctx, "t", "plc-bridge"); !problem.Is(err, problem.NotFound) || !strings.Contains(err.Error(), "hbctl app-list") {
+		t.Errorf("delete a deleted app: %v", err)
+	}
+	if _, err := f.svc.GetApp(ctx, "plc-bridge"); !problem.Is(err, problem.NotFound) {
+		t.Errorf("get a deleted app: %v", err)
+	}
+	if err := f.svc.DeleteApp(ctx, "t", "historian"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Delete(ctx, "t", "edge-02"); err != nil {
+		t.Errorf("delete a former member: %v", err)
+	}
+
+	events, err := f.svc.Events(ctx, store.EventFilter{EntityType: "app", EntityID: "app=plc-bridge"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range events {
+		got = append(got, e.Action+" by "+e.Actor+": "+e.Reason)
+	}
+	if diff := cmp.Diff([]string{
+		"app.delete by tok-op: app plc-bridge deleted from group press",
+		"app.add by tok-op: app plc-bridge added to group press on edge-02, edge-01",
+	}, got); diff != "" {
+		t.Errorf("events of plc-bridge (-want +got):\n%s", diff)
+	}
+}
+
+func TestCheckImage(t *testing.T) {
+	t.Parallel()
+	digest := "sha256:" + strings.Repeat("0f", 32)
+	for _, ok := range []string{
+		"nginx", "nginx:1.27", "library/nginx", "registry.example/plc-bridge:1.4", "localhost:5000/a/b_c__d-e.f:v1",
+		"registry.example:443/plc/bridge@" + digest, "plc-bridge:1.4@" + digest, "localhost/app",
+	} {
+		if err := inventory.CheckImage(ok); err != nil {
+			t.Errorf("CheckImage(%q): %v", ok, err)
+		}
+	}
+	for bad, msg := range map[string]string{
+		"":                                 "needs an image",
+		"plc bridge":                       "space",
+		"Plc-Bridge:1":                     "uppercase",
+		"registry.example/a:":              "tag",
+		"a:-x":                             "tag",
+		"a@sha256:abc":                     "digest",
+		"a@md5:" + strings.Repeat("0", 32): "digest",
+		"reg_istry.example/a":              "registry",
+		"registry.example:99999/a":         "port",
+		"a//b":                             "path component",
+		"a/-b":                             "path component",
+		"/a":                               "path component",
+	} {
+		if err := inventory.CheckImage(bad); !problem.Is(err, problem.Invalid) || !strings.Contains(err.Error(), msg) {
+			t.Errorf("CheckImage(%q): %v; want it refused, saying %q", bad, err, msg)
+		}
+	}
+}
+
+func TestCheckVIP(t *testing.T) {
+	t.Parallel()
+	for _, ok := range []string{"10.20.0.50/24", "10.20.0.1/31", "10.20.0.7/32", "fd00::50/64", "fd00::1/128"} {
+		if _, err := inventory.CheckVIP(ok); err != nil {
+			t.Errorf("CheckVIP(%q): %v", ok, err)
+		}
+	}
+	for bad, msg := range map[string]string{
+		"10.20.0.50":          "prefix length",
+		"10.20.0.50/33":       "prefix length",
+		"10.20.0.0/24":        "network address",
+		"10.20.0.255/24":      "broadcast address",
+		"fd00::/64":           "network address",
+		"0.0.0.0/0":           "unspecified",
+		"127.0.0.5/8":         "loopback",
+		"224.0.0.18/24":       "multicast",
+		"::ffff:10.0.0.5/120": "IPv4 address in IPv6 form",
+	} {
+		if _, err := inventory.CheckVIP(bad); !problem.Is(err, problem.Invalid) || !strings.Contains(err.Error(), msg) {
+			t.Errorf("CheckVIP(%q): %v; want it refused, saying %q", bad, err, msg)
+		}
+	}
+}
