@@ -129,7 +129,7 @@ func TestSpecShapesMatchAPITypes(t *testing.T) {
 		"HostList": apitype.HostList{}, "Token": apitype.Token{}, "TokenCreate": apitype.TokenCreate{},
 		"TokenCreated": apitype.TokenCreated{}, "TokenList": apitype.TokenList{}, "Event": apitype.Event{},
 		"EventList": apitype.EventList{}, "Version": apitype.Version{}, "Error": apitype.Error{},
-		"ErrorBody": apitype.ErrorBody{},
+		"ErrorBody": apitype.ErrorBody{}, "App": apitype.App{}, "AppCreate": apitype.AppCreate{}, "AppList": apitype.AppList{},
 	} {
 		ref := doc.Components.Schemas[name]
 		if ref == nil {
@@ -521,6 +521,7 @@ var specBodies = map[string]string{
 	"POST /v1/hosts/{host}/labels":   `{"labels":{"zone":"north"}}`,
 	"POST /v1/groups":                `{"name":"plant-q"}`,
 	"POST /v1/groups/{group}/labels": `{"labels":{"line":"3"}}`,
+	"POST /v1/apps":                  `{"name":"plc-q","group":"plant-q","image":"plc-q:1"}`,
 }
 
 // specQueries are valid query strings for the operations that need one.
@@ -561,6 +562,7 @@ func TestSpecResponses(t *testing.T) {
 		t.Run("faults", func(t *testing.T) { t.Parallel(); specFaultCases(t, sh) })
 		t.Run("token id collision", func(t *testing.T) { t.Parallel(); specCollisionCases(t, sh) })
 		t.Run("locks", func(t *testing.T) { t.Parallel(); specLockCases(t, sh) })
+		t.Run("apps", func(t *testing.T) { t.Parallel(); specAppCases(t, sh) })
 	})
 	if !t.Failed() {
 		sh.checkCoverage(t)

@@ -129,12 +129,12 @@ func appMembers(tx store.Tx, group string, refs []string) ([]store.Host, error) 
 			return nil, problem.Conflictf("members", "host %s is a %s: apps run on edgeworkers only", h.Hostname, h.Personality)
 		}
 		if h.Group != group {
-			where := "in no group"
-			if h.Group != "" {
-				where = "in group " + h.Group
+			if h.Group == "" {
+				return nil, problem.Conflictf("members", "host %s is in no group: an app runs on members of its group %s "+
+					"(hbctl host-update %s group=%s adds it)", h.Hostname, group, h.Hostname, group)
 			}
-			return nil, problem.Conflictf("members", "host %s is %s, not in group %s: an app runs on members of its group "+
-				"(hbctl host-update %s group=%s moves it)", h.Hostname, where, group, h.Hostname, group)
+			return nil, problem.Conflictf("members", "host %s is in group %s, not %s: an app runs on members of its group "+
+				"(hbctl host-update %s group=%s moves it)", h.Hostname, h.Group, group, h.Hostname, group)
 		}
 		out = append(out, h)
 	}
