@@ -83,7 +83,7 @@ Every flag also has an HB_ variable and a key in the --config YAML file.`,
 		id, title string
 		cmds      [][]*cobra.Command
 	}{
-		{"hosts", "Hosts:", [][]*cobra.Command{a.hostCommands(), a.lockCommands(), a.provisionCommands(), a.groupCommands(), a.labelCommands(), a.hardwareCommands()}},
+		{"hosts", "Hosts:", [][]*cobra.Command{a.hostCommands(), a.lockCommands(), a.provisionCommands(), a.groupCommands(), a.appCommands(), a.labelCommands(), a.hardwareCommands()}},
 		{"net", "Management network:", [][]*cobra.Command{a.poolCommands()}},
 		{"fault", "Alarms:", [][]*cobra.Command{a.faultCommands()}},
 		{"admin", "Tokens and events:", [][]*cobra.Command{a.adminCommands()}},
