@@ -1,9 +1,7 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
-	"log/slog"
 	"strings"
 	"testing"
 
@@ -11,34 +9,16 @@ import (
 
 	"hummingbird.io/hummingbird/internal/api"
 	"hummingbird.io/hummingbird/internal/apitype"
-	"hummingbird.io/hummingbird/internal/controller"
 )
 
 // specAppCases adds, shows, lists and deletes apps, and checks that a group with apps and
 // a host that is an app's member stay.
 func specAppCases(t *testing.T, sh *specHarness) {
 	t.Helper()
-	ctx := context.Background()
-	cfg := controller.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen = "127.0.0.1:0"
-	c, err := controller.New(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("controller: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	h := c.API().Handler()
-	admin := c.AdminToken
-	operator := sh.specCreateToken(t, h, admin, `{"role":"operator"}`)
-	reader := sh.specCreateToken(t, h, admin, `{"role":"reader"}`)
+	srv := sh.specServerStart(t)
+	h, admin, operator, reader := srv.h, srv.admin, srv.operator, srv.reader
 	big := `{"name":"` + strings.Repeat("x", api.MaxBodyBytes) + `"}`
-	refused := func(tc specCase, want string) {
-		t.Helper()
-		var e apitype.Error
-		if err := json.Unmarshal(sh.do(t, h, tc), &e); err != nil || !strings.Contains(e.Error.Message, want) {
-			t.Errorf("%s: error %+v (%v); want a message with %q", tc.name, e.Error, err, want)
-		}
-	}
+	refused := func(tc specCase, want string) { t.Helper(); sh.specRefused(t, h, tc, want) }
 	sh.do(t, h, specCase{name: "add group for apps", method: "POST", path: "/v1/groups", token: operator, body: `{"name":"press"}`, want: 201})
 	for _, body := range []string{
 		`{"hostname":"edge-a1","personality":"edgeworker","mgmt_ip":"192.168.204.70","group":"press"}`,

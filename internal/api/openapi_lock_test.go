@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,7 +11,6 @@ import (
 
 	"hummingbird.io/hummingbird/internal/api"
 	"hummingbird.io/hummingbird/internal/apitype"
-	"hummingbird.io/hummingbird/internal/controller"
 	"hummingbird.io/hummingbird/internal/hostlock"
 	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/store"
@@ -42,28 +40,10 @@ func TestSpecLockShapes(t *testing.T) {
 // locks the record at once. The drains are tested on the test bed (test/e2e).
 func specLockCases(t *testing.T, sh *specHarness) {
 	t.Helper()
-	ctx := context.Background()
-	cfg := controller.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen = "127.0.0.1:0"
-	c, err := controller.New(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatalf("controller: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	h := c.API().Handler()
-	admin := c.AdminToken
-	operator := sh.specCreateToken(t, h, admin, `{"role":"operator"}`)
-	reader := sh.specCreateToken(t, h, admin, `{"role":"reader"}`)
+	srv := sh.specServerStart(t)
+	ctx, c, h, admin, operator, reader := context.Background(), srv.c, srv.h, srv.admin, srv.operator, srv.reader
 	big := `{"timeout":"` + strings.Repeat("x", api.MaxBodyBytes) + `"}`
-	// refused runs a case and checks its error message says want.
-	refused := func(tc specCase, want string) {
-		t.Helper()
-		var e apitype.Error
-		if err := json.Unmarshal(sh.do(t, h, tc), &e); err != nil || !strings.Contains(e.Error.Message, want) {
-			t.Errorf("%s: error %+v (%v); want a message with %q", tc.name, e.Error, err, want)
-		}
-	}
+	refused := func(tc specCase, want string) { t.Helper(); sh.specRefused(t, h, tc, want) }
 	for _, body := range []string{
 		`{"hostname":"edge-l1","personality":"edgeworker","mgmt_ip":"192.168.204.60"}`,
 		`{"hostname":"edge-l2","personality":"edgeworker","mgmt_ip":"192.168.204.61"}`,
