@@ -14,7 +14,9 @@ import "time"
 // CapabilityVersion is the version of the protocol this build speaks.
 //
 //	1: enrollment, heartbeats with a server-chosen interval, hardware inventory.
-const CapabilityVersion = 1
+//	2: redundant apps: the desired state (DesiredPath) lists the apps this
+//	   host is a member or witness of; heartbeats report each app's state.
+const CapabilityVersion = 2
 
 // Paths of the agent API, served by the controller over mutual TLS (all but
 // JoinPath, which is authenticated by the enrollment token).
@@ -23,6 +25,10 @@ const (
 	HeartbeatPath = "/agent/v1/heartbeat"
 	InventoryPath = "/agent/v1/inventory"
 	RenewPath     = "/agent/v1/renew"
+	// DesiredPath answers the host's desired state (Desired). The agent
+	// fetches it when a heartbeat reply's DesiredVersion differs from the
+	// version it holds.
+	DesiredPath = "/agent/v1/desired"
 	// CAPath serves the controller CA without authentication: the agent
 	// accepts it only when its public key hash matches the pin it was given.
 	CAPath = "/agent/v1/ca"
@@ -76,6 +82,9 @@ type Heartbeat struct {
 	InventoryHash string `json:"inventory_hash"`
 	// DesiredVersion is the version of the desired state the agent has.
 	DesiredVersion uint64 `json:"desired_version"`
+	// Apps is the state of each app this host is a member or witness of,
+	// as this member sees it (capability 2).
+	Apps []AppStatus `json:"apps,omitempty"`
 }
 
 // HeartbeatReply tells the agent when to send the next heartbeat (the
@@ -160,4 +169,110 @@ type InventoryReport struct {
 	Capability int       `json:"capability"`
 	Hash       string    `json:"hash"`
 	Inventory  Inventory `json:"inventory"`
+}
+
+// Desired is the body of DesiredPath: what the controller wants this host
+// to run. The agent keeps the last one on disk, so that its apps keep their
+// redundancy while the controller is unreachable.
+type Desired struct {
+	Version uint64 `json:"version"`
+	Apps    []App  `json:"apps"`
+}
+
+// App is a redundant app as its members' agents run it: the members agree
+// among themselves which one is active, hold the VIP there, and tell the
+// app through the agent's local endpoint.
+type App struct {
+	Name string `json:"name"`
+	// Port is the app's port on every member (0: none). The default
+	// health check connects to it on 127.0.0.1.
+	Port int `json:"port,omitempty"`
+	// VIP is addr/prefix (empty: none). The active member adds it to the
+	// interface that holds an address of the same network and announces
+	// it with gratuitous ARP.
+	VIP string `json:"vip,omitempty"`
+	// Members are the voters of the app's group, app members and witnesses
+	// alike; every member gets the same list.
+	Members []AppMember `json:"members"`
+	// HeartbeatMillis is the members' failure detection time: a standby
+	// that hears nothing from the active for this long (randomized up to
+	// twice it) starts an election. The active probes ten times as often.
+	// 0: the default, 100.
+	HeartbeatMillis int `json:"heartbeat_ms,omitempty"`
+	// Health is how each member checks its own copy of the app.
+	Health Health `json:"health"`
+	// Switchover, when set, asks the group to move the active role (a
+	// planned move). Seq grows with every request of the app; members
+	// report the last Seq they carried out.
+	Switchover *Switchover `json:"switchover,omitempty"`
+}
+
+// AppMember is one voter of an app's group.
+type AppMember struct {
+	HostUUID string `json:"host_uuid"` // what its certificate names
+	Hostname string `json:"hostname"`
+	// Address is host:port of the member agent's failover listener.
+	Address string `json:"address"`
+	// Witness members vote but never run the app (the tie-breaker of a
+	// two-member group).
+	Witness bool `json:"witness,omitempty"`
+}
+
+// Health is an app's health check, run by each member on its own copy.
+type Health struct {
+	// Kind is "tcp" (connect to 127.0.0.1:Port), "http" (GET Path on it,
+	// 2xx or 3xx), or "none" (the app is always healthy). Empty: tcp
+	// when the app has a port, none otherwise.
+	Kind string `json:"kind,omitempty"`
+	Path string `json:"path,omitempty"`
+	// IntervalMillis between checks (0: 200); Failures in a row make the
+	// app unhealthy (0: 3).
+	IntervalMillis int `json:"interval_ms,omitempty"`
+	Failures       int `json:"failures,omitempty"`
+}
+
+// Switchover is a planned move of an app's active role.
+type Switchover struct {
+	Seq uint64 `json:"seq"`
+	To  string `json:"to,omitempty"` // host uuid; empty: any healthy standby
+}
+
+// Roles of a member in AppStatus.
+const (
+	RoleActive  = "active"  // holds the app's active role (and its VIP)
+	RoleStandby = "standby" // ready to take over
+	RoleWitness = "witness" // votes only
+	RoleDown    = "down"    // not running the app's group (bad config, no listener)
+)
+
+// AppStatus is one member's view of an app, sent in every heartbeat.
+type AppStatus struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+	// Active is the host uuid of the active member as this member knows
+	// it, Epoch the term it was elected in (0: none yet).
+	Active string `json:"active,omitempty"`
+	Epoch  uint64 `json:"epoch"`
+	// Healthy: this member's copy of the app passes its health check.
+	Healthy bool `json:"healthy"`
+	// Peers is how many other members this member heard from within the
+	// last second (only the active knows; others report 0).
+	Peers int `json:"peers"`
+	// SwitchoverSeq is the last planned switchover this member saw done.
+	SwitchoverSeq uint64 `json:"switchover_seq,omitempty"`
+	// Last is the last change of active member this member saw.
+	Last *AppSwitch `json:"last,omitempty"`
+}
+
+// AppSwitch is one change of an app's active member.
+type AppSwitch struct {
+	Epoch uint64    `json:"epoch"`
+	From  string    `json:"from,omitempty"` // host uuid; empty: the first active
+	To    string    `json:"to"`
+	At    time.Time `json:"at"` // when the new active took the role
+	// DurationMillis is from the moment the group lost its active (the
+	// last contact the new active had with the old one, or the start of a
+	// planned move) to the new active taking the role.
+	DurationMillis int64  `json:"duration_ms"`
+	Reason         string `json:"reason"` // failure, planned, unhealthy, first
 }
