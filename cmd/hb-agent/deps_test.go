@@ -40,8 +40,25 @@ func TestDependencies(t *testing.T) {
 		t.Errorf("hb-agent's dependencies changed (-deps.txt +now); keep the agent small, or update deps.txt on purpose:\n%s", diff)
 	}
 	for _, p := range got {
-		if !strings.HasPrefix(p, "hummingbird.io/hummingbird/") {
-			t.Errorf("hb-agent links %s: the agent may use only the standard library and Hummingbird's own packages", p)
+		if !strings.HasPrefix(p, "hummingbird.io/hummingbird/") && !raftDeps[p] {
+			t.Errorf("hb-agent links %s: the agent may use only the standard library, Hummingbird's own packages and the raft library with its dependencies", p)
 		}
 	}
+}
+
+// raftDeps are the third-party packages the agent may link: hashicorp/raft,
+// which decides the active member of redundant apps (package failover),
+// and what raft itself imports. Anything else is refused even when
+// deps.txt lists it.
+var raftDeps = map[string]bool{
+	"github.com/hashicorp/raft":                 true,
+	"github.com/hashicorp/go-hclog":             true,
+	"github.com/hashicorp/go-immutable-radix":   true,
+	"github.com/hashicorp/go-metrics":           true,
+	"github.com/hashicorp/go-msgpack/v2/codec":  true,
+	"github.com/hashicorp/golang-lru/simplelru": true,
+	"github.com/fatih/color":                    true,
+	"github.com/mattn/go-colorable":             true,
+	"github.com/mattn/go-isatty":                true,
+	"golang.org/x/sys/unix":                     true,
 }

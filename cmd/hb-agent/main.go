@@ -1,7 +1,8 @@
 // Command hb-agent runs on every edge node: it joins the node to the
 // Hummingbird controller, then sends low-frequency heartbeats and the
-// hardware inventory, dialling out over L2, routed L3 or a tunnel. It is
-// kept small: the standard library and Hummingbird's agent packages only.
+// hardware inventory, dialling out over L2, routed L3 or a tunnel; on
+// members of redundant apps it runs their failover. It is kept small: the
+// standard library, Hummingbird's agent packages and the raft library.
 package main
 
 import (
@@ -115,6 +116,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fs.StringVar(&format, "log-format", "text", "text or json")
 		var hostRoot string
 		fs.StringVar(&hostRoot, "host-root", "", "where the host's /proc, /sys and /etc are mounted when the agent runs in a container, like /host")
+		fs.StringVar(&o.FailoverListen, "failover-listen", ":6386", "where redundant apps' members reach this agent (opened once the host has an app)")
+		fs.StringVar(&o.LocalSocket, "local-socket", "/run/hummingbird/agent.sock", "unix socket where apps on this node ask whether they are active")
 		if err := parse(fs, args[1:], getenv); err != nil {
 			return err
 		}
@@ -124,6 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		o.Log = slog.New(h).With("logger", "agent")
 		o.Collect = collector(hostRoot, o.Log.Warn)
+		o.RaftLog = stderr
 		return agent.Run(ctx, o)
 	}
 	fmt.Fprint(stderr, usage)

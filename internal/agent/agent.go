@@ -2,8 +2,9 @@
 // enrollment token and a pinned CA, keeps its key on the node, and then
 // sends small heartbeats at the interval the controller chooses, the
 // hardware inventory when the controller asks for it, and renews its
-// certificate before it expires. It dials out only. It imports only the
-// standard library and Hummingbird's wire and agent packages.
+// certificate before it expires. It dials out to the controller; when the
+// host is a member of redundant apps it also runs their failover (package
+// failover), which listens for the other members.
 package agent
 
 import (
@@ -31,6 +32,7 @@ import (
 	"strings"
 	"time"
 
+	"hummingbird.io/hummingbird/internal/failover"
 	"hummingbird.io/hummingbird/internal/wire"
 )
 
@@ -40,6 +42,11 @@ const (
 	CertFile       = "agent.crt"
 	CAFile         = "ca.crt"
 	ControllerFile = "controller"
+	// DesiredFile keeps the last desired state, so that apps keep their
+	// failover across restarts while the controller is unreachable.
+	DesiredFile = "desired.json"
+	// FailoverDir holds each app group's raft state.
+	FailoverDir = "failover"
 )
 
 // JoinOptions is what hb-agent join is told.
@@ -209,15 +216,26 @@ type RunOptions struct {
 	Backoff Backoff
 	// Sleep waits d or until ctx ends; nil means a timer (tests inject it).
 	Sleep func(ctx context.Context, d time.Duration) error
+	// FailoverListen is where the failover listener of redundant apps
+	// binds (default ":6386"); it opens only once the host has an app.
+	FailoverListen string
+	// LocalSocket is the unix socket of the local endpoint for apps
+	// (default /run/hummingbird/agent.sock); it too opens with the first app.
+	LocalSocket string
+	// RaftLog receives the app groups' raft warnings (nil: discarded).
+	RaftLog io.Writer
 }
 
 type session struct {
 	o          RunOptions
 	controller string
 	client     *http.Client
+	pool       *x509.CertPool
 	boot       string
 	seq        uint64
 	invHash    string
+	desired    wire.Desired
+	apps       *failover.Manager // nil until the host has an app
 }
 
 // Run sends heartbeats until ctx ends.
@@ -235,10 +253,31 @@ func Run(ctx context.Context, o RunOptions) error {
 	if err != nil {
 		return fmt.Errorf("not joined (run hb-agent join first): %w", err)
 	}
+	if o.FailoverListen == "" {
+		o.FailoverListen = ":6386"
+	}
+	if o.LocalSocket == "" {
+		o.LocalSocket = "/run/hummingbird/agent.sock"
+	}
 	s := &session{o: o, controller: strings.TrimSpace(string(ctrl))}
 	if err := s.connect(); err != nil {
 		return err
 	}
+	// The apps run from the last desired state at once: the controller
+	// may be unreachable.
+	if b, err := os.ReadFile(filepath.Join(o.StateDir, DesiredFile)); err == nil {
+		var d wire.Desired
+		if err := json.Unmarshal(b, &d); err != nil {
+			o.Log.Warn("kept desired state unreadable; waiting for the controller's", "err", err)
+		} else if err := s.setDesired(ctx, d); err != nil {
+			return err
+		}
+	}
+	defer func() {
+		if s.apps != nil {
+			s.apps.Stop()
+		}
+	}()
 	var b [8]byte
 	rand.Read(b[:])
 	s.boot = hex.EncodeToString(b[:])
@@ -258,10 +297,78 @@ func Run(ctx context.Context, o RunOptions) error {
 		} else {
 			o.Backoff.Reset()
 		}
-		if err := o.Sleep(ctx, next); err != nil {
+		if err := s.wait(ctx, next); err != nil {
 			return nil
 		}
 	}
+}
+
+// minBeat is the least time between two heartbeats sent early because an
+// app's state changed.
+const minBeat = 200 * time.Millisecond
+
+// wait sleeps d, or less when an app's state changes: the controller
+// hears of a switchover at once (but no sooner than minBeat).
+func (s *session) wait(ctx context.Context, d time.Duration) error {
+	if s.apps == nil {
+		return s.o.Sleep(ctx, d)
+	}
+	changed := s.apps.Changed()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-changed:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	start := time.Now()
+	if err := s.o.Sleep(wctx, d); err != nil && ctx.Err() != nil {
+		return err
+	}
+	if early := minBeat - time.Since(start); early > 0 {
+		return s.o.Sleep(ctx, early)
+	}
+	return nil
+}
+
+// setDesired runs the apps of d, starting the failover listener and the
+// local endpoint with the first app.
+func (s *session) setDesired(ctx context.Context, d wire.Desired) error {
+	if s.apps == nil && len(d.Apps) > 0 {
+		pair, err := tls.LoadX509KeyPair(filepath.Join(s.o.StateDir, CertFile), filepath.Join(s.o.StateDir, KeyFile))
+		if err != nil {
+			return fmt.Errorf("agent certificate: %w", err)
+		}
+		leaf, err := x509.ParseCertificate(pair.Certificate[0])
+		if err != nil {
+			return err
+		}
+		m, err := failover.Start(ctx, failover.Options{
+			Self:    leaf.Subject.CommonName,
+			Listen:  s.o.FailoverListen,
+			Dir:     filepath.Join(s.o.StateDir, FailoverDir),
+			Certs:   failover.CertFiles(filepath.Join(s.o.StateDir, CertFile), filepath.Join(s.o.StateDir, KeyFile)),
+			CA:      s.pool,
+			Log:     s.o.Log.With("logger", "failover"),
+			RaftLog: s.o.RaftLog,
+		})
+		if err != nil {
+			return err
+		}
+		s.apps = m
+		go func() {
+			if err := m.ServeLocal(ctx, s.o.LocalSocket); err != nil {
+				s.o.Log.Error("local endpoint not served", "socket", s.o.LocalSocket, "err", err)
+			}
+		}()
+	}
+	if s.apps != nil {
+		s.apps.Apply(d.Apps)
+	}
+	s.desired = d
+	return nil
 }
 
 // connect loads the key, certificate and CA into a mutual TLS client.
@@ -279,6 +386,7 @@ func (s *session) connect() error {
 	if !pool.AppendCertsFromPEM(caPEM) {
 		return errors.New("no CA certificate in " + CAFile)
 	}
+	s.pool = pool
 	s.client = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
 	}}
@@ -289,11 +397,21 @@ func (s *session) connect() error {
 // to send the next.
 func (s *session) beat(ctx context.Context) (time.Duration, error) {
 	s.seq++
-	var reply wire.HeartbeatReply
-	if err := post(ctx, s.client, s.controller+wire.HeartbeatPath, wire.Heartbeat{
+	hb := wire.Heartbeat{
 		Capability: wire.CapabilityVersion, Seq: s.seq, Boot: s.boot, InventoryHash: s.invHash,
-	}, &reply); err != nil {
+		DesiredVersion: s.desired.Version,
+	}
+	if s.apps != nil {
+		hb.Apps = s.apps.Status()
+	}
+	var reply wire.HeartbeatReply
+	if err := post(ctx, s.client, s.controller+wire.HeartbeatPath, hb, &reply); err != nil {
 		return 0, err
+	}
+	if reply.DesiredVersion != s.desired.Version {
+		if err := s.fetchDesired(ctx); err != nil {
+			s.o.Log.Warn("desired state not fetched", "err", err)
+		}
 	}
 	if reply.SendInventory && s.o.Collect != nil {
 		inv, hash, err := s.o.Collect(ctx)
@@ -312,6 +430,25 @@ func (s *session) beat(ctx context.Context) (time.Duration, error) {
 		}
 	}
 	return time.Duration(max(reply.IntervalMillis, 100)) * time.Millisecond, nil
+}
+
+// fetchDesired gets, keeps and applies the controller's desired state.
+func (s *session) fetchDesired(ctx context.Context) error {
+	var d wire.Desired
+	if err := post(ctx, s.client, s.controller+wire.DesiredPath, struct {
+		Capability int `json:"capability"`
+	}{wire.CapabilityVersion}, &d); err != nil {
+		return err
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(s.o.StateDir, DesiredFile), b, 0o600); err != nil {
+		return err
+	}
+	s.o.Log.Info("desired state", "version", d.Version, "apps", len(d.Apps))
+	return s.setDesired(ctx, d)
 }
 
 func (s *session) renew(ctx context.Context) error {

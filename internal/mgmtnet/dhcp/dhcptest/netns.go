@@ -143,6 +143,9 @@ func (p *Proc) Stop() {
 	<-p.done
 }
 
+// Signal sends sig to the command (ip netns exec replaces itself with it).
+func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
 // Output is what the command wrote so far, stdout and stderr.
 func (p *Proc) Output() string { return p.out.String() }
 

@@ -1,0 +1,243 @@
+// Package failover keeps exactly one member of each redundant app active,
+// decided by the app's members among themselves, so that it keeps working
+// while the controller is unreachable.
+//
+// Every member's agent (and a witness's, for a two-member app) is a voter
+// of the app's raft group (hashicorp/raft), over mutual TLS on the agent's
+// failover listener. The leader of the group is the active member: it
+// writes "active = me, epoch = term" to the group's log, then holds the
+// role, and the app's VIP, under a lease that every renewal confirms with
+// a majority of the group. The lease runs out before any other member can
+// be elected, so an active cut off from its group drops the VIP and tells
+// its app before a successor takes over. A witness that wins an election
+// hands the leadership to an app member at once; an active whose app fails
+// its health check hands it to a healthy standby; a planned switchover
+// hands it over after the successor has been chosen, and the old active
+// keeps the VIP until the successor announces it, so no request is lost.
+//
+// Timings follow one number, the heartbeat time (100 ms by default): a
+// standby that hears nothing from the active for one to two heartbeat
+// times starts an election, and the active renews its lease five times
+// per heartbeat time.
+package failover
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+
+	"hummingbird.io/hummingbird/internal/wire"
+)
+
+// Options configure a Manager.
+type Options struct {
+	Self   string // this host's uuid, as its certificate names it
+	Listen string // the failover listener's address, ":6386"
+	Dir    string // where each app's group state is kept
+	Certs  Certs
+	CA     *x509.CertPool
+	Log    *slog.Logger
+	// RaftLog receives raft's own warnings (nil: discarded).
+	RaftLog io.Writer
+	// Addresses puts VIPs on the node (nil: this node's interfaces).
+	Addresses Addresses
+}
+
+// Manager runs this agent's memberships of app groups.
+type Manager struct {
+	self    string
+	dir     string
+	log     *slog.Logger
+	raftLog io.Writer
+	addrs   Addresses
+	mux     *mux
+	ctx     context.Context
+
+	mu      sync.Mutex
+	members map[string]*member // by app name
+	apps    map[string]wire.App
+	changed chan struct{}
+}
+
+// Start opens the failover listener. It fails when the address is taken.
+func Start(ctx context.Context, o Options) (*Manager, error) {
+	if o.Self == "" || o.Certs == nil || o.CA == nil {
+		return nil, errors.New("failover needs this host's uuid, its certificate and the CA")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.RaftLog == nil {
+		o.RaftLog = io.Discard
+	}
+	if o.Addresses == nil {
+		o.Addresses = hostAddresses{}
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("failover listener: %w", err)
+	}
+	m := &Manager{
+		self: o.Self, dir: o.Dir, log: o.Log, raftLog: o.RaftLog, addrs: o.Addresses,
+		mux: newMux(ln, o.Certs, o.CA, o.Log), ctx: ctx,
+		members: map[string]*member{}, apps: map[string]wire.App{}, changed: make(chan struct{}),
+	}
+	go m.mux.serve()
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	return m, nil
+}
+
+// Addr is the failover listener's address.
+func (m *Manager) Addr() net.Addr { return m.mux.ln.Addr() }
+
+// groupKey identifies an app's group by its voters: a different list is
+// a different group, with a fresh log.
+func groupKey(app wire.App) string {
+	h := sha256.New()
+	for _, p := range app.Members {
+		fmt.Fprintf(h, "%s %s %t\n", p.HostUUID, p.Address, p.Witness)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// sameGroup says whether a and b can share a running member: everything
+// but the switchover request is the same.
+func sameGroup(a, b wire.App) bool {
+	a.Switchover, b.Switchover = nil, nil
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
+
+// Apply makes the running memberships those of apps: it starts members of
+// new apps, restarts those whose app changed (other than its switchover
+// request, which is passed on) and stops those of apps no longer listed.
+// Apps that name this host nowhere are ignored; an app that cannot run
+// here is logged and reported down.
+func (m *Manager) Apply(apps []wire.App) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	want := map[string]wire.App{}
+	keep := map[string]bool{}
+	for _, a := range apps {
+		i := slices.IndexFunc(a.Members, func(p wire.AppMember) bool { return p.HostUUID == m.self })
+		if i < 0 {
+			continue
+		}
+		want[a.Name] = a
+		keep[memberDir(m.dir, a)] = true
+	}
+	for name, mb := range m.members {
+		if a, ok := want[name]; !ok || !sameGroup(a, mb.app) {
+			mb.stop()
+			delete(m.members, name)
+			delete(m.apps, name)
+		}
+	}
+	removeStaleDirs(m.dir, keep)
+	for name, a := range want {
+		m.apps[name] = a
+		if mb, ok := m.members[name]; ok {
+			mb.setSwitchover(a.Switchover)
+			continue
+		}
+		self := a.Members[slices.IndexFunc(a.Members, func(p wire.AppMember) bool { return p.HostUUID == m.self })]
+		mb, err := newMember(m, a, self, memberDir(m.dir, a))
+		if err == nil {
+			err = mb.start(m.ctx)
+		}
+		if err != nil {
+			m.log.Error("app not started", "app", name, "err", err)
+			if mb != nil {
+				mb.stop()
+			}
+			continue
+		}
+		m.members[name] = mb
+	}
+	m.notifyLocked()
+}
+
+// Status is every app's state as this member sees it, by name.
+func (m *Manager) Status() []wire.AppStatus {
+	m.mu.Lock()
+	names := make([]string, 0, len(m.apps))
+	for n := range m.apps {
+		names = append(names, n)
+	}
+	members := map[string]*member{}
+	for n, mb := range m.members {
+		members[n] = mb
+	}
+	m.mu.Unlock()
+	slices.Sort(names)
+	out := make([]wire.AppStatus, 0, len(names))
+	for _, n := range names {
+		if mb := members[n]; mb != nil {
+			out = append(out, mb.status())
+		} else {
+			out = append(out, wire.AppStatus{Name: n, Role: wire.RoleDown})
+		}
+	}
+	return out
+}
+
+// Changed is closed at the next change of any app's state.
+func (m *Manager) Changed() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.changed
+}
+
+func (m *Manager) notify() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.notifyLocked()
+}
+
+func (m *Manager) notifyLocked() {
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+// Stop leaves every group, dropping the VIPs this node holds.
+func (m *Manager) Stop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, mb := range m.members {
+		mb.stop()
+		delete(m.members, name)
+	}
+}
+
+// member is the running member of an app, or nil.
+func (m *Manager) member(name string) *member {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.members[name]
+}
+
+// CertFiles is a Certs reading the agent's key pair from its files at
+// every handshake, so a renewed certificate is picked up.
+func CertFiles(certFile, keyFile string) Certs {
+	return func() (*tls.Certificate, error) {
+		c, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, err
+		}
+		return &c, nil
+	}
+}

@@ -1,0 +1,625 @@
+package failover
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"hummingbird.io/hummingbird/internal/wire"
+)
+
+// DefaultHeartbeat is an app group's failure detection time when the app
+// does not set one.
+const DefaultHeartbeat = 100 * time.Millisecond
+
+// Timings derived from the heartbeat time hb. A standby starts an election
+// after hb to 2×hb without hearing from the active; the active renews its
+// lease every hb/5, and the lease lasts 0.6×hb from the start of the
+// renewal that confirmed it. No other member can be elected before hb has
+// passed since the last confirmation, so the active drops the role at
+// least 0.4×hb before a successor can take it.
+func leaseFor(hb time.Duration) time.Duration { return hb * 6 / 10 }
+func renewFor(hb time.Duration) time.Duration { return hb / 5 }
+
+// member runs this agent's part of one app's group.
+type member struct {
+	app     wire.App
+	self    wire.AppMember
+	hb      time.Duration
+	vip     netip.Prefix // invalid: none
+	m       *Manager
+	log     *slog.Logger
+	health  *healthCheck
+	fsm     *fsm
+	store   *fileStore
+	stream  *stream
+	r       *raft.Raft
+	cancel  context.CancelFunc
+	stopped chan struct{}
+
+	mu         sync.Mutex
+	active     bool      // the app may act as the active member
+	holdsVIP   bool      // the VIP is on this node
+	leaseUntil time.Time // while active
+	leaseTimer *time.Timer
+	handingOff bool // a planned move is under way: keep the VIP until the successor has it
+	lostAt     time.Time
+	peers      int
+	switchover *wire.Switchover
+	changed    chan struct{} // closed and replaced at every change
+	wake       chan struct{} // pokes the leader loop
+}
+
+func newMember(m *Manager, app wire.App, self wire.AppMember, dir string) (*member, error) {
+	mb := &member{
+		app: app, self: self, m: m, hb: DefaultHeartbeat,
+		log:     m.log.With("app", app.Name),
+		changed: make(chan struct{}), wake: make(chan struct{}, 1), stopped: make(chan struct{}),
+		switchover: app.Switchover,
+	}
+	if app.HeartbeatMillis > 0 {
+		mb.hb = time.Duration(app.HeartbeatMillis) * time.Millisecond
+	}
+	if app.VIP != "" {
+		p, err := netip.ParsePrefix(app.VIP)
+		if err != nil {
+			return nil, fmt.Errorf("app %s: VIP %q: %w", app.Name, app.VIP, err)
+		}
+		mb.vip = p
+	}
+	h, err := newHealthCheck(app, mb.notify)
+	if err != nil {
+		return nil, err
+	}
+	mb.health = h
+	mb.fsm = &fsm{applied: mb.applied}
+	st, err := openFileStore(dir)
+	if err != nil {
+		return nil, err
+	}
+	mb.store = st
+	return mb, nil
+}
+
+// start runs the member: it drops a VIP left by an earlier run, waits
+// two heartbeat times (so that a restarted member cannot vote while the
+// active's lease, confirmed by its earlier self, still runs), then joins
+// the group.
+func (mb *member) start(ctx context.Context) error {
+	ctx, mb.cancel = context.WithCancel(ctx)
+	if mb.vip.IsValid() {
+		if err := mb.m.addrs.Remove(ctx, mb.vip); err != nil {
+			mb.log.Warn("VIP left by an earlier run not removed", "vip", mb.vip.String(), "err", err)
+		}
+	}
+	if !mb.self.Witness {
+		go mb.health.run(ctx)
+	}
+	members := map[string]string{}
+	var conf raft.Configuration
+	for _, p := range mb.app.Members {
+		members[p.Address] = p.HostUUID
+		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.HostUUID), Address: raft.ServerAddress(p.Address)})
+	}
+	mb.stream = mb.m.mux.stream(mb.app.Name, raft.ServerAddress(mb.self.Address), members, mb.serveStatus)
+
+	hl := hclog.New(&hclog.LoggerOptions{Name: "raft." + mb.app.Name, Output: mb.m.raftLog, Level: hclog.Warn})
+	if mb.m.raftLog == io.Discard {
+		hl = hclog.NewNullLogger()
+	}
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: mb.stream, MaxPool: 3, Timeout: 10 * mb.hb, Logger: hl,
+	})
+	c := raft.DefaultConfig()
+	c.LocalID = raft.ServerID(mb.self.HostUUID)
+	c.HeartbeatTimeout = mb.hb
+	c.ElectionTimeout = mb.hb
+	c.LeaderLeaseTimeout = leaseFor(mb.hb)
+	c.CommitTimeout = max(mb.hb/10, time.Millisecond)
+	c.SnapshotThreshold = 64
+	c.TrailingLogs = 64
+	c.SnapshotInterval = 30 * time.Second
+	c.Logger = hl
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(mb.store.dir, 2, hl)
+	if err != nil {
+		return err
+	}
+	has, err := raft.HasExistingState(mb.store, mb.store, snaps)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-time.After(2 * mb.hb):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	r, err := raft.NewRaft(c, mb.fsm, mb.store, mb.store, snaps, trans)
+	if err != nil {
+		return fmt.Errorf("app %s: start the group: %w", mb.app.Name, err)
+	}
+	mb.r = r
+	if !has {
+		// Every member bootstraps with the same configuration.
+		if err := r.BootstrapCluster(conf).Error(); err != nil && err != raft.ErrCantBootstrap {
+			return fmt.Errorf("app %s: bootstrap the group: %w", mb.app.Name, err)
+		}
+	}
+	obs := make(chan raft.Observation, 16)
+	r.RegisterObserver(raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.RaftState)
+		return ok
+	}))
+	go mb.run(ctx, obs)
+	return nil
+}
+
+// run follows the member's raft state until ctx ends.
+func (mb *member) run(ctx context.Context, obs chan raft.Observation) {
+	defer close(mb.stopped)
+	var (
+		leadCancel context.CancelFunc
+		leadDone   chan struct{}
+	)
+	stopLeading := func() {
+		if leadCancel != nil {
+			leadCancel()
+			<-leadDone
+			leadCancel = nil
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			stopLeading()
+			mb.demote("stopped", false)
+			mb.r.Shutdown().Error()
+			mb.stream.Close()
+			mb.store.Close()
+			return
+		case o := <-obs:
+			if o.Data.(raft.RaftState) == raft.Candidate {
+				// The time this member last heard from the active: the
+				// start of the outage, should it win.
+				lc := mb.r.LastContact()
+				mb.mu.Lock()
+				if mb.lostAt.IsZero() && !lc.IsZero() {
+					mb.lostAt = lc
+				}
+				mb.mu.Unlock()
+			}
+		case leader := <-mb.r.LeaderCh():
+			stopLeading()
+			if leader {
+				leadCancel, leadDone = mb.startLeading(ctx)
+			} else {
+				mb.mu.Lock()
+				handing := mb.handingOff
+				mb.mu.Unlock()
+				mb.demote("lost leadership", handing)
+			}
+		}
+	}
+}
+
+// startLeading runs lead until the returned function is called; done is
+// closed when it has returned.
+func (mb *member) startLeading(ctx context.Context) (stop context.CancelFunc, done chan struct{}) {
+	ctx, stop = context.WithCancel(ctx)
+	done = make(chan struct{})
+	go func() {
+		defer close(done)
+		mb.lead(ctx)
+	}()
+	return stop, done
+}
+
+// lead is the leader's loop: claim the active role in this term, then
+// hold it with a lease renewed through the group, handing it over when
+// the app is unhealthy or a planned move asks for it.
+func (mb *member) lead(ctx context.Context) {
+	defer mb.demote("leadership ended", false)
+	term := mb.r.CurrentTerm()
+	mb.mu.Lock()
+	lost := mb.lostAt
+	mb.lostAt = time.Time{}
+	mb.mu.Unlock()
+	if mb.self.Witness {
+		// The outage started when this witness last heard from the
+		// active; the app member it hands over to completes the switch.
+		if lost.IsZero() {
+			lost = time.Now()
+		}
+		mb.handover(ctx, "", 0, "failure", lost)
+		return
+	}
+	if !mb.health.healthy.Load() {
+		if mb.handover(ctx, "", 0, "unhealthy", time.Now()) {
+			return
+		}
+	}
+	if err := mb.apply(command{Op: opActivate, Member: mb.self.HostUUID, Epoch: term, At: time.Now(), LostAt: lost}); err != nil {
+		mb.log.Warn("active role not claimed", "err", err)
+		return
+	}
+	lease, renew := leaseFor(mb.hb), renewFor(mb.hb)
+	nextPeers := time.Now()
+	for {
+		start := time.Now()
+		verify := mb.r.VerifyLeader()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(lease):
+			// No quorum answered within the lease: the renewal that
+			// would have kept it came too late.
+			mb.demote("lease not renewed", false)
+			if err := verify.Error(); err != nil {
+				return
+			}
+			continue
+		case <-errCh(verify):
+			if err := verify.Error(); err != nil {
+				return
+			}
+		}
+		mb.extend(ctx, start.Add(lease))
+		if time.Now().After(nextPeers) {
+			nextPeers = time.Now().Add(time.Second)
+			go mb.countPeers(ctx)
+		}
+		if !mb.health.healthy.Load() {
+			if mb.handover(ctx, "", 0, "unhealthy", time.Now()) {
+				return
+			}
+		}
+		mb.mu.Lock()
+		sw := mb.switchover
+		mb.mu.Unlock()
+		if sw != nil && sw.Seq > mb.fsm.state().SwitchoverSeq {
+			if sw.To == "" || sw.To != mb.self.HostUUID {
+				if mb.handover(ctx, sw.To, sw.Seq, "planned", time.Now()) {
+					return
+				}
+			}
+			mb.apply(command{Op: opDone, Seq: sw.Seq, At: time.Now()})
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-mb.wake:
+		case <-time.After(time.Until(start.Add(renew))):
+		}
+	}
+}
+
+func errCh(f raft.Future) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		f.Error()
+		close(ch)
+	}()
+	return ch
+}
+
+func (mb *member) apply(c command) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return mb.r.Apply(b, 5*mb.hb).Error()
+}
+
+// extend renews the lease to until, and takes the active role (the VIP
+// first) if this member does not hold it yet.
+func (mb *member) extend(ctx context.Context, until time.Time) {
+	if !time.Now().Before(until) {
+		return
+	}
+	mb.mu.Lock()
+	mb.leaseUntil = until
+	if mb.leaseTimer == nil {
+		mb.leaseTimer = time.AfterFunc(time.Until(until), mb.expire)
+	} else {
+		mb.leaseTimer.Reset(time.Until(until))
+	}
+	wasActive := mb.active
+	mb.handingOff = false
+	mb.mu.Unlock()
+	if wasActive {
+		return
+	}
+	if mb.vip.IsValid() {
+		if err := mb.m.addrs.Add(ctx, mb.vip); err != nil {
+			mb.log.Error("VIP not added", "vip", mb.vip.String(), "err", err)
+		}
+	}
+	mb.mu.Lock()
+	// The lease may have run out while the VIP was being added.
+	ok := time.Now().Before(mb.leaseUntil)
+	mb.holdsVIP = mb.vip.IsValid()
+	mb.active = ok
+	mb.mu.Unlock()
+	if !ok {
+		mb.demote("lease expired", false)
+		return
+	}
+	mb.log.Info("active", "epoch", mb.r.CurrentTerm())
+	mb.notify()
+}
+
+// expire runs when the lease timer fires.
+func (mb *member) expire() {
+	mb.mu.Lock()
+	expired := !mb.leaseUntil.IsZero() && !time.Now().Before(mb.leaseUntil)
+	mb.mu.Unlock()
+	if expired {
+		mb.demote("lease expired", false)
+	}
+}
+
+// demote gives up the active role. With keepVIP (a planned move) the VIP
+// stays until the successor has announced it, or two heartbeat times.
+func (mb *member) demote(why string, keepVIP bool) {
+	mb.mu.Lock()
+	was, hadVIP := mb.active, mb.holdsVIP
+	mb.active = false
+	mb.leaseUntil = time.Time{}
+	if mb.leaseTimer != nil {
+		mb.leaseTimer.Stop()
+	}
+	if !keepVIP {
+		mb.holdsVIP = false
+	}
+	mb.mu.Unlock()
+	if hadVIP && !keepVIP {
+		if err := mb.m.addrs.Remove(context.Background(), mb.vip); err != nil {
+			mb.log.Error("VIP not removed", "vip", mb.vip.String(), "err", err)
+		}
+	}
+	if hadVIP && keepVIP {
+		time.AfterFunc(2*mb.hb, func() { mb.releaseVIP(0) })
+	}
+	if was {
+		mb.log.Info("standby", "why", why)
+		mb.notify()
+	}
+}
+
+// releaseVIP removes a VIP kept through a planned move, unless this member
+// is active again.
+func (mb *member) releaseVIP(after time.Duration) {
+	if after > 0 {
+		time.Sleep(after)
+	}
+	mb.mu.Lock()
+	drop := mb.holdsVIP && !mb.active
+	if drop {
+		mb.holdsVIP = false
+	}
+	mb.mu.Unlock()
+	if drop {
+		if err := mb.m.addrs.Remove(context.Background(), mb.vip); err != nil {
+			mb.log.Error("VIP not removed", "vip", mb.vip.String(), "err", err)
+		}
+	}
+}
+
+// applied follows the log on every member.
+func (mb *member) applied(st groupState) {
+	if st.Active != "" && st.Active != mb.self.HostUUID {
+		// The successor has the role; it announces the VIP as soon as its
+		// lease is confirmed, one renewal later.
+		go mb.releaseVIP(renewFor(mb.hb) + 20*time.Millisecond)
+	}
+	mb.notify()
+}
+
+// handover moves the active role away from this leader, to member to or
+// the first healthy app member; it reports whether leadership moved. The
+// switch is counted from at.
+func (mb *member) handover(ctx context.Context, to string, seq uint64, reason string, at time.Time) bool {
+	target, ok := mb.pickTarget(ctx, to)
+	if !ok {
+		if seq > 0 {
+			mb.log.Warn("planned switchover not done: no healthy standby", "seq", seq)
+			mb.apply(command{Op: opDone, Seq: seq, At: time.Now()})
+		}
+		return false
+	}
+	mb.log.Info("handing the active role over", "to", target.Hostname, "reason", reason)
+	if err := mb.apply(command{Op: opHandover, Member: mb.self.HostUUID, To: target.HostUUID, Seq: seq, At: at, Reason: reason}); err != nil {
+		return false
+	}
+	mb.mu.Lock()
+	mb.handingOff = true
+	mb.mu.Unlock()
+	mb.demote(reason, true)
+	if err := mb.r.LeadershipTransferToServer(raft.ServerID(target.HostUUID), raft.ServerAddress(target.Address)).Error(); err != nil {
+		mb.log.Warn("leadership not handed over", "to", target.Hostname, "err", err)
+		mb.mu.Lock()
+		mb.handingOff = false
+		mb.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+// pickTarget chooses where a handover goes: to, if it is a member; or the
+// first app member (in the order of preference) that answers healthy.
+func (mb *member) pickTarget(ctx context.Context, to string) (wire.AppMember, bool) {
+	for _, p := range mb.app.Members {
+		if p.HostUUID == mb.self.HostUUID || p.Witness || (to != "" && p.HostUUID != to) {
+			continue
+		}
+		if st, err := mb.peerStatus(ctx, p); err == nil && st.Healthy {
+			return p, true
+		}
+	}
+	return wire.AppMember{}, false
+}
+
+// peerState is a member's answer to a status query.
+type peerState struct {
+	Healthy bool   `json:"healthy"`
+	Role    string `json:"role"`
+}
+
+func (mb *member) peerStatus(ctx context.Context, p wire.AppMember) (peerState, error) {
+	ctx, cancel := context.WithTimeout(ctx, max(mb.hb, 200*time.Millisecond))
+	defer cancel()
+	c, err := mb.m.mux.dial(ctx, p.Address, p.HostUUID, headerStatus, mb.app.Name)
+	if err != nil {
+		return peerState{}, err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	var st peerState
+	err = json.NewDecoder(c).Decode(&st)
+	return st, err
+}
+
+func (mb *member) serveStatus(c net.Conn) {
+	c.SetDeadline(time.Now().Add(time.Second))
+	json.NewEncoder(c).Encode(peerState{Healthy: !mb.self.Witness && mb.health.healthy.Load(), Role: mb.role()})
+}
+
+// countPeers asks every other member for its status: the active reports
+// how many answered.
+func (mb *member) countPeers(ctx context.Context) {
+	n := 0
+	for _, p := range mb.app.Members {
+		if p.HostUUID == mb.self.HostUUID {
+			continue
+		}
+		if _, err := mb.peerStatus(ctx, p); err == nil {
+			n++
+		}
+	}
+	mb.mu.Lock()
+	changed := mb.peers != n
+	mb.peers = n
+	mb.mu.Unlock()
+	if changed {
+		mb.notify()
+	}
+}
+
+func (mb *member) role() string {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	switch {
+	case mb.self.Witness:
+		return wire.RoleWitness
+	case mb.active:
+		return wire.RoleActive
+	}
+	return wire.RoleStandby
+}
+
+// notify wakes whoever waits for a change of this member.
+func (mb *member) notify() {
+	mb.mu.Lock()
+	close(mb.changed)
+	mb.changed = make(chan struct{})
+	mb.mu.Unlock()
+	select {
+	case mb.wake <- struct{}{}:
+	default:
+	}
+	mb.m.notify()
+}
+
+// setSwitchover passes on a planned switchover request.
+func (mb *member) setSwitchover(sw *wire.Switchover) {
+	mb.mu.Lock()
+	mb.switchover = sw
+	mb.mu.Unlock()
+	select {
+	case mb.wake <- struct{}{}:
+	default:
+	}
+}
+
+// status is this member's view for the controller.
+func (mb *member) status() wire.AppStatus {
+	st := mb.fsm.state()
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	s := wire.AppStatus{
+		Name: mb.app.Name, Role: wire.RoleStandby, Active: st.Active, Epoch: st.Epoch,
+		Healthy: !mb.self.Witness && mb.health.healthy.Load(), SwitchoverSeq: st.SwitchoverSeq, Last: st.Last,
+	}
+	switch {
+	case mb.self.Witness:
+		s.Role = wire.RoleWitness
+	case mb.active:
+		s.Role = wire.RoleActive
+		s.Peers = mb.peers
+	}
+	return s
+}
+
+// local is this member's answer on the local endpoint.
+func (mb *member) local() (wire.LocalApp, <-chan struct{}) {
+	st := mb.fsm.state()
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	l := wire.LocalApp{Name: mb.app.Name, Role: wire.RoleStandby, Active: mb.active, Epoch: st.Epoch}
+	if mb.self.Witness {
+		l.Role = wire.RoleWitness
+	}
+	if mb.active {
+		l.Role = wire.RoleActive
+		l.ValidMillis = time.Until(mb.leaseUntil).Milliseconds()
+	}
+	for _, p := range mb.app.Members {
+		if p.HostUUID == st.Active {
+			l.ActiveMember = p.Hostname
+		}
+	}
+	return l, mb.changed
+}
+
+// stop leaves the group and waits until the member has let go of the VIP.
+func (mb *member) stop() {
+	if mb.cancel != nil {
+		mb.cancel()
+	}
+	if mb.r != nil {
+		<-mb.stopped
+	} else {
+		mb.store.Close()
+		if mb.stream != nil {
+			mb.stream.Close()
+		}
+	}
+}
+
+// memberDir is where a member keeps its group's state: a change of the
+// member list starts a new group.
+func memberDir(root string, app wire.App) string {
+	return filepath.Join(root, app.Name+"-"+groupKey(app))
+}
+
+// removeStaleDirs deletes group directories no app uses any more.
+func removeStaleDirs(root string, keep map[string]bool) {
+	ents, _ := os.ReadDir(root)
+	for _, e := range ents {
+		if p := filepath.Join(root, e.Name()); e.IsDir() && !keep[p] {
+			os.RemoveAll(p)
+		}
+	}
+}

@@ -1,0 +1,269 @@
+package failover
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+// fileStore keeps a member's raft log and its term and vote in two small
+// files of its directory, synced before raft is told they are stored. An
+// app's log holds a few entries per change of active member, so it lives
+// in memory and the log file is appended to, and rewritten only when raft
+// compacts it.
+//
+//	log.jsonl   one raft.Log per line, in index order
+//	stable.json the term, the vote and raft's other stable keys
+type fileStore struct {
+	dir string
+
+	mu     sync.Mutex
+	logs   []raft.Log // contiguous indexes, logs[0].Index == first
+	log    *os.File   // opened for appending
+	stable stableFile
+}
+
+type stableFile struct {
+	Bytes  map[string][]byte `json:"bytes"`
+	Uint64 map[string]uint64 `json:"uint64"`
+}
+
+// openFileStore loads dir's files, making dir when it is missing. A last
+// log line cut short by a crash is dropped: raft was never told it was
+// stored.
+func openFileStore(dir string) (*fileStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	s := &fileStore{dir: dir, stable: stableFile{Bytes: map[string][]byte{}, Uint64: map[string]uint64{}}}
+	if b, err := os.ReadFile(filepath.Join(dir, "stable.json")); err == nil {
+		if err := json.Unmarshal(b, &s.stable); err != nil {
+			return nil, fmt.Errorf("raft stable state %s: %w", filepath.Join(dir, "stable.json"), err)
+		}
+		if s.stable.Bytes == nil {
+			s.stable.Bytes = map[string][]byte{}
+		}
+		if s.stable.Uint64 == nil {
+			s.stable.Uint64 = map[string]uint64{}
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	path := filepath.Join(dir, "log.jsonl")
+	if b, err := os.ReadFile(path); err == nil {
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		for sc.Scan() {
+			var l raft.Log
+			if json.Unmarshal(sc.Bytes(), &l) != nil {
+				break // a torn last line
+			}
+			if n := len(s.logs); n > 0 && l.Index != s.logs[n-1].Index+1 {
+				// An entry overwriting a conflicting suffix was appended
+				// after raft deleted that suffix from memory; the file
+				// keeps both until it is rewritten.
+				s.logs = truncateFrom(s.logs, l.Index)
+			}
+			s.logs = append(s.logs, l)
+		}
+		if err := s.rewrite(); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	s.log = f
+	return s, nil
+}
+
+// truncateFrom drops the entries at index idx and after.
+func truncateFrom(logs []raft.Log, idx uint64) []raft.Log {
+	if len(logs) == 0 || idx <= logs[0].Index {
+		return logs[:0]
+	}
+	if n := idx - logs[0].Index; n < uint64(len(logs)) {
+		return logs[:n]
+	}
+	return logs
+}
+
+func (s *fileStore) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.log.Close()
+}
+
+func (s *fileStore) FirstIndex() (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.logs) == 0 {
+		return 0, nil
+	}
+	return s.logs[0].Index, nil
+}
+
+func (s *fileStore) LastIndex() (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.logs) == 0 {
+		return 0, nil
+	}
+	return s.logs[len(s.logs)-1].Index, nil
+}
+
+func (s *fileStore) GetLog(index uint64, out *raft.Log) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.logs) == 0 || index < s.logs[0].Index || index > s.logs[len(s.logs)-1].Index {
+		return raft.ErrLogNotFound
+	}
+	*out = s.logs[index-s.logs[0].Index]
+	return nil
+}
+
+func (s *fileStore) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
+
+// StoreLogs appends the entries, replacing any from the first one's index
+// on, and syncs the file.
+func (s *fileStore) StoreLogs(logs []*raft.Log) error {
+	if len(logs) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	for _, l := range logs {
+		if err := enc.Encode(l); err != nil {
+			return err
+		}
+	}
+	if _, err := s.log.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("append to the raft log: %w", err)
+	}
+	if err := s.log.Sync(); err != nil {
+		return fmt.Errorf("sync the raft log: %w", err)
+	}
+	for _, l := range logs {
+		if n := len(s.logs); n > 0 && l.Index != s.logs[n-1].Index+1 {
+			s.logs = truncateFrom(s.logs, l.Index)
+		}
+		s.logs = append(s.logs, *l)
+	}
+	return nil
+}
+
+// DeleteRange drops [lo, hi]: raft deletes a prefix after a snapshot and a
+// suffix when a new leader overwrites it. The file is rewritten.
+func (s *fileStore) DeleteRange(lo, hi uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := s.logs[:0:0]
+	for _, l := range s.logs {
+		if l.Index < lo || l.Index > hi {
+			kept = append(kept, l)
+		}
+	}
+	s.logs = kept
+	if err := s.rewrite(); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir, "log.jsonl"), os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	s.log.Close()
+	s.log = f
+	return nil
+}
+
+// rewrite replaces the log file with the entries in memory.
+func (s *fileStore) rewrite() error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	for i := range s.logs {
+		if err := enc.Encode(&s.logs[i]); err != nil {
+			return err
+		}
+	}
+	return writeSynced(filepath.Join(s.dir, "log.jsonl"), buf.Bytes())
+}
+
+func (s *fileStore) Set(key []byte, val []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stable.Bytes[string(key)] = append([]byte(nil), val...)
+	return s.saveStable()
+}
+
+func (s *fileStore) Get(key []byte) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.stable.Bytes[string(key)]
+	if !ok {
+		return nil, errors.New("not found")
+	}
+	return v, nil
+}
+
+func (s *fileStore) SetUint64(key []byte, val uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stable.Uint64[string(key)] = val
+	return s.saveStable()
+}
+
+func (s *fileStore) GetUint64(key []byte) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stable.Uint64[string(key)], nil
+}
+
+func (s *fileStore) saveStable() error {
+	b, err := json.Marshal(s.stable)
+	if err != nil {
+		return err
+	}
+	return writeSynced(filepath.Join(s.dir, "stable.json"), b)
+}
+
+// writeSynced replaces path with data: a synced temporary file renamed over
+// it, then the directory synced, so a crash leaves the old or the new.
+func writeSynced(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
