@@ -276,3 +276,31 @@ type AppSwitch struct {
 	DurationMillis int64  `json:"duration_ms"`
 	Reason         string `json:"reason"` // failure, planned, unhealthy, first
 }
+
+// Paths of the agent's local endpoint, served on a unix socket of the
+// node (not the network) for the apps running there.
+const (
+	// LocalAppsPath lists this node's apps as []LocalApp.
+	LocalAppsPath = "/v1/apps"
+	// LocalAppPath (with the app's name appended) answers one LocalApp.
+	// With ?watch=1 it streams one LocalApp per line: at once, at every
+	// change, and every 20 ms while this member is active. An app that
+	// must act only while active stops acting when ValidMillis has passed
+	// since the last line, or when the stream ends.
+	LocalAppPath = "/v1/apps/"
+)
+
+// LocalApp is what an app learns from its local agent.
+type LocalApp struct {
+	Name string `json:"name"`
+	Role string `json:"role"` // active, standby or witness
+	// Active says whether this node's copy of the app is the active one.
+	Active bool   `json:"active"`
+	Epoch  uint64 `json:"epoch"`
+	// ActiveMember is the hostname of the active member, as far as this
+	// member knows ("" when none).
+	ActiveMember string `json:"active_member,omitempty"`
+	// ValidMillis is how long, from when this answer was written, the
+	// active role is assured without a newer answer (0 unless active).
+	ValidMillis int64 `json:"valid_ms,omitempty"`
+}
