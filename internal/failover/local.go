@@ -58,6 +58,43 @@ func (m *Manager) ServeLocal(ctx context.Context, path string) error {
 		}
 		watch(r.Context(), w, mb)
 	})
+	mux.HandleFunc("POST "+wire.LocalAppPath+"{app}/switchover", func(w http.ResponseWriter, r *http.Request) {
+		mb := m.member(r.PathValue("app"))
+		if mb == nil {
+			writeLocal(w, http.StatusNotFound, map[string]string{"error": "this node runs no app " + r.PathValue("app")})
+			return
+		}
+		var req wire.LocalSwitchover
+		if r.ContentLength != 0 {
+			if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
+				writeLocal(w, http.StatusBadRequest, map[string]string{"error": "the body must be {\"to\": \"HOSTNAME\"} or empty"})
+				return
+			}
+		}
+		to := ""
+		if req.To != "" {
+			for _, p := range mb.app.Members {
+				if p.Hostname == req.To && !p.Witness {
+					to = p.HostUUID
+				}
+			}
+			if to == "" {
+				writeLocal(w, http.StatusBadRequest, map[string]string{"error": req.To + " is not an app member of " + mb.app.Name})
+				return
+			}
+		}
+		if mb.role() != wire.RoleActive {
+			l, _ := mb.local()
+			writeLocal(w, http.StatusConflict, map[string]string{"error": "this member is not active; the active member is " + l.ActiveMember})
+			return
+		}
+		if !mb.move(to, 20*mb.hb) {
+			writeLocal(w, http.StatusConflict, map[string]string{"error": "no healthy standby took over; this member stays active"})
+			return
+		}
+		l, _ := mb.local()
+		writeLocal(w, http.StatusOK, l)
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

@@ -57,6 +57,7 @@ type member struct {
 	lostAt     time.Time
 	peers      int
 	switchover *wire.Switchover
+	moveTo     *moveRequest  // a planned move asked on this node
 	changed    chan struct{} // closed and replaced at every change
 	wake       chan struct{} // pokes the leader loop
 }
@@ -228,7 +229,12 @@ func (mb *member) startLeading(ctx context.Context) (stop context.CancelFunc, do
 // hold it with a lease renewed through the group, handing it over when
 // the app is unhealthy or a planned move asks for it.
 func (mb *member) lead(ctx context.Context) {
-	defer mb.demote("leadership ended", false)
+	defer func() {
+		mb.mu.Lock()
+		handing := mb.handingOff
+		mb.mu.Unlock()
+		mb.demote("leadership ended", handing)
+	}()
 	term := mb.r.CurrentTerm()
 	mb.mu.Lock()
 	lost := mb.lostAt
@@ -284,8 +290,16 @@ func (mb *member) lead(ctx context.Context) {
 			}
 		}
 		mb.mu.Lock()
-		sw := mb.switchover
+		sw, mv := mb.switchover, mb.moveTo
+		mb.moveTo = nil
 		mb.mu.Unlock()
+		if mv != nil {
+			moved := mb.handover(ctx, mv.to, 0, "planned", time.Now())
+			mv.done <- moved
+			if moved {
+				return
+			}
+		}
 		if sw != nil && sw.Seq > mb.fsm.state().SwitchoverSeq {
 			if sw.To == "" || sw.To != mb.self.HostUUID {
 				if mb.handover(ctx, sw.To, sw.Seq, "planned", time.Now()) {
@@ -542,6 +556,38 @@ func (mb *member) notify() {
 	mb.m.notify()
 }
 
+// moveRequest is a planned move asked for on this node (the local
+// endpoint, or the agent stopping); done receives whether it moved.
+type moveRequest struct {
+	to   string // host uuid; empty: any healthy standby
+	done chan bool
+}
+
+// move asks this member, if active, to hand the role over to member to
+// (a host uuid, or empty for any healthy standby) and waits for the
+// outcome. It reports false when this member is not active or no standby
+// could take over within timeout.
+func (mb *member) move(to string, timeout time.Duration) bool {
+	req := &moveRequest{to: to, done: make(chan bool, 1)}
+	mb.mu.Lock()
+	if !mb.active {
+		mb.mu.Unlock()
+		return false
+	}
+	mb.moveTo = req
+	mb.mu.Unlock()
+	select {
+	case mb.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case ok := <-req.done:
+		return ok
+	case <-time.After(timeout):
+		return false
+	}
+}
+
 // setSwitchover passes on a planned switchover request.
 func (mb *member) setSwitchover(sw *wire.Switchover) {
 	mb.mu.Lock()
@@ -594,7 +640,12 @@ func (mb *member) local() (wire.LocalApp, <-chan struct{}) {
 }
 
 // stop leaves the group and waits until the member has let go of the VIP.
+// An active member hands its role over first, so that stopping the agent
+// (a node shutting down) is a planned move.
 func (mb *member) stop() {
+	if mb.r != nil && mb.role() == wire.RoleActive {
+		mb.move("", 10*mb.hb)
+	}
 	if mb.cancel != nil {
 		mb.cancel()
 	}

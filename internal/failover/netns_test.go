@@ -1,7 +1,13 @@
 package failover_test
 
 import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
 	"slices"
+	"syscall"
 	"sync"
 	"testing"
 	"time"
@@ -13,13 +19,22 @@ import (
 var (
 	agentOnce sync.Once
 	agentBin  string
+	agentErr  error
+	agentDir  string
 )
+
+func TestMain(m *testing.M) {
+	agentDir, _ = os.MkdirTemp("", "hb-failover-test")
+	code := m.Run()
+	os.RemoveAll(agentDir)
+	os.Exit(code)
+}
 
 // agent builds hb-agent once for every test of the package.
 func agent(t *testing.T) string {
-	agentOnce.Do(func() { agentBin = failovertest.BuildAgent(t) })
-	if agentBin == "" {
-		t.Fatal("hb-agent was not built")
+	agentOnce.Do(func() { agentBin, agentErr = failovertest.BuildAgent(agentDir) })
+	if agentErr != nil {
+		t.Fatal(agentErr)
 	}
 	return agentBin
 }
@@ -76,4 +91,135 @@ func TestLinkCut(t *testing.T) {
 		t.Errorf("after %s's link came back, %s is active: the group should not move back", act, got)
 	}
 	checkProbes(t, d, fault, g)
+}
+
+// start runs a group of A, B and the witness W (which serves no app) and
+// returns it with its first active member.
+func start(t *testing.T, app wire.App) (*failovertest.Bed, *failovertest.Group, string) {
+	t.Helper()
+	d := failovertest.New(t, "A", "B", "W")
+	d.StopApp("W")
+	if app.Name == "" {
+		app.Name = "press"
+	}
+	g := d.StartGroup(t, agent(t), app, "W")
+	return d, g, activeOf(t, d, g, 10*time.Second)
+}
+
+// takeover waits for the first probe answered by m after fault.
+func takeover(t *testing.T, d *failovertest.Bed, g *failovertest.Group, fault time.Time, m string) time.Duration {
+	t.Helper()
+	first, ok := d.Probes.First(fault, m, 5*time.Second)
+	if !ok {
+		t.Fatalf("%s did not answer within 5 s of the fault (last probes %v)\n%s", m, d.Probes.Last(10), g.Logs())
+	}
+	return first.Done.Sub(fault)
+}
+
+func TestAgentKilled(t *testing.T) {
+	d, g, act := start(t, wire.App{})
+	fault := time.Now()
+	g.Agents[act].Signal(syscall.SIGKILL)
+	t.Logf("%s's agent killed; %s answers after %v", act, other(act), takeover(t, d, g, fault, other(act)))
+	time.Sleep(500 * time.Millisecond)
+	checkProbes(t, d, fault, g)
+	// The killed agent could not take the VIP off; its next run does, at
+	// once, and joins as a standby.
+	g.Agents[act].Wait(t.Context())
+	g.Start(t, act)
+	deadline := time.Now().Add(5 * time.Second)
+	for slices.Contains(d.Holders(t), act) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted agent of %s did not remove the VIP\n%s", act, g.Logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := activeOf(t, d, g, 5*time.Second); got != other(act) {
+		t.Errorf("after %s's agent restarted, %s is active", act, got)
+	}
+	checkProbes(t, d, fault, g)
+}
+
+func TestAgentFrozen(t *testing.T) {
+	d, g, act := start(t, wire.App{})
+	fault := time.Now()
+	g.Agents[act].Signal(syscall.SIGSTOP)
+	t.Logf("%s's agent stopped; %s answers after %v", act, other(act), takeover(t, d, g, fault, other(act)))
+	time.Sleep(300 * time.Millisecond)
+	resumed := time.Now()
+	g.Agents[act].Signal(syscall.SIGCONT)
+	// Its lease ran out while it was frozen: it drops the VIP at once.
+	deadline := resumed.Add(time.Second)
+	for slices.Contains(d.Holders(t), act) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still holds the VIP 1 s after its agent resumed\n%s", act, g.Logs())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("%s dropped the VIP %v after resuming", act, time.Since(resumed))
+	time.Sleep(500 * time.Millisecond)
+	if got := activeOf(t, d, g, 5*time.Second); got != other(act) {
+		t.Errorf("after %s's agent resumed, %s is active", act, got)
+	}
+	checkProbes(t, d, fault, g)
+}
+
+func TestAppCrash(t *testing.T) {
+	d, g, act := start(t, wire.App{Health: wire.Health{IntervalMillis: 100, Failures: 2}})
+	fault := time.Now()
+	d.StopApp(act)
+	t.Logf("%s's app stopped; %s answers after %v", act, other(act), takeover(t, d, g, fault, other(act)))
+	if got := activeOf(t, d, g, 5*time.Second); got != other(act) {
+		t.Fatalf("%s is active after %s's app crashed", got, act)
+	}
+	// The app comes back: it is a healthy standby, and the role stays.
+	d.StartApp(t, act)
+	time.Sleep(time.Second)
+	if got := activeOf(t, d, g, 5*time.Second); got != other(act) {
+		t.Errorf("%s is active after %s's app came back: the role should stay", got, act)
+	}
+	checkProbes(t, d, fault, g)
+}
+
+// localSwitchover asks member m's agent for a planned move.
+func localSwitchover(t *testing.T, g *failovertest.Group, m string) (int, string) {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", g.Socket(m))
+	}}}
+	resp, err := c.Post("http://agent/v1/apps/press/switchover", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestPlannedSwitchoverLosesNothing(t *testing.T) {
+	d, g, act := start(t, wire.App{})
+	if code, body := localSwitchover(t, g, other(act)); code != http.StatusConflict {
+		t.Errorf("switchover asked of the standby: %d %s, want 409", code, body)
+	}
+	for i := range 3 {
+		from := time.Now()
+		code, body := localSwitchover(t, g, act)
+		if code != http.StatusOK {
+			t.Fatalf("switchover %d: %d %s\n%s", i, code, body, g.Logs())
+		}
+		t.Logf("switchover %d from %s: %v", i, act, takeover(t, d, g, from, other(act)))
+		act = activeOf(t, d, g, 5*time.Second)
+		time.Sleep(300 * time.Millisecond)
+		lost := 0
+		for _, p := range d.Probes.Since(from) {
+			if p.Member == "" {
+				lost++
+			}
+		}
+		if lost > 0 {
+			t.Errorf("switchover %d: %d probes lost", i, lost)
+		}
+		checkProbes(t, d, from, g)
+	}
 }

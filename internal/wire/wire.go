@@ -288,7 +288,17 @@ const (
 	// must act only while active stops acting when ValidMillis has passed
 	// since the last line, or when the stream ends.
 	LocalAppPath = "/v1/apps/"
+	// POST LocalAppPath + NAME + "/switchover" (body LocalSwitchover,
+	// optional) on the active member hands the role over: a planned move,
+	// answered once a standby has taken it (the answer is this member's
+	// LocalApp), 409 when this member is not active or no standby is
+	// healthy.
 )
+
+// LocalSwitchover is the body of a local switchover request.
+type LocalSwitchover struct {
+	To string `json:"to,omitempty"` // hostname of the member to move to; empty: any healthy standby
+}
 
 // LocalApp is what an app learns from its local agent.
 type LocalApp struct {

@@ -419,15 +419,14 @@ type Group struct {
 	bed    *Bed
 }
 
-// BuildAgent builds hb-agent into a temporary directory of tb.
-func BuildAgent(tb testing.TB) string {
-	tb.Helper()
-	bin := filepath.Join(tb.TempDir(), "hb-agent")
+// BuildAgent builds hb-agent into dir and returns its path.
+func BuildAgent(dir string) (string, error) {
+	bin := filepath.Join(dir, "hb-agent")
 	out, err := exec.Command("go", "build", "-o", bin, "hummingbird.io/hummingbird/cmd/hb-agent").CombinedOutput()
 	if err != nil {
-		tb.Fatalf("build hb-agent: %v\n%s", err, out)
+		return "", fmt.Errorf("build hb-agent: %w\n%s", err, out)
 	}
-	return bin
+	return bin, nil
 }
 
 // StartGroup writes each member's agent state (a key and certificate of a
