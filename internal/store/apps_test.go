@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -55,8 +56,8 @@ func TestApps(t *testing.T) {
 			}
 			want := app
 			want.Members = []store.AppMember{
-				{HostID: 2, Hostname: "edge-2", Availability: "offline", Position: 1},
-				{HostID: 1, Hostname: "edge-1", Availability: "offline", Position: 2},
+				{HostID: 2, Hostname: "edge-2", HostUUID: "00000000-0000-4000-8000-000000000002", Availability: "offline", Position: 1},
+				{HostID: 1, Hostname: "edge-1", HostUUID: "00000000-0000-4000-8000-000000000001", Availability: "offline", Position: 2},
 			}
 			if err := st.Read(ctx, func(tx store.Tx) error {
 				got, err := tx.AppByName("plc-bridge")
@@ -152,6 +153,187 @@ func TestAppsGroupStays(t *testing.T) {
 			}
 			if err := st.Write(ctx, func(tx store.Tx) error { return tx.DeleteGroup("press") }); err == nil {
 				t.Error("deleting a group with an app succeeded; want the foreign key to refuse it")
+			}
+		})
+	}
+}
+
+// TestAppState: an app keeps its witness and health check; the reported active member and
+// the last switchover only move forward in epoch; member statuses read back with the app;
+// a planned switchover is pending until a member reports its sequence number done; the
+// witness's host stays while the app does.
+func TestAppState(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			st := storetest.Open(t, be.DSN(t))
+			ctx := t.Context()
+			t0 := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+			write := func(fn func(tx store.Tx) error) error { return st.Write(ctx, fn) }
+			read := func() store.App {
+				t.Helper()
+				var a store.App
+				if err := st.Read(ctx, func(tx store.Tx) error {
+					var err error
+					a, err = tx.AppByName("plc")
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				return a
+			}
+			uuidOf := func(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", i) }
+			if err := write(func(tx store.Tx) error {
+				if err := tx.InsertGroup(&store.Group{Name: "press", CreatedAt: t0, UpdatedAt: t0}); err != nil {
+					return err
+				}
+				for i := 1; i <= 3; i++ {
+					h := store.Host{ID: int64(i), UUID: uuidOf(i), Hostname: fmt.Sprintf("edge-%d", i),
+						Personality: "edgeworker", Administrative: "locked", Operational: "disabled", Availability: "offline",
+						InvProvision: "unprovisioned", Group: "press", MgmtIP: fmt.Sprintf("192.168.204.%d", 10+i), CreatedAt: t0, UpdatedAt: t0}
+					if err := tx.InsertHost(&h); err != nil {
+						return err
+					}
+				}
+				return tx.InsertApp(&store.App{ID: 1, UUID: "u-1", Name: "plc", Group: "press", Image: "plc:1", Port: 502,
+					HealthKind: "http", HealthPath: "/healthz", Witness: &store.AppMember{HostID: 3},
+					Members:   []store.AppMember{{HostID: 1, Position: 1}, {HostID: 2, Position: 2}},
+					CreatedAt: t0, UpdatedAt: t0})
+			}); err != nil {
+				t.Fatal(err)
+			}
+			a := read()
+			want := &store.AppMember{HostID: 3, Hostname: "edge-3", HostUUID: uuidOf(3), MgmtIP: "192.168.204.13", Availability: "offline"}
+			if diff := cmp.Diff(want, a.Witness); diff != "" || a.HealthKind != "http" || a.HealthPath != "/healthz" || a.Epoch != 0 ||
+				a.ActiveHostID != 0 || a.Switchover != (store.AppSwitchover{}) || a.LastSwitch != (store.AppSwitch{}) {
+				t.Errorf("a new app: %+v; want witness edge-3 (-want +got):\n%s", a, diff)
+			}
+
+			// The active member follows the highest epoch; a lower or equal one changes nothing.
+			for _, step := range []struct {
+				host, epoch int64
+				changed     bool
+			}{{1, 2, true}, {2, 1, false}, {2, 2, false}, {2, 3, true}, {1, 3, false}} {
+				var changed bool
+				if err := write(func(tx store.Tx) error {
+					var err error
+					changed, err = tx.SetAppActive(1, step.host, step.epoch)
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if changed != step.changed {
+					t.Errorf("SetAppActive(edge-%d, epoch %d) changed = %v, want %v", step.host, step.epoch, changed, step.changed)
+				}
+			}
+			if a := read(); a.ActiveHostID != 2 || a.ActiveHostname != "edge-2" || a.Epoch != 3 {
+				t.Errorf("active after the reports: %d %q epoch %d; want edge-2 in epoch 3", a.ActiveHostID, a.ActiveHostname, a.Epoch)
+			}
+
+			sw := store.AppSwitch{Epoch: 3, At: t0.Add(time.Minute), FromHostID: 1, ToHostID: 2, DurationMillis: 312, Reason: "failure"}
+			for i, s := range []store.AppSwitch{sw, {Epoch: 2, At: t0, ToHostID: 1, Reason: "first"}, sw} {
+				var changed bool
+				if err := write(func(tx store.Tx) error {
+					var err error
+					changed, err = tx.SetAppLastSwitch(1, s)
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if changed != (i == 0) {
+					t.Errorf("SetAppLastSwitch #%d (epoch %d) changed = %v", i, s.Epoch, changed)
+				}
+			}
+			sw.FromHostname, sw.ToHostname = "edge-1", "edge-2"
+			if diff := cmp.Diff(sw, read().LastSwitch); diff != "" {
+				t.Errorf("last switch (-want +got):\n%s", diff)
+			}
+
+			// Member statuses, replaced by the next report.
+			for _, s := range []store.AppMemberStatus{
+				{HostID: 1, Role: "standby", Healthy: false, ReportedAt: t0},
+				{HostID: 1, Role: "standby", Healthy: true, ReportedAt: t0.Add(time.Second)},
+				{HostID: 2, Role: "active", Healthy: true, ReportedAt: t0.Add(2 * time.Second)},
+			} {
+				if err := write(func(tx store.Tx) error { return tx.SetAppMemberStatus(1, s) }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var got []store.AppMemberStatus
+			for _, m := range read().Members {
+				got = append(got, store.AppMemberStatus{HostID: m.HostID, Role: m.Role, Healthy: m.Healthy, ReportedAt: m.ReportedAt})
+			}
+			if diff := cmp.Diff([]store.AppMemberStatus{
+				{HostID: 1, Role: "standby", Healthy: true, ReportedAt: t0.Add(time.Second)},
+				{HostID: 2, Role: "active", Healthy: true, ReportedAt: t0.Add(2 * time.Second)},
+			}, got); diff != "" {
+				t.Errorf("member statuses (-want +got):\n%s", diff)
+			}
+			if err := write(func(tx store.Tx) error {
+				return tx.SetAppMemberStatus(1, store.AppMemberStatus{HostID: 3, Role: "witness"})
+			}); err == nil {
+				t.Error("a status for the witness, which is no member, was stored")
+			}
+
+			// Planned switchovers: each request has the next number; one ends when a member
+			// reports it (or a later one) done.
+			var seqs []int64
+			for _, to := range []int64{1, 0} {
+				if err := write(func(tx store.Tx) error {
+					seq, err := tx.RequestAppSwitchover(1, to, t0.Add(time.Hour))
+					seqs = append(seqs, seq)
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if diff := cmp.Diff([]int64{1, 2}, seqs); diff != "" {
+				t.Errorf("switchover numbers (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(store.AppSwitchover{Seq: 2, Pending: true, RequestedAt: t0.Add(time.Hour)}, read().Switchover); diff != "" {
+				t.Errorf("pending switchover (-want +got):\n%s", diff)
+			}
+			for _, step := range []struct {
+				done  int64
+				ended bool
+			}{{1, false}, {2, true}, {2, false}} {
+				var ended bool
+				if err := write(func(tx store.Tx) error {
+					var err error
+					ended, err = tx.EndAppSwitchover(1, step.done)
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if ended != step.ended {
+					t.Errorf("EndAppSwitchover(%d) = %v, want %v", step.done, ended, step.ended)
+				}
+			}
+			if a := read(); a.Switchover.Pending || a.Switchover.Seq != 2 {
+				t.Errorf("switchover after its end: %+v", a.Switchover)
+			}
+
+			// The witness's host stays while the app does; the app is among the host's apps.
+			if err := st.Read(ctx, func(tx store.Tx) error {
+				apps, err := tx.AppsOfHost(3)
+				if err == nil && (len(apps) != 1 || apps[0].Name != "plc") {
+					t.Errorf("apps of the witness: %+v, want plc", apps)
+				}
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if err := write(func(tx store.Tx) error { return tx.DeleteHost(3) }); err == nil {
+				t.Error("deleting the witness's host succeeded; want the foreign key to refuse it")
+			}
+			if err := write(func(tx store.Tx) error {
+				if err := tx.DeleteApp(1); err != nil {
+					return err
+				}
+				return tx.DeleteHost(3)
+			}); err != nil {
+				t.Errorf("delete the app, then its witness: %v", err)
 			}
 		})
 	}

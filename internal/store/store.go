@@ -151,10 +151,27 @@ type Tx interface {
 	ListApps() ([]App, error)
 	// DeleteApp deletes an app and its members, or fails with ErrNotFound.
 	DeleteApp(id int64) error
-	// AppsOfHost lists the apps a host is a member of, by name.
+	// AppsOfHost lists the apps a host is a member or the witness of, by
+	// name.
 	AppsOfHost(hostID int64) ([]App, error)
 	// AppsOfGroup lists the apps of a group, by name.
 	AppsOfGroup(name string) ([]App, error)
+	// SetAppActive stores hostID as an app's active member in epoch, if
+	// epoch is above the stored one: the active never goes back to an older
+	// epoch. changed says whether it was stored.
+	SetAppActive(appID, hostID, epoch int64) (changed bool, err error)
+	// SetAppLastSwitch stores an app's last switchover, if its epoch is above
+	// the stored last switchover's; changed says whether it was stored.
+	SetAppLastSwitch(appID int64, s AppSwitch) (changed bool, err error)
+	// SetAppMemberStatus stores what a member last reported of an app.
+	SetAppMemberStatus(appID int64, s AppMemberStatus) error
+	// RequestAppSwitchover records a pending planned switchover of an app
+	// to toHostID (0: any healthy standby), replacing a pending one, with the
+	// next sequence number, which it returns.
+	RequestAppSwitchover(appID, toHostID int64, at time.Time) (seq int64, err error)
+	// EndAppSwitchover ends an app's pending switchover if its sequence
+	// number is at most doneSeq; ended says whether one ended.
+	EndAppSwitchover(appID, doneSeq int64) (ended bool, err error)
 
 	// Cursor reads a named position (0 when never set); SetCursor stores it.
 	Cursor(name string) (int64, bool, error)
@@ -305,24 +322,77 @@ type Group struct {
 // App is a redundant edge app: it runs warm on its members, edgeworkers of
 // its group, in order of preference.
 type App struct {
-	ID        int64
-	UUID      string
-	Name      string
-	Group     string
-	Image     string
-	Port      int    // 0: none
-	VIP       string // addr/prefix; empty: none
-	Members   []AppMember
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	ID      int64
+	UUID    string
+	Name    string
+	Group   string
+	Image   string
+	Port    int    // 0: none
+	VIP     string // addr/prefix; empty: none
+	Members []AppMember
+	// Witness votes in the app's group but never runs the app; nil: none.
+	// Its Position is 0 and it has no reported status.
+	Witness *AppMember
+	// HealthKind (tcp, http, none) and HealthPath are each member's check
+	// of its own copy of the app.
+	HealthKind string
+	HealthPath string
+	// What the members report (read only; see SetAppActive and
+	// SetAppLastSwitch): the active member (0: none yet) and the epoch it
+	// was elected in, and the last switchover.
+	ActiveHostID   int64
+	ActiveHostname string
+	Epoch          int64
+	LastSwitch     AppSwitch // zero Epoch: none yet
+	// Switchover is the last planned switchover asked for (read only; see
+	// RequestAppSwitchover).
+	Switchover AppSwitchover
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // AppMember is a host an app runs on.
 type AppMember struct {
 	HostID       int64
 	Hostname     string // read only: the hostname of HostID
+	HostUUID     string // read only: the uuid of HostID
+	MgmtIP       string // read only: the management address of HostID
 	Availability string // read only: the availability of HostID
 	Position     int    // 1 is the most preferred
+	// Read only, from SetAppMemberStatus: the member's role and health as it
+	// last reported them, and when that changed (zero: never reported).
+	Role       string
+	Healthy    bool
+	ReportedAt time.Time
+}
+
+// AppMemberStatus is what a member reports of an app.
+type AppMemberStatus struct {
+	HostID     int64
+	Role       string
+	Healthy    bool
+	ReportedAt time.Time
+}
+
+// AppSwitch is a change of an app's active member.
+type AppSwitch struct {
+	Epoch          int64
+	At             time.Time
+	FromHostID     int64  // 0: none (the first active)
+	FromHostname   string // read only
+	ToHostID       int64
+	ToHostname     string // read only
+	DurationMillis int64
+	Reason         string
+}
+
+// AppSwitchover is a planned switchover the operator asked for.
+type AppSwitchover struct {
+	Seq         int64 // grows with every request of the app
+	Pending     bool  // not yet reported done
+	ToHostID    int64 // 0: any healthy standby
+	ToHostname  string
+	RequestedAt time.Time
 }
 
 // Alarm is an active alarm, StarlingX-shaped.
