@@ -5,16 +5,32 @@ import (
 
 	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/auth"
+	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/store"
 )
 
-// appOut is an app as the API shows it. Active and Epoch stay empty and 0:
-// the group's agents report them once they run the failover.
+// appOut is an app as the API shows it, with what its members' agents
+// report.
 func appOut(a store.App) apitype.App {
 	out := apitype.App{ID: a.ID, UUID: a.UUID, Name: a.Name, Group: a.Group, Image: a.Image, Port: a.Port, VIP: a.VIP,
-		Members: []apitype.AppMember{}, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+		Members: []apitype.AppMember{}, Health: a.HealthKind, HealthPath: a.HealthPath, Active: a.ActiveHostname,
+		Epoch: a.Epoch, Standbys: []string{}, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
 	for _, m := range a.Members {
-		out.Members = append(out.Members, apitype.AppMember{Hostname: m.Hostname, Position: m.Position, Availability: m.Availability})
+		out.Members = append(out.Members, apitype.AppMember{Hostname: m.Hostname, Position: m.Position,
+			Availability: m.Availability, Role: m.Role, Healthy: m.Healthy})
+	}
+	if a.Witness != nil {
+		out.Witness = a.Witness.Hostname
+	}
+	for _, m := range inventory.HealthyStandbys(a) {
+		out.Standbys = append(out.Standbys, m.Hostname)
+	}
+	if ls := a.LastSwitch; ls.Epoch != 0 {
+		out.LastSwitchover = &apitype.AppSwitchover{Epoch: ls.Epoch, At: ls.At, From: ls.FromHostname, To: ls.ToHostname,
+			DurationMillis: ls.DurationMillis, Reason: ls.Reason}
+	}
+	if sw := a.Switchover; sw.Pending {
+		out.PendingSwitchover = &apitype.AppSwitchoverPlan{Seq: sw.Seq, To: sw.ToHostname, RequestedAt: sw.RequestedAt}
 	}
 	return out
 }

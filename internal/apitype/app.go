@@ -3,29 +3,70 @@ package apitype
 import "time"
 
 // App is a redundant edge app: it runs warm on its members, edgeworkers of
-// its group, and one member at a time is active. Active and Epoch are what
-// the group's agents report; they stay empty and 0 until the agents run the
-// failover.
+// its group, and one member at a time is active. Active, Epoch, Standbys,
+// LastSwitchover and the members' Role and Healthy are what the group's
+// agents report; they stay empty until the agents run the app.
 type App struct {
-	ID        int64       `json:"id"`
-	UUID      string      `json:"uuid"`
-	Name      string      `json:"name"`
-	Group     string      `json:"group"`
-	Image     string      `json:"image"`
-	Port      int         `json:"port"` // 0: none
-	VIP       string      `json:"vip"`  // addr/prefix; empty: none
-	Members   []AppMember `json:"members"`
-	Active    string      `json:"active"` // the active member's hostname
-	Epoch     int64       `json:"epoch"`
-	CreatedAt time.Time   `json:"created_at"`
-	UpdatedAt time.Time   `json:"updated_at"`
+	ID      int64       `json:"id"`
+	UUID    string      `json:"uuid"`
+	Name    string      `json:"name"`
+	Group   string      `json:"group"`
+	Image   string      `json:"image"`
+	Port    int         `json:"port"` // 0: none
+	VIP     string      `json:"vip"`  // addr/prefix; empty: none
+	Members []AppMember `json:"members"`
+	// Witness is the hostname of the host that votes in the app's group but
+	// never runs it; empty: none.
+	Witness string `json:"witness"`
+	// Health is each member's check of its own copy: tcp, http (GET
+	// HealthPath) or none.
+	Health     string `json:"health"`
+	HealthPath string `json:"health_path"`
+	Active     string `json:"active"` // the active member's hostname
+	Epoch      int64  `json:"epoch"`
+	// Standbys are the members other than the active that reported
+	// themselves healthy standbys and whose hosts are available.
+	Standbys          []string           `json:"standbys"`
+	LastSwitchover    *AppSwitchover     `json:"last_switchover,omitempty"`
+	PendingSwitchover *AppSwitchoverPlan `json:"pending_switchover,omitempty"`
+	CreatedAt         time.Time          `json:"created_at"`
+	UpdatedAt         time.Time          `json:"updated_at"`
 }
 
 // AppMember is a host an app runs on; position 1 is the most preferred.
+// Role (active, standby, down; empty until it reports) and Healthy are
+// what its agent last reported.
 type AppMember struct {
 	Hostname     string `json:"hostname"`
 	Position     int    `json:"position"`
 	Availability string `json:"availability"`
+	Role         string `json:"role"`
+	Healthy      bool   `json:"healthy"`
+}
+
+// AppSwitchover is a change of an app's active member, as the members
+// reported it. From is empty for the app's first active member.
+type AppSwitchover struct {
+	Epoch          int64     `json:"epoch"`
+	At             time.Time `json:"at"`
+	From           string    `json:"from"`
+	To             string    `json:"to"`
+	DurationMillis int64     `json:"duration_ms"`
+	Reason         string    `json:"reason"` // failure, planned, unhealthy, first
+}
+
+// AppSwitchoverPlan is a planned switchover the members have not yet
+// reported done.
+type AppSwitchoverPlan struct {
+	Seq         int64     `json:"seq"`
+	To          string    `json:"to"` // hostname; empty: any healthy standby
+	RequestedAt time.Time `json:"requested_at"`
+}
+
+// AppSwitchoverRequest is the optional body of POST
+// /v1/apps/{app}/switchover.
+type AppSwitchoverRequest struct {
+	To string `json:"to,omitempty"` // a healthy standby; empty: any
 }
 
 // AppCreate is the body of POST /v1/apps. Without members, the app runs on
@@ -37,6 +78,13 @@ type AppCreate struct {
 	Port    int      `json:"port,omitempty"`
 	VIP     string   `json:"vip,omitempty"`
 	Members []string `json:"members,omitempty"`
+	// Witness is a host, not a member, that votes in the app's group to
+	// break ties (a two-member group needs one to fail over).
+	Witness string `json:"witness,omitempty"`
+	// Health is tcp, http or none; empty: tcp when the app has a port,
+	// none otherwise. HealthPath is the path of an http check (default /).
+	Health     string `json:"health,omitempty"`
+	HealthPath string `json:"health_path,omitempty"`
 }
 
 // AppList is the body of GET /v1/apps.

@@ -19,6 +19,10 @@ const (
 	AlarmHeartbeatLoss = "200.005" // major while degraded, critical when failed
 )
 
+// AlarmAppRedundancy is StarlingX's service group loss of redundancy: a
+// redundant app has no healthy standby (major), on entity app=NAME.
+const AlarmAppRedundancy = "400.002"
+
 // Severities, least to most severe.
 const (
 	Warning  = "warning"

@@ -10,8 +10,10 @@ import (
 	"strings"
 
 	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/fm"
 	"hummingbird.io/hummingbird/internal/problem"
 	"hummingbird.io/hummingbird/internal/store"
+	"hummingbird.io/hummingbird/internal/wire"
 )
 
 // MinAppMembers is the fewest members an app runs on: one active, one
@@ -46,6 +48,10 @@ func (s *Service) AddApp(ctx context.Context, actor string, req apitype.AppCreat
 	if a.Port < 0 || a.Port > 65535 {
 		return store.App{}, problem.Invalidf("port", "port %d is not a TCP or UDP port: give 1 to 65535, or 0 for none", a.Port)
 	}
+	var err error
+	if a.HealthKind, a.HealthPath, err = checkHealth(req.Health, req.HealthPath, a.Port); err != nil {
+		return store.App{}, err
+	}
 	var vip netip.Addr
 	if v := strings.TrimSpace(req.VIP); v != "" {
 		p, err := CheckVIP(v)
@@ -54,7 +60,7 @@ func (s *Service) AddApp(ctx context.Context, actor string, req apitype.AppCreat
 		}
 		a.VIP, vip = p.String(), p.Addr()
 	}
-	err := s.st.Write(ctx, func(tx store.Tx) error {
+	err = s.st.Write(ctx, func(tx store.Tx) error {
 		if _, err := tx.AppByName(a.Name); err == nil {
 			return problem.Conflictf("name", "there is already an app named %s", a.Name)
 		} else if !errors.Is(err, store.ErrNotFound) {
@@ -68,7 +74,18 @@ func (s *Service) AddApp(ctx context.Context, actor string, req apitype.AppCreat
 			return err
 		}
 		for i, h := range members {
+			if err := checkVoterAddress(h, "members", a.Name); err != nil {
+				return err
+			}
 			a.Members = append(a.Members, store.AppMember{HostID: h.ID, Hostname: h.Hostname, Availability: h.Availability, Position: i + 1})
+		}
+		witness := ""
+		if ref := strings.TrimSpace(req.Witness); ref != "" {
+			w, err := appWitness(tx, ref, a.Name, members)
+			if err != nil {
+				return err
+			}
+			a.Witness, witness = &store.AppMember{HostID: w.ID}, fmt.Sprintf(", with witness %s", w.Hostname)
 		}
 		if vip.IsValid() {
 			if err := checkVIPFree(tx, vip); err != nil {
@@ -81,12 +98,15 @@ func (s *Service) AddApp(ctx context.Context, actor string, req apitype.AppCreat
 		if err := tx.InsertApp(&a); err != nil {
 			return err
 		}
+		if a, err = tx.AppByName(a.Name); err != nil {
+			return err
+		}
 		names := make([]string, len(members))
 		for i, h := range members {
 			names[i] = h.Hostname
 		}
 		return s.appEvent(tx, "app.add", actor, a.Name,
-			fmt.Sprintf("app %s added to group %s on %s", a.Name, a.Group, strings.Join(names, ", ")))
+			fmt.Sprintf("app %s added to group %s on %s%s", a.Name, a.Group, strings.Join(names, ", "), witness))
 	})
 	if err != nil {
 		return store.App{}, err
@@ -143,6 +163,177 @@ func appMembers(tx store.Tx, group string, refs []string) ([]store.Host, error) 
 			len(out), MinAppMembers)
 	}
 	return out, nil
+}
+
+// Health check kinds of an app.
+const (
+	HealthTCP  = "tcp"
+	HealthHTTP = "http"
+	HealthNone = "none"
+)
+
+// checkHealth checks an app's health check and fills in its defaults: tcp
+// when the app has a port, none otherwise; path / for http.
+func checkHealth(kind, path string, port int) (string, string, error) {
+	kind, path = strings.ToLower(strings.TrimSpace(kind)), strings.TrimSpace(path)
+	if kind == "" {
+		kind = HealthNone
+		if port != 0 {
+			kind = HealthTCP
+		}
+	}
+	switch kind {
+	case HealthTCP, HealthHTTP:
+		if port == 0 {
+			return "", "", problem.Invalidf("health", "a %s health check connects to the app's port, and the app has none: "+
+				"give --port, or --health none", kind)
+		}
+	case HealthNone:
+	default:
+		return "", "", problem.Invalidf("health", "health %q: give tcp (connect to the port), http (GET health_path on it) or none", kind)
+	}
+	if kind != HealthHTTP {
+		if path != "" {
+			return "", "", problem.Invalidf("health_path", "health_path is for an http health check, and this one is %s: "+
+				"give --health http, or leave the path out", kind)
+		}
+		return kind, "", nil
+	}
+	if path == "" {
+		path = "/"
+	}
+	if !strings.HasPrefix(path, "/") || len(path) > 256 || strings.IndexFunc(path, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		return "", "", problem.Invalidf("health_path", "health_path %q must be a URL path: start with /, at most 256 characters, "+
+			"no spaces, like /healthz", path)
+	}
+	return kind, path, nil
+}
+
+// checkVoterAddress: a member or witness of an app needs a management
+// address, where the other members' agents reach its agent.
+func checkVoterAddress(h store.Host, field, app string) error {
+	if h.MgmtIP != "" {
+		return nil
+	}
+	return problem.Conflictf(field, "host %s has no management address, and the agents of app %s's group reach each other "+
+		"on theirs: give it one (hbctl host-update %s mgmt_ip=ADDRESS), or leave it out of the app", h.Hostname, app, h.Hostname)
+}
+
+// appWitness resolves an app's witness: a host with an address that is not
+// one of the app's members.
+func appWitness(tx store.Tx, ref, app string, members []store.Host) (store.Host, error) {
+	w, err := Lookup(tx, ref)
+	if problem.Is(err, problem.NotFound) {
+		return w, problem.Invalidf("witness", "no host %q: name the witness by hostname (hbctl host-list shows them)", ref)
+	} else if err != nil {
+		return w, err
+	}
+	for _, m := range members {
+		if m.ID == w.ID {
+			return w, problem.Invalidf("witness", "host %s is a member of the app, and a witness must be a host that runs an "+
+				"agent but never the app: name a third host as the witness, or leave %s out of the members (--members)", w.Hostname, w.Hostname)
+		}
+	}
+	return w, checkVoterAddress(w, "witness", app)
+}
+
+// HealthyStandbys are an app's members other than its active one that last
+// reported themselves healthy standbys and whose hosts are available: the
+// members it can fail over to.
+func HealthyStandbys(a store.App) []store.AppMember {
+	var out []store.AppMember
+	for _, m := range a.Members {
+		if m.HostID != a.ActiveHostID && m.Role == wire.RoleStandby && m.Healthy && m.Availability == AvailAvailable {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// RequestSwitchover asks an app's members to move its active role to the
+// member to names (a hostname; empty: any healthy standby). It is refused
+// when the app has no active member yet, or no healthy standby, or to is
+// not one. A pending request is replaced.
+func (s *Service) RequestSwitchover(ctx context.Context, actor, name, to string) (store.App, error) {
+	var a store.App
+	err := s.st.Write(ctx, func(tx store.Tx) error {
+		var err error
+		if a, err = lookupApp(tx, name); err != nil {
+			return err
+		}
+		target, err := switchoverTarget(a, strings.ToLower(strings.TrimSpace(to)))
+		if err != nil {
+			return err
+		}
+		seq, err := tx.RequestAppSwitchover(a.ID, target.HostID, s.stamp())
+		if err != nil {
+			return err
+		}
+		dest := "any healthy standby"
+		if target.HostID != 0 {
+			dest = target.Hostname
+		}
+		if err := s.appEvent(tx, "app.switchover.request", actor, a.Name, fmt.Sprintf("planned switchover %d of app %s "+
+			"requested: from %s to %s", seq, a.Name, a.ActiveHostname, dest)); err != nil {
+			return err
+		}
+		a, err = tx.AppByName(a.Name)
+		return err
+	})
+	return a, err
+}
+
+// switchoverTarget checks a planned switchover of a to the member named to
+// ("": any healthy standby, the zero member).
+func switchoverTarget(a store.App, to string) (store.AppMember, error) {
+	if a.ActiveHostID == 0 {
+		return store.AppMember{}, problem.Conflictf("", "app %s has no active member yet: its members' agents have not "+
+			"elected one (hbctl app-show %s shows what they report); nothing to switch over", a.Name, a.Name)
+	}
+	standbys := HealthyStandbys(a)
+	if to == "" {
+		if len(standbys) == 0 {
+			return store.AppMember{}, noStandby(a)
+		}
+		return store.AppMember{}, nil
+	}
+	var names []string
+	for _, m := range a.Members {
+		names = append(names, m.Hostname)
+		if m.Hostname != to {
+			continue
+		}
+		if m.HostID == a.ActiveHostID {
+			return m, problem.Conflictf("to", "host %s is the active member of app %s already; name a standby, or leave "+
+				"--to out", m.Hostname, a.Name)
+		}
+		for _, sb := range standbys {
+			if sb.HostID == m.HostID {
+				return m, nil
+			}
+		}
+		if len(standbys) == 0 {
+			return m, noStandby(a)
+		}
+		return m, problem.Conflictf("to", "member %s of app %s is not a healthy standby (it reports role %q, healthy %v, "+
+			"and its host is %s); name one of %s, or leave --to out", m.Hostname, a.Name, m.Role, m.Healthy, m.Availability,
+			strings.Join(memberNames(standbys), ", "))
+	}
+	return store.AppMember{}, problem.Invalidf("to", "host %q is not a member of app %s; its members are %s", to, a.Name, strings.Join(names, ", "))
+}
+
+func memberNames(ms []store.AppMember) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Hostname
+	}
+	return out
+}
+
+func noStandby(a store.App) error {
+	return problem.Conflictf("", "app %s has no healthy standby to switch over to: no member other than the active %s "+
+		"reports itself a healthy standby on an available host; bring one back first (hbctl app-show %s shows each "+
+		"member's role, health and availability)", a.Name, a.ActiveHostname, a.Name)
 }
 
 // hostnames is " (a, b)" for a few hosts, "" for none.
@@ -218,6 +409,9 @@ func (s *Service) DeleteApp(ctx context.Context, actor, name string) error {
 		if err := tx.DeleteApp(a.ID); err != nil {
 			return err
 		}
+		if err := fm.Clear(tx, fm.AlarmAppRedundancy, "app", "app="+a.Name, "app "+a.Name+" deleted", s.newUUID(), s.stamp()); err != nil {
+			return err
+		}
 		return s.appEvent(tx, "app.delete", actor, a.Name, fmt.Sprintf("app %s deleted from group %s", a.Name, a.Group))
 	})
 }
@@ -237,13 +431,30 @@ func appNames(apps []store.App) string {
 
 // checkNotAppMember refuses a change to a host that its apps do not allow;
 // doing says what the change is ("deleted", "moved to group x").
-func checkNotAppMember(tx store.Tx, h store.Host, doing string) error {
-	apps, err := tx.AppsOfHost(h.ID)
-	if err != nil || len(apps) == 0 {
+// A witness stays a witness whatever its group or personality; only
+// witnessToo refuses the change for a witness as well.
+func checkNotAppMember(tx store.Tx, h store.Host, doing string, witnessToo bool) error {
+	all, err := tx.AppsOfHost(h.ID)
+	if err != nil {
 		return err
 	}
-	return problem.Conflictf("", "host %s is a member of app(s) %s and cannot be %s; delete the app(s) first (hbctl app-delete %s)",
-		h.Hostname, appNames(apps), doing, apps[0].Name)
+	var apps, witnessed []store.App
+	for _, a := range all {
+		if a.Witness != nil && a.Witness.HostID == h.ID {
+			witnessed = append(witnessed, a)
+		} else {
+			apps = append(apps, a)
+		}
+	}
+	if len(apps) > 0 {
+		return problem.Conflictf("", "host %s is a member of app(s) %s and cannot be %s; delete the app(s) first (hbctl app-delete %s)",
+			h.Hostname, appNames(apps), doing, apps[0].Name)
+	}
+	if witnessToo && len(witnessed) > 0 {
+		return problem.Conflictf("", "host %s is the witness of app(s) %s and cannot be %s; delete the app(s) first (hbctl app-delete %s)",
+			h.Hostname, appNames(witnessed), doing, witnessed[0].Name)
+	}
+	return nil
 }
 
 // CheckAppName: an app name is one RFC 1123 label, as a hostname's first.

@@ -2,6 +2,7 @@ package inventory_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -68,6 +69,12 @@ func testApps(t *testing.T, f *fixture) {
 		{"vip network", with(func(r *apitype.AppCreate) { r.VIP = "10.20.0.0/24" }), problem.Invalid, "vip", "network address"},
 		{"vip broadcast", with(func(r *apitype.AppCreate) { r.VIP = "10.20.0.255/24" }), problem.Invalid, "vip", "broadcast address"},
 		{"vip of a host", with(func(r *apitype.AppCreate) { r.VIP = "192.168.204.12/24" }), problem.Conflict, "vip", "host edge-03"},
+		{"unknown health", with(func(r *apitype.AppCreate) { r.Health = "icmp" }), problem.Invalid, "health", "give tcp"},
+		{"tcp health without port", with(func(r *apitype.AppCreate) { r.Port, r.Health = 0, "tcp" }), problem.Invalid, "health", "give --port"},
+		{"path without http", with(func(r *apitype.AppCreate) { r.HealthPath = "/healthz" }), problem.Invalid, "health_path", "--health http"},
+		{"bad health path", with(func(r *apitype.AppCreate) { r.Health, r.HealthPath = "http", "healthz" }), problem.Invalid, "health_path", "start with /"},
+		{"unknown witness", with(func(r *apitype.AppCreate) { r.Witness = "edge-99" }), problem.Invalid, "witness", `no host "edge-99"`},
+		{"member witness", with(func(r *apitype.AppCreate) { r.Witness = "edge-01" }), problem.Invalid, "witness", "edge-01 is a member of the app"},
 		{"one member", with(func(r *apitype.AppCreate) { r.Members = []string{"edge-01"} }), problem.Invalid, "members", "at least 2"},
 		{"member twice", with(func(r *apitype.AppCreate) { r.Members = []string{"edge-01", "edge-01"} }), problem.Invalid, "members", "edge-01 is named twice"},
 		{"unknown member", with(func(r *apitype.AppCreate) { r.Members = []string{"edge-01", "edge-99"} }), problem.Invalid, "members", `no host "edge-99"`},
@@ -82,17 +89,34 @@ func testApps(t *testing.T, f *fixture) {
 		}
 	}
 
-	a, err := f.svc.AddApp(ctx, "tok-op", good)
+	withWitness := good
+	withWitness.Witness = "edge-05" // in no group: a witness needs none
+	a, err := f.svc.AddApp(ctx, "tok-op", withWitness)
 	if err != nil {
 		t.Fatal(err)
 	}
+	uuidOf := func(name string) string {
+		t.Helper()
+		h, err := f.svc.Get(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.UUID
+	}
 	want := store.App{ID: 1, UUID: a.UUID, Name: "plc-bridge", Group: "press", Image: "registry.example/plc-bridge:1.4", Port: 502,
-		VIP: "10.20.0.50/24", CreatedAt: a.CreatedAt, UpdatedAt: a.CreatedAt, Members: []store.AppMember{
-			{HostID: 2, Hostname: "edge-02", Availability: "offline", Position: 1},
-			{HostID: 1, Hostname: "edge-01", Availability: "offline", Position: 2},
+		VIP: "10.20.0.50/24", HealthKind: "tcp", Witness: &store.AppMember{HostID: 5, Hostname: "edge-05", HostUUID: uuidOf("edge-05"),
+			MgmtIP: "192.168.204.14", Availability: "offline"}, CreatedAt: a.CreatedAt, UpdatedAt: a.CreatedAt, Members: []store.AppMember{
+			{HostID: 2, Hostname: "edge-02", HostUUID: uuidOf("edge-02"), MgmtIP: "192.168.204.11", Availability: "offline", Position: 1},
+			{HostID: 1, Hostname: "edge-01", HostUUID: uuidOf("edge-01"), MgmtIP: "192.168.204.10", Availability: "offline", Position: 2},
 		}}
 	if diff := cmp.Diff(want, a); diff != "" {
 		t.Errorf("AddApp (-want +got):\n%s", diff)
+	}
+	if a, err := f.svc.AddApp(ctx, "t", apitype.AppCreate{Name: "web", Group: "press", Image: "web:1", Port: 80, Health: "http",
+		Members: []string{"edge-01", "edge-02"}}); err != nil || a.HealthKind != "http" || a.HealthPath != "/" {
+		t.Errorf("an http check without a path: %+v, %v; want path /", a, err)
+	} else if err := f.svc.DeleteApp(ctx, "t", "web"); err != nil {
+		t.Fatal(err)
 	}
 	if got, err := f.svc.GetApp(ctx, "plc-bridge"); err != nil || !cmp.Equal(want, got) {
 		t.Errorf("GetApp: %v; %s", err, cmp.Diff(want, got))
@@ -139,6 +163,12 @@ func testApps(t *testing.T, f *fixture) {
 	if _, err := f.svc.Update(ctx, "t", "edge-03", apitype.HostUpdate{Location: ptr("hall 2")}); err != nil {
 		t.Errorf("another change to a member: %v", err)
 	}
+	if _, err := f.svc.Delete(ctx, "t", "edge-05"); !problem.Is(err, problem.Conflict) || !strings.Contains(err.Error(), "witness of app(s) plc-bridge") {
+		t.Errorf("delete a witness: %v", err)
+	}
+	if _, err := f.svc.Update(ctx, "t", "edge-05", apitype.HostUpdate{Group: ptr("paint")}); err != nil {
+		t.Errorf("move a witness to a group: %v", err)
+	}
 
 	if err := f.svc.DeleteApp(ctx, "tok-op", "plc-bridge"); err != nil {
 		t.Fatal(err)
@@ -166,7 +196,7 @@ func testApps(t *testing.T, f *fixture) {
 	}
 	if diff := cmp.Diff([]string{
 		"app.delete by tok-op: app plc-bridge deleted from group press",
-		"app.add by tok-op: app plc-bridge added to group press on edge-02, edge-01",
+		"app.add by tok-op: app plc-bridge added to group press on edge-02, edge-01, with witness edge-05",
 	}, got); diff != "" {
 		t.Errorf("events of plc-bridge (-want +got):\n%s", diff)
 	}
@@ -224,5 +254,96 @@ func TestCheckVIP(t *testing.T) {
 		if _, err := inventory.CheckVIP(bad); !problem.Is(err, problem.Invalid) || !strings.Contains(err.Error(), msg) {
 			t.Errorf("CheckVIP(%q): %v; want it refused, saying %q", bad, err, msg)
 		}
+	}
+}
+
+// TestAppSwitchover: a planned switchover needs an active member and a healthy standby on an
+// available host; --to must name one. Each request gets the next number.
+func TestAppSwitchover(t *testing.T) {
+	t.Parallel()
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, b.DSN(t), "static")
+			ctx := context.Background()
+			for i, name := range []string{"edge-01", "edge-02", "edge-03"} {
+				if _, err := f.svc.Add(ctx, "t", apitype.HostCreate{Hostname: name, Personality: "edgeworker",
+					MgmtIP: fmt.Sprintf("192.168.204.%d", 10+i), Group: "press"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a, err := f.svc.AddApp(ctx, "t", apitype.AppCreate{Name: "plc", Group: "press", Image: "plc:1", Members: []string{"edge-01", "edge-02", "edge-03"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			request := func(to, msg string) store.App {
+				t.Helper()
+				got, err := f.svc.RequestSwitchover(ctx, "tok-op", "plc", to)
+				if msg == "" && err != nil {
+					t.Fatalf("switchover to %q: %v", to, err)
+				}
+				if msg != "" && (err == nil || !strings.Contains(err.Error(), msg)) {
+					t.Errorf("switchover to %q: %v; want it refused, saying %q", to, err, msg)
+				}
+				return got
+			}
+			request("", "no active member yet")
+			// edge-01 active; edge-02 a healthy standby on an available host; edge-03 unhealthy.
+			if err := f.st.Write(ctx, func(tx store.Tx) error {
+				if _, err := tx.SetAppActive(a.ID, 1, 1); err != nil {
+					return err
+				}
+				for _, s := range []store.AppMemberStatus{
+					{HostID: 1, Role: "active", Healthy: true, ReportedAt: f.now},
+					{HostID: 2, Role: "standby", Healthy: true, ReportedAt: f.now},
+					{HostID: 3, Role: "standby", Healthy: false, ReportedAt: f.now},
+				} {
+					if err := tx.SetAppMemberStatus(a.ID, s); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			request("", "no healthy standby") // edge-02's host is offline
+			if err := f.st.Write(ctx, func(tx store.Tx) error {
+				for id := int64(1); id <= 3; id++ {
+					if err := tx.SetHostState(id, "available", "enabled", f.now); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			request("edge-09", "not a member of app plc; its members are edge-01, edge-02, edge-03")
+			request("edge-01", "edge-01 is the active member")
+			request("edge-03", "member edge-03 of app plc is not a healthy standby")
+			got := request("edge-02", "")
+			if want := (store.AppSwitchover{Seq: 1, Pending: true, ToHostID: 2, ToHostname: "edge-02", RequestedAt: got.Switchover.RequestedAt}); got.Switchover != want {
+				t.Errorf("switchover to edge-02: %+v, want %+v", got.Switchover, want)
+			}
+			if got := request("", ""); got.Switchover.Seq != 2 || got.Switchover.ToHostID != 0 || !got.Switchover.Pending {
+				t.Errorf("a second switchover, to any standby: %+v; want number 2, pending, to any", got.Switchover)
+			}
+			if names := inventory.HealthyStandbys(got); len(names) != 1 || names[0].Hostname != "edge-02" {
+				t.Errorf("healthy standbys: %+v, want edge-02", names)
+			}
+			events, err := f.svc.Events(ctx, store.EventFilter{EntityType: "app", Action: "app.switchover.request"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var reasons []string
+			for _, e := range events {
+				reasons = append(reasons, e.Actor+": "+e.Reason)
+			}
+			if diff := cmp.Diff([]string{
+				"tok-op: planned switchover 2 of app plc requested: from edge-01 to any healthy standby",
+				"tok-op: planned switchover 1 of app plc requested: from edge-01 to edge-02",
+			}, reasons); diff != "" {
+				t.Errorf("switchover events (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -233,17 +233,22 @@ func (s *Service) Update(ctx context.Context, actor, ref string, u apitype.HostU
 			}
 		}
 		if h.Group != old.Group {
-			if err := checkNotAppMember(tx, old, "moved to another group"); err != nil {
+			if err := checkNotAppMember(tx, old, "moved to another group", false); err != nil {
 				return err
 			}
 		}
 		if h.Personality != old.Personality {
-			if err := checkNotAppMember(tx, old, "given another personality"); err != nil {
+			if err := checkNotAppMember(tx, old, "given another personality", false); err != nil {
 				return err
 			}
 		}
 		if err := s.assignAddress(tx, &h, &old, pool); err != nil {
 			return err
+		}
+		if old.MgmtIP != "" && h.MgmtIP == "" {
+			if err := checkNotAppMember(tx, old, "left without a management address (its app's agents reach it there)", true); err != nil {
+				return err
+			}
 		}
 		changed := changedFields(old, h)
 		if len(changed) == 0 {
@@ -354,7 +359,7 @@ func (s *Service) Delete(ctx context.Context, actor, ref string) (store.Host, er
 		if h.InvProvision == ProvProvisioning {
 			return problem.Conflictf("", "host %s is being provisioned; wait for the job to end or cancel it, then delete the host", h.Hostname)
 		}
-		if err := checkNotAppMember(tx, h, "deleted"); err != nil {
+		if err := checkNotAppMember(tx, h, "deleted", true); err != nil {
 			return err
 		}
 		if err := tx.DeleteHost(h.ID); err != nil {
