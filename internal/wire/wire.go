@@ -34,6 +34,10 @@ const (
 	CAPath = "/agent/v1/ca"
 )
 
+// FailoverPort is the TCP port of an agent's failover listener, where the
+// members of an app's group reach each other (AppMember.Address).
+const FailoverPort = 6386
+
 // JoinRequest asks the controller to admit this node. The token proves the
 // admin allowed it; the controller matches the node to a host of the
 // inventory by hostname (and MAC, when the host has one) and signs CSR.
