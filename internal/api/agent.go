@@ -45,6 +45,7 @@ func (s *Server) registerAgent() {
 	s.agent(wire.HeartbeatPath, true, s.agentHeartbeat)
 	s.agent(wire.InventoryPath, true, s.agentInventory)
 	s.agent(wire.RenewPath, true, s.agentRenew)
+	s.agent(wire.DesiredPath, true, s.agentDesired)
 }
 
 func (s *Server) agent(path string, certified bool, h agentHandler) {
@@ -223,4 +224,13 @@ func (s *Server) agentRenew(r *http.Request, id agentID) (any, error) {
 	}
 	err = s.d.Agents.Store.Write(r.Context(), func(tx store.Tx) error { return tx.SetHostAgent(h.ID, serial) })
 	return wire.RenewResponse{Certificate: certPEM}, err
+}
+
+// agentDesired answers the desired state of the agent's host: the apps it
+// is a member or witness of. The body, if any, is not read.
+func (s *Server) agentDesired(r *http.Request, id agentID) (any, error) {
+	if s.d.Apps == nil {
+		return nil, problem.NotSupportedf("this controller serves no desired state")
+	}
+	return s.d.Apps.Desired(r.Context(), id.host.ID)
 }

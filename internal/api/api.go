@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/appstate"
 	"hummingbird.io/hummingbird/internal/auth"
 	"hummingbird.io/hummingbird/internal/hostlock"
 	"hummingbird.io/hummingbird/internal/inventory"
@@ -58,6 +59,10 @@ type Deps struct {
 	NodesChanged func()
 	// Locks locks and unlocks hosts; nil refuses it.
 	Locks *hostlock.Locker
+	// Apps is the view of redundant apps the agent API serves; it is told of
+	// every change to apps (and to hosts, which its members are). Nil: the
+	// agent API has no desired state.
+	Apps *appstate.Tracker
 }
 
 // AgentDeps is what the agent API needs.
@@ -136,6 +141,7 @@ func New(d Deps) *Server {
 	s.handle("POST", "/v1/apps", apitype.RoleOperator, http.StatusCreated, s.addApp)
 	s.handle("GET", "/v1/apps/{app}", apitype.RoleReader, http.StatusOK, s.getApp)
 	s.handle("DELETE", "/v1/apps/{app}", apitype.RoleOperator, http.StatusNoContent, s.deleteApp)
+	s.handle("POST", "/v1/apps/{app}/switchover", apitype.RoleOperator, http.StatusAccepted, s.switchoverApp)
 	s.handle("GET", "/v1/addrpools", apitype.RoleReader, http.StatusOK, s.listPools)
 	s.handle("POST", "/v1/addrpools", apitype.RoleAdmin, http.StatusCreated, s.addPool)
 	s.handle("GET", "/v1/addrpools/{pool}", apitype.RoleReader, http.StatusOK, s.getPool)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"hummingbird.io/hummingbird/internal/apitype"
@@ -56,6 +57,7 @@ func (s *Server) addApp(r *http.Request, p auth.Principal) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.appsChanged(r.Context())
 	return appOut(a), nil
 }
 
@@ -68,5 +70,38 @@ func (s *Server) getApp(r *http.Request, _ auth.Principal) (any, error) {
 }
 
 func (s *Server) deleteApp(r *http.Request, p auth.Principal) (any, error) {
-	return nil, s.d.Inventory.DeleteApp(r.Context(), p.Actor(), r.PathValue("app"))
+	if err := s.d.Inventory.DeleteApp(r.Context(), p.Actor(), r.PathValue("app")); err != nil {
+		return nil, err
+	}
+	s.appsChanged(r.Context())
+	return nil, nil
+}
+
+// switchoverApp asks an app's members to move its active role; the body is
+// optional.
+func (s *Server) switchoverApp(r *http.Request, p auth.Principal) (any, error) {
+	var req apitype.AppSwitchoverRequest
+	if r.ContentLength != 0 {
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+	}
+	a, err := s.d.Inventory.RequestSwitchover(r.Context(), p.Actor(), r.PathValue("app"), req.To)
+	if err != nil {
+		return nil, err
+	}
+	s.appsChanged(r.Context())
+	return appOut(a), nil
+}
+
+// appsChanged rebuilds the view of apps, so that the next heartbeat of each
+// member tells its agent to fetch its new desired state. A failure is
+// logged: the periodic rebuild catches up.
+func (s *Server) appsChanged(ctx context.Context) {
+	if s.d.Apps == nil {
+		return
+	}
+	if err := s.d.Apps.Refresh(context.WithoutCancel(ctx)); err != nil {
+		s.log.Warn("rebuilding the view of apps failed", "err", err)
+	}
 }

@@ -102,6 +102,7 @@ func (s *Server) updateHost(r *http.Request, p auth.Principal) (any, error) {
 		return nil, err
 	}
 	s.nodesChanged()
+	s.appsChanged(r.Context()) // a member's name or address may have changed
 	return hostOut(h), nil
 }
 

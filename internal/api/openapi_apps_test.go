@@ -1,14 +1,17 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"hummingbird.io/hummingbird/internal/api"
 	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/store"
 )
 
 // specAppCases adds, shows, lists and deletes apps, and checks that a group with apps and
@@ -71,6 +74,8 @@ func specAppCases(t *testing.T, sh *specHarness) {
 	sh.do(t, h, specCase{name: "app show unknown query", method: "GET", path: "/v1/apps/plc-bridge?x=1", token: reader, want: 400, offSpec: true})
 	sh.do(t, h, specCase{name: "app show without token", method: "GET", path: "/v1/apps/plc-bridge", want: 401, offSpec: true})
 
+	specSwitchoverCases(t, sh, srv, app.ID)
+
 	// The group and the members stay while the app does.
 	refused(specCase{name: "group delete with an app", method: "DELETE", path: "/v1/groups/press", token: operator, want: 409}, "group press has apps: plc-bridge")
 	refused(specCase{name: "host delete of a member", method: "DELETE", path: "/v1/hosts/edge-a1", token: operator, want: 409}, "member of app(s) plc-bridge")
@@ -91,7 +96,70 @@ func specAppCases(t *testing.T, sh *specHarness) {
 	for _, e := range events.Events {
 		actions = append(actions, e.Action+" "+e.EntityID)
 	}
-	if diff := cmp.Diff([]string{"app.delete app=plc-bridge", "app.add app=plc-bridge"}, actions); diff != "" {
+	if diff := cmp.Diff([]string{"app.delete app=plc-bridge", "app.switchover.request app=plc-bridge",
+		"app.switchover.request app=plc-bridge", "app.add app=plc-bridge"}, actions); diff != "" {
 		t.Errorf("app events (-want +got):\n%s", diff)
 	}
+}
+
+// specSwitchoverCases asks for planned switchovers of plc-bridge (members edge-a2, edge-a1),
+// whose members' reports are written to the store as the agent API would.
+func specSwitchoverCases(t *testing.T, sh *specHarness, srv specServer, appID int64) {
+	t.Helper()
+	h, operator, reader := srv.h, srv.operator, srv.reader
+	refused := func(tc specCase, want string) { t.Helper(); sh.specRefused(t, h, tc, want) }
+	const path = "/v1/apps/plc-bridge/switchover"
+	refused(specCase{name: "app switchover without an active member", method: "POST", path: path, token: operator, want: 409}, "no active member yet")
+	report := func(standbyHealthy bool) {
+		t.Helper()
+		if err := srv.c.Store.Write(context.Background(), func(tx store.Tx) error {
+			ids := map[string]int64{}
+			for _, name := range []string{"edge-a1", "edge-a2"} {
+				host, err := tx.HostByHostname(name)
+				if err != nil {
+					return err
+				}
+				ids[name] = host.ID
+				if err := tx.SetHostState(host.ID, "available", "enabled", host.UpdatedAt); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.SetAppActive(appID, ids["edge-a2"], 1); err != nil {
+				return err
+			}
+			if err := tx.SetAppMemberStatus(appID, store.AppMemberStatus{HostID: ids["edge-a2"], Role: "active", Healthy: true, ReportedAt: time.Now()}); err != nil {
+				return err
+			}
+			return tx.SetAppMemberStatus(appID, store.AppMemberStatus{HostID: ids["edge-a1"], Role: "standby", Healthy: standbyHealthy, ReportedAt: time.Now()})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report(true)
+	refused(specCase{name: "app switchover to a host that is no member", method: "POST", path: path, token: operator, want: 400,
+		body: `{"to":"worker-a"}`}, "not a member of app plc-bridge")
+	refused(specCase{name: "app switchover to the active member", method: "POST", path: path, token: operator, want: 409,
+		body: `{"to":"edge-a2"}`}, "edge-a2 is the active member")
+	refused(specCase{name: "app switchover of an unknown app", method: "POST", path: "/v1/apps/nope/switchover", token: operator, want: 404}, "hbctl app-list")
+	sh.do(t, h, specCase{name: "app switchover by reader", method: "POST", path: path, token: reader, want: 403})
+	sh.do(t, h, specCase{name: "app switchover without token", method: "POST", path: path, want: 401, offSpec: true})
+	sh.do(t, h, specCase{name: "app switchover unknown field", method: "POST", path: path, token: operator, body: `{"host":"edge-a1"}`, want: 400, offSpec: true})
+	sh.do(t, h, specCase{name: "app switchover too large", method: "POST", path: path, token: operator, want: 413, offSpec: true,
+		body: `{"to":"` + strings.Repeat("x", api.MaxBodyBytes) + `"}`})
+	var app apitype.App
+	if err := json.Unmarshal(sh.do(t, h, specCase{name: "app switchover", method: "POST", path: path, token: operator, want: 202,
+		body: `{"to":"edge-a1"}`}), &app); err != nil {
+		t.Fatal(err)
+	}
+	if p := app.PendingSwitchover; p == nil || p.Seq != 1 || p.To != "edge-a1" || app.Active != "edge-a2" || !cmp.Equal(app.Standbys, []string{"edge-a1"}) {
+		t.Errorf("app switchover: %+v, pending %+v; want switchover 1 to edge-a1 pending, edge-a2 active, edge-a1 standing by", app, app.PendingSwitchover)
+	}
+	if err := json.Unmarshal(sh.do(t, h, specCase{name: "app switchover to any standby", method: "POST", path: path, token: operator, want: 202}), &app); err != nil {
+		t.Fatal(err)
+	}
+	if p := app.PendingSwitchover; p == nil || p.Seq != 2 || p.To != "" {
+		t.Errorf("a second switchover, to any standby: pending %+v; want number 2 to any", p)
+	}
+	report(false)
+	refused(specCase{name: "app switchover without a healthy standby", method: "POST", path: path, token: operator, want: 409}, "no healthy standby")
 }

@@ -31,3 +31,10 @@ func (c *Client) GetApp(ctx context.Context, name string) (apitype.App, error) {
 func (c *Client) DeleteApp(ctx context.Context, name string) error {
 	return c.do(ctx, "DELETE", appPath(name), nil, nil, nil)
 }
+
+// SwitchoverApp asks an app's members to move its active role to the member
+// to (empty: any healthy standby); the move happens when they carry it out.
+func (c *Client) SwitchoverApp(ctx context.Context, name, to string) (apitype.App, error) {
+	var out apitype.App
+	return out, c.do(ctx, "POST", appPath(name)+"/switchover", nil, apitype.AppSwitchoverRequest{To: to}, &out)
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"hummingbird.io/hummingbird/internal/api"
+	"hummingbird.io/hummingbird/internal/appstate"
 	"hummingbird.io/hummingbird/internal/auth"
 	"hummingbird.io/hummingbird/internal/fm"
 	"hummingbird.io/hummingbird/internal/hostlock"
@@ -102,6 +103,8 @@ type Controller struct {
 	Monitor   *mtce.Monitor
 	Provision *provision.Runner
 	Locks     *hostlock.Locker
+	// Apps is the view of redundant apps: desired states and reports.
+	Apps *appstate.Tracker
 	// Nodes reconciles the cluster's Nodes; nil without a cluster.
 	Nodes *nodes.Reconciler
 	// AdminToken is the first admin token when this start made it.
@@ -218,8 +221,13 @@ func (c *Controller) setup(ctx context.Context) error {
 			"network", pool.Network, "mode", pool.Row.Mode)
 	}
 
+	c.Apps = appstate.New(c.Store, appstate.Config{Log: c.log})
+	if err := c.Apps.Refresh(ctx); err != nil {
+		return fmt.Errorf("apps: %w", err)
+	}
 	hb := c.cfg.Heartbeat
 	hb.Log = c.log
+	hb.Apps = c.Apps
 	c.Monitor = mtce.New(c.Store, hb)
 	if err := c.Monitor.Start(ctx); err != nil {
 		return fmt.Errorf("heartbeat monitor: %w", err)
@@ -272,6 +280,7 @@ func (c *Controller) setup(ctx context.Context) error {
 		Provision:    c.Provision,
 		NodesChanged: nodesChanged,
 		Locks:        c.Locks,
+		Apps:         c.Apps,
 		Agents:       &api.AgentDeps{Store: c.Store, CA: c.CA, Monitor: c.Monitor, AutoAdd: c.cfg.AgentAutoAdd},
 	})
 	return nil
@@ -330,6 +339,8 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	locksDone := make(chan struct{})
 	go func() { c.Locks.Run(ctx); close(locksDone) }()
+	appsDone := make(chan struct{})
+	go func() { c.Apps.Run(ctx); close(appsDone) }()
 	webhookDone := make(chan struct{})
 	if c.cfg.AlarmWebhook != "" {
 		go func() {
@@ -348,6 +359,7 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 	<-provisionDone
 	<-nodesDone
 	<-locksDone
+	<-appsDone
 	<-webhookDone
 	if derr := <-dhcpDone; derr != nil && !errors.Is(derr, context.Canceled) {
 		err = errors.Join(err, fmt.Errorf("dhcp: %w", derr))

@@ -74,7 +74,22 @@ type Config struct {
 	Clock         func() time.Time
 	NewUUID       func() string
 	Log           *slog.Logger
+	// Apps, when set, takes the app statuses of every heartbeat and gives
+	// the host's desired-state version.
+	Apps Apps
 }
+
+// Apps is what the monitor asks of redundant apps in every heartbeat; it
+// must answer from memory (package appstate).
+type Apps interface {
+	// Heartbeat takes the app statuses of a heartbeat of host h and returns
+	// the host's desired-state version and whether it should send its
+	// heartbeats every FastInterval for now.
+	Heartbeat(ctx context.Context, h store.Host, hb wire.Heartbeat) (desiredVersion uint64, fast bool)
+}
+
+// FastInterval is the heartbeat interval while Apps says so.
+const FastInterval = time.Second
 
 // DefaultConfig is loose management for edgeworkers: a heartbeat every
 // 30 s, degraded after 3 missed, failed after 6.
@@ -212,6 +227,13 @@ func (m *Monitor) Heartbeat(ctx context.Context, h store.Host, hb wire.Heartbeat
 		}
 	}
 	reply := wire.HeartbeatReply{IntervalMillis: interval.Milliseconds()}
+	if m.cfg.Apps != nil {
+		var fast bool
+		reply.DesiredVersion, fast = m.cfg.Apps.Heartbeat(ctx, h, hb)
+		if fast {
+			reply.IntervalMillis = min(interval, FastInterval).Milliseconds()
+		}
+	}
 	reply.SendInventory = storedHash != hb.InventoryHash || storedHash == ""
 	return reply, nil
 }
