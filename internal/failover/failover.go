@@ -83,7 +83,7 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	if o.Addresses == nil {
 		o.Addresses = hostAddresses{}
 	}
-	ln, err := net.Listen("tcp", o.Listen)
+	ln, err := listen(ctx, o.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("failover listener: %w", err)
 	}

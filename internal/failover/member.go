@@ -126,7 +126,9 @@ func (mb *member) start(ctx context.Context) error {
 	c.LocalID = raft.ServerID(mb.self.HostUUID)
 	c.HeartbeatTimeout = mb.hb
 	c.ElectionTimeout = mb.hb
-	c.LeaderLeaseTimeout = leaseFor(mb.hb)
+	// Raft steps its leader down after a heartbeat time without a majority;
+	// the active role lapses sooner, with its own lease.
+	c.LeaderLeaseTimeout = mb.hb
 	c.CommitTimeout = max(mb.hb/10, time.Millisecond)
 	c.SnapshotThreshold = 64
 	c.TrailingLogs = 64

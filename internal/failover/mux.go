@@ -10,9 +10,11 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"golang.org/x/sys/unix"
 )
 
 // The failover listener carries every app's raft traffic and status
@@ -127,6 +129,11 @@ func (m *mux) serve() {
 }
 
 func (m *mux) handle(raw net.Conn) {
+	if tc, ok := raw.(*net.TCPConn); ok {
+		if rc, err := tc.SyscallConn(); err == nil {
+			lowRTO("", "", rc)
+		}
+	}
 	raw.SetDeadline(time.Now().Add(2 * time.Second))
 	c := tls.Server(raw, m.serverTLS())
 	if err := c.Handshake(); err != nil {
@@ -193,10 +200,85 @@ func readHeader(c net.Conn) (kind, app string, err error) {
 	return "", "", errors.New("header too long")
 }
 
+// rtoMin is the least retransmission timeout of the members' TCP
+// connections. Linux's default, 200 ms, is longer than the heartbeat time:
+// under packet loss a lost heartbeat would stall its connection past an
+// election. Kernels from 6.15 take it per socket; older ones keep their
+// default (or a route's rto_min), and so tolerate less loss.
+const rtoMin = 10 * time.Millisecond
+
+// lowRTO sets rtoMin on a socket where the kernel allows it.
+func lowRTO(_, _ string, c syscall.RawConn) error {
+	c.Control(func(fd uintptr) {
+		unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_RTO_MIN_US, int(rtoMin/time.Microsecond))
+	})
+	return nil
+}
+
+// listen opens the failover listener; accepted connections inherit its
+// retransmission timeout.
+func listen(ctx context.Context, addr string) (net.Listener, error) {
+	lc := net.ListenConfig{Control: lowRTO}
+	return lc.Listen(ctx, "tcp", addr)
+}
+
+// dialTCP connects to addr. A lost SYN is retransmitted only after a
+// second, far longer than an election, so a new attempt starts every
+// dialStagger while the earlier ones wait, up to dialAttempts; the first
+// connection made wins and the others are closed.
+func dialTCP(ctx context.Context, addr string) (net.Conn, error) {
+	const (
+		dialStagger  = 25 * time.Millisecond
+		dialAttempts = 4
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	results := make(chan result, dialAttempts)
+	d := net.Dialer{Control: lowRTO}
+	started, failed := 0, 0
+	next := time.NewTimer(0)
+	defer next.Stop()
+	var lastErr error
+	for {
+		select {
+		case <-next.C:
+			started++
+			go func() {
+				c, err := d.DialContext(ctx, "tcp", addr)
+				results <- result{c, err}
+			}()
+			if started < dialAttempts {
+				next.Reset(dialStagger)
+			}
+		case r := <-results:
+			if r.err == nil {
+				cancel()
+				// Close the connections the other attempts still make.
+				go func(n int) {
+					for range n {
+						if r := <-results; r.c != nil {
+							r.c.Close()
+						}
+					}
+				}(started - failed - 1 + (dialAttempts - started))
+				return r.c, nil
+			}
+			failed++
+			lastErr = r.err
+			if failed == dialAttempts || ctx.Err() != nil {
+				return nil, lastErr
+			}
+		}
+	}
+}
+
 // dial connects to the member want at addr for kind.
 func (m *mux) dial(ctx context.Context, addr, want, kind, app string) (net.Conn, error) {
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "tcp", addr)
+	raw, err := dialTCP(ctx, addr)
 	if err != nil {
 		return nil, err
 	}

@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"syscall"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -222,4 +222,93 @@ func TestPlannedSwitchoverLosesNothing(t *testing.T) {
 		}
 		checkProbes(t, d, from, g)
 	}
+}
+
+// switches counts the changes of answering member among probes.
+func switches(probes []failovertest.Probe) int {
+	ps := slices.Clone(probes)
+	slices.SortFunc(ps, func(a, b failovertest.Probe) int { return a.Sent.Compare(b.Sent) })
+	n, cur := 0, ""
+	for _, p := range ps {
+		if p.Member != "" && p.Member != cur {
+			if cur != "" {
+				n++
+			}
+			cur = p.Member
+		}
+	}
+	return n
+}
+
+func TestActiveCutOffFromPeers(t *testing.T) {
+	d, g, act := start(t, wire.App{})
+	// The client still reaches the old active: it must stop answering
+	// before the new one starts.
+	fault := d.Block(t, act, other(act), true)
+	d.Block(t, act, "W", true)
+	t.Logf("%s cut off from its peers; %s answers after %v", act, other(act), takeover(t, d, g, fault, other(act)))
+	time.Sleep(2 * time.Second)
+	if h := d.Holders(t); !slices.Equal(h, []string{other(act)}) {
+		t.Errorf("VIP held by %v while %s is cut off, want only %s\n%s", h, act, other(act), g.Logs())
+	}
+	d.Block(t, act, other(act), false)
+	d.Block(t, act, "W", false)
+	time.Sleep(2 * time.Second)
+	if got := activeOf(t, d, g, 5*time.Second); got != other(act) {
+		t.Errorf("after the partition healed, %s is active", got)
+	}
+	checkProbes(t, d, fault, g)
+	if n := switches(d.Probes.Since(fault.Add(-time.Second))); n != 1 {
+		t.Errorf("%d switchovers, want 1", n)
+	}
+}
+
+func TestGroupCutOffFromController(t *testing.T) {
+	// The agents' controller never answers (StartGroup points them at an
+	// address nobody has): the group started, and fails over, on its own.
+	// Here the standby is also cut off from the active and the witness
+	// from nobody: the witness and the active still make a majority, so
+	// nothing moves.
+	d, g, act := start(t, wire.App{})
+	from := d.Block(t, other(act), act, true)
+	time.Sleep(2 * time.Second)
+	if got := activeOf(t, d, g, 5*time.Second); got != act {
+		t.Errorf("%s is active after the standby lost the active: a standby with no majority must not take over", got)
+	}
+	d.Block(t, other(act), act, false)
+	time.Sleep(time.Second)
+	if n := switches(d.Probes.Since(from)); n != 0 {
+		t.Errorf("%d switchovers while the active kept its majority", n)
+	}
+	checkProbes(t, d, from, g)
+}
+
+// TestPacketLoss loses 20 % of the packets every member receives on its
+// link: at the default heartbeat time nothing moves while every member is
+// alive, and cutting the active's link moves the role exactly once.
+func TestPacketLoss(t *testing.T) {
+	d, g, _ := start(t, wire.App{})
+	from := time.Now()
+	for _, m := range d.Members {
+		d.Loss(t, m, 20)
+	}
+	time.Sleep(20 * time.Second)
+	ps := d.Probes.Since(from)
+	if n := switches(ps); n > 0 {
+		t.Errorf("%d switchovers under 20%% loss with every member alive, want none (flapping)\n%s", n, g.Logs())
+	}
+	checkProbes(t, d, from, g)
+	// The client's probes see the loss too; the active is the one that
+	// answered last.
+	act := ps[len(ps)-1].Member
+	for i := len(ps) - 1; act == "" && i > 0; i-- {
+		act = ps[i].Member
+	}
+	fault := d.SetLink(t, act, false)
+	t.Logf("under 20%% loss, %s's link cut; %s answers after %v", act, other(act), takeover(t, d, g, fault, other(act)))
+	time.Sleep(5 * time.Second)
+	if n := switches(d.Probes.Since(fault.Add(-time.Second))); n != 1 {
+		t.Errorf("%d switchovers after the active's link was cut under loss, want 1\n%s", n, g.Logs())
+	}
+	checkProbes(t, d, fault, g)
 }

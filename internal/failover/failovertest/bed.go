@@ -212,16 +212,16 @@ func (d *Bed) Block(tb testing.TB, a, b string, on bool) time.Time {
 	return at
 }
 
-// Loss drops pct percent of member m's packets, in and out, at random
-// (iptables' statistic match: the kernel has no netem here); pct 0 ends it.
+// Loss drops pct percent of the packets member m receives, at random
+// (iptables' statistic match: the kernel here has no netem); pct 0 ends
+// it. With Loss on every member, each packet between members is lost with
+// probability pct, once, at its receiver.
 func (d *Bed) Loss(tb testing.TB, m string, pct int) {
 	tb.Helper()
-	for _, chain := range []string{"INPUT", "OUTPUT"} {
-		dhcptest.Exec(tb, d.NS[m], "iptables", "-F", chain)
-		if pct > 0 {
-			dhcptest.Exec(tb, d.NS[m], "iptables", "-A", chain, "-m", "statistic", "--mode", "random",
-				"--probability", fmt.Sprintf("%.2f", float64(pct)/100), "-j", "DROP")
-		}
+	dhcptest.Exec(tb, d.NS[m], "iptables", "-F", "INPUT")
+	if pct > 0 {
+		dhcptest.Exec(tb, d.NS[m], "iptables", "-A", "INPUT", "-i", "eth0", "-m", "statistic", "--mode", "random",
+			"--probability", fmt.Sprintf("%.2f", float64(pct)/100), "-j", "DROP")
 	}
 }
 
