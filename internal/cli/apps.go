@@ -2,8 +2,11 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -11,12 +14,19 @@ import (
 	"hummingbird.io/hummingbird/internal/client"
 )
 
-// appFields are an app's fields; active and epoch stay empty until the
-// group's agents run the failover.
+// appFields are an app's fields; active, epoch, standbys and the last
+// switchover stay empty until the group's agents run the app.
 func appFields(ap apitype.App) []field {
 	var members []string
 	for _, m := range ap.Members {
-		members = append(members, m.Hostname+" ("+m.Availability+")")
+		state := m.Availability
+		if m.Role != "" {
+			state += ", " + m.Role
+			if !m.Healthy {
+				state += ", unhealthy"
+			}
+		}
+		members = append(members, m.Hostname+" ("+state+")")
 	}
 	port := ""
 	if ap.Port != 0 {
@@ -26,22 +36,51 @@ func appFields(ap apitype.App) []field {
 	if ap.Epoch != 0 {
 		epoch = strconv.FormatInt(ap.Epoch, 10)
 	}
+	health := ap.Health
+	if ap.HealthPath != "" {
+		health += " " + ap.HealthPath
+	}
+	pending := ""
+	if p := ap.PendingSwitchover; p != nil {
+		to := p.To
+		if to == "" {
+			to = "any healthy standby"
+		}
+		pending = fmt.Sprintf("%d to %s, asked %s", p.Seq, to, timeText(p.RequestedAt))
+	}
 	return []field{
 		{"name", ap.Name}, {"group", ap.Group}, {"image", ap.Image}, {"port", port}, {"vip", ap.VIP},
-		{"members", strings.Join(members, ", ")}, {"active", ap.Active}, {"epoch", epoch},
+		{"members", strings.Join(members, ", ")}, {"witness", ap.Witness}, {"health", health},
+		{"active", ap.Active}, {"standbys", strings.Join(ap.Standbys, ", ")}, {"epoch", epoch},
+		{"last_switchover", switchoverText(ap.LastSwitchover)}, {"pending_switchover", pending},
 		{"uuid", ap.UUID}, {"created_at", timeText(ap.CreatedAt)},
 	}
+}
+
+// switchoverText is "edge-01 → edge-02 in 312 ms (failure, epoch 7, 2026-…)", "" for none.
+func switchoverText(sw *apitype.AppSwitchover) string {
+	if sw == nil {
+		return ""
+	}
+	from := sw.From
+	if from == "" {
+		from = "(none)"
+	}
+	return fmt.Sprintf("%s → %s in %d ms (%s, epoch %d, %s)", from, sw.To, sw.DurationMillis, sw.Reason, sw.Epoch, timeText(sw.At))
 }
 
 func (a *app) appCommands() []*cobra.Command {
 	var req apitype.AppCreate
 	add := &cobra.Command{
-		Use:   "app-add NAME --group GROUP --image IMAGE [--port PORT] [--vip ADDR/PREFIX] [--members HOST,...]",
+		Use:   "app-add NAME --group GROUP --image IMAGE [--port PORT] [--vip ADDR/PREFIX] [--members HOST,...] [--witness HOST]",
 		Short: "Add a redundant app that runs on edgeworkers of a group",
 		Long: `Add a redundant app: it runs on the members named, in order of preference,
-or on every edgeworker of the group; at least two.`,
+or on every edgeworker of the group; at least two, each with a management address.
+The members' agents elect one active member among themselves. A group of two
+members needs a witness to fail over: a third host that runs an agent but not
+the app; with three or more members none is needed.`,
 		Example: "  hbctl app-add plc-bridge --group press --image registry.example/plc-bridge:1.4 --port 502 --vip 10.20.0.50/24\n" +
-			"  hbctl app-add historian --group press --image historian:2 --members edge-02,edge-01",
+			"  hbctl app-add historian --group press --image historian:2 --members edge-02,edge-01 --witness edge-09",
 		Args: a.args("NAME"),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			req.Name = args[0]
@@ -58,6 +97,9 @@ or on every edgeworker of the group; at least two.`,
 	f.IntVar(&req.Port, "port", 0, "port the app serves (default: none)")
 	f.StringVar(&req.VIP, "vip", "", "virtual address the active member holds, with its prefix length, like 10.20.0.50/24 (default: none)")
 	f.StringSliceVar(&req.Members, "members", nil, "edgeworkers of the group to run on, in order of preference (default: all of them)")
+	f.StringVar(&req.Witness, "witness", "", "a third host, running an agent but not the app, that breaks ties in a two-member group")
+	f.StringVar(&req.Health, "health", "", "each member's health check of its copy: tcp, http or none (default: tcp with a port, none without)")
+	f.StringVar(&req.HealthPath, "health-path", "", "the path an http health check gets (default /)")
 	required(add, "group", "image")
 	_ = add.RegisterFlagCompletionFunc("group", a.completer(func(ctx context.Context, c *client.Client) ([]string, error) {
 		groups, err := c.ListGroups(ctx)
@@ -79,7 +121,7 @@ or on every edgeworker of the group; at least two.`,
 			if apps == nil {
 				apps = []apitype.App{}
 			}
-			v := view{raw: apps, list: true, names: []string{"name", "group", "image", "vip", "members", "active"}}
+			v := view{raw: apps, list: true, names: []string{"name", "group", "vip", "members", "active", "standbys", "epoch"}}
 			for _, ap := range apps {
 				v.rows = append(v.rows, appFields(ap))
 			}
@@ -107,7 +149,77 @@ or on every edgeworker of the group; at least two.`,
 			return a.show(view{raw: ap, rows: [][]field{appFields(ap)}})
 		}),
 	}
+	switchover := a.switchoverCommand(complete)
 	del := a.deleteCommand("app-delete NAME", "Delete an app (its members stay in the inventory)", "app %s", complete,
 		func(ctx context.Context, c *client.Client, name string) error { return c.DeleteApp(ctx, name) })
-	return []*cobra.Command{add, list, show, del}
+	return []*cobra.Command{add, list, show, switchover, del}
+}
+
+// errNoSwitchover is returned when a followed switchover does not happen in time.
+var errNoSwitchover = errors.New("the active member did not change")
+
+func (a *app) switchoverCommand(complete func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective)) *cobra.Command {
+	var (
+		to      string
+		follow  bool
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "app-switchover NAME [--to HOST] [--follow] [--follow-timeout 2m]",
+		Short: "Move an app's active role to a standby (a planned switchover)",
+		Long: `app-switchover asks an app's members to move its active role to the member
+--to names, or to any healthy standby. The members carry it out among themselves;
+app-show shows the new active member and how long the move took. It is refused
+when the app has no healthy standby.
+
+With --follow, hbctl waits until the active member changes, for at most
+--follow-timeout.`,
+		Example:           "  hbctl app-switchover plc-bridge --follow\n  hbctl app-switchover plc-bridge --to edge-02",
+		Args:              a.args("NAME"),
+		ValidArgsFunction: complete,
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+			ap, err := c.SwitchoverApp(ctx, args[0], to)
+			if err != nil {
+				return err
+			}
+			if follow {
+				return a.followSwitchover(ctx, c, ap, to, timeout)
+			}
+			return a.show(view{raw: ap, rows: [][]field{appFields(ap)}})
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&to, "to", "", "the member to move the active role to, a healthy standby (default: any)")
+	f.BoolVar(&follow, "follow", false, "wait until the active member changes")
+	f.DurationVar(&timeout, "follow-timeout", 2*time.Minute, "how long --follow waits")
+	return cmd
+}
+
+// followSwitchover shows an app until its active member is another than from's (or to, when
+// given), then the app.
+func (a *app) followSwitchover(ctx context.Context, c *client.Client, ap apitype.App, to string, timeout time.Duration) error {
+	from := ap.Active
+	done := func(ap apitype.App) bool {
+		if to != "" {
+			return ap.Active == to
+		}
+		return ap.Active != from
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ap, err := watch(wctx, a, ap, func(ap apitype.App) frame {
+		line := fmt.Sprintf("%s: %s active (epoch %d), switching over", ap.Name, ap.Active, ap.Epoch)
+		if done(ap) {
+			line = fmt.Sprintf("%s: %s active (epoch %d): %s", ap.Name, ap.Active, ap.Epoch, switchoverText(ap.LastSwitchover))
+		}
+		return frame{bar: line, line: line, done: done(ap)}
+	}, func(ctx context.Context) (apitype.App, error) { return c.GetApp(ctx, ap.Name) })
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return fmt.Errorf("%w within %s: app %s is still active on %s; hbctl app-show %s shows what its members report",
+			errNoSwitchover, timeout, ap.Name, ap.Active, ap.Name)
+	}
+	if err != nil {
+		return err
+	}
+	return a.show(view{raw: ap, rows: [][]field{appFields(ap)}})
 }

@@ -1,11 +1,15 @@
 package cli_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/controller/controllertest"
+	"hummingbird.io/hummingbird/internal/store"
 )
 
 // TestApps adds, shows, lists and deletes an app, with its flags on the command line and
@@ -81,5 +85,97 @@ func TestApps(t *testing.T) {
 	}
 	if got := h.ok("event-list", "-c", "action", "-c", "entity", "-f", "value", "--limit", "4"); !strings.HasPrefix(got, "app.delete app=historian\napp.delete app=plc-bridge\n") {
 		t.Errorf("event-list: %q", got)
+	}
+}
+
+// TestAppSwitchover adds an app with a witness, asks for a planned switchover while its
+// members' reports (written as the agent API would) show a healthy standby, and follows it
+// until the standby is active.
+func TestAppSwitchover(t *testing.T) {
+	t.Parallel()
+	in := controllertest.Start(t, "", nil)
+	h := newHbctlFor(t, in)
+	h.ok("group-add", "press")
+	h.ok("host-add", "-n", "edge-01", "-p", "edgeworker", "-i", "192.168.204.10", "--group", "press")
+	h.ok("host-add", "-n", "edge-02", "-p", "edgeworker", "-i", "192.168.204.11", "--group", "press")
+	h.ok("host-add", "-n", "edge-03", "-p", "edgeworker", "-i", "192.168.204.12")
+	if code, _, errs := h.run("", "app-add", "plc", "--group", "press", "--image", "plc:1", "--witness", "edge-01"); code != 1 ||
+		!strings.Contains(errs, "edge-01 is a member of the app") {
+		t.Errorf("app-add with a member as witness: %d %q", code, errs)
+	}
+	h.env["HB_WITNESS"] = "edge-03"
+	if got := h.ok("app-add", "plc", "--group", "press", "--image", "plc:1", "--port", "502", "--health", "http", "--health-path", "/ready",
+		"-c", "witness", "-c", "health", "-f", "value"); got != "edge-03\nhttp /ready\n" {
+		t.Errorf("app-add --witness from HB_WITNESS, --health http: %q", got)
+	}
+	delete(h.env, "HB_WITNESS")
+	if code, _, errs := h.run("", "app-switchover", "plc"); code != 1 || !strings.Contains(errs, "no active member yet") {
+		t.Errorf("app-switchover before an election: %d %q", code, errs)
+	}
+
+	ctx := context.Background()
+	ids := map[string]int64{}
+	report := func(active string, epoch int64, last store.AppSwitch) {
+		t.Helper()
+		if err := in.Controller.Store.Write(ctx, func(tx store.Tx) error {
+			a, err := tx.AppByName("plc")
+			if err != nil {
+				return err
+			}
+			for _, m := range a.Members {
+				ids[m.Hostname] = m.HostID
+				if err := tx.SetHostState(m.HostID, "available", "enabled", time.Now()); err != nil {
+					return err
+				}
+				role := "standby"
+				if m.Hostname == active {
+					role = "active"
+				}
+				if err := tx.SetAppMemberStatus(a.ID, store.AppMemberStatus{HostID: m.HostID, Role: role, Healthy: true, ReportedAt: time.Now()}); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.SetAppActive(a.ID, ids[active], epoch); err != nil {
+				return err
+			}
+			last.ToHostID, last.Epoch = ids[active], epoch
+			_, err = tx.SetAppLastSwitch(a.ID, last)
+			return err
+		}); err != nil {
+			t.Error(err) // also called from the goroutine below
+		}
+	}
+	report("edge-01", 1, store.AppSwitch{At: time.Now(), Reason: "first"})
+	out := squeeze(h.ok("app-show", "plc"))
+	for _, want := range []string{"| active | edge-01 |", "| standbys | edge-02 |", "| epoch | 1 |", "| members | edge-01 (available, active), edge-02 (available, standby) |",
+		"| last_switchover | (none) → edge-01 in 0 ms (first, epoch 1,"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("app-show lacks %q:\n%s", want, out)
+		}
+	}
+	if code, _, errs := h.run("", "app-switchover", "plc", "--to", "edge-01"); code != 1 || !strings.Contains(errs, "edge-01 is the active member") {
+		t.Errorf("app-switchover to the active member: %d %q", code, errs)
+	}
+	if got := h.ok("app-switchover", "plc", "-c", "pending_switchover", "-f", "value"); !strings.HasPrefix(got, "1 to any healthy standby, asked ") {
+		t.Errorf("app-switchover: %q", got)
+	}
+
+	// --follow waits for the members to report the move, then shows the app.
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		from := ids["edge-01"]
+		report("edge-02", 2, store.AppSwitch{At: time.Now(), FromHostID: from, DurationMillis: 40, Reason: "planned"})
+	}()
+	code, got, errs := h.run("", "app-switchover", "plc", "--to", "edge-02", "--follow", "-c", "active", "-c", "last_switchover", "-f", "value")
+	if code != 0 || !strings.HasPrefix(got, "edge-02\nedge-01 → edge-02 in 40 ms (planned, epoch 2,") {
+		t.Errorf("app-switchover --follow: exit %d, stdout %q, stderr %q", code, got, errs)
+	}
+	if !strings.Contains(errs, "plc: edge-01 active (epoch 1), switching over\n") || !strings.Contains(errs, "plc: edge-02 active (epoch 2): edge-01 → edge-02 in 40 ms") {
+		t.Errorf("app-switchover --follow progress: %q", errs)
+	}
+	// A switchover nobody carries out times out.
+	h.env["HB_FOLLOW_TIMEOUT"] = "1500ms"
+	if code, _, errs := h.run("", "app-switchover", "plc", "--follow"); code != 1 || !strings.Contains(errs, "did not change within 1.5s") {
+		t.Errorf("app-switchover --follow that times out: %d %q", code, errs)
 	}
 }
