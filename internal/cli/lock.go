@@ -60,6 +60,10 @@ as nothing would recreate them, unless --force evicts them too. A drain that doe
 within --drain-timeout (10s to 1h) fails: the Node is made schedulable again and the host stays
 unlocked, and the message names the pods that stayed and why.
 
+A host that is the active member of redundant apps has them moved first: the controller asks
+for a planned switchover of each and waits, within --drain-timeout, until another member is
+active. An app with no healthy standby is refused, unless --force, which stops it with the host.
+
 hbctl shows the drain's progress until it ends, unless --no-wait.
 host-unlock puts the host back in service.`,
 		Example:           "  hbctl host-lock edge-01\n  hbctl host-lock edge-01 --force --drain-timeout 10m\n  hbctl host-unlock edge-01",
@@ -76,7 +80,7 @@ host-unlock puts the host back in service.`,
 			return a.followLock(ctx, c, args[0], op)
 		}),
 	}
-	lock.Flags().BoolVar(&force, "force", false, "evict pods that no controller manages too (nothing recreates them)")
+	lock.Flags().BoolVar(&force, "force", false, "evict pods that no controller manages too (nothing recreates them), and lock the active member of an app with no healthy standby")
 	lock.Flags().DurationVar(&timeout, "drain-timeout", 5*time.Minute, "how long the drain may take before the lock fails, 10s to 1h")
 	lock.Flags().BoolVar(&noWait, "no-wait", false, "return once the drain has started (host-lock-show follows it)")
 

@@ -256,7 +256,13 @@ func (c *Controller) setup(ctx context.Context) error {
 	}
 	pc.Log = c.log
 	c.Provision = provision.New(c.Store, cluster, pc)
-	c.Locks = hostlock.New(c.Store, cluster, hostlock.Config{Log: c.log})
+	c.Locks = hostlock.New(c.Store, cluster, hostlock.Config{Log: c.log,
+		Switchover: func(ctx context.Context, actor, app string) error {
+			if _, err := c.Inventory.RequestSwitchover(ctx, actor, app, ""); err != nil {
+				return err
+			}
+			return c.Apps.Refresh(ctx)
+		}})
 	if err := c.Provision.Recover(ctx); err != nil {
 		return fmt.Errorf("ending the provisioning jobs of the last run: %w", err)
 	}

@@ -56,6 +56,13 @@ type Config struct {
 	// Now and NewUUID default to the clock and random UUIDs.
 	Now     func() time.Time
 	NewUUID func() string
+	// Switchover asks the members of an app to move its active role away
+	// from its active member (a planned switchover to any healthy standby).
+	// Nil: a lock moves no app.
+	Switchover func(ctx context.Context, actor, app string) error
+	// AppPollInterval is how often a lock that moves apps reads whether
+	// they moved (default 500 ms).
+	AppPollInterval time.Duration
 }
 
 // Operation is one host-lock.
@@ -174,6 +181,11 @@ func (l *Locker) Lock(ctx context.Context, req Request) (Operation, error) {
 		return Operation{}, err
 	}
 
+	moves, err := l.appsToMove(ctx, h, req.Force)
+	if err != nil {
+		return Operation{}, err
+	}
+
 	drain, note := false, "the controller manages no Kubernetes cluster"
 	if l.cluster != nil {
 		kctx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -197,6 +209,9 @@ func (l *Locker) Lock(ctx context.Context, req Request) (Operation, error) {
 
 	op := &Operation{HostID: h.ID, Hostname: h.Hostname, State: StateDraining, Force: req.Force,
 		Timeout: req.Timeout, Actor: req.Actor, Message: "cordoning the Node", StartedAt: l.stamp()}
+	if len(moves) > 0 {
+		op.Message = fmt.Sprintf("moving app %s to a standby", moves[0])
+	}
 	l.mu.Lock()
 	if cur := l.ops[h.ID]; cur != nil && cur.State == StateDraining {
 		err := drainingConflict(cur)
@@ -215,7 +230,7 @@ func (l *Locker) Lock(ctx context.Context, req Request) (Operation, error) {
 		}
 	}
 	l.ops[h.ID] = op
-	if !drain {
+	if !drain && len(moves) == 0 {
 		l.mu.Unlock()
 		reason := fmt.Sprintf("host %s locked; nothing to drain, as %s", h.Hostname, note)
 		err := l.setLocked(ctx, h.ID, req.Actor, reason)
@@ -234,7 +249,8 @@ func (l *Locker) Lock(ctx context.Context, req Request) (Operation, error) {
 	l.wg.Add(1)
 	out := op.copy()
 	l.mu.Unlock()
-	l.log.Info("draining a host's Node to lock it", "host", h.Hostname, "actor", req.Actor, "force", req.Force, "timeout", req.Timeout)
+	l.log.Info("draining a host's Node to lock it", "host", h.Hostname, "actor", req.Actor, "force", req.Force, "timeout", req.Timeout,
+		"apps", moves)
 	go func() {
 		defer l.wg.Done()
 		defer func() {
@@ -243,9 +259,126 @@ func (l *Locker) Lock(ctx context.Context, req Request) (Operation, error) {
 			l.mu.Unlock()
 			cancel()
 		}()
-		l.drain(dctx, op, req)
+		if err := l.moveApps(dctx, op, req, moves); err != nil {
+			l.failed(dctx, op, req, err.Error()+"; the host stays unlocked")
+			return
+		}
+		if drain {
+			l.drain(dctx, op, req)
+			return
+		}
+		bg, cancel := context.WithTimeout(context.WithoutCancel(dctx), 30*time.Second)
+		defer cancel()
+		reason := fmt.Sprintf("host %s locked once its apps moved (%s); nothing to drain, as %s", h.Hostname, strings.Join(moves, ", "), note)
+		if err := l.setLocked(bg, h.ID, req.Actor, reason); err != nil {
+			l.failed(bg, op, req, "storing the lock: "+err.Error())
+			return
+		}
+		l.mu.Lock()
+		l.end(op, StateLocked, fmt.Sprintf("app(s) %s moved to a standby; nothing to drain: %s", strings.Join(moves, ", "), note))
+		l.mu.Unlock()
+		l.log.Info("host locked", "host", h.Hostname, "actor", req.Actor, "drained", false, "apps", moves)
 	}()
 	return out, nil
+}
+
+// appsToMove lists the apps host h is the active member of, which a lock moves to a standby
+// first. An app with no healthy standby is refused unless force, which leaves it where it is
+// (it stops with the host).
+func (l *Locker) appsToMove(ctx context.Context, h store.Host, force bool) ([]string, error) {
+	if l.cfg.Switchover == nil {
+		return nil, nil
+	}
+	var apps []store.App
+	if err := l.st.Read(ctx, func(tx store.Tx) error {
+		var err error
+		apps, err = tx.AppsOfHost(h.ID)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	var moves []string
+	for _, a := range apps {
+		if a.ActiveHostID != h.ID {
+			continue
+		}
+		if len(inventory.HealthyStandbys(a)) > 0 {
+			moves = append(moves, a.Name)
+			continue
+		}
+		if !force {
+			return nil, problem.Conflictf("force", "host %s is the active member of app %s, which has no healthy standby to "+
+				"take over: locking the host would stop the app. Bring a standby back first (hbctl app-show %s shows each "+
+				"member's role and health), or lock with --force to stop the app", h.Hostname, a.Name, a.Name)
+		}
+	}
+	return moves, nil
+}
+
+// moveApps asks for a planned switchover of each app in moves away from op's host and waits
+// until another member reports itself active, within ctx.
+func (l *Locker) moveApps(ctx context.Context, op *Operation, req Request, moves []string) error {
+	poll := l.cfg.AppPollInterval
+	if poll <= 0 {
+		poll = 500 * time.Millisecond
+	}
+	for _, name := range moves {
+		l.mu.Lock()
+		op.Message = fmt.Sprintf("moving app %s to a standby", name)
+		l.mu.Unlock()
+		if err := l.cfg.Switchover(ctx, req.Actor, name); err != nil {
+			return fmt.Errorf("moving app %s to a standby: %w", name, err)
+		}
+		for {
+			var a store.App
+			err := l.st.Read(ctx, func(tx store.Tx) error {
+				var err error
+				a, err = tx.AppByName(name)
+				return err
+			})
+			if errors.Is(err, store.ErrNotFound) || err == nil && a.ActiveHostID != 0 && a.ActiveHostID != op.HostID {
+				break // moved, or deleted
+			}
+			if err == nil {
+				err = sleep(ctx, poll)
+			}
+			if errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("app %s did not move to a standby within %s: its members did not carry out the planned "+
+					"switchover (hbctl app-show %s shows what they report)", name, shortDuration(op.Timeout), name)
+			}
+			if err != nil {
+				return fmt.Errorf("moving app %s to a standby: %w", name, err)
+			}
+		}
+		l.log.Info("app moved away from a host being locked", "host", op.Hostname, "app", name)
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// failed ends op as failed with msg and logs its event; its Node, if cordoned, is not touched.
+func (l *Locker) failed(ctx context.Context, op *Operation, req Request, msg string) {
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := l.st.Write(bg, func(tx store.Tx) error {
+		return l.event(tx, op.Hostname, "host.lock.failed", req.Actor, fmt.Sprintf("lock of host %s failed: %s", op.Hostname, msg))
+	}); err != nil {
+		l.log.Warn("cannot record the failed lock", "host", op.Hostname, "err", err)
+	}
+	l.mu.Lock()
+	l.end(op, StateFailed, msg)
+	l.mu.Unlock()
+	l.log.Warn("locking the host failed", "host", op.Hostname, "actor", req.Actor, "reason", msg)
 }
 
 // lastController refuses to lock controller h when no other controller would stay unlocked; l.mu

@@ -2,6 +2,8 @@ package hostlock
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -71,5 +73,130 @@ func TestConcurrentLocks(t *testing.T) {
 	unlocked, err := inv.List(ctx, store.HostFilter{Personality: apitype.PersonalityController, Administrative: inventory.AdminUnlocked})
 	if err != nil || len(unlocked) != 1 {
 		t.Errorf("unlocked controllers after locking both at once: %d (%v), want 1", len(unlocked), err)
+	}
+}
+
+// TestLockMovesApps locks the active member of an app: the lock asks for a planned switchover
+// first and locks the host once another member reports itself active. A host whose app has no
+// healthy standby is refused, unless forced.
+func TestLockMovesApps(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st := storetest.Open(t, be.DSN(t))
+			inv := inventory.New(st, inventory.Options{})
+			if _, _, err := inv.EnsureManagementPool(ctx, "static", "192.168.204.0/24", []string{"192.168.204.1"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := inv.AddGroup(ctx, "test", "press", ""); err != nil {
+				t.Fatal(err)
+			}
+			var (
+				mu        sync.Mutex
+				requested []string
+			)
+			// report stores what the members' agents would: active the active member in epoch,
+			// the other a standby, healthy or not, on available hosts.
+			report := func(active string, epoch int64, standbyHealthy bool) {
+				t.Helper()
+				if err := st.Write(ctx, func(tx store.Tx) error {
+					a, err := tx.AppByName("plc")
+					if err != nil {
+						return err
+					}
+					for _, m := range a.Members {
+						if err := tx.SetHostState(m.HostID, inventory.AvailAvailable, inventory.OperEnabled, time.Now()); err != nil {
+							return err
+						}
+						s := store.AppMemberStatus{HostID: m.HostID, Role: "standby", Healthy: standbyHealthy, ReportedAt: time.Now()}
+						if m.Hostname == active {
+							s.Role, s.Healthy = "active", true
+							if _, err := tx.SetAppActive(a.ID, m.HostID, epoch); err != nil {
+								return err
+							}
+						}
+						if err := tx.SetAppMemberStatus(a.ID, s); err != nil {
+							return err
+						}
+					}
+					return nil
+				}); err != nil {
+					t.Error(err)
+				}
+			}
+			l := New(st, nil, Config{AppPollInterval: 10 * time.Millisecond,
+				Switchover: func(ctx context.Context, actor, app string) error {
+					if _, err := inv.RequestSwitchover(ctx, actor, app, ""); err != nil {
+						return err
+					}
+					mu.Lock()
+					requested = append(requested, app)
+					mu.Unlock()
+					go func() { // the members carry it out a moment later
+						time.Sleep(50 * time.Millisecond)
+						report("edge-02", 2, true)
+					}()
+					return nil
+				}})
+			for i, name := range []string{"edge-01", "edge-02"} {
+				if _, err := inv.Add(ctx, "test", apitype.HostCreate{Hostname: name, Personality: apitype.PersonalityEdgeworker,
+					MgmtIP: fmt.Sprintf("192.168.204.%d", 10+i), Group: "press"}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := l.Unlock(ctx, name, "test"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := inv.AddApp(ctx, "test", apitype.AppCreate{Name: "plc", Group: "press", Image: "plc:1"}); err != nil {
+				t.Fatal(err)
+			}
+
+			// edge-01 is active, edge-02 unhealthy: refused without --force.
+			report("edge-01", 1, false)
+			if _, err := l.Lock(ctx, Request{Host: "edge-01", Actor: "test"}); !problem.Is(err, problem.Conflict) ||
+				!strings.Contains(err.Error(), "active member of app plc, which has no healthy standby") || !strings.Contains(err.Error(), "--force") {
+				t.Errorf("lock of the active member without a standby: %v; want a conflict naming the app and --force", err)
+			}
+
+			// With a healthy standby, the app moves first, then the host is locked.
+			report("edge-01", 1, true)
+			op, err := l.Lock(ctx, Request{Host: "edge-01", Actor: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if op.State != StateDraining || op.Message != "moving app plc to a standby" {
+				t.Errorf("lock of the active member: %+v; want it draining, moving plc", op)
+			}
+			l.Wait()
+			if op, err = l.Operation(ctx, "edge-01"); err != nil || op.State != StateLocked || !strings.Contains(op.Message, "app(s) plc moved to a standby") {
+				t.Errorf("the lock once the app moved: %+v, %v", op, err)
+			}
+			a, err := inv.GetApp(ctx, "plc")
+			if err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			if a.ActiveHostname != "edge-02" || len(requested) != 1 {
+				t.Errorf("after the lock: %s active, switchovers asked %v; want edge-02 and one for plc", a.ActiveHostname, requested)
+			}
+			mu.Unlock()
+
+			// The new active member, with no standby left (edge-01 is locked and unhealthy), is
+			// locked with --force only, and then nothing is moved.
+			report("edge-02", 2, false)
+			if _, err := l.Lock(ctx, Request{Host: "edge-02", Actor: "test"}); !problem.Is(err, problem.Conflict) {
+				t.Errorf("lock of the last member: %v; want a conflict", err)
+			}
+			if op, err := l.Lock(ctx, Request{Host: "edge-02", Actor: "test", Force: true}); err != nil || op.State != StateLocked {
+				t.Errorf("forced lock of the last member: %+v, %v; want it locked at once", op, err)
+			}
+			mu.Lock()
+			if len(requested) != 1 {
+				t.Errorf("switchovers asked: %v; want none for the forced lock", requested)
+			}
+			mu.Unlock()
+		})
 	}
 }
