@@ -350,7 +350,11 @@ func testAgentApps(t *testing.T, in *controllertest.Instance) {
 	}
 
 	// Deleting the apps empties the desired states and clears the alarm.
-	e2.beat(wire.AppStatus{Name: "plc", Role: wire.RoleDown, Active: e1.uuid, Epoch: 3})
+	// A role the API does not know is shown as down.
+	e2.beat(wire.AppStatus{Name: "plc", Role: "candidate", Active: e1.uuid, Epoch: 3})
+	if a := show(); a.Members[1].Role != wire.RoleDown {
+		t.Errorf("edge-02 reported role candidate, shown as %q; want down", a.Members[1].Role)
+	}
 	if !alarmed() {
 		t.Error("400.002 not raised with edge-02 down")
 	}

@@ -348,6 +348,8 @@ func (e *entry) diff(hostID int64, st *wire.AppStatus) (report, bool) {
 		return r, member != nil && (member.Role != "" || member.Healthy)
 	}
 	r.status = *st
+	r.status.Role = role(st.Role)
+	st = &r.status
 	if id := e.byUUID[st.Active]; id != 0 && epochOf(st.Epoch) > a.Epoch {
 		return r, true
 	}
@@ -358,6 +360,15 @@ func (e *entry) diff(hostID int64, st *wire.AppStatus) (report, bool) {
 		return r, true
 	}
 	return r, a.Switchover.Pending && epochOf(st.SwitchoverSeq) >= a.Switchover.Seq
+}
+
+// role is a member's reported role, or down when it is none a member has.
+func role(r string) string {
+	switch r {
+	case wire.RoleActive, wire.RoleStandby, wire.RoleDown:
+		return r
+	}
+	return wire.RoleDown
 }
 
 // memberStatus is host hostID as a member of the app, or nil when it is
