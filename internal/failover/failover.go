@@ -66,10 +66,15 @@ type Manager struct {
 	mu      sync.Mutex
 	members map[string]*member // by app name
 	apps    map[string]wire.App
+
+	// cmu guards changed alone: members notify while Stop or Apply,
+	// holding mu, wait for them to end.
+	cmu     sync.Mutex
 	changed chan struct{}
 }
 
 // Start opens the failover listener. It fails when the address is taken.
+// The memberships run until Stop, not until ctx ends.
 func Start(ctx context.Context, o Options) (*Manager, error) {
 	if o.Self == "" || o.Certs == nil || o.CA == nil {
 		return nil, errors.New("failover needs this host's uuid, its certificate and the CA")
@@ -89,14 +94,11 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	}
 	m := &Manager{
 		self: o.Self, dir: o.Dir, log: o.Log, raftLog: o.RaftLog, addrs: o.Addresses,
-		mux: newMux(ln, o.Certs, o.CA, o.Log), ctx: ctx,
+		// Members outlive ctx: Stop hands an active role over first.
+		mux: newMux(ln, o.Certs, o.CA, o.Log), ctx: context.WithoutCancel(ctx),
 		members: map[string]*member{}, apps: map[string]wire.App{}, changed: make(chan struct{}),
 	}
 	go m.mux.serve()
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
 	return m, nil
 }
 
@@ -168,7 +170,7 @@ func (m *Manager) Apply(apps []wire.App) {
 		}
 		m.members[name] = mb
 	}
-	m.notifyLocked()
+	m.notify()
 }
 
 // Status is every app's state as this member sees it, by name.
@@ -197,23 +199,20 @@ func (m *Manager) Status() []wire.AppStatus {
 
 // Changed is closed at the next change of any app's state.
 func (m *Manager) Changed() <-chan struct{} {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.cmu.Lock()
+	defer m.cmu.Unlock()
 	return m.changed
 }
 
 func (m *Manager) notify() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.notifyLocked()
-}
-
-func (m *Manager) notifyLocked() {
+	m.cmu.Lock()
+	defer m.cmu.Unlock()
 	close(m.changed)
 	m.changed = make(chan struct{})
 }
 
-// Stop leaves every group, dropping the VIPs this node holds.
+// Stop leaves every group, handing over the active roles and dropping
+// the VIPs this node holds, and closes the failover listener.
 func (m *Manager) Stop() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -221,6 +220,7 @@ func (m *Manager) Stop() {
 		mb.stop()
 		delete(m.members, name)
 	}
+	m.mux.ln.Close()
 }
 
 // member is the running member of an app, or nil.

@@ -186,6 +186,12 @@ func (mb *member) run(ctx context.Context, obs chan raft.Observation) {
 		case <-ctx.Done():
 			stopLeading()
 			mb.demote("stopped", false)
+			if mb.vip.IsValid() {
+				// Whatever a release under way got to: the VIP goes.
+				if err := mb.m.addrs.Remove(context.Background(), mb.vip); err != nil {
+					mb.log.Error("VIP not removed", "vip", mb.vip.String(), "err", err)
+				}
+			}
 			mb.r.Shutdown().Error()
 			mb.stream.Close()
 			mb.store.Close()
@@ -645,8 +651,16 @@ func (mb *member) local() (wire.LocalApp, <-chan struct{}) {
 // An active member hands its role over first, so that stopping the agent
 // (a node shutting down) is a planned move.
 func (mb *member) stop() {
-	if mb.r != nil && mb.role() == wire.RoleActive {
-		mb.move("", 10*mb.hb)
+	if mb.r != nil && mb.role() == wire.RoleActive && mb.move("", 10*mb.hb) {
+		// Keep the VIP until the successor has announced it.
+		deadline := time.Now().Add(2 * mb.hb)
+		for time.Now().Before(deadline) {
+			if a := mb.fsm.state().Active; a != "" && a != mb.self.HostUUID {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(renewFor(mb.hb) + 20*time.Millisecond)
 	}
 	if mb.cancel != nil {
 		mb.cancel()

@@ -312,3 +312,28 @@ func TestPacketLoss(t *testing.T) {
 	}
 	checkProbes(t, d, fault, g)
 }
+
+// TestAgentStopHandsOver stops the active's agent as a node shutdown
+// would (SIGTERM): it hands the role over, loses no request, takes the
+// VIP off and exits.
+func TestAgentStopHandsOver(t *testing.T) {
+	d, g, act := start(t, wire.App{})
+	from := time.Now()
+	g.Agents[act].Signal(syscall.SIGTERM)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := g.Agents[act].Wait(ctx); ctx.Err() != nil {
+		t.Fatalf("the agent of %s did not exit within 5 s of SIGTERM: %v\n%s", act, err, g.Logs())
+	}
+	t.Logf("%s's agent stopped in %v", act, time.Since(from))
+	if got := activeOf(t, d, g, 5*time.Second); got != other(act) {
+		t.Fatalf("%s active after %s's agent stopped", got, act)
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, p := range d.Probes.Since(from) {
+		if p.Member == "" {
+			t.Errorf("probe sent at %s lost during the handover", p.Sent.Format("15:04:05.000"))
+		}
+	}
+	checkProbes(t, d, from, g)
+}
