@@ -2,11 +2,14 @@ package failover_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -336,4 +339,34 @@ func TestAgentStopHandsOver(t *testing.T) {
 		}
 	}
 	checkProbes(t, d, from, g)
+}
+
+// TestMemberFootprint keeps an agent running an app's group under the
+// agent's memory target, 15 MiB of peak resident memory (bench's
+// TestAgentFootprint guards an agent without apps).
+func TestMemberFootprint(t *testing.T) {
+	_, g, act := start(t, wire.App{})
+	time.Sleep(5 * time.Second)
+	for m, p := range g.Agents {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var hwm int
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+				hwm, _ = strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			}
+		}
+		role := "standby"
+		if m == act {
+			role = "active"
+		} else if m == "W" {
+			role = "witness"
+		}
+		t.Logf("%s (%s): peak RSS %.1f MiB", m, role, float64(hwm)/1024)
+		if hwm == 0 || hwm > 15*1024 {
+			t.Errorf("%s's agent (%s) peaked at %d kB, want under 15 MiB", m, role, hwm)
+		}
+	}
 }

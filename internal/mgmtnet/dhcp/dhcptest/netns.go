@@ -146,6 +146,9 @@ func (p *Proc) Stop() {
 // Signal sends sig to the command (ip netns exec replaces itself with it).
 func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
+// Pid is the command's process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
 // Output is what the command wrote so far, stdout and stderr.
 func (p *Proc) Output() string { return p.out.String() }
 
