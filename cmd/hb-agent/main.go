@@ -15,11 +15,13 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"hummingbird.io/hummingbird/internal/agent"
 	"hummingbird.io/hummingbird/internal/version"
+	"hummingbird.io/hummingbird/internal/wire"
 )
 
 const usage = `hb-agent joins this node to a Hummingbird controller and keeps it reporting.
@@ -122,7 +124,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fs.StringVar(&format, "log-format", "text", "text or json")
 		var hostRoot string
 		fs.StringVar(&hostRoot, "host-root", "", "where the host's /proc, /sys and /etc are mounted when the agent runs in a container, like /host")
-		fs.StringVar(&o.FailoverListen, "failover-listen", ":6386", "where redundant apps' members reach this agent (opened once the host has an app)")
+		fs.StringVar(&o.FailoverListen, "failover-listen", ":"+strconv.Itoa(wire.FailoverPort), "where redundant apps' members reach this agent (opened once the host has an app)")
 		fs.StringVar(&o.LocalSocket, "local-socket", "/run/hummingbird/agent.sock", "unix socket where apps on this node ask whether they are active")
 		if err := parse(fs, args[1:], getenv); err != nil {
 			return err

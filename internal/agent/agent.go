@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -217,7 +218,7 @@ type RunOptions struct {
 	// Sleep waits d or until ctx ends; nil means a timer (tests inject it).
 	Sleep func(ctx context.Context, d time.Duration) error
 	// FailoverListen is where the failover listener of redundant apps
-	// binds (default ":6386"); it opens only once the host has an app.
+	// binds (default ":" + wire.FailoverPort); it opens only once the host has an app.
 	FailoverListen string
 	// LocalSocket is the unix socket of the local endpoint for apps
 	// (default /run/hummingbird/agent.sock); it too opens with the first app.
@@ -254,7 +255,7 @@ func Run(ctx context.Context, o RunOptions) error {
 		return fmt.Errorf("not joined (run hb-agent join first): %w", err)
 	}
 	if o.FailoverListen == "" {
-		o.FailoverListen = ":6386"
+		o.FailoverListen = ":" + strconv.Itoa(wire.FailoverPort)
 	}
 	if o.LocalSocket == "" {
 		o.LocalSocket = "/run/hummingbird/agent.sock"

@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -451,7 +452,7 @@ func (d *Bed) StartGroup(tb testing.TB, bin string, app wire.App, witnesses ...s
 		g.UUID[m] = fmt.Sprintf("00000000-0000-4000-8000-%012d", i+1)
 		app.Members = append(app.Members, wire.AppMember{
 			HostUUID: g.UUID[m], Hostname: "edge-" + strings.ToLower(m),
-			Address: d.Addr[m] + ":6386", Witness: slices.Contains(witnesses, m),
+			Address: net.JoinHostPort(d.Addr[m], strconv.Itoa(wire.FailoverPort)), Witness: slices.Contains(witnesses, m),
 		})
 	}
 	g.App = app
