@@ -257,14 +257,15 @@ func dialTCP(ctx context.Context, addr string) (net.Conn, error) {
 		case r := <-results:
 			if r.err == nil {
 				cancel()
-				// Close the connections the other attempts still make.
+				// Close the connections the other started attempts still
+				// make; attempts not started send nothing.
 				go func(n int) {
 					for range n {
 						if r := <-results; r.c != nil {
 							r.c.Close()
 						}
 					}
-				}(started - failed - 1 + (dialAttempts - started))
+				}(started - failed - 1)
 				return r.c, nil
 			}
 			failed++
