@@ -95,9 +95,13 @@ func (s *Server) switchoverApp(r *http.Request, p auth.Principal) (any, error) {
 }
 
 // appsChanged rebuilds the view of apps, so that the next heartbeat of each
-// member tells its agent to fetch its new desired state. A failure is
-// logged: the periodic rebuild catches up.
+// member tells its agent to fetch its new desired state, and asks for the
+// apps' objects in the cluster to follow. A failure is logged: the periodic
+// rebuild catches up.
 func (s *Server) appsChanged(ctx context.Context) {
+	if s.d.AppsChanged != nil {
+		s.d.AppsChanged()
+	}
 	if s.d.Apps == nil {
 		return
 	}
