@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -126,6 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fs.StringVar(&hostRoot, "host-root", "", "where the host's /proc, /sys and /etc are mounted when the agent runs in a container, like /host")
 		fs.StringVar(&o.FailoverListen, "failover-listen", ":"+strconv.Itoa(wire.FailoverPort), "where redundant apps' members reach this agent (opened once the host has an app)")
 		fs.StringVar(&o.LocalSocket, "local-socket", "/run/hummingbird/agent.sock", "unix socket where apps on this node ask whether they are active")
+		fs.StringVar(&o.ReadyListen, "ready-listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(wire.ReadyPort)), "loopback HTTPS address of the readiness probe of apps' pods: ready on the active member only")
 		if err := parse(fs, args[1:], getenv); err != nil {
 			return err
 		}

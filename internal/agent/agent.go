@@ -223,6 +223,10 @@ type RunOptions struct {
 	// LocalSocket is the unix socket of the local endpoint for apps
 	// (default /run/hummingbird/agent.sock); it too opens with the first app.
 	LocalSocket string
+	// ReadyListen is the readiness listener for the kubelet's probes of
+	// the apps' pods (default 127.0.0.1: wire.ReadyPort); it too opens with
+	// the first app.
+	ReadyListen string
 	// RaftLog receives the app groups' raft warnings (nil: discarded).
 	RaftLog io.Writer
 }
@@ -259,6 +263,9 @@ func Run(ctx context.Context, o RunOptions) error {
 	}
 	if o.LocalSocket == "" {
 		o.LocalSocket = "/run/hummingbird/agent.sock"
+	}
+	if o.ReadyListen == "" {
+		o.ReadyListen = net.JoinHostPort("127.0.0.1", strconv.Itoa(wire.ReadyPort))
 	}
 	s := &session{o: o, controller: strings.TrimSpace(string(ctrl))}
 	if err := s.connect(); err != nil {
@@ -362,6 +369,11 @@ func (s *session) setDesired(ctx context.Context, d wire.Desired) error {
 		go func() {
 			if err := m.ServeLocal(ctx, s.o.LocalSocket); err != nil {
 				s.o.Log.Error("local endpoint not served", "socket", s.o.LocalSocket, "err", err)
+			}
+		}()
+		go func() {
+			if err := m.ServeReady(ctx, s.o.ReadyListen); err != nil {
+				s.o.Log.Error("readiness listener not served", "addr", s.o.ReadyListen, "err", err)
 			}
 		}()
 	}

@@ -60,6 +60,7 @@ type Manager struct {
 	log     *slog.Logger
 	raftLog io.Writer
 	addrs   Addresses
+	certs   Certs
 	mux     *mux
 	ctx     context.Context
 
@@ -93,7 +94,7 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 		return nil, fmt.Errorf("failover listener: %w", err)
 	}
 	m := &Manager{
-		self: o.Self, dir: o.Dir, log: o.Log, raftLog: o.RaftLog, addrs: o.Addresses,
+		self: o.Self, dir: o.Dir, log: o.Log, raftLog: o.RaftLog, addrs: o.Addresses, certs: o.Certs,
 		// Members outlive ctx: Stop hands an active role over first.
 		mux: newMux(ln, o.Certs, o.CA, o.Log), ctx: context.WithoutCancel(ctx),
 		members: map[string]*member{}, apps: map[string]wire.App{}, changed: make(chan struct{}),

@@ -299,6 +299,17 @@ const (
 	// healthy.
 )
 
+// ReadyPort is the agent's readiness listener on the node's loopback:
+// HTTPS with the agent's certificate, for the kubelet's readiness probe
+// of an app's pods (kubelets do not verify a probe's certificate).
+const ReadyPort = 6387
+
+// ReadyPath is the readiness probe of app's pod on this node: 200 while
+// this member is active, 503 while it is not, 404 when this node runs no
+// such app. A Service selecting the app's pods therefore sends traffic to
+// the active member's pod alone, without the controller.
+func ReadyPath(app string) string { return LocalAppPath + app + "/ready" }
+
 // LocalSwitchover is the body of a local switchover request.
 type LocalSwitchover struct {
 	To string `json:"to,omitempty"` // hostname of the member to move to; empty: any healthy standby
