@@ -268,6 +268,15 @@ func (mb *member) lead(ctx context.Context) {
 	}
 	lease, renew := leaseFor(mb.hb), renewFor(mb.hb)
 	nextPeers := time.Now()
+	// The VIP is announced when taken, again 50 ms later (a lost first
+	// one), then after 1 s at doubling intervals up to every 10 s: a
+	// neighbour that resolved it to another node (an old active frozen
+	// with the VIP on its interface answers ARP requests) comes back
+	// without waiting for its entry to go stale. Only under a valid lease:
+	// a late announcement from a member that was frozen would pull the
+	// neighbours back to it.
+	announceEvery := 500 * time.Millisecond
+	nextAnnounce := time.Now().Add(50 * time.Millisecond)
 	for {
 		start := time.Now()
 		verify := mb.r.VerifyLeader()
@@ -291,6 +300,13 @@ func (mb *member) lead(ctx context.Context) {
 		if time.Now().After(nextPeers) {
 			nextPeers = time.Now().Add(time.Second)
 			go mb.countPeers(ctx)
+		}
+		if now := time.Now(); mb.vip.IsValid() && now.After(nextAnnounce) && now.Before(start.Add(lease)) && mb.role() == wire.RoleActive {
+			if err := mb.m.addrs.Announce(mb.vip); err != nil {
+				mb.log.Warn("VIP not announced", "vip", mb.vip.String(), "err", err)
+			}
+			announceEvery = min(2*announceEvery, 10*time.Second)
+			nextAnnounce = time.Now().Add(announceEvery)
 		}
 		if !mb.health.healthy.Load() {
 			if mb.handover(ctx, "", 0, "unhealthy", time.Now()) {

@@ -2,8 +2,10 @@ package failover_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"hummingbird.io/hummingbird/internal/failover/failovertest"
+	"hummingbird.io/hummingbird/internal/mgmtnet/dhcp/dhcptest"
 	"hummingbird.io/hummingbird/internal/wire"
 )
 
@@ -66,7 +69,11 @@ func other(m string) string { return map[string]string{"A": "B", "B": "A"}[m] }
 func checkProbes(t *testing.T, d *failovertest.Bed, from time.Time, g *failovertest.Group) {
 	t.Helper()
 	if bad := failovertest.Interleaved(d.Probes.Since(from)); len(bad) > 0 {
-		t.Errorf("two members answered at the VIP, or it flapped: %v\n%s", bad, g.Logs())
+		var ps []string
+		for _, p := range d.Probes.Since(from) {
+			ps = append(ps, fmt.Sprintf("%s+%d:%s", p.Sent.Format("05.000"), p.Done.Sub(p.Sent).Milliseconds(), p))
+		}
+		t.Errorf("two members answered at the VIP, or it flapped: %v\nprobes: %s\n%s", bad, strings.Join(ps, " "), g.Logs())
 	}
 }
 
@@ -184,6 +191,89 @@ func TestAppCrash(t *testing.T) {
 	checkProbes(t, d, fault, g)
 }
 
+// ready probes member m's readiness listener for app as a kubelet does:
+// HTTPS on the node's loopback, the certificate not verified.
+func ready(t *testing.T, d *failovertest.Bed, m, app string) int {
+	t.Helper()
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+		DialContext: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+			if ierr := dhcptest.In(d.NS[m], func() error {
+				var dl net.Dialer
+				c, err = dl.DialContext(ctx, network, addr)
+				return nil
+			}); ierr != nil {
+				return nil, ierr
+			}
+			return c, err
+		}}}
+	resp, err := c.Get("https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(wire.ReadyPort)) + wire.ReadyPath(app))
+	if err != nil {
+		t.Fatalf("readiness probe on %s: %v", m, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestReadyProbe: the pods' readiness probe is 200 on the active member
+// only, follows a switchover, and is 404 for an app the node does not run.
+func TestReadyProbe(t *testing.T) {
+	d, g, act := start(t, wire.App{})
+	// The kubelet probes every second: the probe may lag the VIP by a
+	// little, not by a second.
+	check := func(act string) {
+		t.Helper()
+		want := map[string]int{act: http.StatusOK, other(act): http.StatusServiceUnavailable, "W": http.StatusServiceUnavailable}
+		deadline := time.Now().Add(time.Second)
+		for {
+			got := map[string]int{}
+			for m := range want {
+				got[m] = ready(t, d, m, "press")
+			}
+			if maps.Equal(got, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("readiness of press with %s active: %v, want %v", act, got, want)
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	check(act)
+	if got := ready(t, d, act, "mixer"); got != http.StatusNotFound {
+		t.Errorf("readiness of an app %s does not run: %d, want 404", act, got)
+	}
+	if code, body := localSwitchover(t, g, act); code != http.StatusOK {
+		t.Fatalf("switchover: %d %s\n%s", code, body, g.Logs())
+	}
+	d.WaitActive(t, other(act), 5*time.Second, g.Logs)
+	check(other(act))
+}
+
+// checkNoGap fails t when a probe since from found nobody answering at
+// the VIP. Resets are logged: a connection whose handshake reached the
+// old member just before the flip and whose request reached the new one.
+func checkNoGap(t *testing.T, d *failovertest.Bed, from time.Time, what string) {
+	t.Helper()
+	var gaps, resets []string
+	for _, p := range d.Probes.Since(from) {
+		line := fmt.Sprintf("%s+%v: %v", p.Sent.Format("15:04:05.000"), p.Done.Sub(p.Sent).Round(time.Millisecond), p.Err)
+		switch {
+		case p.Reset():
+			resets = append(resets, line)
+		case p.Member == "":
+			gaps = append(gaps, line)
+		}
+	}
+	if len(gaps) > 0 {
+		t.Errorf("%s: %d probes found nobody at the VIP:\n%s", what, len(gaps), strings.Join(gaps, "\n"))
+	}
+	if len(resets) > 0 {
+		t.Logf("%s: %d connections reset across the flip:\n%s", what, len(resets), strings.Join(resets, "\n"))
+	}
+}
+
 // localSwitchover asks member m's agent for a planned move.
 func localSwitchover(t *testing.T, g *failovertest.Group, m string) (int, string) {
 	t.Helper()
@@ -214,15 +304,7 @@ func TestPlannedSwitchoverLosesNothing(t *testing.T) {
 		t.Logf("switchover %d from %s: %v", i, act, takeover(t, d, g, from, other(act)))
 		act = activeOf(t, d, g, 5*time.Second)
 		time.Sleep(300 * time.Millisecond)
-		lost := 0
-		for _, p := range d.Probes.Since(from) {
-			if p.Member == "" {
-				lost++
-			}
-		}
-		if lost > 0 {
-			t.Errorf("switchover %d: %d probes lost", i, lost)
-		}
+		checkNoGap(t, d, from, fmt.Sprintf("switchover %d", i))
 		checkProbes(t, d, from, g)
 	}
 }
@@ -335,12 +417,8 @@ func TestAgentStopHandsOver(t *testing.T) {
 	if got := activeOf(t, d, g, 5*time.Second); got != other(act) {
 		t.Fatalf("%s active after %s's agent stopped", got, act)
 	}
-	time.Sleep(200 * time.Millisecond)
-	for _, p := range d.Probes.Since(from) {
-		if p.Member == "" {
-			t.Errorf("probe sent at %s lost during the handover", p.Sent.Format("15:04:05.000"))
-		}
-	}
+	time.Sleep(300 * time.Millisecond)
+	checkNoGap(t, d, from, "the handover")
 	checkProbes(t, d, from, g)
 }
 

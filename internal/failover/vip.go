@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
+	"strings"
 	"syscall"
-	"time"
 )
 
 // Addresses puts an app's VIP on this node and takes it off. The real one
@@ -20,6 +21,10 @@ type Addresses interface {
 	Add(ctx context.Context, vip netip.Prefix) error
 	// Remove takes vip off whichever interface holds it.
 	Remove(ctx context.Context, vip netip.Prefix) error
+	// Announce repeats the gratuitous ARP for vip when this node holds
+	// it: neighbours that learnt another node's address for it (a frozen
+	// old active's kernel still answers ARP) come back.
+	Announce(vip netip.Prefix) error
 }
 
 // hostAddresses is Addresses on this node's interfaces.
@@ -79,23 +84,44 @@ func (hostAddresses) Add(ctx context.Context, vip netip.Prefix) error {
 	if err != nil {
 		return err
 	}
+	// ARP requests from this node name its own address, never the VIP:
+	// an old active's kernel, still finishing connections it took before
+	// the VIP moved, would otherwise point its neighbours back at itself.
+	if err := arpAnnounceOwnAddress(ifi.Name); err != nil {
+		return err
+	}
 	if holder(vip) == nil {
 		if out, err := exec.CommandContext(ctx, "ip", "addr", "replace", vip.String(), "dev", ifi.Name).CombinedOutput(); err != nil {
 			return fmt.Errorf("ip addr replace %s dev %s: %w: %s", vip, ifi.Name, err, out)
 		}
 	}
 	// Neighbours update an entry they have from a gratuitous ARP request;
-	// a second one covers a lost first.
+	// the active member repeats it (Announce) while its lease is valid.
 	if err := garp(ifi, vip.Addr()); err != nil {
 		return fmt.Errorf("gratuitous ARP for %s on %s: %w", vip.Addr(), ifi.Name, err)
 	}
-	go func() {
-		time.Sleep(50 * time.Millisecond)
-		if holder(vip) != nil {
-			garp(ifi, vip.Addr())
-		}
-	}()
 	return nil
+}
+
+// arpAnnounceOwnAddress sets the interface's arp_announce to 2 (use the
+// interface's own address as the sender of ARP requests) unless it is so.
+func arpAnnounceOwnAddress(ifname string) error {
+	p := "/proc/sys/net/ipv4/conf/" + ifname + "/arp_announce"
+	if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == "2" {
+		return nil
+	}
+	if err := os.WriteFile(p, []byte("2\n"), 0o644); err != nil {
+		return fmt.Errorf("setting net.ipv4.conf.%s.arp_announce to 2: %w", ifname, err)
+	}
+	return nil
+}
+
+func (hostAddresses) Announce(vip netip.Prefix) error {
+	ifi := holder(vip)
+	if ifi == nil {
+		return nil
+	}
+	return garp(ifi, vip.Addr())
 }
 
 func (hostAddresses) Remove(ctx context.Context, vip netip.Prefix) error {

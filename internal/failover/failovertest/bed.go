@@ -15,6 +15,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -45,8 +46,8 @@ const (
 )
 
 const (
-	probeEvery   = 10 * time.Millisecond // a new probe every 10 ms ...
-	probeTimeout = 50 * time.Millisecond // ... each given 50 ms
+	probeEvery   = 10 * time.Millisecond  // a new probe every 10 ms ...
+	probeTimeout = 200 * time.Millisecond // ... each given 200 ms: a lost SYN costs 1 s, a busy CPU less
 )
 
 // Bed is network namespaces: a bridge (br0) with a port for each member
@@ -250,6 +251,12 @@ type Probe struct {
 	Err        error
 }
 
+// Reset says whether the probe's connection was reset after its
+// handshake: the VIP moved between the handshake (with the old member)
+// and the request (which reached the new one, which knows no such
+// connection). Any other failure is a gap: nobody answered.
+func (p Probe) Reset() bool { return p.Member == "" && errors.Is(p.Err, unix.ECONNRESET) }
+
 func (p Probe) String() string {
 	if p.Member == "" {
 		return "error"
@@ -258,7 +265,7 @@ func (p Probe) String() string {
 }
 
 // Prober starts a probe every 10 ms, each on a new TCP connection opened
-// in the client's namespace and given 50 ms, whatever the earlier ones
+// in the client's namespace and given 200 ms, whatever the earlier ones
 // still wait for, and keeps every result.
 type Prober struct {
 	mu     sync.Mutex
@@ -326,7 +333,7 @@ func (p *Prober) Since(t time.Time) []Probe {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	i := len(p.probes)
-	// Probes end at most 50 ms (plus scheduling) after they are sent, in
+	// Probes end at most 200 ms (plus scheduling) after they are sent, in
 	// about the order they end: a second back is safely before t.
 	for i > 0 && p.probes[i-1].Done.After(t.Add(-time.Second)) {
 		i--
