@@ -176,10 +176,15 @@ func holder(tb testing.TB, d *failovertest.Bed, explain func() string) string {
 	}
 }
 
+// plannedResult counts the probes of planned switchovers that found
+// nobody at the VIP (lost) and the connections reset because the VIP
+// moved between their handshake and their request (reset).
+type plannedResult struct{ lost, reset int }
+
 // runVIPTrials starts v's members on d, waits for an active one, and
-// measures n failovers; planned, for Hummingbird, counts the probes lost
-// over n planned switchovers.
-func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, n int) (trials []vipTrial, plannedLost int) {
+// measures n failovers; for Hummingbird, it then makes n planned
+// switchovers and counts what their probes saw.
+func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, n int) (trials []vipTrial, planned plannedResult) {
 	tb.Helper()
 	var explain func() string
 	if v.hummingbird() {
@@ -213,13 +218,16 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 			next := holder(tb, d, explain)
 			time.Sleep(200 * time.Millisecond)
 			for _, p := range d.Probes.Since(from) {
-				if p.Member == "" {
-					plannedLost++
+				switch {
+				case p.Reset():
+					planned.reset++
+				case p.Member == "":
+					planned.lost++
 				}
 			}
 			act = next
 		}
-		return trials, plannedLost
+		return trials, planned
 	}
 	stop, logs := keepalived(d, tb, v)
 	defer stop()
@@ -228,7 +236,7 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 	for range n {
 		trials = append(trials, trial(tb, d, v, "A", explain))
 	}
-	return trials, 0
+	return trials, plannedResult{}
 }
 
 // BenchmarkVIPFailover measures how long a VIP takes to move from a member
@@ -245,8 +253,10 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 // p99-ms, max-ms, min-ms of the failover time; lost (probes without an
 // answer per failover); flips (probes that broke the order of answering
 // members: must be 0); restore-ms (keepalived: A's link up to A answering
-// again, p50); planned-lost (Hummingbird: probes lost over as many planned
-// switchovers as trials: must be 0).
+// again, p50); planned-lost (Hummingbird: probes that found nobody at the
+// VIP over as many planned switchovers as trials: must be 0) and
+// planned-reset (connections reset because the VIP moved between their
+// handshake and their request).
 func BenchmarkVIPFailover(b *testing.B) {
 	n := 20
 	if s := os.Getenv(envVIPTrials); s != "" {
@@ -264,7 +274,7 @@ func BenchmarkVIPFailover(b *testing.B) {
 	d.StopApp("W")
 	for _, v := range vipVariants {
 		b.Run(v.name, func(b *testing.B) {
-			trials, plannedLost := runVIPTrials(b, d, bin, v, n)
+			trials, planned := runVIPTrials(b, d, bin, v, n)
 			var fo, re latencies
 			lost, flips := 0, 0
 			var list []string
@@ -283,14 +293,15 @@ func BenchmarkVIPFailover(b *testing.B) {
 			b.ReportMetric(float64(lost)/float64(len(trials)), "lost")
 			b.ReportMetric(float64(flips), "flips")
 			if v.hummingbird() {
-				b.ReportMetric(float64(plannedLost), "planned-lost")
+				b.ReportMetric(float64(planned.lost), "planned-lost")
+				b.ReportMetric(float64(planned.reset), "planned-reset")
 			} else {
 				b.ReportMetric(ms(re.percentile(0.5)), "restore-ms")
 			}
 			load, _ := os.ReadFile("/proc/loadavg")
-			b.Logf("%s: %d failovers: p50 %.0f ms, p99 %.0f ms, min %.0f ms, max %.0f ms; %.1f probes lost per failover; %d flips; %d probes lost over %d planned switchovers; all (ms): %s; loadavg %s",
+			b.Logf("%s: %d failovers: p50 %.0f ms, p99 %.0f ms, min %.0f ms, max %.0f ms; %.1f probes lost per failover; %d flips; over %d planned switchovers %d probes lost and %d reset; all (ms): %s; loadavg %s",
 				v.name, len(trials), ms(fo.percentile(0.5)), ms(fo.percentile(0.99)), ms(fo.percentile(0)), ms(fo.percentile(1)),
-				float64(lost)/float64(len(trials)), flips, plannedLost, len(trials), strings.Join(list, " "), strings.TrimSpace(string(load)))
+				float64(lost)/float64(len(trials)), flips, len(trials), planned.lost, planned.reset, strings.Join(list, " "), strings.TrimSpace(string(load)))
 		})
 	}
 }
@@ -307,17 +318,17 @@ func TestVIPBenchSetup(t *testing.T) {
 	d := failovertest.New(t, "A", "B", "W")
 	d.StopApp("W")
 	for _, v := range vipVariants[1:3] {
-		trials, plannedLost := runVIPTrials(t, d, bin, v, 1)
+		trials, planned := runVIPTrials(t, d, bin, v, 1)
 		r := trials[0]
-		t.Logf("%s: %+v, %d lost in a planned switchover", v.name, r, plannedLost)
+		t.Logf("%s: %+v, planned switchover: %+v", v.name, r, planned)
 		if r.flips > 0 {
 			t.Errorf("%s: %d probes answered out of order", v.name, r.flips)
 		}
 		if r.failover > 2*time.Second {
 			t.Errorf("%s: failover took %v, want well under 2 s", v.name, r.failover)
 		}
-		if plannedLost > 0 {
-			t.Errorf("%s: %d probes lost in a planned switchover", v.name, plannedLost)
+		if planned.lost > 0 {
+			t.Errorf("%s: %d probes found nobody at the VIP in a planned switchover", v.name, planned.lost)
 		}
 	}
 }
