@@ -33,6 +33,7 @@ import (
 	"hummingbird.io/hummingbird/internal/provision"
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/version"
+	"hummingbird.io/hummingbird/internal/workloads"
 )
 
 // AdminTokenFile is the file in the data directory that receives the first
@@ -71,6 +72,9 @@ type Config struct {
 	// NodeSyncInterval is the time between passes that make the cluster's
 	// Nodes follow the inventory.
 	NodeSyncInterval time.Duration
+	// AppSyncInterval is the time between passes that keep the DaemonSets
+	// and Services of redundant apps in the cluster.
+	AppSyncInterval time.Duration
 	// AgentAutoAdd adds nodes that join with a valid enroll token but are
 	// not in the inventory, as edgeworkers, instead of refusing them.
 	AgentAutoAdd bool
@@ -87,6 +91,7 @@ func Defaults() Config {
 		Heartbeat:         mtce.DefaultConfig(),
 		Provision:         provision.DefaultConfig(),
 		NodeSyncInterval:  15 * time.Second,
+		AppSyncInterval:   15 * time.Second,
 	}
 }
 
@@ -107,6 +112,9 @@ type Controller struct {
 	Apps *appstate.Tracker
 	// Nodes reconciles the cluster's Nodes; nil without a cluster.
 	Nodes *nodes.Reconciler
+	// Workloads keeps the DaemonSets and Services of redundant apps in the
+	// cluster; nil without a cluster.
+	Workloads *workloads.Reconciler
 	// AdminToken is the first admin token when this start made it.
 	AdminToken string
 }
@@ -267,10 +275,12 @@ func (c *Controller) setup(ctx context.Context) error {
 		return fmt.Errorf("ending the provisioning jobs of the last run: %w", err)
 	}
 
-	var nodesChanged func()
+	var nodesChanged, appsChanged func()
 	if cluster != nil {
 		c.Nodes = nodes.New(c.Store, cluster, nodes.Config{Interval: c.cfg.NodeSyncInterval, Log: c.log})
 		nodesChanged = c.Nodes.Kick
+		c.Workloads = workloads.New(c.Store, cluster, workloads.Config{Interval: c.cfg.AppSyncInterval, Log: c.log})
+		appsChanged = c.Workloads.Kick
 	}
 
 	reg := prometheus.NewRegistry()
@@ -285,6 +295,7 @@ func (c *Controller) setup(ctx context.Context) error {
 		Cluster:      cluster,
 		Provision:    c.Provision,
 		NodesChanged: nodesChanged,
+		AppsChanged:  appsChanged,
 		Locks:        c.Locks,
 		Apps:         c.Apps,
 		Agents:       &api.AgentDeps{Store: c.Store, CA: c.CA, Monitor: c.Monitor, AutoAdd: c.cfg.AgentAutoAdd},
@@ -343,6 +354,12 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 	} else {
 		close(nodesDone)
 	}
+	workloadsDone := make(chan struct{})
+	if c.Workloads != nil {
+		go func() { c.Workloads.Run(ctx); close(workloadsDone) }()
+	} else {
+		close(workloadsDone)
+	}
 	locksDone := make(chan struct{})
 	go func() { c.Locks.Run(ctx); close(locksDone) }()
 	appsDone := make(chan struct{})
@@ -364,6 +381,7 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 	<-monitorDone
 	<-provisionDone
 	<-nodesDone
+	<-workloadsDone
 	<-locksDone
 	<-appsDone
 	<-webhookDone
