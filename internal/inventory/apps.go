@@ -458,9 +458,18 @@ func checkNotAppMember(tx store.Tx, h store.Host, doing string, witnessToo bool)
 }
 
 // CheckAppName: an app name is one RFC 1123 label, as a hostname's first.
+// MaxAppName is the longest app name: hb-app-NAME, the name of its
+// DaemonSet and Service, must fit in 63 characters.
+const MaxAppName = 56
+
 func CheckAppName(name string) error {
 	if strings.Contains(name, ".") {
 		return problem.Invalidf("name", "app name %q has a '.': use one label of lowercase letters, digits and '-', like plc-bridge", name)
+	}
+	// The app's DaemonSet and Service are hb-app-NAME, at most 63
+	// characters.
+	if len(name) > MaxAppName {
+		return problem.Invalidf("name", "app name %q has %d characters: use at most %d (its objects in the cluster are hb-app-NAME)", name, len(name), MaxAppName)
 	}
 	if err := CheckHostname(name); err != nil {
 		var pe *problem.Error

@@ -59,6 +59,7 @@ func testApps(t *testing.T, f *fixture) {
 		{"no name", with(func(r *apitype.AppCreate) { r.Name = "" }), problem.Invalid, "name", "app name is required"},
 		{"bad name", with(func(r *apitype.AppCreate) { r.Name = "PLC" }), problem.Invalid, "name", "uppercase"},
 		{"dotted name", with(func(r *apitype.AppCreate) { r.Name = "plc.bridge" }), problem.Invalid, "name", "one label"},
+		{"long name", with(func(r *apitype.AppCreate) { r.Name = strings.Repeat("a", 57) }), problem.Invalid, "name", "at most 56"},
 		{"no group", with(func(r *apitype.AppCreate) { r.Group = "" }), problem.Invalid, "group", "needs a group"},
 		{"unknown group", with(func(r *apitype.AppCreate) { r.Group = "nope" }), problem.Invalid, "group", "hbctl group-add nope"},
 		{"no image", with(func(r *apitype.AppCreate) { r.Image = "" }), problem.Invalid, "image", "needs an image"},
