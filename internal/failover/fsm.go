@@ -25,6 +25,10 @@ const (
 	// opDone: a planned switchover needed no move (the active is already
 	// the one asked for, or no standby is healthy).
 	opDone = "done"
+	// opAnnounced: Member, active in Epoch, has put the VIP on its node
+	// and announced it. An old active that kept the VIP through a planned
+	// move lets go of it then, not before: there is no gap.
+	opAnnounced = "announced"
 )
 
 type command struct {
@@ -45,6 +49,9 @@ type groupState struct {
 	SwitchoverSeq uint64          `json:"switchover_seq,omitempty"`
 	Last          *wire.AppSwitch `json:"last,omitempty"`
 	Handover      *command        `json:"handover,omitempty"`
+	// Announced is the active member once it has announced the VIP in
+	// this epoch ("" until then).
+	Announced string `json:"announced,omitempty"`
 }
 
 // fsm applies the log to a groupState; applied is called after each
@@ -93,7 +100,14 @@ func (f *fsm) Apply(l *raft.Log) any {
 			// The move failed and the same member was elected again.
 			st.SwitchoverSeq = max(st.SwitchoverSeq, h.Seq)
 		}
+		if c.Member != st.Active || c.Epoch != st.Epoch {
+			st.Announced = ""
+		}
 		st.Active, st.Epoch, st.Handover = c.Member, c.Epoch, nil
+	case opAnnounced:
+		if c.Member == st.Active && c.Epoch == st.Epoch {
+			st.Announced = c.Member
+		}
 	case opHandover:
 		cc := c
 		st.Handover = &cc

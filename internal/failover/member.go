@@ -394,6 +394,11 @@ func (mb *member) extend(ctx context.Context, until time.Time) {
 	}
 	mb.log.Info("active", "epoch", mb.r.CurrentTerm())
 	mb.notify()
+	if st := mb.fsm.state(); mb.vip.IsValid() && st.Active == mb.self.HostUUID && st.Announced != mb.self.HostUUID {
+		// The old active, if it kept the VIP through a planned move,
+		// lets go of it once this is applied.
+		go mb.apply(command{Op: opAnnounced, Member: mb.self.HostUUID, Epoch: st.Epoch, At: time.Now()})
+	}
 }
 
 // expire runs when the lease timer fires.
@@ -407,7 +412,8 @@ func (mb *member) expire() {
 }
 
 // demote gives up the active role. With keepVIP (a planned move) the VIP
-// stays until the successor has announced it, or two heartbeat times.
+// stays until the successor has announced it, or ten heartbeat times when
+// it never does.
 func (mb *member) demote(why string, keepVIP bool) {
 	mb.mu.Lock()
 	was, hadVIP := mb.active, mb.holdsVIP
@@ -426,7 +432,7 @@ func (mb *member) demote(why string, keepVIP bool) {
 		}
 	}
 	if hadVIP && keepVIP {
-		time.AfterFunc(2*mb.hb, func() { mb.releaseVIP(0) })
+		time.AfterFunc(releaseBound(mb.hb), func() { mb.releaseVIP(0) })
 	}
 	if was {
 		mb.log.Info("standby", "why", why)
@@ -453,12 +459,18 @@ func (mb *member) releaseVIP(after time.Duration) {
 	}
 }
 
+// releaseBound is how long an old active keeps the VIP through a planned
+// move when its successor never says it announced it.
+func releaseBound(hb time.Duration) time.Duration { return 10 * hb }
+
+// announceMargin is how long an old active keeps the VIP after its
+// successor announced it: the neighbours take in the gratuitous ARP.
+const announceMargin = 10 * time.Millisecond
+
 // applied follows the log on every member.
 func (mb *member) applied(st groupState) {
-	if st.Active != "" && st.Active != mb.self.HostUUID {
-		// The successor has the role; it announces the VIP as soon as its
-		// lease is confirmed, one renewal later.
-		go mb.releaseVIP(renewFor(mb.hb) + 20*time.Millisecond)
+	if st.Active != "" && st.Active != mb.self.HostUUID && st.Announced == st.Active {
+		go mb.releaseVIP(announceMargin)
 	}
 	mb.notify()
 }
@@ -669,14 +681,14 @@ func (mb *member) local() (wire.LocalApp, <-chan struct{}) {
 func (mb *member) stop() {
 	if mb.r != nil && mb.role() == wire.RoleActive && mb.move("", 10*mb.hb) {
 		// Keep the VIP until the successor has announced it.
-		deadline := time.Now().Add(2 * mb.hb)
+		deadline := time.Now().Add(releaseBound(mb.hb))
 		for time.Now().Before(deadline) {
-			if a := mb.fsm.state().Active; a != "" && a != mb.self.HostUUID {
+			if st := mb.fsm.state(); st.Active != "" && st.Active != mb.self.HostUUID && (st.Announced == st.Active || !mb.vip.IsValid()) {
 				break
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		time.Sleep(renewFor(mb.hb) + 20*time.Millisecond)
+		time.Sleep(announceMargin)
 	}
 	if mb.cancel != nil {
 		mb.cancel()
