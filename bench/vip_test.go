@@ -179,7 +179,10 @@ func holder(tb testing.TB, d *failovertest.Bed, explain func() string) string {
 // plannedResult counts the probes of planned switchovers that found
 // nobody at the VIP (lost) and the connections reset because the VIP
 // moved between their handshake and their request (reset).
-type plannedResult struct{ lost, reset int }
+type plannedResult struct {
+	lost, reset int
+	what        []string // when and how each of them failed
+}
 
 // runVIPTrials starts v's members on d, waits for an active one, and
 // measures n failovers; for Hummingbird, it then makes n planned
@@ -215,15 +218,21 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 				g.Socket(act), "-X", "POST", "http://agent/v1/apps/bench/switchover").CombinedOutput(); err != nil {
 				tb.Fatalf("planned switchover on %s: %v\n%s", act, err, explain())
 			}
-			next := holder(tb, d, explain)
-			time.Sleep(200 * time.Millisecond)
+			// The old active keeps the VIP until the new one announces
+			// it: wait for the other member, not for any holder.
+			next := map[string]string{"A": "B", "B": "A"}[act]
+			d.WaitActive(tb, next, 30*time.Second, explain)
+			time.Sleep(300 * time.Millisecond)
 			for _, p := range d.Probes.Since(from) {
 				switch {
 				case p.Reset():
 					planned.reset++
 				case p.Member == "":
 					planned.lost++
+				default:
+					continue
 				}
+				planned.what = append(planned.what, fmt.Sprintf("%s+%v: %v", p.Sent.Format("15:04:05.000"), p.Done.Sub(p.Sent).Round(time.Millisecond), p.Err))
 			}
 			act = next
 		}
@@ -295,6 +304,9 @@ func BenchmarkVIPFailover(b *testing.B) {
 			if v.hummingbird() {
 				b.ReportMetric(float64(planned.lost), "planned-lost")
 				b.ReportMetric(float64(planned.reset), "planned-reset")
+				if len(planned.what) > 0 {
+					b.Logf("%s: planned switchovers' failed probes: %s", v.name, strings.Join(planned.what, "; "))
+				}
 			} else {
 				b.ReportMetric(ms(re.percentile(0.5)), "restore-ms")
 			}
