@@ -87,7 +87,7 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 		o.RaftLog = io.Discard
 	}
 	if o.Addresses == nil {
-		o.Addresses = hostAddresses{}
+		o.Addresses = hostAddresses{log: o.Log.With("logger", "vip")}
 	}
 	ln, err := listen(ctx, o.Listen)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -28,7 +29,7 @@ type Addresses interface {
 }
 
 // hostAddresses is Addresses on this node's interfaces.
-type hostAddresses struct{}
+type hostAddresses struct{ log *slog.Logger }
 
 // vipInterface finds the interface with an address (other than vip
 // itself) in vip's network.
@@ -79,7 +80,7 @@ func holder(vip netip.Prefix) *net.Interface {
 	return nil
 }
 
-func (hostAddresses) Add(ctx context.Context, vip netip.Prefix) error {
+func (a hostAddresses) Add(ctx context.Context, vip netip.Prefix) error {
 	ifi, err := vipInterface(vip)
 	if err != nil {
 		return err
@@ -87,8 +88,9 @@ func (hostAddresses) Add(ctx context.Context, vip netip.Prefix) error {
 	// ARP requests from this node name its own address, never the VIP:
 	// an old active's kernel, still finishing connections it took before
 	// the VIP moved, would otherwise point its neighbours back at itself.
-	if err := arpAnnounceOwnAddress(ifi.Name); err != nil {
-		return err
+	// Without it the VIP still works: a warning, not a failure.
+	if err := arpAnnounceOwnAddress(ifi); err != nil && a.log != nil {
+		a.log.Warn("ARP requests may name the VIP", "vip", vip.String(), "err", err)
 	}
 	if holder(vip) == nil {
 		if out, err := exec.CommandContext(ctx, "ip", "addr", "replace", vip.String(), "dev", ifi.Name).CombinedOutput(); err != nil {
@@ -104,16 +106,85 @@ func (hostAddresses) Add(ctx context.Context, vip netip.Prefix) error {
 }
 
 // arpAnnounceOwnAddress sets the interface's arp_announce to 2 (use the
-// interface's own address as the sender of ARP requests) unless it is so.
-func arpAnnounceOwnAddress(ifname string) error {
-	p := "/proc/sys/net/ipv4/conf/" + ifname + "/arp_announce"
+// interface's own address as the sender of ARP requests) unless it is so:
+// through rtnetlink, which works where /proc/sys is read-only (in a
+// container with CAP_NET_ADMIN), else through /proc/sys.
+func arpAnnounceOwnAddress(ifi *net.Interface) error {
+	p := "/proc/sys/net/ipv4/conf/" + ifi.Name + "/arp_announce"
 	if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == "2" {
 		return nil
 	}
+	nerr := setARPAnnounce(ifi.Index, 2)
+	if nerr == nil {
+		return nil
+	}
 	if err := os.WriteFile(p, []byte("2\n"), 0o644); err != nil {
-		return fmt.Errorf("setting net.ipv4.conf.%s.arp_announce to 2: %w", ifname, err)
+		return fmt.Errorf("setting net.ipv4.conf.%s.arp_announce to 2: %w (through rtnetlink: %w)", ifi.Name, err, nerr)
 	}
 	return nil
+}
+
+// ipv4DevconfARPAnnounce is IPV4_DEVCONF_ARP_ANNOUNCE of linux/ip.h.
+const ipv4DevconfARPAnnounce = 18
+
+// setARPAnnounce sets arp_announce of interface ifindex to v with one
+// RTM_SETLINK (IFLA_AF_SPEC, AF_INET, IFLA_INET_CONF) and waits for the
+// kernel's answer.
+func setARPAnnounce(ifindex int, v uint32) error {
+	attr := func(typ uint16, payload []byte) []byte {
+		b := binary.NativeEndian.AppendUint16(nil, uint16(4+len(payload)))
+		b = binary.NativeEndian.AppendUint16(b, typ)
+		b = append(b, payload...)
+		for len(b)%4 != 0 {
+			b = append(b, 0)
+		}
+		return b
+	}
+	const iflaAFSpec, iflaInetConf = 26, 1 // linux/if_link.h
+	spec := attr(iflaAFSpec|syscall.NLA_F_NESTED,
+		attr(syscall.AF_INET|syscall.NLA_F_NESTED,
+			attr(iflaInetConf|syscall.NLA_F_NESTED,
+				attr(ipv4DevconfARPAnnounce, binary.NativeEndian.AppendUint32(nil, v)))))
+	body := make([]byte, syscall.SizeofIfInfomsg)
+	binary.NativeEndian.PutUint32(body[4:], uint32(ifindex))
+	body = append(body, spec...)
+	msg := binary.NativeEndian.AppendUint32(nil, uint32(syscall.NLMSG_HDRLEN+len(body)))
+	msg = binary.NativeEndian.AppendUint16(msg, syscall.RTM_SETLINK)
+	msg = binary.NativeEndian.AppendUint16(msg, syscall.NLM_F_REQUEST|syscall.NLM_F_ACK)
+	msg = binary.NativeEndian.AppendUint32(msg, 1) // sequence
+	msg = binary.NativeEndian.AppendUint32(msg, 0) // port: the kernel
+	msg = append(msg, body...)
+
+	fd, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, syscall.NETLINK_ROUTE)
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	tv := syscall.Timeval{Sec: 1}
+	if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv); err != nil {
+		return err
+	}
+	if err := syscall.Sendto(fd, msg, 0, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK}); err != nil {
+		return err
+	}
+	buf := make([]byte, 4096)
+	n, _, err := syscall.Recvfrom(fd, buf, 0)
+	if err != nil {
+		return err
+	}
+	msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if m.Header.Type == syscall.NLMSG_ERROR && len(m.Data) >= 4 {
+			if code := int32(binary.NativeEndian.Uint32(m.Data)); code != 0 {
+				return syscall.Errno(-code)
+			}
+			return nil
+		}
+	}
+	return errors.New("no answer from the kernel")
 }
 
 func (hostAddresses) Announce(vip netip.Prefix) error {
