@@ -26,7 +26,9 @@ type Instance struct {
 
 // Start runs a controller on the database dsn ("" for SQLite in a
 // temporary data directory) until the test ends. mutate, when given,
-// adjusts the configuration first.
+// adjusts the configuration first; the API listens on its Listen
+// (127.0.0.1:0 unless mutate says otherwise, such as a test bed's bridge
+// address that agents reach).
 func Start(t testing.TB, dsn string, mutate func(*controller.Config)) *Instance {
 	t.Helper()
 	cfg := controller.Defaults()
@@ -43,7 +45,7 @@ func Start(t testing.TB, dsn string, mutate func(*controller.Config)) *Instance 
 		cancel()
 		t.Fatalf("start controller: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -1,0 +1,424 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/client"
+	"hummingbird.io/hummingbird/internal/controller"
+	"hummingbird.io/hummingbird/internal/controller/controllertest"
+	"hummingbird.io/hummingbird/internal/fm"
+	"hummingbird.io/hummingbird/internal/pki"
+	"hummingbird.io/hummingbird/internal/testbed"
+)
+
+// TestRedundantApp runs a redundant app end to end on real parts: a controller with the bed's
+// cluster, two edge hosts joined as Nodes and a third without a kubelet as the witness, each
+// running the real hb-agent enrolled with a token. app-add puts the app's pods on both members;
+// the members elect an active one, which holds the VIP, and whose pod alone is Ready, so the
+// app's Service has that one endpoint. A planned switchover through the controller moves all
+// three and loses no request; it is an event with its duration. Freezing the standby's agent
+// raises 400.002, thawing it clears it. Locking the active member's host moves the app first.
+// Deleting the app takes its pods, Service and VIP away.
+func TestRedundantApp(t *testing.T) {
+	requireBed(t)
+	checkNothingLeft(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
+	defer cancel()
+
+	bin := filepath.Join(t.TempDir(), "hb-agent")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "hummingbird.io/hummingbird/cmd/hb-agent")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build hb-agent: %v\n%s", err, out)
+	}
+	b := testbed.Start(t, ctx, testbed.Options{Hosts: 2, Kubelet: true})
+	cp := b.ControlPlane
+	witness, err := b.AddHost(ctx, testbed.HostOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := b.Hosts[:2]
+	for _, h := range members {
+		joinNode(t, ctx, b, h)
+	}
+
+	bridge := fmt.Sprintf("10.251.%d.1", b.Index)
+	ctl := controllertest.Start(t, "", func(c *controller.Config) {
+		c.Kubeconfig = cp.Kubeconfig
+		c.Listen = net.JoinHostPort(bridge, "0")
+		c.MgmtSubnet, c.MgmtControllerIPs = fmt.Sprintf("10.251.%d.0/24", b.Index), []string{bridge}
+		c.NodeSyncInterval = time.Second
+		c.Heartbeat.Interval, c.Heartbeat.DegradeAfter, c.Heartbeat.FailAfter = time.Second, 3, 6
+	})
+	api := ctl.Client(t, ctl.AdminToken)
+	if _, err := api.AddGroup(ctx, apitype.GroupCreate{Name: "line-1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range b.Hosts {
+		if _, err := api.AddHost(ctx, apitype.HostCreate{Hostname: h.Name, Personality: "edgeworker",
+			MgmtIP: h.IP.String(), MgmtMAC: h.MAC.String(), Group: "line-1"}); err != nil {
+			t.Fatal(err)
+		}
+		startAgent(t, ctx, ctl, api, h, bin)
+	}
+	for _, h := range b.Hosts {
+		waitHost(t, ctx, ctl, h.Name, func(h apitype.Host) bool { return h.Availability == "available" })
+		if _, err := api.UnlockHost(ctx, h.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	vip := fmt.Sprintf("10.251.%d.200", b.Index)
+	if _, err := api.AddApp(ctx, apitype.AppCreate{Name: "press", Group: "line-1", Image: testbed.HelloImage, Port: 8080,
+		VIP: vip + "/24", Members: []string{members[0].Name, members[1].Name}, Witness: witness.Name, Health: "http"}); err != nil {
+		t.Fatal(err)
+	}
+	// The pods start (the images are in the hosts already), the members elect an active one.
+	start := time.Now()
+	app := waitApp(t, ctx, api, "an active member and a healthy standby", func(a apitype.App) bool {
+		return a.Active != "" && len(a.Standbys) == 1
+	})
+	t.Logf("%s active, %s standby, %v after app-add", app.Active, app.Standbys[0], time.Since(start).Round(time.Millisecond))
+	byName := map[string]*testbed.Host{}
+	for _, h := range b.Hosts {
+		byName[h.Name] = h
+	}
+	checkActive(t, ctx, cp, b.Hosts, byName[app.Active], vip)
+
+	// A planned switchover through the controller: nothing lost, one event with its duration.
+	probe := startVIPProbe(ctx, vip)
+	if _, err := api.SwitchoverApp(ctx, "press", ""); err != nil {
+		t.Fatal(err)
+	}
+	old := app.Active
+	app = waitApp(t, ctx, api, "the switchover", func(a apitype.App) bool {
+		return a.Active != old && a.PendingSwitchover == nil && len(a.Standbys) == 1
+	})
+	time.Sleep(time.Second)
+	if n, lost := probe.stop(); lost > 0 || n == 0 {
+		t.Errorf("%d of %d requests to the VIP lost in the planned switchover, want none", lost, n)
+	} else {
+		t.Logf("planned switchover from %s to %s: %d requests, none lost", old, app.Active, n)
+	}
+	if sw := app.LastSwitchover; sw == nil || sw.From != old || sw.To != app.Active || sw.Reason != "planned" {
+		t.Errorf("last switchover %+v, want planned from %s to %s", sw, old, app.Active)
+	}
+	checkActive(t, ctx, cp, b.Hosts, byName[app.Active], vip)
+	events, err := api.ListEvents(ctx, client.EventFilter{EntityID: "app=press"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var switches []string
+	for _, e := range events {
+		if e.Action == "app.switchover" {
+			switches = append(switches, e.Reason)
+		}
+	}
+	want := fmt.Sprintf("app press switched from %s to %s in ", old, app.Active)
+	if len(switches) == 0 || !strings.HasPrefix(switches[0], want) || !strings.Contains(switches[0], "reason planned") {
+		t.Errorf("app.switchover events %q, want the last to start %q and give reason planned", switches, want)
+	}
+
+	// The standby's agent frozen: redundancy lost (400.002); thawed: back.
+	standby := byName[app.Standbys[0]]
+	if out, err := standby.SSH(ctx, "systemctl kill --signal=SIGSTOP hb-agent"); err != nil {
+		t.Fatalf("freezing the agent of %s: %v\n%s", standby.Name, err, out)
+	}
+	waitAlarm(t, ctx, api, fm.AlarmAppRedundancy, true)
+	if out, err := standby.SSH(ctx, "systemctl kill --signal=SIGCONT hb-agent"); err != nil {
+		t.Fatalf("thawing the agent of %s: %v\n%s", standby.Name, err, out)
+	}
+	waitAlarm(t, ctx, api, fm.AlarmAppRedundancy, false)
+	app = waitApp(t, ctx, api, "the standby back", func(a apitype.App) bool { return len(a.Standbys) == 1 })
+
+	// Locking the active member's host moves the app away first.
+	locked := app.Active
+	if _, err := api.LockHost(ctx, locked, apitype.LockRequest{Timeout: "2m"}); err != nil {
+		t.Fatal(err)
+	}
+	if op := waitLock(t, ctx, api, locked); op.State != "locked" {
+		t.Errorf("lock of the active member %s: %+v", locked, op)
+	}
+	app = waitApp(t, ctx, api, "the app off the locked host", func(a apitype.App) bool { return a.Active != "" && a.Active != locked })
+	checkActive(t, ctx, cp, b.Hosts, byName[app.Active], vip)
+	if _, err := api.UnlockHost(ctx, locked); err != nil {
+		t.Fatal(err)
+	}
+
+	// Deleted: pods, Service and VIP go.
+	if err := api.DeleteApp(ctx, "press"); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, ctx, "the app's pods, Service and VIP gone", func() error {
+		for _, h := range b.Hosts {
+			if vipOn(t, ctx, h, vip) {
+				return fmt.Errorf("%s still holds the VIP", h.Name)
+			}
+		}
+		if pods := appPods(t, ctx, cp); len(pods.Items) > 0 {
+			return fmt.Errorf("%d pods of the app remain", len(pods.Items))
+		}
+		if out, err := cp.Kubectl(ctx, "get", "service", "--namespace", "hummingbird-apps", "--ignore-not-found", "-o", "name"); err != nil || len(strings.TrimSpace(string(out))) > 0 {
+			return fmt.Errorf("services remain: %q %v", out, err)
+		}
+		return nil
+	})
+}
+
+// joinNode joins h to the bed's cluster with kubeadm and waits for its Node to be Ready.
+func joinNode(t *testing.T, ctx context.Context, b *testbed.Bed, h *testbed.Host) {
+	t.Helper()
+	if err := h.ImportImages(ctx); err != nil {
+		t.Fatal(err)
+	}
+	join, err := b.ControlPlane.JoinCommand(ctx, h.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	join = append(join, "--ignore-preflight-errors=FileContent--proc-sys-net-bridge-bridge-nf-call-iptables,SystemVerification")
+	if out, err := h.SSH(ctx, strings.Join(join, " ")); err != nil {
+		t.Fatalf("kubeadm join %s: %v\n%s", h.Name, err, out)
+	}
+	if _, err := b.ControlPlane.WaitNodeReady(ctx, h.Name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startAgent puts hb-agent into h, joins it with a one-use enroll token and the pinned CA, and
+// runs it as the unit hb-agent.
+func startAgent(t *testing.T, ctx context.Context, ctl *controllertest.Instance, api *client.Client, h *testbed.Host, bin string) {
+	t.Helper()
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(h.Dir, "root", "usr", "local", "bin", "hb-agent"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := api.CreateToken(ctx, apitype.TokenCreate{Type: "enroll", Uses: 1, Host: h.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := fmt.Sprintf("hb-agent join --controller %s --token %s --ca-hash %s --hostname %s && systemd-run --unit hb-agent /usr/local/bin/hb-agent run",
+		ctl.URL, tok.Secret, pki.CAHash(ctl.Controller.CA.Cert), h.Name)
+	if out, err := h.SSH(ctx, cmd); err != nil {
+		t.Fatalf("starting the agent on %s: %v\n%s", h.Name, err, out)
+	}
+}
+
+// waitApp polls the app until ok says yes, for up to three minutes.
+func waitApp(t *testing.T, ctx context.Context, api *client.Client, what string, ok func(apitype.App) bool) apitype.App {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		a, err := api.GetApp(ctx, "press")
+		if err == nil && ok(a) {
+			return a
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: app %+v (%v)", what, a, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// waitAlarm waits until the app's alarm id is raised (or cleared).
+func waitAlarm(t *testing.T, ctx context.Context, api *client.Client, id string, raised bool) {
+	t.Helper()
+	pctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	pollUntil(t, pctx, fmt.Sprintf("alarm %s raised=%t", id, raised), func() error {
+		as, err := api.ListAlarms(ctx, "app=press", "")
+		if err != nil {
+			return err
+		}
+		found := slices.ContainsFunc(as, func(a apitype.Alarm) bool { return a.AlarmID == id })
+		if found != raised {
+			return fmt.Errorf("alarms of app=press: %+v", as)
+		}
+		return nil
+	})
+}
+
+// checkActive waits until act alone holds the VIP and answers at it, and its pod alone is Ready,
+// so the app's Service has act's address as its one ready endpoint.
+func checkActive(t *testing.T, ctx context.Context, cp *testbed.ControlPlane, hosts []*testbed.Host, act *testbed.Host, vip string) {
+	t.Helper()
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	defer func() {
+		if t.Failed() {
+			for _, h := range hosts {
+				out, _ := h.SSH(context.WithoutCancel(ctx), "journalctl --no-pager -n 40 -u hb-agent")
+				t.Logf("the agent on %s:\n%s", h.Name, out)
+			}
+		}
+	}()
+	pollUntil(t, pctx, act.Name+" active at the VIP, in its pod's readiness and in the Service", func() error {
+		for _, h := range hosts {
+			if on := vipOn(t, ctx, h, vip); on != (h == act) {
+				return fmt.Errorf("%s holds the VIP: %t", h.Name, on)
+			}
+		}
+		if body, err := get(ctx, "http://"+net.JoinHostPort(vip, "8080")+"/"); err != nil || strings.TrimSpace(body) != "hello from Hummingbird" {
+			return fmt.Errorf("the VIP answered %q, %v", body, err)
+		}
+		pods := appPods(t, ctx, cp)
+		if len(pods.Items) != 2 {
+			return fmt.Errorf("%d pods of the app, want one on each member", len(pods.Items))
+		}
+		for _, p := range pods.Items {
+			if p.ready() != (p.Spec.NodeName == act.Name) {
+				return fmt.Errorf("the pod on %s is ready: %t", p.Spec.NodeName, p.ready())
+			}
+		}
+		var eps struct {
+			Items []struct {
+				Endpoints []struct {
+					Addresses  []string `json:"addresses"`
+					Conditions struct {
+						Ready *bool `json:"ready"`
+					} `json:"conditions"`
+				} `json:"endpoints"`
+			} `json:"items"`
+		}
+		if err := cp.GetJSON(ctx, &eps, "endpointslices", "--namespace", "hummingbird-apps", "-l", "kubernetes.io/service-name=hb-app-press"); err != nil {
+			return err
+		}
+		var ready []string
+		for _, s := range eps.Items {
+			for _, e := range s.Endpoints {
+				if e.Conditions.Ready != nil && *e.Conditions.Ready {
+					ready = append(ready, e.Addresses...)
+				}
+			}
+		}
+		if len(ready) != 1 || ready[0] != act.IP.String() {
+			return fmt.Errorf("the Service's ready endpoints are %v, want %s", ready, act.IP)
+		}
+		return nil
+	})
+}
+
+type appPodList struct {
+	Items []appPod `json:"items"`
+}
+
+type appPod struct {
+	Spec struct {
+		NodeName string `json:"nodeName"`
+	} `json:"spec"`
+	Status struct {
+		Phase      string `json:"phase"`
+		Conditions []struct {
+			Type   string `json:"type"`
+			Status string `json:"status"`
+		} `json:"conditions"`
+	} `json:"status"`
+}
+
+func (p appPod) ready() bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == "Ready" {
+			return c.Status == "True"
+		}
+	}
+	return false
+}
+
+// appPods lists the pods of the app press.
+func appPods(t *testing.T, ctx context.Context, cp *testbed.ControlPlane) appPodList {
+	t.Helper()
+	var pods appPodList
+	if err := cp.GetJSON(ctx, &pods, "pods", "--namespace", "hummingbird-apps", "-l", "hummingbird.io/app=press"); err != nil {
+		t.Fatal(err)
+	}
+	return pods
+}
+
+// vipOn says whether h has the VIP on its eth0.
+func vipOn(t *testing.T, ctx context.Context, h *testbed.Host, vip string) bool {
+	t.Helper()
+	out, err := exec.CommandContext(ctx, "ip", "-n", h.NetNS, "-j", "addr", "show", "dev", "eth0").Output()
+	if err != nil {
+		t.Fatalf("addresses of %s: %v", h.Name, err)
+	}
+	var links []struct {
+		Addrs []struct {
+			Local string `json:"local"`
+		} `json:"addr_info"`
+	}
+	if err := json.Unmarshal(out, &links); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		for _, a := range l.Addrs {
+			if a.Local == vip {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func get(ctx context.Context, url string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// vipProbe sends one request at a time to the VIP, each on a new connection, and counts the
+// ones that failed.
+type vipProbe struct {
+	cancel context.CancelFunc
+	done   chan [2]int
+}
+
+func startVIPProbe(ctx context.Context, vip string) *vipProbe {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &vipProbe{cancel: cancel, done: make(chan [2]int, 1)}
+	go func() {
+		n, lost := 0, 0
+		for ctx.Err() == nil {
+			if body, err := get(ctx, "http://"+net.JoinHostPort(vip, "8080")+"/"); ctx.Err() == nil {
+				n++
+				if err != nil || strings.TrimSpace(body) != "hello from Hummingbird" {
+					lost++
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		p.done <- [2]int{n, lost}
+	}()
+	return p
+}
+
+// stop ends the probe and returns the requests sent and lost.
+func (p *vipProbe) stop() (n, lost int) {
+	p.cancel()
+	r := <-p.done
+	return r[0], r[1]
+}
