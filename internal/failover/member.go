@@ -126,9 +126,20 @@ func (mb *member) start(ctx context.Context) error {
 	c.LocalID = raft.ServerID(mb.self.HostUUID)
 	c.HeartbeatTimeout = mb.hb
 	c.ElectionTimeout = mb.hb
+	if mb.self.Witness {
+		// A voter that still hears from a leader refuses to vote, so a
+		// standby could be elected only once the witness's own timer ran
+		// out too; and a witness whose timer runs out first could win and
+		// then have to hand over. The witness lets go of a silent leader
+		// early (half a heartbeat time) but stands for election again only
+		// after three: the standby, whose timer runs out within two,
+		// finds it ready to vote and wins at its first try.
+		c.HeartbeatTimeout = mb.hb / 2
+		c.ElectionTimeout = 3 * mb.hb
+	}
 	// Raft steps its leader down after a heartbeat time without a majority;
 	// the active role lapses sooner, with its own lease.
-	c.LeaderLeaseTimeout = mb.hb
+	c.LeaderLeaseTimeout = c.HeartbeatTimeout
 	c.CommitTimeout = max(mb.hb/10, time.Millisecond)
 	c.SnapshotThreshold = 64
 	c.TrailingLogs = 64

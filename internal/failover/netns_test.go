@@ -295,7 +295,7 @@ func TestPlannedSwitchoverLosesNothing(t *testing.T) {
 	if code, body := localSwitchover(t, g, other(act)); code != http.StatusConflict {
 		t.Errorf("switchover asked of the standby: %d %s, want 409", code, body)
 	}
-	for i := range 3 {
+	for i := range 10 {
 		from := time.Now()
 		code, body := localSwitchover(t, g, act)
 		if code != http.StatusOK {
