@@ -690,9 +690,10 @@ func (mb *member) local() (wire.LocalApp, <-chan struct{}) {
 // An active member hands its role over first, so that stopping the agent
 // (a node shutting down) is a planned move.
 func (mb *member) stop() {
-	if mb.r != nil && mb.role() == wire.RoleActive && mb.move("", 10*mb.hb) {
-		// Keep the VIP until the successor has announced it.
-		deadline := time.Now().Add(releaseBound(mb.hb))
+	if mb.r != nil && mb.role() == wire.RoleActive && mb.move("", min(10*mb.hb, 3*time.Second)) {
+		// Keep the VIP until the successor has announced it, for at most
+		// 2 s: when a whole site shuts down, successors stop too.
+		deadline := time.Now().Add(min(releaseBound(mb.hb), 2*time.Second))
 		for time.Now().Before(deadline) {
 			if st := mb.fsm.state(); st.Active != "" && st.Active != mb.self.HostUUID && (st.Announced == st.Active || !mb.vip.IsValid()) {
 				break
