@@ -517,8 +517,20 @@ func (mb *member) handover(ctx context.Context, to string, seq uint64, reason st
 }
 
 // pickTarget chooses where a handover goes: to, if it is a member; or the
-// first app member (in the order of preference) that answers healthy.
+// active member of the log when it is another one and answers healthy (a
+// witness elected while the active was still there gives the role back
+// rather than move it); or the first app member (in the order of
+// preference) that answers healthy.
 func (mb *member) pickTarget(ctx context.Context, to string) (wire.AppMember, bool) {
+	if cur := mb.fsm.state().Active; to == "" && cur != "" && cur != mb.self.HostUUID {
+		for _, p := range mb.app.Members {
+			if p.HostUUID == cur && !p.Witness {
+				if st, err := mb.peerStatus(ctx, p); err == nil && st.Healthy {
+					return p, true
+				}
+			}
+		}
+	}
 	for _, p := range mb.app.Members {
 		if p.HostUUID == mb.self.HostUUID || p.Witness || (to != "" && p.HostUUID != to) {
 			continue
