@@ -13,9 +13,10 @@ import (
 )
 
 // healthCheck runs one app's health check on this member's copy of it.
-// The app is healthy from the start (its first failures count) and turns
-// unhealthy after Failures failed checks in a row, healthy again after one
-// success.
+// An app with a check is unhealthy until its first check succeeds (a
+// member whose pod is still starting is no standby to move to), turns
+// unhealthy after Failures failed checks in a row, and healthy again after
+// one success. An app without a check is always healthy.
 type healthCheck struct {
 	kind     string
 	url      string // http
@@ -51,7 +52,7 @@ func newHealthCheck(app wire.App, changed func()) (*healthCheck, error) {
 	default:
 		return nil, fmt.Errorf("app %s: health check %q is not tcp, http or none", app.Name, h.kind)
 	}
-	h.healthy.Store(true)
+	h.healthy.Store(h.kind == "none")
 	return h, nil
 }
 
@@ -61,7 +62,7 @@ func (h *healthCheck) run(ctx context.Context) {
 		return
 	}
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	fails := 0
+	fails := h.failures // unhealthy until the first success
 	t := time.NewTicker(h.interval)
 	defer t.Stop()
 	for {
