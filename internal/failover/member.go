@@ -48,6 +48,11 @@ type member struct {
 	cancel  context.CancelFunc
 	stopped chan struct{}
 
+	// vipMu orders the changes of the VIP on the node with the state
+	// that decided them: a lease timer's removal finishing after a
+	// renewal's addition left an active member without its VIP.
+	vipMu sync.Mutex
+
 	mu         sync.Mutex
 	active     bool      // the app may act as the active member
 	holdsVIP   bool      // the VIP is on this node
@@ -262,10 +267,19 @@ func (mb *member) lead(ctx context.Context) {
 	if mb.self.Witness {
 		// The outage started when this witness last heard from the
 		// active; the app member it hands over to completes the switch.
+		// It tries until a member takes the role: a witness that stayed
+		// leader without handing over would keep every member standby.
 		if lost.IsZero() {
 			lost = time.Now()
 		}
-		mb.handover(ctx, "", 0, "failure", lost)
+		for !mb.handover(ctx, "", 0, "failure", lost) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-mb.wake:
+			case <-time.After(renewFor(mb.hb)):
+			}
+		}
 		return
 	}
 	if !mb.health.healthy.Load() {
@@ -388,6 +402,7 @@ func (mb *member) extend(ctx context.Context, until time.Time) {
 	if wasActive {
 		return
 	}
+	mb.vipMu.Lock()
 	if mb.vip.IsValid() {
 		if err := mb.m.addrs.Add(ctx, mb.vip); err != nil {
 			mb.log.Error("VIP not added", "vip", mb.vip.String(), "err", err)
@@ -399,6 +414,7 @@ func (mb *member) extend(ctx context.Context, until time.Time) {
 	mb.holdsVIP = mb.vip.IsValid()
 	mb.active = ok
 	mb.mu.Unlock()
+	mb.vipMu.Unlock()
 	if !ok {
 		mb.demote("lease expired", false)
 		return
@@ -426,6 +442,7 @@ func (mb *member) expire() {
 // stays until the successor has announced it, or ten heartbeat times when
 // it never does.
 func (mb *member) demote(why string, keepVIP bool) {
+	mb.vipMu.Lock()
 	mb.mu.Lock()
 	was, hadVIP := mb.active, mb.holdsVIP
 	mb.active = false
@@ -442,6 +459,7 @@ func (mb *member) demote(why string, keepVIP bool) {
 			mb.log.Error("VIP not removed", "vip", mb.vip.String(), "err", err)
 		}
 	}
+	mb.vipMu.Unlock()
 	if hadVIP && keepVIP {
 		time.AfterFunc(releaseBound(mb.hb), func() { mb.releaseVIP(0) })
 	}
@@ -457,6 +475,8 @@ func (mb *member) releaseVIP(after time.Duration) {
 	if after > 0 {
 		time.Sleep(after)
 	}
+	mb.vipMu.Lock()
+	defer mb.vipMu.Unlock()
 	mb.mu.Lock()
 	drop := mb.holdsVIP && !mb.active
 	if drop {
@@ -520,7 +540,8 @@ func (mb *member) handover(ctx context.Context, to string, seq uint64, reason st
 // active member of the log when it is another one and answers healthy (a
 // witness elected while the active was still there gives the role back
 // rather than move it); or the first app member (in the order of
-// preference) that answers healthy.
+// preference) that answers healthy; or, for a witness when none is
+// healthy, the first app member that answers at all.
 func (mb *member) pickTarget(ctx context.Context, to string) (wire.AppMember, bool) {
 	if cur := mb.fsm.state().Active; to == "" && cur != "" && cur != mb.self.HostUUID {
 		for _, p := range mb.app.Members {
@@ -537,6 +558,19 @@ func (mb *member) pickTarget(ctx context.Context, to string) (wire.AppMember, bo
 		}
 		if st, err := mb.peerStatus(ctx, p); err == nil && st.Healthy {
 			return p, true
+		}
+	}
+	if mb.self.Witness && to == "" {
+		// No member is healthy (their apps are still starting): the
+		// first that answers holds the role until a healthy one can take
+		// it, as an unhealthy member elected with no healthy standby does.
+		for _, p := range mb.app.Members {
+			if p.Witness {
+				continue
+			}
+			if _, err := mb.peerStatus(ctx, p); err == nil {
+				return p, true
+			}
 		}
 	}
 	return wire.AppMember{}, false
