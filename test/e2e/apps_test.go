@@ -96,7 +96,7 @@ func TestRedundantApp(t *testing.T) {
 	for _, h := range b.Hosts {
 		byName[h.Name] = h
 	}
-	checkActive(t, ctx, cp, b.Hosts, byName[app.Active], vip)
+	app = checkActive(t, ctx, api, cp, b.Hosts, vip, "")
 
 	// A planned switchover through the controller: nothing lost, one event with its duration.
 	probe := startVIPProbe(ctx, vip)
@@ -116,7 +116,7 @@ func TestRedundantApp(t *testing.T) {
 	if sw := app.LastSwitchover; sw == nil || sw.From != old || sw.To != app.Active || sw.Reason != "planned" {
 		t.Errorf("last switchover %+v, want planned from %s to %s", sw, old, app.Active)
 	}
-	checkActive(t, ctx, cp, b.Hosts, byName[app.Active], vip)
+	app = checkActive(t, ctx, api, cp, b.Hosts, vip, "")
 	events, err := api.ListEvents(ctx, client.EventFilter{EntityID: "app=press"})
 	if err != nil {
 		t.Fatal(err)
@@ -133,6 +133,7 @@ func TestRedundantApp(t *testing.T) {
 	}
 
 	// The standby's agent frozen: redundancy lost (400.002); thawed: back.
+	app = waitApp(t, ctx, api, "a healthy standby", func(a apitype.App) bool { return len(a.Standbys) == 1 })
 	standby := byName[app.Standbys[0]]
 	if out, err := standby.SSH(ctx, "systemctl kill --signal=SIGSTOP hb-agent"); err != nil {
 		t.Fatalf("freezing the agent of %s: %v\n%s", standby.Name, err, out)
@@ -153,7 +154,7 @@ func TestRedundantApp(t *testing.T) {
 		t.Errorf("lock of the active member %s: %+v", locked, op)
 	}
 	app = waitApp(t, ctx, api, "the app off the locked host", func(a apitype.App) bool { return a.Active != "" && a.Active != locked })
-	checkActive(t, ctx, cp, b.Hosts, byName[app.Active], vip)
+	checkActive(t, ctx, api, cp, b.Hosts, vip, locked)
 	if _, err := api.UnlockHost(ctx, locked); err != nil {
 		t.Fatal(err)
 	}
@@ -253,9 +254,13 @@ func waitAlarm(t *testing.T, ctx context.Context, api *client.Client, id string,
 	})
 }
 
-// checkActive waits until act alone holds the VIP and answers at it, and its pod alone is Ready,
-// so the app's Service has act's address as its one ready endpoint.
-func checkActive(t *testing.T, ctx context.Context, cp *testbed.ControlPlane, hosts []*testbed.Host, act *testbed.Host, vip string) {
+// checkActive waits until the controller, the nodes and the cluster agree on the app's active
+// member (which is not host not): the member the controller reports alone holds the VIP and
+// answers at it, and its pod alone is Ready, so the app's Service has its address as its one
+// ready endpoint. It returns the app as the controller reported it then. The members may move
+// the role while it waits (a pod still starting fails its health check), so it follows the
+// controller rather than a host fixed beforehand.
+func checkActive(t *testing.T, ctx context.Context, api *client.Client, cp *testbed.ControlPlane, hosts []*testbed.Host, vip, not string) apitype.App {
 	t.Helper()
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -267,7 +272,21 @@ func checkActive(t *testing.T, ctx context.Context, cp *testbed.ControlPlane, ho
 			}
 		}
 	}()
-	pollUntil(t, pctx, act.Name+" active at the VIP, in its pod's readiness and in the Service", func() error {
+	var app apitype.App
+	pollUntil(t, pctx, "the active member at the VIP, in its pod's readiness and in the Service", func() error {
+		var err error
+		if app, err = api.GetApp(ctx, "press"); err != nil {
+			return err
+		}
+		var act *testbed.Host
+		for _, h := range hosts {
+			if h.Name == app.Active {
+				act = h
+			}
+		}
+		if act == nil || app.Active == not {
+			return fmt.Errorf("the controller reports %q as the active member", app.Active)
+		}
 		for _, h := range hosts {
 			if on := vipOn(t, ctx, h, vip); on != (h == act) {
 				return fmt.Errorf("%s holds the VIP: %t", h.Name, on)
@@ -311,6 +330,7 @@ func checkActive(t *testing.T, ctx context.Context, cp *testbed.ControlPlane, ho
 		}
 		return nil
 	})
+	return app
 }
 
 type appPodList struct {
