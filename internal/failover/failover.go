@@ -15,10 +15,10 @@
 // hands it over after the successor has been chosen, and the old active
 // keeps the VIP until the successor announces it, so no request is lost.
 //
-// Timings follow one number, the heartbeat time (100 ms by default): a
-// standby that hears nothing from the active for one to two heartbeat
-// times starts an election, and the active renews its lease five times
-// per heartbeat time.
+// Timings follow two numbers, the heartbeat time (100 ms by default) and
+// the probes in it (5 by default): a standby that hears nothing from the
+// active for a heartbeat time starts an election, and the active renews
+// its lease, probing every member, that many times per heartbeat time.
 package failover
 
 import (

@@ -114,7 +114,7 @@ func watch(ctx context.Context, w http.ResponseWriter, mb *member) {
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
 	enc := json.NewEncoder(w)
-	tick := time.NewTicker(renewFor(mb.hb))
+	tick := time.NewTicker(mb.renew)
 	defer tick.Stop()
 	for {
 		l, changed := mb.local()

@@ -23,21 +23,32 @@ import (
 // does not set one.
 const DefaultHeartbeat = 100 * time.Millisecond
 
-// Timings derived from the heartbeat time hb. A standby starts an election
-// after hb to 2×hb without hearing from the active; the active renews its
-// lease every hb/5, and the lease lasts 0.6×hb from the start of the
-// renewal that confirmed it. No other member can be elected before hb has
-// passed since the last confirmation, so the active drops the role at
-// least 0.4×hb before a successor can take it.
-func leaseFor(hb time.Duration) time.Duration { return hb * 6 / 10 }
-func renewFor(hb time.Duration) time.Duration { return hb / 5 }
+// DefaultProbes is how many times the active probes every member in a
+// heartbeat time when the app does not say.
+const DefaultProbes = 5
+
+// Timings derived from the heartbeat time hb, the members' failure
+// detection time. The active renews its lease every hb/probes: each
+// renewal is one probe of every member (a raft heartbeat, answered), as a
+// VRRP advert is. A standby that has heard nothing for hb stands for
+// election at once; the witness lets go of a silent active after 0.8×hb,
+// so that it is ready to vote for the standby by then. A member votes for
+// nobody else while it still follows a leader, so no member that answered
+// a renewal helps elect a successor before 0.8×hb has passed since; the
+// lease lasts 0.65×hb from the start of the renewal that confirmed it,
+// and the active drops the role at least 0.15×hb before a successor can
+// be elected (0.35×hb when the standby answered that renewal too).
+func leaseFor(hb time.Duration) time.Duration    { return hb * 65 / 100 }
+func letGoFor(hb time.Duration) time.Duration    { return hb * 8 / 10 }
+func restRaftFor(hb time.Duration) time.Duration { return 5 * hb }
 
 // member runs this agent's part of one app's group.
 type member struct {
 	app     wire.App
 	self    wire.AppMember
 	hb      time.Duration
-	vip     netip.Prefix // invalid: none
+	renew   time.Duration // hb/probes
+	vip     netip.Prefix  // invalid: none
 	m       *Manager
 	log     *slog.Logger
 	health  *healthCheck
@@ -77,6 +88,14 @@ func newMember(m *Manager, app wire.App, self wire.AppMember, dir string) (*memb
 	if app.HeartbeatMillis > 0 {
 		mb.hb = time.Duration(app.HeartbeatMillis) * time.Millisecond
 	}
+	probes := DefaultProbes
+	if app.Probes != 0 {
+		probes = app.Probes
+	}
+	if probes < 3 {
+		return nil, fmt.Errorf("app %s: %d probes per heartbeat time: want at least 3", app.Name, app.Probes)
+	}
+	mb.renew = mb.hb / time.Duration(probes)
 	if app.VIP != "" {
 		p, err := netip.ParsePrefix(app.VIP)
 		if err != nil {
@@ -129,23 +148,23 @@ func (mb *member) start(ctx context.Context) error {
 	})
 	c := raft.DefaultConfig()
 	c.LocalID = raft.ServerID(mb.self.HostUUID)
-	c.HeartbeatTimeout = mb.hb
-	c.ElectionTimeout = mb.hb
-	if mb.self.Witness {
-		// A voter that still hears from a leader refuses to vote, so a
-		// standby could be elected only once the witness's own timer ran
-		// out too; and a witness whose timer runs out first could win and
-		// then have to hand over. The witness lets go of a silent leader
-		// early (half a heartbeat time) but stands for election again only
-		// after three: the standby, whose timer runs out within two,
-		// finds it ready to vote and wins at its first try.
-		c.HeartbeatTimeout = mb.hb / 2
-		c.ElectionTimeout = 3 * mb.hb
+	// Raft's own timers rest long: a leader sends a heartbeat when a
+	// renewal asks for one (raft's own come at HeartbeatTimeout/10 to /5,
+	// later than the next renewal). Failure detection is detect's: it
+	// lowers the timeouts to detectFor's once the leader has been silent
+	// that long, and raft stands for election at once. Raft's commit
+	// messages, on their own connection, come every CommitTimeout to
+	// twice it: every tenth of a heartbeat time, or (lean probing) rarely,
+	// and followers learn of committed entries from the barrier every
+	// apply ends with.
+	rest := restRaftFor(mb.hb)
+	c.HeartbeatTimeout, c.ElectionTimeout, c.CommitTimeout = rest, rest, max(mb.hb/10, time.Millisecond)
+	if mb.app.LeanProbes {
+		c.CommitTimeout = rest
 	}
-	// Raft steps its leader down after a heartbeat time without a majority;
-	// the active role lapses sooner, with its own lease.
-	c.LeaderLeaseTimeout = c.HeartbeatTimeout
-	c.CommitTimeout = max(mb.hb/10, time.Millisecond)
+	// Raft steps its leader down after the detection time without a
+	// majority; the active role lapses sooner, with its own lease.
+	c.LeaderLeaseTimeout = mb.detectFor()
 	c.SnapshotThreshold = 64
 	c.TrailingLogs = 64
 	c.SnapshotInterval = 30 * time.Second
@@ -179,12 +198,82 @@ func (mb *member) start(ctx context.Context) error {
 		_, ok := o.Data.(raft.RaftState)
 		return ok
 	}))
-	go mb.run(ctx, obs)
+	kick := make(chan struct{}, 1)
+	go mb.detect(ctx, kick)
+	go mb.run(ctx, obs, kick)
 	return nil
 }
 
+// detectFor is how long this member follows a silent leader before it
+// stands for election: hb for app members, letGoFor(hb) for a witness.
+func (mb *member) detectFor() time.Duration {
+	if mb.self.Witness {
+		return letGoFor(mb.hb)
+	}
+	return mb.hb
+}
+
+// electionFor is how long a candidate waits before it tries again: hb
+// for app members, 3×hb for a witness, whose early candidacy must not
+// stand in the way of the standby's.
+func (mb *member) electionFor() time.Duration {
+	if mb.self.Witness {
+		return 3 * mb.hb
+	}
+	return mb.hb
+}
+
+// detect makes failure detection exact: once this member, a follower,
+// has heard nothing from a leader for detectFor, it lowers raft's
+// heartbeat timeout to that, so that raft checks at once and stands for
+// election (raft's own check runs at a random point between one and two
+// timeouts); the timeouts rest again once the member follows or leads.
+// kick tells it that the raft state changed.
+func (mb *member) detect(ctx context.Context, kick <-chan struct{}) {
+	after := mb.detectFor()
+	set := func(hb, election time.Duration) {
+		rc := mb.r.ReloadableConfig()
+		rc.HeartbeatTimeout, rc.ElectionTimeout = hb, election
+		if err := mb.r.ReloadConfig(rc); err != nil {
+			mb.log.Error("raft timeouts not set", "heartbeat", hb.String(), "election", election.String(), "err", err)
+		}
+	}
+	lowered := false
+	for {
+		wait := mb.hb
+		switch mb.r.State() {
+		case raft.Follower:
+			since := time.Since(mb.r.LastContact())
+			switch {
+			case since < after:
+				if lowered {
+					set(restRaftFor(mb.hb), restRaftFor(mb.hb))
+					lowered = false
+				}
+				wait = after - since
+			case !lowered:
+				// Raft checks as the timeout drops, and stands for
+				// election unless the leader was heard in the meantime.
+				set(after, mb.electionFor())
+				lowered = true
+			}
+		case raft.Leader:
+			if lowered {
+				set(restRaftFor(mb.hb), restRaftFor(mb.hb))
+				lowered = false
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-kick:
+		case <-time.After(wait):
+		}
+	}
+}
+
 // run follows the member's raft state until ctx ends.
-func (mb *member) run(ctx context.Context, obs chan raft.Observation) {
+func (mb *member) run(ctx context.Context, obs chan raft.Observation, kick chan<- struct{}) {
 	defer close(mb.stopped)
 	var (
 		leadCancel context.CancelFunc
@@ -213,6 +302,10 @@ func (mb *member) run(ctx context.Context, obs chan raft.Observation) {
 			mb.store.Close()
 			return
 		case o := <-obs:
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
 			if o.Data.(raft.RaftState) == raft.Candidate {
 				// The time this member last heard from the active: the
 				// start of the outage, should it win.
@@ -277,7 +370,7 @@ func (mb *member) lead(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-mb.wake:
-			case <-time.After(renewFor(mb.hb)):
+			case <-time.After(mb.renew):
 			}
 		}
 		return
@@ -291,7 +384,7 @@ func (mb *member) lead(ctx context.Context) {
 		mb.log.Warn("active role not claimed", "err", err)
 		return
 	}
-	lease, renew := leaseFor(mb.hb), renewFor(mb.hb)
+	lease, renew := leaseFor(mb.hb), mb.renew
 	nextPeers := time.Now()
 	// The VIP is announced when taken, again 50 ms later (a lost first
 	// one), then after 1 s at doubling intervals up to every 10 s: a
@@ -380,7 +473,12 @@ func (mb *member) apply(c command) error {
 	if err != nil {
 		return err
 	}
-	return mb.r.Apply(b, 5*mb.hb).Error()
+	if err := mb.r.Apply(b, 5*mb.hb).Error(); err != nil {
+		return err
+	}
+	// The barrier's entry carries the commit of c to the followers at
+	// once; raft's own commit messages rest long (restRaftFor).
+	return mb.r.Barrier(5 * mb.hb).Error()
 }
 
 // extend renews the lease to until, and takes the active role (the VIP

@@ -199,10 +199,20 @@ type App struct {
 	// alike; every member gets the same list.
 	Members []AppMember `json:"members"`
 	// HeartbeatMillis is the members' failure detection time: a standby
-	// that hears nothing from the active for this long (randomized up to
-	// twice it) starts an election. The active probes ten times as often.
+	// that hears nothing from the active for this long starts an election.
 	// 0: the default, 100.
 	HeartbeatMillis int `json:"heartbeat_ms,omitempty"`
+	// Probes is how many times the active probes every member in a
+	// heartbeat time (each probe renews its lease), at least 3 (VRRP's
+	// master-down interval is three adverts). 0: the default, 5.
+	Probes int `json:"probes,omitempty"`
+	// LeanProbes leaves the probes alone on the wire: without it, the
+	// active also sends every member a message every tenth of a heartbeat
+	// time on a second connection, so that a member keeps hearing from it
+	// while the first waits to retransmit a lost packet. Lean probing is
+	// the least traffic (one message per probe, as VRRP), and rides out
+	// less packet loss.
+	LeanProbes bool `json:"lean_probes,omitempty"`
 	// Health is how each member checks its own copy of the app.
 	Health Health `json:"health"`
 	// Switchover, when set, asks the group to move the active role (a

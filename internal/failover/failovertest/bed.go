@@ -227,6 +227,29 @@ func (d *Bed) Loss(tb testing.TB, m string, pct int) {
 	}
 }
 
+// Received returns how many IP packets per second member m receives on
+// its link from member from, counted over window by a rule that only
+// counts (and is removed after).
+func (d *Bed) Received(tb testing.TB, m, from string, window time.Duration) float64 {
+	tb.Helper()
+	rule := []string{"INPUT", "-i", "eth0", "-s", d.Addr[from]}
+	dhcptest.Exec(tb, d.NS[m], "iptables", append([]string{"-I"}, rule...)...)
+	defer dhcptest.Exec(tb, d.NS[m], "iptables", append([]string{"-D"}, rule...)...)
+	start := time.Now()
+	time.Sleep(window)
+	out := dhcptest.Exec(tb, d.NS[m], "iptables", "-L", "INPUT", "1", "-n", "-v", "-x")
+	elapsed := time.Since(start)
+	f := strings.Fields(out)
+	if len(f) == 0 {
+		tb.Fatalf("in %s: no counting rule in %q", d.NS[m], out)
+	}
+	n, err := strconv.ParseUint(f[0], 10, 64)
+	if err != nil {
+		tb.Fatalf("in %s: packets of the counting rule: %v (%q)", d.NS[m], err, out)
+	}
+	return float64(n) / elapsed.Seconds()
+}
+
 // WaitActive waits until member m is the only one holding the VIP and
 // the last 10 probes (100 ms) were all answered by m.
 func (d *Bed) WaitActive(tb testing.TB, m string, timeout time.Duration, explain func() string) {
