@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"hummingbird.io/hummingbird/internal/failover"
 	"hummingbird.io/hummingbird/internal/failover/failovertest"
 	"hummingbird.io/hummingbird/internal/mgmtnet/dhcp/dhcptest"
 	"hummingbird.io/hummingbird/internal/wire"
@@ -40,7 +39,7 @@ func (v vipVariant) hummingbird() bool { return v.heartbeat > 0 }
 // period is how often the variant's members hear from the active one.
 func (v vipVariant) period() time.Duration {
 	if v.hummingbird() {
-		return v.heartbeat / time.Duration(cmp.Or(v.probes, failover.DefaultProbes))
+		return v.heartbeat / time.Duration(cmp.Or(v.probes, wire.DefaultProbes))
 	}
 	return v.advert
 }
@@ -48,7 +47,7 @@ func (v vipVariant) period() time.Duration {
 var vipVariants = []vipVariant{
 	{name: "keepalived-vrrp2-advert1s", version: 2, advert: time.Second},
 	{name: "keepalived-vrrp3-advert100ms", version: 3, advert: 100 * time.Millisecond},
-	{name: "hummingbird-default", heartbeat: failover.DefaultHeartbeat},
+	{name: "hummingbird-default", heartbeat: wire.DefaultHeartbeatMillis * time.Millisecond},
 	{name: "hummingbird-probe100ms", heartbeat: 300 * time.Millisecond, probes: 3, lean: true},
 }
 

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 
@@ -8,6 +9,7 @@ import (
 	"hummingbird.io/hummingbird/internal/auth"
 	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/store"
+	"hummingbird.io/hummingbird/internal/wire"
 )
 
 // appOut is an app as the API shows it, with what its members' agents
@@ -15,7 +17,9 @@ import (
 func appOut(a store.App) apitype.App {
 	out := apitype.App{ID: a.ID, UUID: a.UUID, Name: a.Name, Group: a.Group, Image: a.Image, Port: a.Port, VIP: a.VIP,
 		Members: []apitype.AppMember{}, Health: a.HealthKind, HealthPath: a.HealthPath, Active: a.ActiveHostname,
-		Epoch: a.Epoch, Standbys: []string{}, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt}
+		Epoch: a.Epoch, Standbys: []string{}, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
+		HeartbeatMillis: cmp.Or(a.HeartbeatMillis, wire.DefaultHeartbeatMillis), Probes: cmp.Or(a.Probes, wire.DefaultProbes),
+		LeanProbes: a.LeanProbes}
 	for _, m := range a.Members {
 		out.Members = append(out.Members, apitype.AppMember{Hostname: m.Hostname, Position: m.Position,
 			Availability: m.Availability, Role: m.Role, Healthy: m.Healthy})

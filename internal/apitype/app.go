@@ -22,8 +22,13 @@ type App struct {
 	// HealthPath) or none.
 	Health     string `json:"health"`
 	HealthPath string `json:"health_path"`
-	Active     string `json:"active"` // the active member's hostname
-	Epoch      int64  `json:"epoch"`
+	// HeartbeatMillis is the members' failure detection time, with
+	// Probes probes of every member in it; LeanProbes: the probes alone.
+	HeartbeatMillis int    `json:"heartbeat_ms"`
+	Probes          int    `json:"probes"`
+	LeanProbes      bool   `json:"lean_probes"`
+	Active          string `json:"active"` // the active member's hostname
+	Epoch           int64  `json:"epoch"`
 	// Standbys are the members other than the active that reported
 	// themselves healthy standbys and whose hosts are available.
 	Standbys          []string           `json:"standbys"`
@@ -85,6 +90,15 @@ type AppCreate struct {
 	// none otherwise. HealthPath is the path of an http check (default /).
 	Health     string `json:"health,omitempty"`
 	HealthPath string `json:"health_path,omitempty"`
+	// HeartbeatMillis is the members' failure detection time: a standby
+	// that hears nothing from the active for this long takes over (20 to
+	// 60000; 0: 100). Probes is how many times the active probes every
+	// member in it (3 to 50, at most one every 5 ms; 0: 5). LeanProbes
+	// sends the probes alone, without raft's commit messages on a second
+	// connection: the least traffic, for less packet loss ridden out.
+	HeartbeatMillis int  `json:"heartbeat_ms,omitempty"`
+	Probes          int  `json:"probes,omitempty"`
+	LeanProbes      bool `json:"lean_probes,omitempty"`
 }
 
 // AppList is the body of GET /v1/apps.

@@ -246,7 +246,8 @@ func version(entries []*entry) uint64 {
 // DesiredApp is an app as its members' agents get it.
 func DesiredApp(a store.App) wire.App {
 	out := wire.App{Name: a.Name, Port: a.Port, VIP: a.VIP, Members: []wire.AppMember{},
-		Health: wire.Health{Kind: a.HealthKind, Path: a.HealthPath}}
+		Health:          wire.Health{Kind: a.HealthKind, Path: a.HealthPath},
+		HeartbeatMillis: a.HeartbeatMillis, Probes: a.Probes, LeanProbes: a.LeanProbes}
 	addr := func(ip string) string { return net.JoinHostPort(ip, strconv.Itoa(wire.FailoverPort)) }
 	for _, m := range a.Members {
 		out.Members = append(out.Members, wire.AppMember{HostUUID: m.HostUUID, Hostname: m.Hostname, Address: addr(m.MgmtIP)})

@@ -48,9 +48,16 @@ func appFields(ap apitype.App) []field {
 		}
 		pending = fmt.Sprintf("%d to %s, asked %s", p.Seq, to, timeText(p.RequestedAt))
 	}
+	detection := ""
+	if ap.HeartbeatMillis != 0 {
+		detection = fmt.Sprintf("%d ms, %d probes", ap.HeartbeatMillis, ap.Probes)
+		if ap.LeanProbes {
+			detection += ", lean"
+		}
+	}
 	return []field{
 		{"name", ap.Name}, {"group", ap.Group}, {"image", ap.Image}, {"port", port}, {"vip", ap.VIP},
-		{"members", strings.Join(members, ", ")}, {"witness", ap.Witness}, {"health", health},
+		{"members", strings.Join(members, ", ")}, {"witness", ap.Witness}, {"health", health}, {"heartbeat", detection},
 		{"active", ap.Active}, {"standbys", strings.Join(ap.Standbys, ", ")}, {"epoch", epoch},
 		{"last_switchover", switchoverText(ap.LastSwitchover)}, {"pending_switchover", pending},
 		{"uuid", ap.UUID}, {"created_at", timeText(ap.CreatedAt)},
@@ -70,20 +77,31 @@ func switchoverText(sw *apitype.AppSwitchover) string {
 }
 
 func (a *app) appCommands() []*cobra.Command {
-	var req apitype.AppCreate
+	var (
+		req       apitype.AppCreate
+		heartbeat time.Duration
+	)
 	add := &cobra.Command{
-		Use:   "app-add NAME --group GROUP --image IMAGE [--port PORT] [--vip ADDR/PREFIX] [--members HOST,...] [--witness HOST]",
+		Use:   "app-add NAME --group GROUP --image IMAGE [--port PORT] [--vip ADDR/PREFIX] [--members HOST,...] [--witness HOST] [--heartbeat DURATION] [--probes N] [--lean-probes]",
 		Short: "Add a redundant app that runs on edgeworkers of a group",
 		Long: `Add a redundant app: it runs on the members named, in order of preference,
 or on every edgeworker of the group; at least two, each with a management address.
 The members' agents elect one active member among themselves. A group of two
 members needs a witness to fail over: a third host that runs an agent but not
-the app; with three or more members none is needed.`,
+the app; with three or more members none is needed. A standby that hears nothing
+from the active for the heartbeat time takes over; the active probes every member
+--probes times in it. --lean-probes sends the probes alone (one message each, as
+VRRP's adverts): the least traffic, for less packet loss ridden out.`,
 		Example: "  hbctl app-add plc-bridge --group press --image registry.example/plc-bridge:1.4 --port 502 --vip 10.20.0.50/24\n" +
-			"  hbctl app-add historian --group press --image historian:2 --members edge-02,edge-01 --witness edge-09",
+			"  hbctl app-add historian --group press --image historian:2 --members edge-02,edge-01 --witness edge-09\n" +
+			"  hbctl app-add hmi --group press --image hmi:3 --port 8080 --heartbeat 300ms --probes 3 --lean-probes",
 		Args: a.args("NAME"),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			req.Name = args[0]
+			if heartbeat%time.Millisecond != 0 || heartbeat < 0 {
+				return &usageError{fmt.Errorf("--heartbeat %v: give a whole number of milliseconds, like 300ms or 1s", heartbeat)}
+			}
+			req.HeartbeatMillis = int(heartbeat / time.Millisecond)
 			ap, err := c.AddApp(ctx, req)
 			if err != nil {
 				return err
@@ -100,6 +118,9 @@ the app; with three or more members none is needed.`,
 	f.StringVar(&req.Witness, "witness", "", "a third host, running an agent but not the app, that breaks ties in a two-member group")
 	f.StringVar(&req.Health, "health", "", "each member's health check of its copy: tcp, http or none (default: tcp with a port, none without)")
 	f.StringVar(&req.HealthPath, "health-path", "", "the path an http health check gets (default /)")
+	f.DurationVar(&heartbeat, "heartbeat", 0, "failure detection time: a standby that hears nothing from the active for this long takes over, 20ms to 1m (default 100ms)")
+	f.IntVar(&req.Probes, "probes", 0, "how many times the active probes every member in a heartbeat time, 3 to 50 (default 5)")
+	f.BoolVar(&req.LeanProbes, "lean-probes", false, "send the probes alone, without raft's commit messages on a second connection")
 	required(add, "group", "image")
 	_ = add.RegisterFlagCompletionFunc("group", a.completer(func(ctx context.Context, c *client.Client) ([]string, error) {
 		groups, err := c.ListGroups(ctx)

@@ -37,6 +37,33 @@ func TestApps(t *testing.T) {
 		t.Errorf("app-add with a broadcast vip: %d %q", code, errs)
 	}
 
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--heartbeat", "1500us"}, 2, "--heartbeat 1.5ms: give a whole number of milliseconds"},
+		{[]string{"--heartbeat", "10ms"}, 1, "heartbeat time 10 ms: give 20 to 60000 ms"},
+		{[]string{"--probes", "2"}, 1, "2 probes in a heartbeat time: give 3 to 50"},
+		{[]string{"--heartbeat", "20ms", "--probes", "5"}, 1, "5 probes in 20 ms is a probe every 4.0 ms: at most one every 5 ms, so give at most 4 probes or a heartbeat time of at least 25 ms"},
+	} {
+		args := append([]string{"app-add", "hmi", "--group", "press", "--image", "hmi:1"}, c.args...)
+		if code, _, errs := h.run("", args...); code != c.code || !strings.Contains(errs, c.want) {
+			t.Errorf("app-add %v: %d %q, want %d and %q", c.args, code, errs, c.code, c.want)
+		}
+	}
+	// The failure detection set, in the table and in JSON.
+	if got := h.ok("app-add", "hmi", "--group", "press", "--image", "hmi:1", "--heartbeat", "300ms", "--probes", "3", "--lean-probes",
+		"-c", "heartbeat", "-f", "value"); got != "300 ms, 3 probes, lean\n" {
+		t.Errorf("app-add --heartbeat 300ms --probes 3 --lean-probes: %q", got)
+	}
+	var hmi apitype.App
+	if err := json.Unmarshal([]byte(h.ok("app-show", "hmi", "-f", "json")), &hmi); err != nil ||
+		hmi.HeartbeatMillis != 300 || hmi.Probes != 3 || !hmi.LeanProbes {
+		t.Errorf("app-show hmi: %+v (%v)", hmi, err)
+	}
+	h.ok("app-delete", "hmi", "--yes")
+
 	out := h.ok("app-add", "plc-bridge", "--group", "press", "--image", "registry.example/plc-bridge:1.4", "--port", "502",
 		"--vip", "10.20.0.50/24", "--members", "edge-02,edge-01")
 	for _, want := range []string{"| name | plc-bridge ", "| vip | 10.20.0.50/24 ", "| members | edge-02 (offline), edge-01 (offline) ", "| active | "} {
@@ -58,7 +85,8 @@ func TestApps(t *testing.T) {
 	}
 	var ap apitype.App
 	if err := json.Unmarshal([]byte(h.ok("app-show", "plc-bridge", "-f", "json")), &ap); err != nil ||
-		ap.Port != 502 || len(ap.Members) != 2 || ap.Members[0].Hostname != "edge-02" || ap.Members[0].Position != 1 || ap.Active != "" || ap.Epoch != 0 {
+		ap.Port != 502 || len(ap.Members) != 2 || ap.Members[0].Hostname != "edge-02" || ap.Members[0].Position != 1 || ap.Active != "" || ap.Epoch != 0 ||
+		ap.HeartbeatMillis != 100 || ap.Probes != 5 || ap.LeanProbes {
 		t.Errorf("app-show: %+v (%v)", ap, err)
 	}
 	if code, _, errs := h.run("", "app-show", "nope"); code != 1 || !strings.Contains(errs, `no app "nope"`) {

@@ -19,14 +19,6 @@ import (
 	"hummingbird.io/hummingbird/internal/wire"
 )
 
-// DefaultHeartbeat is an app group's failure detection time when the app
-// does not set one.
-const DefaultHeartbeat = 100 * time.Millisecond
-
-// DefaultProbes is how many times the active probes every member in a
-// heartbeat time when the app does not say.
-const DefaultProbes = 5
-
 // Timings derived from the heartbeat time hb, the members' failure
 // detection time. The active renews its lease every hb/probes: each
 // renewal is one probe of every member (a raft heartbeat, answered), as a
@@ -80,7 +72,7 @@ type member struct {
 
 func newMember(m *Manager, app wire.App, self wire.AppMember, dir string) (*member, error) {
 	mb := &member{
-		app: app, self: self, m: m, hb: DefaultHeartbeat,
+		app: app, self: self, m: m, hb: wire.DefaultHeartbeatMillis * time.Millisecond,
 		log:     m.log.With("app", app.Name),
 		changed: make(chan struct{}), wake: make(chan struct{}, 1), stopped: make(chan struct{}),
 		switchover: app.Switchover,
@@ -88,12 +80,13 @@ func newMember(m *Manager, app wire.App, self wire.AppMember, dir string) (*memb
 	if app.HeartbeatMillis > 0 {
 		mb.hb = time.Duration(app.HeartbeatMillis) * time.Millisecond
 	}
-	probes := DefaultProbes
+	probes := wire.DefaultProbes
 	if app.Probes != 0 {
 		probes = app.Probes
 	}
-	if probes < 3 {
-		return nil, fmt.Errorf("app %s: %d probes per heartbeat time: want at least 3", app.Name, app.Probes)
+	if probes < wire.MinProbes || mb.hb/time.Duration(probes) < wire.MinProbeMillis*time.Millisecond {
+		return nil, fmt.Errorf("app %s: %d probes in %v: want at least %d, at most one every %d ms",
+			app.Name, probes, mb.hb, wire.MinProbes, wire.MinProbeMillis)
 	}
 	mb.renew = mb.hb / time.Duration(probes)
 	if app.VIP != "" {

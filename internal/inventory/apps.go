@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,6 +53,10 @@ func (s *Service) AddApp(ctx context.Context, actor string, req apitype.AppCreat
 	if a.HealthKind, a.HealthPath, err = checkHealth(req.Health, req.HealthPath, a.Port); err != nil {
 		return store.App{}, err
 	}
+	if err := checkDetection(req.HeartbeatMillis, req.Probes); err != nil {
+		return store.App{}, err
+	}
+	a.HeartbeatMillis, a.Probes, a.LeanProbes = req.HeartbeatMillis, req.Probes, req.LeanProbes
 	var vip netip.Addr
 	if v := strings.TrimSpace(req.VIP); v != "" {
 		p, err := CheckVIP(v)
@@ -562,4 +567,24 @@ func CheckVIP(s string) (netip.Prefix, error) {
 		}
 	}
 	return p, nil
+}
+
+// checkDetection checks an app's failure detection: a heartbeat time of
+// hbMillis (0: the default) with probes probes in it (0: the default).
+func checkDetection(hbMillis, probes int) error {
+	if hbMillis != 0 && (hbMillis < wire.MinHeartbeatMillis || hbMillis > wire.MaxHeartbeatMillis) {
+		return problem.Invalidf("heartbeat_ms", "heartbeat time %d ms: give %d to %d ms, or 0 for the default (%d)",
+			hbMillis, wire.MinHeartbeatMillis, wire.MaxHeartbeatMillis, wire.DefaultHeartbeatMillis)
+	}
+	if probes != 0 && (probes < wire.MinProbes || probes > wire.MaxProbes) {
+		return problem.Invalidf("probes", "%d probes in a heartbeat time: give %d to %d, or 0 for the default (%d)",
+			probes, wire.MinProbes, wire.MaxProbes, wire.DefaultProbes)
+	}
+	hb, n := cmp.Or(hbMillis, wire.DefaultHeartbeatMillis), cmp.Or(probes, wire.DefaultProbes)
+	if hb < n*wire.MinProbeMillis {
+		return problem.Invalidf("probes", "%d probes in %d ms is a probe every %.1f ms: at most one every %d ms, so give "+
+			"at most %d probes or a heartbeat time of at least %d ms", n, hb, float64(hb)/float64(n), wire.MinProbeMillis,
+			hb/wire.MinProbeMillis, n*wire.MinProbeMillis)
+	}
+	return nil
 }

@@ -16,8 +16,10 @@ func (t *sqlTx) InsertApp(a *App) error {
 	if a.Witness != nil {
 		witness = a.Witness.HostID
 	}
-	if _, err := t.exec("insert app state", `INSERT INTO app_state (app_id, witness_host_id, health_kind, health_path)
-		VALUES ($1, $2, $3, $4)`, a.ID, nullID(witness), a.HealthKind, a.HealthPath); err != nil {
+	if _, err := t.exec("insert app state", `INSERT INTO app_state (app_id, witness_host_id, health_kind, health_path,
+		heartbeat_ms, probes, lean_probes)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, a.ID, nullID(witness), a.HealthKind, a.HealthPath,
+		a.HeartbeatMillis, a.Probes, a.LeanProbes); err != nil {
 		return err
 	}
 	for _, m := range a.Members {
@@ -32,7 +34,7 @@ func (t *sqlTx) InsertApp(a *App) error {
 // appSelect reads an app (alias a) with its state (s) and the hosts its
 // state names.
 const appSelect = `SELECT a.id, a.uuid, a.name, a.group_name, a.image, a.port, a.vip, a.created_at, a.updated_at,
-	s.health_kind, s.health_path,
+	s.health_kind, s.health_path, s.heartbeat_ms, s.probes, s.lean_probes,
 	COALESCE(s.witness_host_id, 0), COALESCE(w.hostname, ''), COALESCE(w.uuid, ''), COALESCE(w.mgmt_ip, ''), COALESCE(w.availability, ''),
 	COALESCE(s.active_host_id, 0), COALESCE(ah.hostname, ''), s.epoch,
 	s.last_switch_epoch, s.last_switch_at, COALESCE(s.last_switch_from_host_id, 0), COALESCE(lf.hostname, ''),
@@ -61,7 +63,7 @@ func (t *sqlTx) queryApps(op, where string, args ...any) ([]App, error) {
 			switchAt, switchOv sql.NullTime
 		)
 		if err := rows.Scan(&a.ID, &a.UUID, &a.Name, &a.Group, &a.Image, &a.Port, &a.VIP, &a.CreatedAt, &a.UpdatedAt,
-			&a.HealthKind, &a.HealthPath,
+			&a.HealthKind, &a.HealthPath, &a.HeartbeatMillis, &a.Probes, &a.LeanProbes,
 			&w.HostID, &w.Hostname, &w.HostUUID, &w.MgmtIP, &w.Availability,
 			&a.ActiveHostID, &a.ActiveHostname, &a.Epoch,
 			&a.LastSwitch.Epoch, &switchAt, &a.LastSwitch.FromHostID, &a.LastSwitch.FromHostname,

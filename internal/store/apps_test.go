@@ -198,6 +198,7 @@ func TestAppState(t *testing.T) {
 				}
 				return tx.InsertApp(&store.App{ID: 1, UUID: "u-1", Name: "plc", Group: "press", Image: "plc:1", Port: 502,
 					HealthKind: "http", HealthPath: "/healthz", Witness: &store.AppMember{HostID: 3},
+					HeartbeatMillis: 300, Probes: 3, LeanProbes: true,
 					Members:   []store.AppMember{{HostID: 1, Position: 1}, {HostID: 2, Position: 2}},
 					CreatedAt: t0, UpdatedAt: t0})
 			}); err != nil {
@@ -206,6 +207,7 @@ func TestAppState(t *testing.T) {
 			a := read()
 			want := &store.AppMember{HostID: 3, Hostname: "edge-3", HostUUID: uuidOf(3), MgmtIP: "192.168.204.13", Availability: "offline"}
 			if diff := cmp.Diff(want, a.Witness); diff != "" || a.HealthKind != "http" || a.HealthPath != "/healthz" || a.Epoch != 0 ||
+				a.HeartbeatMillis != 300 || a.Probes != 3 || !a.LeanProbes ||
 				a.ActiveHostID != 0 || a.Switchover != (store.AppSwitchover{}) || a.LastSwitch != (store.AppSwitch{}) {
 				t.Errorf("a new app: %+v; want witness edge-3 (-want +got):\n%s", a, diff)
 			}

@@ -337,6 +337,11 @@ type App struct {
 	// of its own copy of the app.
 	HealthKind string
 	HealthPath string
+	// HeartbeatMillis, Probes and LeanProbes are the members' failure
+	// detection (wire.App); 0 is the agents' default.
+	HeartbeatMillis int
+	Probes          int
+	LeanProbes      bool
 	// What the members report (read only; see SetAppActive and
 	// SetAppLastSwitch): the active member (0: none yet) and the epoch it
 	// was elected in, and the last switchover.

@@ -183,6 +183,23 @@ type Desired struct {
 	Apps    []App  `json:"apps"`
 }
 
+// An app's failure detection when it does not set its own: a heartbeat
+// time of 100 ms with 5 probes in it.
+const (
+	DefaultHeartbeatMillis = 100
+	DefaultProbes          = 5
+)
+
+// Limits of an app's failure detection: a heartbeat time of 20 ms to
+// 60 s, 3 to 50 probes in it, and a probe at most every 5 ms.
+const (
+	MinHeartbeatMillis = 20
+	MaxHeartbeatMillis = 60000
+	MinProbes          = 3
+	MaxProbes          = 50
+	MinProbeMillis     = 5
+)
+
 // App is a redundant app as its members' agents run it: the members agree
 // among themselves which one is active, hold the VIP there, and tell the
 // app through the agent's local endpoint.
@@ -200,11 +217,11 @@ type App struct {
 	Members []AppMember `json:"members"`
 	// HeartbeatMillis is the members' failure detection time: a standby
 	// that hears nothing from the active for this long starts an election.
-	// 0: the default, 100.
+	// 0: DefaultHeartbeatMillis.
 	HeartbeatMillis int `json:"heartbeat_ms,omitempty"`
 	// Probes is how many times the active probes every member in a
 	// heartbeat time (each probe renews its lease), at least 3 (VRRP's
-	// master-down interval is three adverts). 0: the default, 5.
+	// master-down interval is three adverts). 0: DefaultProbes.
 	Probes int `json:"probes,omitempty"`
 	// LeanProbes leaves the probes alone on the wire: without it, the
 	// active also sends every member a message every tenth of a heartbeat
