@@ -82,7 +82,7 @@ func (a *app) appCommands() []*cobra.Command {
 		heartbeat time.Duration
 	)
 	add := &cobra.Command{
-		Use:   "app-add NAME --group GROUP --image IMAGE [--port PORT] [--vip ADDR/PREFIX] [--members HOST,...] [--witness HOST] [--heartbeat DURATION] [--probes N] [--lean-probes]",
+		Use:   "app-add NAME --group GROUP --image IMAGE [--port PORT] [--vip ADDR/PREFIX] [--members HOST,...] [--witness HOST] [--heartbeat-time DURATION] [--probes N] [--lean-probes]",
 		Short: "Add a redundant app that runs on edgeworkers of a group",
 		Long: `Add a redundant app: it runs on the members named, in order of preference,
 or on every edgeworker of the group; at least two, each with a management address.
@@ -94,12 +94,12 @@ from the active for the heartbeat time takes over; the active probes every membe
 VRRP's adverts): the least traffic, for less packet loss ridden out.`,
 		Example: "  hbctl app-add plc-bridge --group press --image registry.example/plc-bridge:1.4 --port 502 --vip 10.20.0.50/24\n" +
 			"  hbctl app-add historian --group press --image historian:2 --members edge-02,edge-01 --witness edge-09\n" +
-			"  hbctl app-add hmi --group press --image hmi:3 --port 8080 --heartbeat 300ms --probes 3 --lean-probes",
+			"  hbctl app-add hmi --group press --image hmi:3 --port 8080 --heartbeat-time 300ms --probes 3 --lean-probes",
 		Args: a.args("NAME"),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			req.Name = args[0]
 			if heartbeat%time.Millisecond != 0 || heartbeat < 0 {
-				return &usageError{fmt.Errorf("--heartbeat %v: give a whole number of milliseconds, like 300ms or 1s", heartbeat)}
+				return &usageError{fmt.Errorf("--heartbeat-time %v: give a whole number of milliseconds, like 300ms or 1s", heartbeat)}
 			}
 			req.HeartbeatMillis = int(heartbeat / time.Millisecond)
 			ap, err := c.AddApp(ctx, req)
@@ -118,7 +118,7 @@ VRRP's adverts): the least traffic, for less packet loss ridden out.`,
 	f.StringVar(&req.Witness, "witness", "", "a third host, running an agent but not the app, that breaks ties in a two-member group")
 	f.StringVar(&req.Health, "health", "", "each member's health check of its copy: tcp, http or none (default: tcp with a port, none without)")
 	f.StringVar(&req.HealthPath, "health-path", "", "the path an http health check gets (default /)")
-	f.DurationVar(&heartbeat, "heartbeat", 0, "failure detection time: a standby that hears nothing from the active for this long takes over, 20ms to 1m (default 100ms)")
+	f.DurationVar(&heartbeat, "heartbeat-time", 0, "failure detection time: a standby that hears nothing from the active for this long takes over, 20ms to 1m (default 100ms)")
 	f.IntVar(&req.Probes, "probes", 0, "how many times the active probes every member in a heartbeat time, 3 to 50 (default 5)")
 	f.BoolVar(&req.LeanProbes, "lean-probes", false, "send the probes alone, without raft's commit messages on a second connection")
 	required(add, "group", "image")

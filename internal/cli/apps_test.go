@@ -42,10 +42,10 @@ func TestApps(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--heartbeat", "1500us"}, 2, "--heartbeat 1.5ms: give a whole number of milliseconds"},
-		{[]string{"--heartbeat", "10ms"}, 1, "heartbeat time 10 ms: give 20 to 60000 ms"},
+		{[]string{"--heartbeat-time", "1500us"}, 2, "--heartbeat-time 1.5ms: give a whole number of milliseconds"},
+		{[]string{"--heartbeat-time", "10ms"}, 1, "heartbeat time 10 ms: give 20 to 60000 ms"},
 		{[]string{"--probes", "2"}, 1, "2 probes in a heartbeat time: give 3 to 50"},
-		{[]string{"--heartbeat", "20ms", "--probes", "5"}, 1, "5 probes in 20 ms is a probe every 4.0 ms: at most one every 5 ms, so give at most 4 probes or a heartbeat time of at least 25 ms"},
+		{[]string{"--heartbeat-time", "20ms", "--probes", "5"}, 1, "5 probes in 20 ms is a probe every 4.0 ms: at most one every 5 ms, so give at most 4 probes or a heartbeat time of at least 25 ms"},
 	} {
 		args := append([]string{"app-add", "hmi", "--group", "press", "--image", "hmi:1"}, c.args...)
 		if code, _, errs := h.run("", args...); code != c.code || !strings.Contains(errs, c.want) {
@@ -53,9 +53,9 @@ func TestApps(t *testing.T) {
 		}
 	}
 	// The failure detection set, in the table and in JSON.
-	if got := h.ok("app-add", "hmi", "--group", "press", "--image", "hmi:1", "--heartbeat", "300ms", "--probes", "3", "--lean-probes",
+	if got := h.ok("app-add", "hmi", "--group", "press", "--image", "hmi:1", "--heartbeat-time", "300ms", "--probes", "3", "--lean-probes",
 		"-c", "heartbeat", "-f", "value"); got != "300 ms, 3 probes, lean\n" {
-		t.Errorf("app-add --heartbeat 300ms --probes 3 --lean-probes: %q", got)
+		t.Errorf("app-add --heartbeat-time 300ms --probes 3 --lean-probes: %q", got)
 	}
 	var hmi apitype.App
 	if err := json.Unmarshal([]byte(h.ok("app-show", "hmi", "-f", "json")), &hmi); err != nil ||

@@ -23,15 +23,17 @@ import (
 // detection time. The active renews its lease every hb/probes: each
 // renewal is one probe of every member (a raft heartbeat, answered), as a
 // VRRP advert is. A standby that has heard nothing for hb stands for
-// election at once; the witness lets go of a silent active after 0.8×hb,
-// so that it is ready to vote for the standby by then. A member votes for
-// nobody else while it still follows a leader, so no member that answered
-// a renewal helps elect a successor before 0.8×hb has passed since; the
-// lease lasts 0.65×hb from the start of the renewal that confirmed it,
-// and the active drops the role at least 0.15×hb before a successor can
-// be elected (0.35×hb when the standby answered that renewal too).
-func leaseFor(hb time.Duration) time.Duration    { return hb * 65 / 100 }
-func letGoFor(hb time.Duration) time.Duration    { return hb * 8 / 10 }
+// election at once; the witness lets go of a silent active after 0.7×hb,
+// so that it is ready to vote for the standby by then (the 0.3×hb between
+// them covers a standby whose last message came a little before the
+// witness's). A member votes for nobody else while it still follows a
+// leader, so no member that answered a renewal helps elect a successor
+// before 0.7×hb has passed since; the lease lasts 0.55×hb from the start
+// of the renewal that confirmed it, and the active drops the role at
+// least 0.15×hb before a successor can be elected (0.45×hb when the
+// standby answered that renewal too).
+func leaseFor(hb time.Duration) time.Duration    { return hb * 55 / 100 }
+func letGoFor(hb time.Duration) time.Duration    { return hb * 7 / 10 }
 func restRaftFor(hb time.Duration) time.Duration { return 5 * hb }
 
 // member runs this agent's part of one app's group.
@@ -585,14 +587,16 @@ func (mb *member) releaseVIP(after time.Duration) {
 // move when its successor never says it announced it.
 func releaseBound(hb time.Duration) time.Duration { return 10 * hb }
 
-// announceMargin is how long an old active keeps the VIP after its
-// successor announced it: the neighbours take in the gratuitous ARP.
-const announceMargin = 10 * time.Millisecond
+// drainFor is how long an old active keeps the VIP after its successor
+// announced it: the neighbours take in the gratuitous ARP, and the
+// requests that reached the old active before get their answers (taking
+// the address off drops what its open connections still had to send).
+const drainFor = 200 * time.Millisecond
 
 // applied follows the log on every member.
 func (mb *member) applied(st groupState) {
 	if st.Active != "" && st.Active != mb.self.HostUUID && st.Announced == st.Active {
-		go mb.releaseVIP(announceMargin)
+		go mb.releaseVIP(drainFor)
 	}
 	mb.notify()
 }
@@ -837,7 +841,7 @@ func (mb *member) stop() {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		time.Sleep(announceMargin)
+		time.Sleep(drainFor)
 	}
 	if mb.cancel != nil {
 		mb.cancel()

@@ -191,6 +191,36 @@ func TestAppCrash(t *testing.T) {
 	checkProbes(t, d, fault, g)
 }
 
+// TestAppsStartLate starts the group while no member's app answers its
+// health check yet (pods still starting): whoever wins the first
+// election, a member takes the active role and keeps it until a healthy
+// one can take it (a witness that won used to keep the leadership, and
+// every member stayed a standby for good), and once the apps answer,
+// exactly one member is active and answers at the VIP.
+func TestAppsStartLate(t *testing.T) {
+	d := failovertest.New(t, "A", "B", "W")
+	for _, m := range d.Members {
+		d.StopApp(m)
+	}
+	g := d.StartGroup(t, agent(t), wire.App{Name: "press", Health: wire.Health{IntervalMillis: 100, Failures: 2}}, "W")
+	deadline := time.Now().Add(10 * time.Second)
+	for h := d.Holders(t); len(h) != 1; h = d.Holders(t) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no member holds the VIP 10 s after the start with no app up (held by %v)\n%s", h, g.Logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	from := time.Now()
+	d.StartApp(t, "A")
+	d.StartApp(t, "B")
+	act := activeOf(t, d, g, 5*time.Second)
+	time.Sleep(time.Second)
+	if got := activeOf(t, d, g, time.Second); got != act {
+		t.Errorf("%s is active a second after %s was, with both apps up: the role should stay", got, act)
+	}
+	checkProbes(t, d, from, g)
+}
+
 // ready probes member m's readiness listener for app as a kubelet does:
 // HTTPS on the node's loopback, the certificate not verified.
 func ready(t *testing.T, d *failovertest.Bed, m, app string) int {
