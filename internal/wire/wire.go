@@ -315,9 +315,9 @@ const (
 	LocalAppsPath = "/v1/apps"
 	// LocalAppPath (with the app's name appended) answers one LocalApp.
 	// With ?watch=1 it streams one LocalApp per line: at once, at every
-	// change, and every 20 ms while this member is active. An app that
-	// must act only while active stops acting when ValidMillis has passed
-	// since the last line, or when the stream ends.
+	// change, and at every probe (20 ms at the defaults) while this member
+	// is active. An app that must act only while active stops acting when
+	// ValidMillis has passed since the last line, or when the stream ends.
 	LocalAppPath = "/v1/apps/"
 	// POST LocalAppPath + NAME + "/switchover" (body LocalSwitchover,
 	// optional) on the active member hands the role over: a planned move,
