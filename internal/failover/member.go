@@ -28,10 +28,10 @@ import (
 // them covers a standby whose last message came a little before the
 // witness's). A member votes for nobody else while it still follows a
 // leader, so no member that answered a renewal helps elect a successor
-// before 0.7×hb has passed since; the lease lasts 0.55×hb from the start
-// of the renewal that confirmed it, and the active drops the role at
-// least 0.15×hb before a successor can be elected (0.45×hb when the
-// standby answered that renewal too).
+// before 0.7×hb has passed since; the lease lasts 0.55×hb from when the
+// heartbeats that confirmed it were sent (confirmTransport), and the
+// active drops the role at least 0.15×hb before a successor can be
+// elected (0.45×hb when the standby answered that renewal too).
 func leaseFor(hb time.Duration) time.Duration    { return hb * 55 / 100 }
 func letGoFor(hb time.Duration) time.Duration    { return hb * 7 / 10 }
 func restRaftFor(hb time.Duration) time.Duration { return 5 * hb }
@@ -50,6 +50,7 @@ type member struct {
 	store   *fileStore
 	stream  *stream
 	r       *raft.Raft
+	trans   *confirmTransport
 	cancel  context.CancelFunc
 	stopped chan struct{}
 
@@ -138,9 +139,9 @@ func (mb *member) start(ctx context.Context) error {
 	if mb.m.raftLog == io.Discard {
 		hl = hclog.NewNullLogger()
 	}
-	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	mb.trans = newConfirmTransport(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: mb.stream, MaxPool: 3, Timeout: 10 * mb.hb, Logger: hl,
-	})
+	}))
 	c := raft.DefaultConfig()
 	c.LocalID = raft.ServerID(mb.self.HostUUID)
 	// Raft's own timers rest long: a leader sends a heartbeat when a
@@ -177,7 +178,7 @@ func (mb *member) start(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	r, err := raft.NewRaft(c, mb.fsm, mb.store, mb.store, snaps, trans)
+	r, err := raft.NewRaft(c, mb.fsm, mb.store, mb.store, snaps, mb.trans)
 	if err != nil {
 		return fmt.Errorf("app %s: start the group: %w", mb.app.Name, err)
 	}
@@ -409,7 +410,11 @@ func (mb *member) lead(ctx context.Context) {
 				return
 			}
 		}
-		mb.extend(ctx, start.Add(lease))
+		// The lease counts from when the heartbeats that confirmed it were
+		// sent (confirmTransport).
+		if at, ok := mb.trans.confirmed(term, len(mb.app.Members)/2); ok {
+			mb.extend(ctx, at.Add(lease))
+		}
 		if time.Now().After(nextPeers) {
 			nextPeers = time.Now().Add(time.Second)
 			go mb.countPeers(ctx)

@@ -1,0 +1,72 @@
+package failover
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// confirmTransport is raft's network transport, noting for every peer
+// when the last AppendEntries it accepted from this leader was sent. A
+// renewal that raft confirms may rest on an answer to a heartbeat sent
+// before the renewal began, held up on the way back: the member that
+// answered has heard nothing since it answered, and lets go of this
+// leader that long after. The lease therefore counts from when the
+// confirming heartbeats were sent, not from when the renewal began.
+type confirmTransport struct {
+	*raft.NetworkTransport
+
+	mu   sync.Mutex
+	sent map[raft.ServerID]confirmation
+}
+
+// confirmation is when an AppendEntries of term that a peer accepted was
+// sent.
+type confirmation struct {
+	term uint64
+	at   time.Time
+}
+
+func newConfirmTransport(t *raft.NetworkTransport) *confirmTransport {
+	return &confirmTransport{NetworkTransport: t, sent: map[raft.ServerID]confirmation{}}
+}
+
+// AppendEntries sends args to the peer and, when it accepts them, notes
+// when they were sent.
+func (t *confirmTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	at := time.Now()
+	err := t.NetworkTransport.AppendEntries(id, target, args, resp)
+	if err == nil && resp.Success && resp.Term == args.Term {
+		t.mu.Lock()
+		if c := t.sent[id]; c.term != args.Term || at.After(c.at) {
+			t.sent[id] = confirmation{term: args.Term, at: at}
+		}
+		t.mu.Unlock()
+	}
+	return err
+}
+
+// confirmed returns the latest time by which n peers had accepted an
+// AppendEntries of term: the n-th latest of their last ones' send times
+// (now, for none). It reports false when fewer than n peers accepted one
+// in term.
+func (t *confirmTransport) confirmed(term uint64, n int) (time.Time, bool) {
+	if n <= 0 {
+		return time.Now(), true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var ats []time.Time
+	for _, c := range t.sent {
+		if c.term == term {
+			ats = append(ats, c.at)
+		}
+	}
+	if len(ats) < n {
+		return time.Time{}, false
+	}
+	slices.SortFunc(ats, func(a, b time.Time) int { return b.Compare(a) })
+	return ats[n-1], true
+}

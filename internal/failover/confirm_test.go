@@ -1,0 +1,77 @@
+package failover
+
+import (
+	"io"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// TestConfirmTransport sends heartbeats over raft's TCP transport to a
+// peer that answers them late, or refuses them: a lease counts from when
+// an accepted heartbeat was sent, not from when its answer came back, and
+// only for the term it was sent in.
+func TestConfirmTransport(t *testing.T) {
+	t.Parallel()
+	peer, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	const delay = 200 * time.Millisecond
+	go func() {
+		for rpc := range peer.Consumer() {
+			req := rpc.Command.(*raft.AppendEntriesRequest)
+			time.Sleep(delay)
+			// The peer follows term 7 only.
+			rpc.Respond(&raft.AppendEntriesResponse{Term: 7, Success: req.Term == 7}, nil)
+		}
+	}()
+	tcp, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := newConfirmTransport(tcp)
+	defer tr.Close()
+	send := func(term uint64) time.Time {
+		t.Helper()
+		sent := time.Now()
+		var resp raft.AppendEntriesResponse
+		if err := tr.AppendEntries("peer", peer.LocalAddr(), &raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{Addr: []byte("leader")}, Term: term}, &resp); err != nil {
+			t.Fatal(err)
+		}
+		if since := time.Since(sent); since < delay {
+			t.Fatalf("the answer came back after %v, want at least %v", since, delay)
+		}
+		return sent
+	}
+
+	if at, ok := tr.confirmed(7, 0); !ok || time.Since(at) > time.Second {
+		t.Errorf("confirmed by no peer: %v %v, want now and true", at, ok)
+	}
+	if _, ok := tr.confirmed(7, 1); ok {
+		t.Error("confirmed by a peer before any heartbeat was sent")
+	}
+	sent := send(7)
+	at, ok := tr.confirmed(7, 1)
+	if !ok || at.Before(sent) || at.Sub(sent) > delay/4 {
+		t.Errorf("after a heartbeat sent at %s and answered %v later: confirmed %s %v; want about the send time",
+			sent.Format("15:04:05.000"), delay, at.Format("15:04:05.000"), ok)
+	}
+	if _, ok := tr.confirmed(7, 2); ok {
+		t.Error("confirmed by two peers when one answered")
+	}
+	if _, ok := tr.confirmed(8, 1); ok {
+		t.Error("a heartbeat of term 7 confirmed term 8")
+	}
+	// A heartbeat the peer refuses (it follows another term) confirms
+	// nothing, and leaves the last accepted one as it was.
+	send(8)
+	if _, ok := tr.confirmed(8, 1); ok {
+		t.Error("a refused heartbeat of term 8 confirmed term 8")
+	}
+	if again, ok := tr.confirmed(7, 1); !ok || !again.Equal(at) {
+		t.Errorf("after a refused heartbeat, term 7 confirmed at %v %v, want %v", again, ok, at)
+	}
+}
