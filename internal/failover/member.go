@@ -502,12 +502,8 @@ func (mb *member) extend(ctx context.Context, until time.Time) {
 	}
 	mb.vipMu.Lock()
 	if mb.vip.IsValid() {
-		stopForward := mb.forwardToOld()
 		if err := mb.m.addrs.Add(ctx, mb.vip); err != nil {
 			mb.log.Error("VIP not added", "vip", mb.vip.String(), "err", err)
-		}
-		if stopForward != nil {
-			time.AfterFunc(drainFor, stopForward)
 		}
 	}
 	mb.mu.Lock()
@@ -528,34 +524,6 @@ func (mb *member) extend(ctx context.Context, until time.Time) {
 		// lets go of it once this is applied.
 		go mb.apply(command{Op: opAnnounced, Member: mb.self.HostUUID, Epoch: st.Epoch, At: time.Now()})
 	}
-}
-
-// forwardToOld, when this member takes the role in a handover (the old
-// active keeps the VIP and drains), passes the packets of connections the
-// old active took just before the VIP moved on to it; it returns the
-// function that stops that, or nil.
-func (mb *member) forwardToOld() func() {
-	st := mb.fsm.state()
-	if sw := st.Last; st.Active != mb.self.HostUUID || st.Announced == mb.self.HostUUID || sw == nil ||
-		sw.To != mb.self.HostUUID || sw.From == "" || (sw.Reason != "planned" && sw.Reason != "unhealthy") {
-		return nil
-	}
-	for _, p := range mb.app.Members {
-		if p.HostUUID != st.Last.From {
-			continue
-		}
-		ap, err := netip.ParseAddrPort(p.Address)
-		if err != nil || !mb.vip.Contains(ap.Addr()) {
-			return nil
-		}
-		stop, err := mb.m.addrs.Forward(context.Background(), mb.vip, ap.Addr())
-		if err != nil {
-			mb.log.Warn("connections to the old active not forwarded", "vip", mb.vip.String(), "err", err)
-			return nil
-		}
-		return stop
-	}
-	return nil
 }
 
 // expire runs when the lease timer fires.

@@ -1,7 +1,6 @@
 package failover
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -27,11 +26,6 @@ type Addresses interface {
 	// it: neighbours that learnt another node's address for it (a frozen
 	// old active's kernel still answers ARP) come back.
 	Announce(vip netip.Prefix) error
-	// Forward passes the packets for vip of TCP connections this node
-	// does not know on to old, until stop is called: after a planned
-	// move, connections whose handshake reached the old active just
-	// before the VIP moved end there, while it keeps the VIP and drains.
-	Forward(ctx context.Context, vip netip.Prefix, old netip.Addr) (stop func(), err error)
 }
 
 // hostAddresses is Addresses on this node's interfaces.
@@ -249,56 +243,3 @@ func garp(ifi *net.Interface, ip netip.Addr) error {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
-// drainMark marks, in conntrack, the connections Forward passes on: bits
-// of the connection mark that Kubernetes' own (0x4000, 0x8000) leave
-// alone.
-const drainMark = "0x480000/0xff0000"
-
-// Forward puts a chain of iptables' mangle table before the node takes in
-// packets for vip: a TCP packet other than a SYN that opens a connection
-// in conntrack (its handshake went elsewhere) marks the connection, and
-// the packets of marked connections, or that conntrack finds invalid, are
-// copied to old (TEE) and dropped here, so old's socket answers them.
-func (hostAddresses) Forward(ctx context.Context, vip netip.Prefix, old netip.Addr) (func(), error) {
-	chain := "HB-DRAIN-" + strings.ReplaceAll(vip.Addr().String(), ".", "-")
-	if len(chain) > 28 {
-		return nil, fmt.Errorf("forward connections for %s: no chain name for it", vip.Addr())
-	}
-	ipt := func(args ...string) error {
-		out, err := exec.CommandContext(ctx, "iptables", append([]string{"-w", "-t", "mangle"}, args...)...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("iptables %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
-		}
-		return nil
-	}
-	dst := []string{"PREROUTING", "-d", vip.Addr().String() + "/32", "-p", "tcp", "-j", chain}
-	stop := func() {
-		// Whatever is left of an earlier call goes too.
-		for ipt(append([]string{"-D"}, dst...)...) == nil {
-		}
-		ipt("-F", chain)
-		ipt("-X", chain)
-	}
-	stop()
-	// One iptables-restore: the chain is whole before the first packet
-	// meets it, and the handover waits for one command only.
-	to, m := old.String(), drainMark
-	rules := fmt.Sprintf(`*mangle
-:%[1]s - [0:0]
--A %[1]s -p tcp ! --syn -m conntrack --ctstate NEW -j CONNMARK --set-xmark %[3]s
--A %[1]s -m connmark --mark %[3]s -j TEE --gateway %[2]s
--A %[1]s -m connmark --mark %[3]s -j DROP
--A %[1]s -p tcp ! --syn -m conntrack --ctstate INVALID -j TEE --gateway %[2]s
--A %[1]s -p tcp ! --syn -m conntrack --ctstate INVALID -j DROP
--I %[4]s
-COMMIT
-`, chain, to, m, strings.Join(dst, " "))
-	cmd := exec.CommandContext(ctx, "iptables-restore", "-w", "--noflush")
-	cmd.Stdin = strings.NewReader(rules)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		stop()
-		return nil, fmt.Errorf("forward connections for %s to %s: iptables-restore: %w: %s", vip.Addr(), old, err, bytes.TrimSpace(out))
-	}
-	return stop, nil
-}

@@ -250,20 +250,6 @@ func (d *Bed) Received(tb testing.TB, m, from string, window time.Duration) floa
 	return float64(n) / elapsed.Seconds()
 }
 
-// DialVIP opens a TCP connection from the client to the VIP's port 80,
-// as a probe does, and leaves it for the caller.
-func (d *Bed) DialVIP(tb testing.TB) net.Conn {
-	tb.Helper()
-	var c net.Conn
-	if err := dhcptest.In(d.cli, func() (err error) {
-		c, err = net.DialTimeout("tcp4", net.JoinHostPort(VIP, "80"), time.Second)
-		return err
-	}); err != nil {
-		tb.Fatal(err)
-	}
-	return c
-}
-
 // WaitActive waits until member m is the only one holding the VIP and
 // the last 10 probes (100 ms) were all answered by m.
 func (d *Bed) WaitActive(tb testing.TB, m string, timeout time.Duration, explain func() string) {
