@@ -36,6 +36,9 @@ type vipVariant struct {
 
 func (v vipVariant) hummingbird() bool { return v.heartbeat > 0 }
 
+// peerOf is the member other than m of the two that serve the VIP.
+func peerOf(m string) string { return map[string]string{"A": "B", "B": "A"}[m] }
+
 // period is how often the variant's members hear from the active one.
 func (v vipVariant) period() time.Duration {
 	if v.hummingbird() {
@@ -124,7 +127,7 @@ type vipTrial struct {
 func trial(tb testing.TB, d *failovertest.Bed, v vipVariant, act string, explain func() string) vipTrial {
 	tb.Helper()
 	var r vipTrial
-	other := map[string]string{"A": "B", "B": "A"}[act]
+	other := peerOf(act)
 	watch := max(4*v.period(), time.Second)
 	time.Sleep(rand.N(v.period()))
 	fault := d.SetLink(tb, act, false)
@@ -209,7 +212,7 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 			}
 		}()
 		act := holder(tb, d, explain)
-		heard = d.Received(tb, map[string]string{"A": "B", "B": "A"}[act], act, 3*time.Second)
+		heard = d.Received(tb, peerOf(act), act, 3*time.Second)
 		for range n {
 			trials = append(trials, trial(tb, d, v, act, explain))
 			act = holder(tb, d, explain)
@@ -222,7 +225,7 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 			}
 			// The old active keeps the VIP until the new one announces
 			// it: wait for the other member, not for any holder.
-			next := map[string]string{"A": "B", "B": "A"}[act]
+			next := peerOf(act)
 			d.WaitActive(tb, next, 30*time.Second, explain)
 			time.Sleep(300 * time.Millisecond)
 			for _, p := range d.Probes.Since(from) {

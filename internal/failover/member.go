@@ -226,7 +226,7 @@ func (mb *member) electionFor() time.Duration {
 // timeouts); the timeouts rest again once the member follows or leads.
 // kick tells it that the raft state changed.
 func (mb *member) detect(ctx context.Context, kick <-chan struct{}) {
-	after := mb.detectFor()
+	after, rest := mb.detectFor(), restRaftFor(mb.hb)
 	set := func(hb, election time.Duration) {
 		rc := mb.r.ReloadableConfig()
 		rc.HeartbeatTimeout, rc.ElectionTimeout = hb, election
@@ -243,7 +243,7 @@ func (mb *member) detect(ctx context.Context, kick <-chan struct{}) {
 			switch {
 			case since < after:
 				if lowered {
-					set(restRaftFor(mb.hb), restRaftFor(mb.hb))
+					set(rest, rest)
 					lowered = false
 				}
 				wait = after - since
@@ -255,7 +255,7 @@ func (mb *member) detect(ctx context.Context, kick <-chan struct{}) {
 			}
 		case raft.Leader:
 			if lowered {
-				set(restRaftFor(mb.hb), restRaftFor(mb.hb))
+				set(rest, rest)
 				lowered = false
 			}
 		}

@@ -437,16 +437,18 @@ func startVIPProbe(ctx context.Context, vip string) *vipProbe {
 			sent := time.Now()
 			if body, err := get(ctx, "http://"+net.JoinHostPort(vip, "8080")+"/"); ctx.Err() == nil {
 				r.n++
+				failed := true
 				switch {
 				case errors.Is(err, syscall.ECONNRESET):
 					r.reset++
 				case err != nil || strings.TrimSpace(body) != "hello from Hummingbird":
 					r.lost++
 				default:
-					time.Sleep(20 * time.Millisecond)
-					continue
+					failed = false
 				}
-				r.what = append(r.what, fmt.Sprintf("%s+%v: %q %v", sent.Format("15:04:05.000"), time.Since(sent).Round(time.Millisecond), body, err))
+				if failed {
+					r.what = append(r.what, fmt.Sprintf("%s+%v: %q %v", sent.Format("15:04:05.000"), time.Since(sent).Round(time.Millisecond), body, err))
+				}
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
