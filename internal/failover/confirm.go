@@ -48,6 +48,17 @@ func (t *confirmTransport) AppendEntries(id raft.ServerID, target raft.ServerAdd
 	return err
 }
 
+// AppendEntriesPipeline refuses a pipeline, so that raft replicates with
+// AppendEntries. Raft counts a pipelined answer as a confirmation of its
+// leadership too (VerifyLeader), and those would pass by AppendEntries:
+// the lease would count from an older send time, and lapse early (a new
+// active lost its first lease 20 ms after taking the VIP so). The group
+// replicates a few small entries per switchover, for which pipelining
+// gains nothing.
+func (t *confirmTransport) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
+	return nil, raft.ErrPipelineReplicationNotSupported
+}
+
 // confirmed returns the latest time by which n peers had accepted an
 // AppendEntries of term: the n-th latest of their last ones' send times
 // (now, for none). It reports false when fewer than n peers accepted one

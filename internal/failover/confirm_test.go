@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"errors"
 	"io"
 	"testing"
 	"time"
@@ -34,6 +35,10 @@ func TestConfirmTransport(t *testing.T) {
 	}
 	tr := newConfirmTransport(tcp)
 	defer tr.Close()
+	// Every answer raft counts comes back through AppendEntries.
+	if _, err := tr.AppendEntriesPipeline("peer", peer.LocalAddr()); !errors.Is(err, raft.ErrPipelineReplicationNotSupported) {
+		t.Errorf("pipeline to the peer: %v, want %v", err, raft.ErrPipelineReplicationNotSupported)
+	}
 	send := func(term uint64) time.Time {
 		t.Helper()
 		sent := time.Now()
