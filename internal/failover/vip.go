@@ -9,13 +9,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 )
 
 // Addresses puts an app's VIP on this node and takes it off. The real one
-// runs iproute2's ip and sends gratuitous ARP on a packet socket.
+// changes the interface's addresses through rtnetlink (no process to
+// start: at the default timings the new active's first lease is 55 ms)
+// and sends gratuitous ARP on a packet socket.
 type Addresses interface {
 	// Add puts vip on the interface that holds an address of its network
 	// and announces it; it does nothing more when the address is there.
@@ -80,7 +81,7 @@ func holder(vip netip.Prefix) *net.Interface {
 	return nil
 }
 
-func (a hostAddresses) Add(ctx context.Context, vip netip.Prefix) error {
+func (a hostAddresses) Add(_ context.Context, vip netip.Prefix) error {
 	ifi, err := vipInterface(vip)
 	if err != nil {
 		return err
@@ -93,8 +94,8 @@ func (a hostAddresses) Add(ctx context.Context, vip netip.Prefix) error {
 		a.log.Warn("ARP requests may name the VIP", "vip", vip.String(), "err", err)
 	}
 	if holder(vip) == nil {
-		if out, err := exec.CommandContext(ctx, "ip", "addr", "replace", vip.String(), "dev", ifi.Name).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip addr replace %s dev %s: %w: %s", vip, ifi.Name, err, out)
+		if err := changeAddress(syscall.RTM_NEWADDR, syscall.NLM_F_CREATE|syscall.NLM_F_REPLACE, ifi.Index, vip); err != nil {
+			return fmt.Errorf("adding %s to %s: %w", vip, ifi.Name, err)
 		}
 	}
 	// Neighbours update an entry they have from a gratuitous ARP request;
@@ -127,30 +128,53 @@ func arpAnnounceOwnAddress(ifi *net.Interface) error {
 // ipv4DevconfARPAnnounce is IPV4_DEVCONF_ARP_ANNOUNCE of linux/ip.h.
 const ipv4DevconfARPAnnounce = 18
 
-// setARPAnnounce sets arp_announce of interface ifindex to v with one
-// RTM_SETLINK (IFLA_AF_SPEC, AF_INET, IFLA_INET_CONF) and waits for the
-// kernel's answer.
-func setARPAnnounce(ifindex int, v uint32) error {
-	attr := func(typ uint16, payload []byte) []byte {
-		b := binary.NativeEndian.AppendUint16(nil, uint16(4+len(payload)))
-		b = binary.NativeEndian.AppendUint16(b, typ)
-		b = append(b, payload...)
-		for len(b)%4 != 0 {
-			b = append(b, 0)
-		}
-		return b
+// nlattr is a netlink attribute of type typ, padded to 4 bytes.
+func nlattr(typ uint16, payload []byte) []byte {
+	b := binary.NativeEndian.AppendUint16(nil, uint16(4+len(payload)))
+	b = binary.NativeEndian.AppendUint16(b, typ)
+	b = append(b, payload...)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
 	}
+	return b
+}
+
+// setARPAnnounce sets arp_announce of interface ifindex to v with one
+// RTM_SETLINK (IFLA_AF_SPEC, AF_INET, IFLA_INET_CONF).
+func setARPAnnounce(ifindex int, v uint32) error {
 	const iflaAFSpec, iflaInetConf = 26, 1 // linux/if_link.h
-	spec := attr(iflaAFSpec|syscall.NLA_F_NESTED,
-		attr(syscall.AF_INET|syscall.NLA_F_NESTED,
-			attr(iflaInetConf|syscall.NLA_F_NESTED,
-				attr(ipv4DevconfARPAnnounce, binary.NativeEndian.AppendUint32(nil, v)))))
+	spec := nlattr(iflaAFSpec|syscall.NLA_F_NESTED,
+		nlattr(syscall.AF_INET|syscall.NLA_F_NESTED,
+			nlattr(iflaInetConf|syscall.NLA_F_NESTED,
+				nlattr(ipv4DevconfARPAnnounce, binary.NativeEndian.AppendUint32(nil, v)))))
 	body := make([]byte, syscall.SizeofIfInfomsg)
 	binary.NativeEndian.PutUint32(body[4:], uint32(ifindex))
-	body = append(body, spec...)
+	return rtnetlink(syscall.RTM_SETLINK, 0, append(body, spec...))
+}
+
+// changeAddress adds (RTM_NEWADDR) or removes (RTM_DELADDR) address p on
+// interface ifindex, as ip addr replace and ip addr del do.
+func changeAddress(typ uint16, flags uint16, ifindex int, p netip.Prefix) error {
+	family := uint8(syscall.AF_INET)
+	if p.Addr().Is6() {
+		family = syscall.AF_INET6
+	}
+	// struct ifaddrmsg: family, prefix length, flags, scope (universe),
+	// interface index.
+	body := []byte{family, uint8(p.Bits()), 0, 0}
+	body = binary.NativeEndian.AppendUint32(body, uint32(ifindex))
+	a := p.Addr().AsSlice()
+	body = append(body, nlattr(syscall.IFA_LOCAL, a)...)
+	body = append(body, nlattr(syscall.IFA_ADDRESS, a)...)
+	return rtnetlink(typ, flags, body)
+}
+
+// rtnetlink sends one request of type typ with body to the kernel and
+// waits for its answer.
+func rtnetlink(typ, flags uint16, body []byte) error {
 	msg := binary.NativeEndian.AppendUint32(nil, uint32(syscall.NLMSG_HDRLEN+len(body)))
-	msg = binary.NativeEndian.AppendUint16(msg, syscall.RTM_SETLINK)
-	msg = binary.NativeEndian.AppendUint16(msg, syscall.NLM_F_REQUEST|syscall.NLM_F_ACK)
+	msg = binary.NativeEndian.AppendUint16(msg, typ)
+	msg = binary.NativeEndian.AppendUint16(msg, syscall.NLM_F_REQUEST|syscall.NLM_F_ACK|flags)
 	msg = binary.NativeEndian.AppendUint32(msg, 1) // sequence
 	msg = binary.NativeEndian.AppendUint32(msg, 0) // port: the kernel
 	msg = append(msg, body...)
@@ -195,16 +219,16 @@ func (hostAddresses) Announce(vip netip.Prefix) error {
 	return garp(ifi, vip.Addr())
 }
 
-func (hostAddresses) Remove(ctx context.Context, vip netip.Prefix) error {
+func (hostAddresses) Remove(_ context.Context, vip netip.Prefix) error {
 	ifi := holder(vip)
 	if ifi == nil {
 		return nil
 	}
-	if out, err := exec.CommandContext(ctx, "ip", "addr", "del", vip.String(), "dev", ifi.Name).CombinedOutput(); err != nil {
+	if err := changeAddress(syscall.RTM_DELADDR, 0, ifi.Index, vip); err != nil {
 		if holder(vip) == nil {
 			return nil
 		}
-		return fmt.Errorf("ip addr del %s dev %s: %w: %s", vip, ifi.Name, err, out)
+		return fmt.Errorf("removing %s from %s: %w", vip, ifi.Name, err)
 	}
 	return nil
 }

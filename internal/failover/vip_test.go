@@ -1,9 +1,12 @@
 package failover
 
 import (
+	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,6 +43,65 @@ func TestSetARPAnnounce(t *testing.T) {
 		}
 		if err := setARPAnnounce(ifi.Index+100, 2); !errors.Is(err, syscall.ENODEV) {
 			t.Errorf("setting arp_announce of no interface: %v, want ENODEV", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHostAddresses puts VIPs (IPv4 and IPv6) on an interface of a
+// namespace of its own and takes them off through rtnetlink, as ip shows
+// them; adding or removing twice changes nothing, and a VIP outside every
+// interface's network is refused with what to fix.
+func TestHostAddresses(t *testing.T) {
+	dhcptest.Require(t)
+	ns := dhcptest.Netns(t, "hbfaddr")
+	dhcptest.IP(t, "-n", ns, "link", "add", "d0", "type", "veth", "peer", "name", "d1")
+	dhcptest.IP(t, "-n", ns, "addr", "add", "10.9.0.1/24", "dev", "d0")
+	dhcptest.IP(t, "-n", ns, "addr", "add", "fd00:9::1/64", "dev", "d0", "nodad")
+	dhcptest.IP(t, "-n", ns, "link", "set", "d0", "up")
+	dhcptest.IP(t, "-n", ns, "link", "set", "d1", "up")
+	shown := func(vip netip.Prefix) bool {
+		out, err := exec.Command("ip", "-n", ns, "-o", "addr", "show", "dev", "d0").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip addr show: %v: %s", err, out)
+		}
+		return strings.Contains(string(out), " "+vip.String()+" ")
+	}
+	a := hostAddresses{}
+	ctx := context.Background()
+	for _, vip := range []netip.Prefix{netip.MustParsePrefix("10.9.0.10/24"), netip.MustParsePrefix("fd00:9::10/64")} {
+		err := dhcptest.In(ns, func() error {
+			for range 2 {
+				if err := a.Add(ctx, vip); err != nil {
+					t.Errorf("adding %s: %v", vip, err)
+				}
+				if !shown(vip) {
+					t.Errorf("%s is not on d0 after Add", vip)
+				}
+				if ifi := holder(vip); ifi == nil || ifi.Name != "d0" {
+					t.Errorf("holder of %s: %v, want d0", vip, ifi)
+				}
+			}
+			for range 2 {
+				if err := a.Remove(ctx, vip); err != nil {
+					t.Errorf("removing %s: %v", vip, err)
+				}
+				if shown(vip) {
+					t.Errorf("%s is still on d0 after Remove", vip)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := dhcptest.In(ns, func() error {
+		if err := a.Add(ctx, netip.MustParsePrefix("10.8.0.10/24")); err == nil || !strings.Contains(err.Error(), "give this member an address in the VIP's network") {
+			t.Errorf("adding a VIP of no interface's network: %v", err)
 		}
 		return nil
 	})
