@@ -52,6 +52,10 @@ func (a *slowAddresses) Remove(context.Context, netip.Prefix) error {
 
 func (a *slowAddresses) Announce(netip.Prefix) error { return nil }
 
+func (a *slowAddresses) Forward(context.Context, netip.Prefix, netip.Addr) (func(), error) {
+	return func() {}, nil
+}
+
 func (a *slowAddresses) state() (held bool, overlaps int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

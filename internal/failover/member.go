@@ -380,6 +380,12 @@ func (mb *member) lead(ctx context.Context) {
 		mb.log.Warn("active role not claimed", "err", err)
 		return
 	}
+	// Set up before the first renewal, whose lease the time it takes
+	// would shorten; the old active keeps the VIP meanwhile, and for
+	// drainFor after this member announced it.
+	if stop := mb.forwardToOld(); stop != nil {
+		time.AfterFunc(drainFor, stop)
+	}
 	lease, renew := leaseFor(mb.hb), mb.renew
 	nextPeers := time.Now()
 	// The VIP is announced when taken, again 50 ms later (a lost first
@@ -524,6 +530,37 @@ func (mb *member) extend(ctx context.Context, until time.Time) {
 		// lets go of it once this is applied.
 		go mb.apply(command{Op: opAnnounced, Member: mb.self.HostUUID, Epoch: st.Epoch, At: time.Now()})
 	}
+}
+
+// forwardToOld, when this member takes the role in a handover that left
+// the VIP with the old active (a planned move, or an unhealthy active),
+// passes on to the old active the packets of connections it took in the
+// instant before the VIP moved; it returns the function that stops that,
+// or nil. The old active's address must be in the VIP's network.
+func (mb *member) forwardToOld() func() {
+	st := mb.fsm.state()
+	sw := st.Last
+	if !mb.vip.IsValid() || st.Active != mb.self.HostUUID || st.Announced == mb.self.HostUUID || sw == nil ||
+		sw.To != mb.self.HostUUID || sw.From == "" || (sw.Reason != "planned" && sw.Reason != "unhealthy") {
+		return nil
+	}
+	for _, p := range mb.app.Members {
+		if p.HostUUID != sw.From {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(p.Address)
+		if err != nil || !mb.vip.Masked().Contains(ap.Addr()) {
+			return nil
+		}
+		stop, err := mb.m.addrs.Forward(context.Background(), mb.vip, ap.Addr())
+		if err != nil {
+			mb.log.Warn("connections to the old active not passed on: they are reset", "vip", mb.vip.String(), "err", err)
+			return nil
+		}
+		mb.log.Info("passing the old active's connections on", "to", p.Hostname, "for", drainFor.String())
+		return stop
+	}
+	return nil
 }
 
 // expire runs when the lease timer fires.

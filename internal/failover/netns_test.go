@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -282,9 +283,10 @@ func TestReadyProbe(t *testing.T) {
 }
 
 // checkNoGap fails t when a probe since from found nobody answering at
-// the VIP. Resets are logged: a connection whose handshake reached the
-// old member just before the flip and whose request reached the new one.
-func checkNoGap(t *testing.T, d *failovertest.Bed, from time.Time, what string) {
+// the VIP, or was reset: a connection whose handshake reached the old
+// member just before the flip and whose request reached the new one,
+// which must pass it on to the old one.
+func checkNoGap(t *testing.T, d *failovertest.Bed, g *failovertest.Group, from time.Time, what string) {
 	t.Helper()
 	var gaps, resets []string
 	for _, p := range d.Probes.Since(from) {
@@ -296,11 +298,9 @@ func checkNoGap(t *testing.T, d *failovertest.Bed, from time.Time, what string) 
 			gaps = append(gaps, line)
 		}
 	}
-	if len(gaps) > 0 {
-		t.Errorf("%s: %d probes found nobody at the VIP:\n%s", what, len(gaps), strings.Join(gaps, "\n"))
-	}
-	if len(resets) > 0 {
-		t.Logf("%s: %d connections reset across the flip:\n%s", what, len(resets), strings.Join(resets, "\n"))
+	if len(gaps) > 0 || len(resets) > 0 {
+		t.Errorf("%s: %d probes found nobody at the VIP, %d connections reset:\n%s\n%s", what, len(gaps), len(resets),
+			strings.Join(append(gaps, resets...), "\n"), g.Logs())
 	}
 }
 
@@ -334,8 +334,75 @@ func TestPlannedSwitchoverLosesNothing(t *testing.T) {
 		t.Logf("switchover %d from %s: %v", i, act, takeover(t, d, g, from, other(act)))
 		act = activeOf(t, d, g, 5*time.Second)
 		time.Sleep(300 * time.Millisecond)
-		checkNoGap(t, d, from, fmt.Sprintf("switchover %d", i))
+		checkNoGap(t, d, g, from, fmt.Sprintf("switchover %d", i))
 		checkProbes(t, d, from, g)
+	}
+}
+
+// TestPlannedSwitchoverKeepsConnections opens a connection to the VIP
+// on the active member, moves the role, and sends its request once the
+// new active answers: the request reaches the new active, which passes
+// it on to the old one while that drains, and the old one answers it
+// (without that, the new active knew no such connection and reset it).
+// From the second move on, the connection comes from a client port that
+// the new active served when it was active before, so that it holds a
+// TIME_WAIT socket for it: that socket must not take the request in (it
+// would answer with an ACK of its old connection, and the request would
+// wait for a retransmission).
+func TestPlannedSwitchoverKeepsConnections(t *testing.T) {
+	d, g, act := start(t, wire.App{})
+	// Ports below the client's ephemeral range: no probe uses them.
+	port := func(i int) int { return 20000 + i }
+	get := func(c net.Conn) (string, error) {
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		defer c.Close()
+		if _, err := io.WriteString(c, "GET / HTTP/1.0\r\n\r\n"); err != nil {
+			return "", err
+		}
+		b, err := io.ReadAll(c)
+		return string(b), err
+	}
+	for i := range 4 {
+		// The active member serves port i+1 now (it closes first, and
+		// keeps a TIME_WAIT socket), and takes the role back in move i+1.
+		if resp, err := get(d.DialVIP(t, port(i+1))); err != nil || !strings.HasSuffix(resp, act) {
+			t.Fatalf("move %d: a request to %s from port %d: %q %v", i, act, port(i+1), resp, err)
+		}
+		c := d.DialVIP(t, port(i))
+		from := time.Now()
+		// The request goes as soon as the new active answers, while the
+		// old one drains; the switchover's answer comes later.
+		done := make(chan string, 1)
+		go func() {
+			if code, body := localSwitchover(t, g, act); code != http.StatusOK {
+				done <- fmt.Sprintf("%d %s", code, body)
+			}
+			close(done)
+		}()
+		for answered := false; !answered; {
+			if time.Since(from) > 5*time.Second {
+				t.Fatalf("move %d: %s did not answer within 5 s\n%s", i, other(act), g.Logs())
+			}
+			time.Sleep(2 * time.Millisecond)
+			answered = slices.ContainsFunc(d.Probes.Since(from), func(p failovertest.Probe) bool { return p.Member == other(act) })
+		}
+		resp, err := get(c)
+		if failed, ok := <-done; ok {
+			t.Fatalf("move %d: %s\n%s", i, failed, g.Logs())
+		}
+		if err != nil || !strings.HasSuffix(resp, act) {
+			t.Errorf("move %d: the connection from port %d opened to %s before the move answered %q, %v; want %s's answer\n%s",
+				i, port(i), act, resp, err, act, g.Logs())
+		}
+		act = activeOf(t, d, g, 5*time.Second)
+		time.Sleep(300 * time.Millisecond)
+		// The forwarding ended with the old active's drain.
+		for _, m := range []string{"A", "B"} {
+			out, err := exec.Command("ip", "netns", "exec", d.NS[m], "iptables-save", "-t", "mangle").CombinedOutput()
+			if err != nil || strings.Contains(string(out), "HB-DRAIN") {
+				t.Errorf("move %d: %s's mangle table 300 ms after the move (%v):\n%s", i, m, err, out)
+			}
+		}
 	}
 }
 
@@ -448,7 +515,7 @@ func TestAgentStopHandsOver(t *testing.T) {
 		t.Fatalf("%s active after %s's agent stopped", got, act)
 	}
 	time.Sleep(300 * time.Millisecond)
-	checkNoGap(t, d, from, "the handover")
+	checkNoGap(t, d, g, from, "the handover")
 	checkProbes(t, d, from, g)
 }
 

@@ -1,14 +1,17 @@
 package failover
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 )
@@ -27,6 +30,12 @@ type Addresses interface {
 	// it: neighbours that learnt another node's address for it (a frozen
 	// old active's kernel still answers ARP) come back.
 	Announce(vip netip.Prefix) error
+	// Forward passes the packets for vip of TCP connections this node
+	// does not know on to old, until stop is called. After a planned
+	// move, a connection whose handshake reached the old active in the
+	// instant before the VIP moved ends there, while it keeps the VIP and
+	// drains; this node would reset it.
+	Forward(ctx context.Context, vip netip.Prefix, old netip.Addr) (stop func(), err error)
 }
 
 // hostAddresses is Addresses on this node's interfaces.
@@ -267,3 +276,50 @@ func garp(ifi *net.Interface, ip netip.Addr) error {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// Forward puts a chain in the mangle table of iptables (ip6tables for an
+// IPv6 VIP) that TCP packets for vip meet before this node takes them in.
+// A packet other than a SYN that conntrack does not know as part of an
+// established connection of this node belongs to a connection the old
+// active took: it is copied to old (TEE, which sends the copy to old's MAC
+// unchanged) and dropped here, so that old's socket answers it. Conntrack,
+// not the node's sockets, tells them apart: the client may reuse the port
+// of a connection this node served before, whose TIME_WAIT socket would
+// take the packet in and answer it with an ACK of the old connection (the
+// request waits for a retransmission, 200 ms at least). Conntrack sees only
+// the client's half of a forwarded connection, which stays NEW. The chain
+// goes with stop; one left by an earlier call is replaced.
+func (hostAddresses) Forward(ctx context.Context, vip netip.Prefix, old netip.Addr) (func(), error) {
+	tables, restore, host := "iptables", "iptables-restore", "/32"
+	if vip.Addr().Is6() {
+		tables, restore, host = "ip6tables", "ip6tables-restore", "/128"
+	}
+	h := fnv.New32a()
+	h.Write(vip.Addr().AsSlice())
+	chain := fmt.Sprintf("HB-DRAIN-%08x", h.Sum32())
+	jump := []string{"PREROUTING", "-d", vip.Addr().String() + host, "-p", "tcp", "-j", chain}
+	ipt := func(args ...string) error {
+		return exec.Command(tables, append([]string{"-w", "-t", "mangle"}, args...)...).Run()
+	}
+	stop := func() {
+		for ipt(append([]string{"-D"}, jump...)...) == nil {
+		}
+		ipt("-F", chain)
+		ipt("-X", chain)
+	}
+	stop()
+	// One iptables-restore: the chain is whole before a packet meets it.
+	rules := fmt.Sprintf("*mangle\n:%[1]s - [0:0]\n"+
+		"-A %[1]s -p tcp --syn -j RETURN\n"+
+		"-A %[1]s -m conntrack --ctstate ESTABLISHED -j RETURN\n"+
+		"-A %[1]s -j TEE --gateway %[2]s\n"+
+		"-A %[1]s -j DROP\n"+
+		"-I %[3]s\nCOMMIT\n", chain, old, strings.Join(jump, " "))
+	cmd := exec.CommandContext(ctx, restore, "-w", "--noflush")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		stop()
+		return nil, fmt.Errorf("forwarding connections for %s to %s: %s: %w: %s (install iptables on this node)", vip.Addr(), old, restore, err, bytes.TrimSpace(out))
+	}
+	return stop, nil
+}

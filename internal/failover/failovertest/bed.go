@@ -250,6 +250,22 @@ func (d *Bed) Received(tb testing.TB, m, from string, window time.Duration) floa
 	return float64(n) / elapsed.Seconds()
 }
 
+// DialVIP opens a TCP connection from the client to the VIP's port 80,
+// as a probe does, from local port port (0: any), and leaves it for the
+// caller.
+func (d *Bed) DialVIP(tb testing.TB, port int) net.Conn {
+	tb.Helper()
+	var c net.Conn
+	if err := dhcptest.In(d.cli, func() (err error) {
+		dl := net.Dialer{Timeout: time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(Client), Port: port}}
+		c, err = dl.Dial("tcp4", net.JoinHostPort(VIP, "80"))
+		return err
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
 // WaitActive waits until member m is the only one holding the VIP and
 // the last 10 probes (100 ms) were all answered by m.
 func (d *Bed) WaitActive(tb testing.TB, m string, timeout time.Duration, explain func() string) {
