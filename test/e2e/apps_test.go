@@ -110,13 +110,12 @@ func TestRedundantApp(t *testing.T) {
 		return a.Active != old && a.PendingSwitchover == nil && len(a.Standbys) == 1
 	})
 	time.Sleep(time.Second)
-	// A reset (the request never reached the app, so a client can retry it) is reported apart,
-	// as in the VIP benchmark (bench/README.md): the connections a planned move does not carry
-	// over yet.
-	if r := probe.stop(); r.lost > 0 || r.n == 0 {
-		t.Errorf("%d of %d requests to the VIP lost in the planned switchover (%d reset), want none: %v", r.lost, r.n, r.reset, r.what)
+	// A reset is counted apart, as in the VIP benchmark (bench/README.md): a connection whose
+	// handshake reached the old active just before the move, which the new active did not pass on.
+	if r := probe.stop(); r.lost > 0 || r.reset > 0 || r.n == 0 {
+		t.Errorf("%d of %d requests to the VIP lost and %d reset in the planned switchover, want none: %v", r.lost, r.n, r.reset, r.what)
 	} else {
-		t.Logf("planned switchover from %s to %s: %d requests, none lost, %d reset %v", old, app.Active, r.n, r.reset, r.what)
+		t.Logf("planned switchover from %s to %s: %d requests, none lost or reset", old, app.Active, r.n)
 	}
 	if sw := app.LastSwitchover; sw == nil || sw.From != old || sw.To != app.Active || sw.Reason != "planned" {
 		t.Errorf("last switchover %+v, want planned from %s to %s", sw, old, app.Active)
