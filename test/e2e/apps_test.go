@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -116,6 +117,13 @@ func TestRedundantApp(t *testing.T) {
 		t.Errorf("%d of %d requests to the VIP lost and %d reset in the planned switchover, want none: %v", r.lost, r.n, r.reset, r.what)
 	} else {
 		t.Logf("planned switchover from %s to %s: %d requests, none lost or reset", old, app.Active, r.n)
+	}
+	// The new active passed the old one's connections on for its drain (iptables on the node).
+	if h := byName[app.Active]; h == nil {
+		t.Errorf("no test bed host named %s", app.Active)
+	} else if out, err := h.SSH(ctx, "journalctl --no-pager -u hb-agent"); err != nil ||
+		!bytes.Contains(out, []byte("passing the old active's connections on")) || bytes.Contains(out, []byte("connections to the old active not passed on")) {
+		t.Errorf("%s's agent did not pass the old active's connections on (%v):\n%s", app.Active, err, out)
 	}
 	if sw := app.LastSwitchover; sw == nil || sw.From != old || sw.To != app.Active || sw.Reason != "planned" {
 		t.Errorf("last switchover %+v, want planned from %s to %s", sw, old, app.Active)
