@@ -540,8 +540,10 @@ func (mb *member) extend(ctx context.Context, until time.Time) {
 func (mb *member) forwardToOld() func() {
 	st := mb.fsm.state()
 	sw := st.Last
+	// The switch to this member in this epoch, not an earlier one (a move
+	// that failed, after which this member was elected again).
 	if !mb.vip.IsValid() || st.Active != mb.self.HostUUID || st.Announced == mb.self.HostUUID || sw == nil ||
-		sw.To != mb.self.HostUUID || sw.From == "" || (sw.Reason != "planned" && sw.Reason != "unhealthy") {
+		sw.Epoch != st.Epoch || sw.To != mb.self.HostUUID || sw.From == "" || (sw.Reason != "planned" && sw.Reason != "unhealthy") {
 		return nil
 	}
 	for _, p := range mb.app.Members {
@@ -554,7 +556,7 @@ func (mb *member) forwardToOld() func() {
 		}
 		stop, err := mb.m.addrs.Forward(context.Background(), mb.vip, ap.Addr())
 		if err != nil {
-			mb.log.Warn("connections to the old active not passed on: they are reset", "vip", mb.vip.String(), "err", err)
+			mb.log.Warn("connections to the old active not passed on", "vip", mb.vip.String(), "err", err)
 			return nil
 		}
 		mb.log.Info("passing the old active's connections on", "to", p.Hostname, "for", drainFor.String())
