@@ -552,6 +552,8 @@ func (mb *member) forwardToOld() func() {
 		}
 		ap, err := netip.ParseAddrPort(p.Address)
 		if err != nil || !mb.vip.Masked().Contains(ap.Addr()) {
+			mb.log.Warn("connections to the old active not passed on", "vip", mb.vip.String(), "old", p.Address,
+				"why", "the old active's address is not in the VIP's network")
 			return nil
 		}
 		stop, err := mb.m.addrs.Forward(context.Background(), mb.vip, ap.Addr())
