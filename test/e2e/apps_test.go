@@ -123,7 +123,9 @@ func TestRedundantApp(t *testing.T) {
 		t.Errorf("no test bed host named %s", app.Active)
 	} else if out, err := h.SSH(ctx, "journalctl --no-pager -u hb-agent"); err != nil ||
 		!bytes.Contains(out, []byte("passing the old active's connections on")) || bytes.Contains(out, []byte("connections to the old active not passed on")) {
-		t.Errorf("%s's agent did not pass the old active's connections on (%v):\n%s", app.Active, err, out)
+		lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
+		t.Errorf("%s's agent did not pass the old active's connections on (%v); the end of its journal:\n%s",
+			app.Active, err, bytes.Join(lines[max(0, len(lines)-40):], []byte("\n")))
 	}
 	if sw := app.LastSwitchover; sw == nil || sw.From != old || sw.To != app.Active || sw.Reason != "planned" {
 		t.Errorf("last switchover %+v, want planned from %s to %s", sw, old, app.Active)
