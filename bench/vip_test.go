@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -42,7 +41,8 @@ func peerOf(m string) string { return map[string]string{"A": "B", "B": "A"}[m] }
 // period is how often the variant's members hear from the active one.
 func (v vipVariant) period() time.Duration {
 	if v.hummingbird() {
-		return v.heartbeat / time.Duration(cmp.Or(v.probes, wire.DefaultProbes))
+		_, probes := wire.Detection(0, v.probes)
+		return v.heartbeat / time.Duration(probes)
 	}
 	return v.advert
 }

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"cmp"
 	"context"
 	"net/http"
 
@@ -17,9 +16,8 @@ import (
 func appOut(a store.App) apitype.App {
 	out := apitype.App{ID: a.ID, UUID: a.UUID, Name: a.Name, Group: a.Group, Image: a.Image, Port: a.Port, VIP: a.VIP,
 		Members: []apitype.AppMember{}, Health: a.HealthKind, HealthPath: a.HealthPath, Active: a.ActiveHostname,
-		Epoch: a.Epoch, Standbys: []string{}, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
-		HeartbeatMillis: cmp.Or(a.HeartbeatMillis, wire.DefaultHeartbeatMillis), Probes: cmp.Or(a.Probes, wire.DefaultProbes),
-		LeanProbes: a.LeanProbes}
+		Epoch: a.Epoch, Standbys: []string{}, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt, LeanProbes: a.LeanProbes}
+	out.HeartbeatMillis, out.Probes = wire.Detection(a.HeartbeatMillis, a.Probes)
 	for _, m := range a.Members {
 		out.Members = append(out.Members, apitype.AppMember{Hostname: m.Hostname, Position: m.Position,
 			Availability: m.Availability, Role: m.Role, Healthy: m.Healthy})

@@ -75,18 +75,13 @@ type member struct {
 
 func newMember(m *Manager, app wire.App, self wire.AppMember, dir string) (*member, error) {
 	mb := &member{
-		app: app, self: self, m: m, hb: wire.DefaultHeartbeatMillis * time.Millisecond,
+		app: app, self: self, m: m,
 		log:     m.log.With("app", app.Name),
 		changed: make(chan struct{}), wake: make(chan struct{}, 1), stopped: make(chan struct{}),
 		switchover: app.Switchover,
 	}
-	if app.HeartbeatMillis > 0 {
-		mb.hb = time.Duration(app.HeartbeatMillis) * time.Millisecond
-	}
-	probes := wire.DefaultProbes
-	if app.Probes != 0 {
-		probes = app.Probes
-	}
+	hbMillis, probes := wire.Detection(max(app.HeartbeatMillis, 0), app.Probes)
+	mb.hb = time.Duration(hbMillis) * time.Millisecond
 	if probes < wire.MinProbes || mb.hb/time.Duration(probes) < wire.MinProbeMillis*time.Millisecond {
 		return nil, fmt.Errorf("app %s: %d probes in %v: want at least %d, at most one every %d ms",
 			app.Name, probes, mb.hb, wire.MinProbes, wire.MinProbeMillis)
@@ -149,7 +144,8 @@ func (mb *member) start(ctx context.Context) error {
 	// later than the next renewal). Failure detection is detect's: it
 	// lowers the timeouts to detectFor's once the leader has been silent
 	// that long, and raft stands for election at once. Raft's commit
-	// messages, on their own connection, come every CommitTimeout to
+	// messages (on another pooled connection while a heartbeat waits for
+	// its answer) come every CommitTimeout to
 	// twice it: every tenth of a heartbeat time, or (lean probing) rarely,
 	// and followers learn of committed entries from the barrier every
 	// apply ends with.

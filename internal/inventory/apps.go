@@ -1,7 +1,6 @@
 package inventory
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -580,7 +579,7 @@ func checkDetection(hbMillis, probes int) error {
 		return problem.Invalidf("probes", "%d probes in a heartbeat time: give %d to %d, or 0 for the default (%d)",
 			probes, wire.MinProbes, wire.MaxProbes, wire.DefaultProbes)
 	}
-	hb, n := cmp.Or(hbMillis, wire.DefaultHeartbeatMillis), cmp.Or(probes, wire.DefaultProbes)
+	hb, n := wire.Detection(hbMillis, probes)
 	if hb < n*wire.MinProbeMillis {
 		return problem.Invalidf("probes", "%d probes in %d ms is a probe every %.1f ms: at most one every %d ms, so give "+
 			"at most %d probes or a heartbeat time of at least %d ms", n, hb, float64(hb)/float64(n), wire.MinProbeMillis,

@@ -9,7 +9,10 @@
 // new; the controller answers an older agent in the terms it knows.
 package wire
 
-import "time"
+import (
+	"cmp"
+	"time"
+)
 
 // CapabilityVersion is the version of the protocol this build speaks.
 //
@@ -189,6 +192,12 @@ const (
 	DefaultHeartbeatMillis = 100
 	DefaultProbes          = 5
 )
+
+// Detection is an app's failure detection with the defaults filled in:
+// the heartbeat time in milliseconds and the probes in it (0: default).
+func Detection(hbMillis, probes int) (int, int) {
+	return cmp.Or(hbMillis, DefaultHeartbeatMillis), cmp.Or(probes, DefaultProbes)
+}
 
 // Limits of an app's failure detection: a heartbeat time of 20 ms to
 // 60 s, 3 to 50 probes in it, and a probe at most every 5 ms.
