@@ -22,6 +22,9 @@ type Instance struct {
 	AdminToken string
 	DataDir    string
 	Controller *controller.Controller
+
+	cfg  controller.Config
+	stop func() error // ends the running controller; nil while stopped
 }
 
 // Start runs a controller on the database dsn ("" for SQLite in a
@@ -38,31 +41,72 @@ func Start(t testing.TB, dsn string, mutate func(*controller.Config)) *Instance 
 	if mutate != nil {
 		mutate(&cfg)
 	}
+	in := &Instance{DataDir: cfg.DataDir, cfg: cfg}
+	in.run(t)
+	in.AdminToken = in.Controller.AdminToken
+	t.Cleanup(func() {
+		if in.stop != nil {
+			if err := in.stop(); err != nil {
+				t.Errorf("controller stopped with: %v", err)
+			}
+		}
+	})
+	return in
+}
+
+// run starts the controller on in's configuration and listens on its
+// address.
+func (in *Instance) run(t testing.TB) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c, err := controller.New(ctx, cfg, log)
+	c, err := controller.New(ctx, in.cfg, log)
 	if err != nil {
 		cancel()
 		t.Fatalf("start controller: %v", err)
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, err := net.Listen("tcp", in.cfg.Listen)
 	if err != nil {
 		cancel()
+		c.Close()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- c.Serve(ctx, ln) }()
-	t.Cleanup(func() {
+	in.stop = func() error {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("controller stopped with: %v", err)
-		}
+		err := <-done
 		c.Close()
-	})
-	return &Instance{
-		URL: "https://" + ln.Addr().String(), CAPEM: c.CA.PEM, AdminToken: c.AdminToken,
-		DataDir: cfg.DataDir, Controller: c,
+		return err
 	}
+	in.Controller, in.CAPEM = c, c.CA.PEM
+	in.URL = "https://" + ln.Addr().String()
+	// A restart listens where agents and clients already point.
+	in.cfg.Listen = ln.Addr().String()
+}
+
+// Stop ends the controller as a crash or an operator's stop would, keeping
+// its data directory and database for Restart.
+func (in *Instance) Stop(t testing.TB) {
+	t.Helper()
+	if in.stop == nil {
+		t.Fatal("the controller is not running")
+	}
+	err := in.stop()
+	in.stop = nil
+	if err != nil {
+		t.Errorf("controller stopped with: %v", err)
+	}
+}
+
+// Restart starts the stopped controller again on the same data directory,
+// database and address. AdminToken stays the first start's.
+func (in *Instance) Restart(t testing.TB) {
+	t.Helper()
+	if in.stop != nil {
+		t.Fatal("the controller is already running")
+	}
+	in.run(t)
 }
 
 // Client returns an API client that trusts the instance's CA and sends
