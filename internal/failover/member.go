@@ -357,20 +357,28 @@ func (mb *member) lead(ctx context.Context) {
 		if lost.IsZero() {
 			lost = time.Now()
 		}
-		for !mb.handover(ctx, "", 0, "failure", lost) {
+		var again askAgain
+		for {
+			if now := time.Now(); again.due(now) {
+				if mb.handover(ctx, "", 0, "failure", lost) {
+					return
+				}
+				again.failed(now, mb.renew)
+			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-mb.wake:
-			case <-time.After(mb.renew):
+			case <-time.After(time.Until(again.next)):
 			}
 		}
-		return
 	}
-	if !mb.health.healthy.Load() {
-		if mb.handover(ctx, "", 0, "unhealthy", time.Now()) {
+	var again askAgain
+	if now := time.Now(); !mb.health.healthy.Load() {
+		if mb.handover(ctx, "", 0, "unhealthy", now) {
 			return
 		}
+		again.failed(now, mb.renew)
 	}
 	if err := mb.apply(command{Op: opActivate, Member: mb.self.HostUUID, Epoch: term, At: time.Now(), LostAt: lost}); err != nil {
 		mb.log.Warn("active role not claimed", "err", err)
@@ -428,10 +436,13 @@ func (mb *member) lead(ctx context.Context) {
 			announceEvery = min(2*announceEvery, 10*time.Second)
 			nextAnnounce = time.Now().Add(announceEvery)
 		}
-		if !mb.health.healthy.Load() {
-			if mb.handover(ctx, "", 0, "unhealthy", time.Now()) {
+		if now := time.Now(); mb.health.healthy.Load() {
+			again = askAgain{}
+		} else if again.due(now) {
+			if mb.handover(ctx, "", 0, "unhealthy", now) {
 				return
 			}
+			again.failed(now, renew)
 		}
 		mb.mu.Lock()
 		sw, mv := mb.switchover, mb.moveTo
@@ -459,6 +470,32 @@ func (mb *member) lead(ctx context.Context) {
 		case <-time.After(time.Until(start.Add(renew))):
 		}
 	}
+}
+
+// askAgain spaces out the handovers that find no member to take the
+// role: those of an active whose app is unhealthy, and of an elected
+// witness. Each asks every member for its status on a new TLS
+// connection; at every renewal (20 ms at the defaults) that would keep
+// the members' CPUs busy for as long as the fault lasts. After an attempt
+// that failed, the next comes a renewal period later, then at doubling
+// intervals up to askAgainMax.
+type askAgain struct {
+	next time.Time
+	wait time.Duration
+}
+
+// askAgainMax is the longest wait between two handover attempts, and so
+// the longest an unhealthy active keeps the role once a standby has
+// become healthy.
+const askAgainMax = time.Second
+
+func (a *askAgain) due(now time.Time) bool { return !now.Before(a.next) }
+
+// failed notes an attempt at now that found no member to take the role;
+// first is the wait after the first.
+func (a *askAgain) failed(now time.Time, first time.Duration) {
+	a.wait = min(max(first, 2*a.wait), askAgainMax)
+	a.next = now.Add(a.wait)
 }
 
 func errCh(f raft.Future) <-chan struct{} {

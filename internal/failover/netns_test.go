@@ -222,6 +222,34 @@ func TestAppsStartLate(t *testing.T) {
 	checkProbes(t, d, from, g)
 }
 
+// TestNoHealthyStandby stops the standby's app, then the active's: the
+// active keeps the role with no healthy member to hand it to, and asks
+// the standby whether it can take over at doubling intervals up to a
+// second, not at every renewal (50 new TLS connections a second at the
+// defaults). Once the standby's app is back, the role moves to it.
+func TestNoHealthyStandby(t *testing.T) {
+	d, g, act := start(t, wire.App{Health: wire.Health{IntervalMillis: 100, Failures: 2}})
+	d.StopApp(other(act))
+	time.Sleep(500 * time.Millisecond)
+	d.StopApp(act)
+	time.Sleep(2 * time.Second)
+	if h := d.Holders(t); !slices.Equal(h, []string{act}) {
+		t.Fatalf("VIP held by %v with no healthy member, want %s to keep it\n%s", h, act, g.Logs())
+	}
+	// A status query a second (the active counting its peers), and at
+	// most one handover attempt a second.
+	rate := d.Dialled(t, other(act), act, wire.FailoverPort, 3*time.Second)
+	t.Logf("%s dials %s %.1f times a second while neither app is healthy", act, other(act), rate)
+	if rate > 5 {
+		t.Errorf("%s dials %s %.1f times a second while neither app is healthy, want at most 2 (5 with retried dials)", act, other(act), rate)
+	}
+	from := time.Now()
+	d.StartApp(t, other(act))
+	d.WaitActive(t, other(act), 5*time.Second, g.Logs)
+	t.Logf("%s active %v after its app came back", other(act), time.Since(from).Round(time.Millisecond))
+	checkProbes(t, d, from, g)
+}
+
 // ready probes member m's readiness listener for app as a kubelet does:
 // HTTPS on the node's loopback, the certificate not verified.
 func ready(t *testing.T, d *failovertest.Bed, m, app string) int {

@@ -232,12 +232,26 @@ func (d *Bed) Loss(tb testing.TB, m string, pct int) {
 // counts (and is removed after).
 func (d *Bed) Received(tb testing.TB, m, from string, window time.Duration) float64 {
 	tb.Helper()
-	rule := []string{"INPUT", "-i", "eth0", "-s", d.Addr[from]}
+	return d.count(tb, m, window, "INPUT", "-i", "eth0", "-s", d.Addr[from])
+}
+
+// Dialled returns how many TCP connections per second member from opens
+// to member m's port, counted over window as Received counts: the SYNs m
+// receives.
+func (d *Bed) Dialled(tb testing.TB, m, from string, port int, window time.Duration) float64 {
+	tb.Helper()
+	return d.count(tb, m, window, "INPUT", "-i", "eth0", "-s", d.Addr[from], "-p", "tcp", "--syn", "--dport", strconv.Itoa(port))
+}
+
+// count returns how many packets per second match rule in m's namespace
+// over window, with a rule that only counts, put first and removed after.
+func (d *Bed) count(tb testing.TB, m string, window time.Duration, rule ...string) float64 {
+	tb.Helper()
 	dhcptest.Exec(tb, d.NS[m], "iptables", append([]string{"-I"}, rule...)...)
 	defer dhcptest.Exec(tb, d.NS[m], "iptables", append([]string{"-D"}, rule...)...)
 	start := time.Now()
 	time.Sleep(window)
-	out := dhcptest.Exec(tb, d.NS[m], "iptables", "-L", "INPUT", "1", "-n", "-v", "-x")
+	out := dhcptest.Exec(tb, d.NS[m], "iptables", "-L", rule[0], "1", "-n", "-v", "-x")
 	elapsed := time.Since(start)
 	f := strings.Fields(out)
 	if len(f) == 0 {
