@@ -65,12 +65,11 @@ func (h *healthCheck) run(ctx context.Context) {
 	fails := h.failures // unhealthy until the first success
 	t := time.NewTicker(h.interval)
 	defer t.Stop()
+	// The first check is at once, not an interval later: the group's
+	// first election comes within a heartbeat time of the start, and a
+	// member elected before its check had passed would hand the role on
+	// to the first member whose check did.
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 		if h.once(ctx, client) {
 			fails = 0
 		} else {
@@ -79,6 +78,11 @@ func (h *healthCheck) run(ctx context.Context) {
 		now := fails < h.failures
 		if h.healthy.Swap(now) != now {
 			h.changed()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }
