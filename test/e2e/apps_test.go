@@ -33,7 +33,9 @@ import (
 // the members elect an active one, which holds the VIP, and whose pod alone is Ready, so the
 // app's Service has that one endpoint. A planned switchover through the controller moves all
 // three and loses no request; it is an event with its duration. Freezing the standby's agent
-// raises 400.002, thawing it clears it. Locking the active member's host moves the app first.
+// raises 400.002, thawing it clears it. With the controller stopped, killing the active member's
+// agent moves the VIP and the Service's endpoint to the standby all the same, and the controller,
+// started again, reports the failover. Locking the active member's host moves the app first.
 // Deleting the app takes its pods, Service and VIP away.
 func TestRedundantApp(t *testing.T) {
 	requireBed(t)
@@ -158,6 +160,50 @@ func TestRedundantApp(t *testing.T) {
 	}
 	waitAlarm(t, ctx, api, fm.AlarmAppRedundancy, false)
 	app = waitApp(t, ctx, api, "the standby back", func(a apitype.App) bool { return len(a.Standbys) == 1 })
+
+	// The controller stopped, then the active member's agent killed: the standby takes over on its
+	// own, and the Service follows through the pods' readiness, which the agents answer. The
+	// killed agent could not take the VIP off; started again, it does, and joins as a standby.
+	// The controller, back, learns of the move from the members.
+	app = checkActive(t, ctx, api, cp, b.Hosts, vip, "")
+	killed, survivor := byName[app.Active], byName[app.Standbys[0]]
+	ctl.Stop(t)
+	if out, err := killed.SSH(ctx, "systemctl kill --signal=SIGKILL hb-agent"); err != nil {
+		t.Fatalf("killing the agent of %s: %v\n%s", killed.Name, err, out)
+	}
+	fault := time.Now()
+	pctx, pcancel := context.WithTimeout(ctx, time.Minute)
+	pollUntil(t, pctx, "the standby active with the controller stopped", func() error {
+		return nodesAgree(t, ctx, cp, b.Hosts, vip, survivor, killed)
+	})
+	pcancel()
+	t.Logf("with the controller stopped, %s's agent killed: %s active at the VIP and in the Service after %v",
+		killed.Name, survivor.Name, time.Since(fault).Round(time.Millisecond))
+	if out, err := killed.SSH(ctx, "systemctl reset-failed hb-agent; systemd-run --unit hb-agent /usr/local/bin/hb-agent run"); err != nil {
+		t.Fatalf("starting the agent of %s again: %v\n%s", killed.Name, err, out)
+	}
+	pctx, pcancel = context.WithTimeout(ctx, time.Minute)
+	pollUntil(t, pctx, "the restarted agent's stale VIP gone", func() error {
+		return nodesAgree(t, ctx, cp, b.Hosts, vip, survivor, nil)
+	})
+	pcancel()
+	ctl.Restart(t)
+	app = waitApp(t, ctx, api, "the controller told of the failover", func(a apitype.App) bool {
+		return a.Active == survivor.Name && len(a.Standbys) == 1 && a.Standbys[0] == killed.Name
+	})
+	if sw := app.LastSwitchover; sw == nil || sw.From != killed.Name || sw.To != survivor.Name || sw.Reason != "failure" {
+		t.Errorf("last switchover %+v, want a failure from %s to %s", sw, killed.Name, survivor.Name)
+	}
+	if events, err = api.ListEvents(ctx, client.EventFilter{EntityID: "app=press"}); err != nil {
+		t.Fatal(err)
+	}
+	want = fmt.Sprintf("app press switched from %s to %s in ", killed.Name, survivor.Name)
+	if !slices.ContainsFunc(events, func(e apitype.Event) bool {
+		return e.Action == "app.switchover" && strings.HasPrefix(e.Reason, want) && strings.Contains(e.Reason, "reason failure")
+	}) {
+		t.Errorf("no app.switchover event of the failover starting %q among %+v", want, events)
+	}
+	app = checkActive(t, ctx, api, cp, b.Hosts, vip, killed.Name)
 
 	// Locking the active member's host moves the app away first.
 	locked := app.Active
@@ -300,50 +346,59 @@ func checkActive(t *testing.T, ctx context.Context, api *client.Client, cp *test
 		if act == nil || app.Active == not {
 			return fmt.Errorf("the controller reports %q as the active member", app.Active)
 		}
-		for _, h := range hosts {
-			if on := vipOn(t, ctx, h, vip); on != (h == act) {
-				return fmt.Errorf("%s holds the VIP: %t", h.Name, on)
-			}
-		}
-		if body, err := get(ctx, "http://"+net.JoinHostPort(vip, "8080")+"/"); err != nil || strings.TrimSpace(body) != "hello from Hummingbird" {
-			return fmt.Errorf("the VIP answered %q, %v", body, err)
-		}
-		pods := appPods(t, ctx, cp)
-		if len(pods.Items) != 2 {
-			return fmt.Errorf("%d pods of the app, want one on each member", len(pods.Items))
-		}
-		for _, p := range pods.Items {
-			if p.ready() != (p.Spec.NodeName == act.Name) {
-				return fmt.Errorf("the pod on %s is ready: %t", p.Spec.NodeName, p.ready())
-			}
-		}
-		var eps struct {
-			Items []struct {
-				Endpoints []struct {
-					Addresses  []string `json:"addresses"`
-					Conditions struct {
-						Ready *bool `json:"ready"`
-					} `json:"conditions"`
-				} `json:"endpoints"`
-			} `json:"items"`
-		}
-		if err := cp.GetJSON(ctx, &eps, "endpointslices", "--namespace", "hummingbird-apps", "-l", "kubernetes.io/service-name=hb-app-press"); err != nil {
-			return err
-		}
-		var ready []string
-		for _, s := range eps.Items {
-			for _, e := range s.Endpoints {
-				if e.Conditions.Ready != nil && *e.Conditions.Ready {
-					ready = append(ready, e.Addresses...)
-				}
-			}
-		}
-		if len(ready) != 1 || ready[0] != act.IP.String() {
-			return fmt.Errorf("the Service's ready endpoints are %v, want %s", ready, act.IP)
-		}
-		return nil
+		return nodesAgree(t, ctx, cp, hosts, vip, act, nil)
 	})
 	return app
+}
+
+// nodesAgree says whether the nodes and the cluster agree that act is the app's active member:
+// act alone holds the VIP (stale, when not nil, is a host whose killed agent could not take it
+// off, and is not asked), the VIP answers, and act's pod alone is Ready, so the app's Service has
+// act's address as its one ready endpoint. None of it asks the controller.
+func nodesAgree(t *testing.T, ctx context.Context, cp *testbed.ControlPlane, hosts []*testbed.Host, vip string, act, stale *testbed.Host) error {
+	t.Helper()
+	for _, h := range hosts {
+		if on := vipOn(t, ctx, h, vip); h != stale && on != (h == act) {
+			return fmt.Errorf("%s holds the VIP: %t", h.Name, on)
+		}
+	}
+	if body, err := get(ctx, "http://"+net.JoinHostPort(vip, "8080")+"/"); err != nil || strings.TrimSpace(body) != "hello from Hummingbird" {
+		return fmt.Errorf("the VIP answered %q, %v", body, err)
+	}
+	pods := appPods(t, ctx, cp)
+	if len(pods.Items) != 2 {
+		return fmt.Errorf("%d pods of the app, want one on each member", len(pods.Items))
+	}
+	for _, p := range pods.Items {
+		if p.ready() != (p.Spec.NodeName == act.Name) {
+			return fmt.Errorf("the pod on %s is ready: %t", p.Spec.NodeName, p.ready())
+		}
+	}
+	var eps struct {
+		Items []struct {
+			Endpoints []struct {
+				Addresses  []string `json:"addresses"`
+				Conditions struct {
+					Ready *bool `json:"ready"`
+				} `json:"conditions"`
+			} `json:"endpoints"`
+		} `json:"items"`
+	}
+	if err := cp.GetJSON(ctx, &eps, "endpointslices", "--namespace", "hummingbird-apps", "-l", "kubernetes.io/service-name=hb-app-press"); err != nil {
+		return err
+	}
+	var ready []string
+	for _, s := range eps.Items {
+		for _, e := range s.Endpoints {
+			if e.Conditions.Ready != nil && *e.Conditions.Ready {
+				ready = append(ready, e.Addresses...)
+			}
+		}
+	}
+	if len(ready) != 1 || ready[0] != act.IP.String() {
+		return fmt.Errorf("the Service's ready endpoints are %v, want %s", ready, act.IP)
+	}
+	return nil
 }
 
 type appPodList struct {
