@@ -133,6 +133,7 @@ func (m *mux) handle(raw net.Conn) {
 		if rc, err := tc.SyscallConn(); err == nil {
 			lowRTO("", "", rc)
 		}
+		raw = quickAck(tc)
 	}
 	raw.SetDeadline(time.Now().Add(2 * time.Second))
 	c := tls.Server(raw, m.serverTLS())
@@ -283,6 +284,9 @@ func (m *mux) dial(ctx context.Context, addr, want, kind, app string) (net.Conn,
 	if err != nil {
 		return nil, err
 	}
+	if tc, ok := raw.(*net.TCPConn); ok {
+		raw = quickAck(tc)
+	}
 	c := tls.Client(raw, m.clientTLS(want))
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
@@ -364,3 +368,33 @@ type memberAddr string
 
 func (a memberAddr) Network() string { return "tcp" }
 func (a memberAddr) String() string  { return string(a) }
+
+// quickAckConn acknowledges what it reads at once. A member answers each
+// message it gets, and the sender sends nothing more until that answer
+// or the next probe: the kernel's delayed acknowledgement of the answer
+// (a few to 40 ms) entered the answerer's round-trip time, and so its
+// retransmission timeout, which lengthened the wait for a lost answer
+// to tens of milliseconds, past a lease.
+type quickAckConn struct {
+	*net.TCPConn
+	rc syscall.RawConn
+}
+
+func quickAck(c *net.TCPConn) net.Conn {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return c
+	}
+	return quickAckConn{TCPConn: c, rc: rc}
+}
+
+// Read reads, then asks the kernel to acknowledge at once: quick
+// acknowledgement is a mode the kernel leaves on its own, so it is asked
+// for again after every read.
+func (c quickAckConn) Read(b []byte) (int, error) {
+	n, err := c.TCPConn.Read(b)
+	c.rc.Control(func(fd uintptr) {
+		unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, 1)
+	})
+	return n, err
+}

@@ -510,7 +510,8 @@ func TestPacketLoss(t *testing.T) {
 		d.Loss(t, m, 20)
 	}
 	time.Sleep(20 * time.Second)
-	t.Logf("under 20%% loss for 20 s: %d lapsed leases", strings.Count(g.Logs(), `why="lease expired"`))
+	logs := g.Logs()
+	t.Logf("under 20%% loss for 20 s: %d lapsed leases, %d elections begun (3 at the start)", strings.Count(logs, `why="lease expired"`), strings.Count(logs, "starting election"))
 	ps := d.Probes.Since(from)
 	if n := switches(ps); n > 0 {
 		t.Errorf("%d switchovers under 20%% loss with every member alive, want none (flapping)\n%s", n, g.Logs())
