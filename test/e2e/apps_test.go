@@ -166,6 +166,9 @@ func TestRedundantApp(t *testing.T) {
 	// killed agent could not take the VIP off; started again, it does, and joins as a standby.
 	// The controller, back, learns of the move from the members.
 	app = checkActive(t, ctx, api, cp, b.Hosts, vip, "")
+	if len(app.Standbys) != 1 {
+		t.Fatalf("before the controller stops: standbys %v, want one healthy standby", app.Standbys)
+	}
 	killed, survivor := byName[app.Active], byName[app.Standbys[0]]
 	ctl.Stop(t)
 	if out, err := killed.SSH(ctx, "systemctl kill --signal=SIGKILL hb-agent"); err != nil {
