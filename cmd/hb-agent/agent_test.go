@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -77,11 +80,15 @@ func testLifecycle(t *testing.T, bin, dsn string) {
 	}
 
 	agent := exec.Command(bin, "run", "--state-dir", state)
-	agent.Stderr = os.Stderr
+	logs := &syncBuffer{}
+	agent.Stderr = io.MultiWriter(os.Stderr, logs)
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
+	// exited is closed when the agent process ends, whatever ends it.
+	exited := make(chan struct{})
+	go func() { agent.Wait(); close(exited) }()
+	t.Cleanup(func() { agent.Process.Kill(); <-exited })
 
 	waitFor := func(want string) {
 		t.Helper()
@@ -158,11 +165,43 @@ func testLifecycle(t *testing.T, bin, dsn string) {
 
 	// Deleting the host revokes its agent: heartbeats are refused and the
 	// agent keeps retrying with backoff, not crashing.
+	refusedBefore := strings.Count(logs.String(), "heartbeat failed")
 	if err := api.DeleteHost(ctx, "edge-01"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second)
-	if agent.ProcessState != nil {
-		t.Errorf("the agent exited after its host was deleted: %v", agent.ProcessState)
+	deadline = time.Now().Add(20 * time.Second)
+	for strings.Count(logs.String(), "heartbeat failed") < refusedBefore+2 {
+		select {
+		case <-exited:
+			t.Fatalf("the agent exited after its host was deleted: %v", agent.ProcessState)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not retry its refused heartbeats in 20 s; its log:\n%s", logs.String())
+		}
 	}
+	select {
+	case <-exited:
+		t.Fatalf("the agent exited after its host was deleted: %v", agent.ProcessState)
+	default:
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a process's output and a test may use
+// at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
