@@ -96,6 +96,9 @@ func TestSystemdUnits(t *testing.T) {
 func TestSystemdVerify(t *testing.T) {
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("systemd-analyze is not installed (apt-get install systemd): the units cannot be verified")
+		}
 		t.Skip("systemd-analyze is not installed: the units are not verified")
 	}
 	dir := t.TempDir()

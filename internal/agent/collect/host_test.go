@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
@@ -27,6 +28,9 @@ func TestThisHostAgreesWithLscpuLsblkIP(t *testing.T) {
 	}
 	for _, prog := range []string{"lscpu", "lsblk", "ip"} {
 		if _, err := exec.LookPath(prog); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s not installed (apt-get install util-linux iproute2): %v", prog, err)
+			}
 			t.Skipf("%s not installed: %v", prog, err)
 		}
 	}
