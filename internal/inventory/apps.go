@@ -352,7 +352,9 @@ func hostnames(hosts []store.Host) string {
 	return " (" + strings.Join(names, ", ") + ")"
 }
 
-// checkVIPFree refuses a virtual address that a host or another app has.
+// checkVIPFree refuses a virtual address that a host or another app has,
+// or that an address pool keeps for something else: a controller's
+// (reserved) address, a gateway, a DNS or NTP server.
 func checkVIPFree(tx store.Tx, vip netip.Addr) error {
 	h, err := tx.HostByIP(vip.String())
 	switch {
@@ -360,6 +362,19 @@ func checkVIPFree(tx store.Tx, vip netip.Addr) error {
 		return problem.Conflictf("vip", "vip %s is the management address of host %s; choose a free address", vip, h.Hostname)
 	case !errors.Is(err, store.ErrNotFound):
 		return err
+	}
+	pools, err := tx.ListPools()
+	if err != nil {
+		return err
+	}
+	for _, row := range pools {
+		p, err := ParsePool(row)
+		if err != nil {
+			return err
+		}
+		if what := p.keeps(vip); what != "" {
+			return problem.Conflictf("vip", "vip %s is %s of pool %s; choose another address", vip, what, p.Row.Name)
+		}
 	}
 	apps, err := tx.ListApps()
 	if err != nil {

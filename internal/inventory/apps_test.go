@@ -41,6 +41,12 @@ func testApps(t *testing.T, f *fixture) {
 			t.Fatal(err)
 		}
 	}
+	// A pool of the apps' segment, whose gateway, DNS, NTP and reserved
+	// addresses no VIP may take; the DNS server is outside its network.
+	if _, err := f.svc.AddPool(ctx, "t", apitype.PoolCreate{Name: "site-a", Network: "10.20.0.0/24", Mode: "static",
+		Gateway: "10.20.0.1", DNS: []string{"10.20.0.3", "10.9.0.53"}, NTP: []string{"10.20.0.4"}, Reserved: []string{"10.20.0.5"}}); err != nil {
+		t.Fatal(err)
+	}
 	good := apitype.AppCreate{Name: "plc-bridge", Group: "press", Image: "registry.example/plc-bridge:1.4", Port: 502,
 		VIP: "10.20.0.50/24", Members: []string{"edge-02", "edge-01"}}
 	with := func(change func(r *apitype.AppCreate)) apitype.AppCreate {
@@ -70,6 +76,11 @@ func testApps(t *testing.T, f *fixture) {
 		{"vip network", with(func(r *apitype.AppCreate) { r.VIP = "10.20.0.0/24" }), problem.Invalid, "vip", "network address"},
 		{"vip broadcast", with(func(r *apitype.AppCreate) { r.VIP = "10.20.0.255/24" }), problem.Invalid, "vip", "broadcast address"},
 		{"vip of a host", with(func(r *apitype.AppCreate) { r.VIP = "192.168.204.12/24" }), problem.Conflict, "vip", "host edge-03"},
+		{"vip of a controller", with(func(r *apitype.AppCreate) { r.VIP = "192.168.204.2/24" }), problem.Conflict, "vip", "reserved (a controller's address) of pool management"},
+		{"vip of a reserved address", with(func(r *apitype.AppCreate) { r.VIP = "10.20.0.5/24" }), problem.Conflict, "vip", "reserved (a controller's address) of pool site-a"},
+		{"vip of a gateway", with(func(r *apitype.AppCreate) { r.VIP = "10.20.0.1/24" }), problem.Conflict, "vip", "the gateway of pool site-a"},
+		{"vip of a DNS server", with(func(r *apitype.AppCreate) { r.VIP = "10.9.0.53/16" }), problem.Conflict, "vip", "a DNS server of pool site-a"},
+		{"vip of an NTP server", with(func(r *apitype.AppCreate) { r.VIP = "10.20.0.4/24" }), problem.Conflict, "vip", "an NTP server of pool site-a"},
 		{"unknown health", with(func(r *apitype.AppCreate) { r.Health = "icmp" }), problem.Invalid, "health", "give tcp"},
 		{"tcp health without port", with(func(r *apitype.AppCreate) { r.Port, r.Health = 0, "tcp" }), problem.Invalid, "health", "give --port"},
 		{"path without http", with(func(r *apitype.AppCreate) { r.HealthPath = "/healthz" }), problem.Invalid, "health_path", "--health http"},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -187,6 +188,23 @@ func (p Pool) excluded(a netip.Addr) string {
 		if a == r {
 			return "reserved (a controller's address)"
 		}
+	}
+	return ""
+}
+
+// keeps says whether the pool keeps a for a purpose of its own, whatever
+// network it is in: a reserved (controller's) address, the gateway, a DNS
+// or an NTP server.
+func (p Pool) keeps(a netip.Addr) string {
+	switch {
+	case slices.Contains(p.Reserved, a):
+		return "reserved (a controller's address)"
+	case p.Gateway.IsValid() && a == p.Gateway:
+		return "the gateway"
+	case slices.Contains(p.DNS, a):
+		return "a DNS server"
+	case slices.Contains(p.NTP, a):
+		return "an NTP server"
 	}
 	return ""
 }
