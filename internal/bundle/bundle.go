@@ -48,6 +48,28 @@ type Image struct {
 
 var versionRE = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+$`)
 
+// An image archive's file name and the reference it carries reach the
+// playbook's variables and the node's command lines, so both keep to the
+// characters such names need: no spaces, quotes, braces or '%', nothing a
+// shell or a template would read as code.
+var (
+	imageFileRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,250}\.tar$`)
+	imageRefRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,511}$`)
+)
+
+// check refuses an image whose file name or reference has a character
+// outside those names need.
+func (i Image) check() error {
+	if !imageFileRE.MatchString(i.File) {
+		return fmt.Errorf("image archive %q: a file name may have only letters, digits, '.', '_', '+' and '-', and ends in .tar; rename it", i.File)
+	}
+	if !imageRefRE.MatchString(i.Ref) {
+		return fmt.Errorf("image archive %s names image %q, which is not an image reference "+
+			"(letters, digits, '.', '_', '/', ':', '@', '+' and '-'); make the archive again", i.File, i.Ref)
+	}
+	return nil
+}
+
 // Open reads the bundle for version under dir and checks that it is whole.
 func Open(dir, version string) (*Bundle, error) {
 	if !versionRE.MatchString(version) {
@@ -76,7 +98,12 @@ func Open(dir, version string) (*Bundle, error) {
 			errs = append(errs, err)
 			continue
 		}
-		b.Images = append(b.Images, Image{File: filepath.Base(f), Ref: ref})
+		img := Image{File: filepath.Base(f), Ref: ref}
+		if err := img.check(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		b.Images = append(b.Images, img)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("the offline bundle for %s in %s is not whole: %w", version, dir, err)
