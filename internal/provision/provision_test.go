@@ -55,17 +55,17 @@ func TestVars(t *testing.T) {
 	want := map[string]any{
 		"hb_cgroup_driver":          "cgroupfs",
 		"hb_ntp_servers":            []string{"ntp.site"},             // the pool names none: the site's stay
-		"hb_dns_servers":            []string{"10.1.0.1", "10.1.0.2"}, // the pool's win
-		"hb_kubernetes_version":     "v1.37.2",
-		"hb_control_plane_endpoint": "10.1.0.1:6443",
-		"hb_ca_cert_hash":           "sha256:ab",
-		"hb_join_token":             "abcdef.0123456789abcdef",
-		"hb_node_name":              "edge-1",
-		"hb_node_ip":                "10.1.0.5",
+		"hb_dns_servers":            []unsafe{"10.1.0.1", "10.1.0.2"}, // the pool's win
+		"hb_kubernetes_version":     unsafe("v1.37.2"),
+		"hb_control_plane_endpoint": unsafe("10.1.0.1:6443"),
+		"hb_ca_cert_hash":           unsafe("sha256:ab"),
+		"hb_join_token":             unsafe("abcdef.0123456789abcdef"),
+		"hb_node_name":              unsafe("edge-1"),
+		"hb_node_ip":                unsafe("10.1.0.5"),
 		"hb_reinstall":              true,
-		"hb_package_source":         "offline",
-		"hb_bundle_dir":             "/b/v1.37.2",
-		"hb_bundle_images":          []bundle.Image{{File: "p.tar", Ref: "registry.k8s.io/pause:3.10"}},
+		"hb_package_source":         unsafe("offline"),
+		"hb_bundle_dir":             unsafe("/b/v1.37.2"),
+		"hb_bundle_images":          []image{{File: "p.tar", Ref: "registry.k8s.io/pause:3.10"}},
 	}
 	if diff := cmp.Diff(want, v); diff != "" {
 		t.Errorf("vars (-want +got):\n%s", diff)
@@ -76,14 +76,14 @@ func TestInventory(t *testing.T) {
 	t.Parallel()
 	got := inventoryFor(store.Host{Hostname: "edge-1", MgmtIP: "10.1.0.5", SSHUser: "ops"}, "/keys/site", "/data/known")
 	hv := got["edgeworkers"].(map[string]any)["hosts"].(map[string]any)["edge-1"].(map[string]any)
-	if hv["ansible_host"] != "10.1.0.5" || hv["ansible_user"] != "ops" || hv["ansible_become"] != true ||
+	if hv["ansible_host"] != unsafe("10.1.0.5") || hv["ansible_user"] != unsafe("ops") || hv["ansible_become"] != true ||
 		hv["ansible_ssh_private_key_file"] != "/keys/site" ||
 		!strings.Contains(hv["ansible_ssh_common_args"].(string), "UserKnownHostsFile=/data/known -o StrictHostKeyChecking=accept-new") {
 		t.Errorf("host vars %v", hv)
 	}
 	root := inventoryFor(store.Host{Hostname: "edge-2", MgmtIP: "10.1.0.6"}, "/keys/default", "/k")
 	rv := root["edgeworkers"].(map[string]any)["hosts"].(map[string]any)["edge-2"].(map[string]any)
-	if rv["ansible_user"] != "root" || rv["ansible_become"] != nil {
+	if rv["ansible_user"] != unsafe("root") || rv["ansible_become"] != nil {
 		t.Errorf("root login: %v", rv)
 	}
 }

@@ -13,21 +13,40 @@ import (
 	"hummingbird.io/hummingbird/internal/store"
 )
 
+// unsafe is a string Ansible must take as text and never template. It is
+// written as {"__ansible_unsafe": "…"}, which Ansible's JSON loader (used
+// for inventory files and -e @file alike) reads as an unsafe string: a
+// "{{ … }}" or "{% … %}" in a host's, a pool's or a bundle's data stays
+// text on the node and is never run on the controller, which holds the CA
+// key.
+type unsafe string
+
+func (u unsafe) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]string{"__ansible_unsafe": string(u)})
+}
+
+// image is a bundle image as the playbook reads it.
+type image struct {
+	File unsafe `json:"file"`
+	Ref  unsafe `json:"ref"`
+}
+
 // vars are the playbook's variables for one job: the site's (Config.Vars), then the
-// controller's, which win.
+// controller's, which win. Every string the controller sets is unsafe; the site's
+// variables are the controller operator's own file and are passed as written.
 func (r *Runner) vars(h store.Host, pool store.Pool, job store.ProvisionJob, version, endpoint, caHash, token string, b *bundle.Bundle) map[string]any {
 	v := map[string]any{}
 	for k, x := range r.cfg.Vars {
 		v[k] = x
 	}
-	v["hb_kubernetes_version"] = version
-	v["hb_control_plane_endpoint"] = endpoint
-	v["hb_ca_cert_hash"] = caHash
-	v["hb_join_token"] = token
-	v["hb_node_name"] = h.Hostname
-	v["hb_node_ip"] = h.MgmtIP
+	v["hb_kubernetes_version"] = unsafe(version)
+	v["hb_control_plane_endpoint"] = unsafe(endpoint)
+	v["hb_ca_cert_hash"] = unsafe(caHash)
+	v["hb_join_token"] = unsafe(token)
+	v["hb_node_name"] = unsafe(h.Hostname)
+	v["hb_node_ip"] = unsafe(h.MgmtIP)
 	v["hb_reinstall"] = job.Reinstall
-	v["hb_package_source"] = r.cfg.PackageSource
+	v["hb_package_source"] = unsafe(r.cfg.PackageSource)
 	// The pool's servers, when it names any; else the site's, else the host's own.
 	if dns := splitList(pool.DNS); len(dns) > 0 {
 		v["hb_dns_servers"] = dns
@@ -36,19 +55,21 @@ func (r *Runner) vars(h store.Host, pool store.Pool, job store.ProvisionJob, ver
 		v["hb_ntp_servers"] = ntp
 	}
 	if b != nil {
-		v["hb_bundle_dir"] = b.Dir
-		images := []bundle.Image{}
-		images = append(images, b.Images...)
+		v["hb_bundle_dir"] = unsafe(b.Dir)
+		images := []image{}
+		for _, i := range b.Images {
+			images = append(images, image{File: unsafe(i.File), Ref: unsafe(i.Ref)})
+		}
 		v["hb_bundle_images"] = images
 	}
 	return v
 }
 
-func splitList(s string) []string {
-	out := []string{}
+func splitList(s string) []unsafe {
+	out := []unsafe{}
 	for _, x := range strings.Split(s, ",") {
 		if x = strings.TrimSpace(x); x != "" {
-			out = append(out, x)
+			out = append(out, unsafe(x))
 		}
 	}
 	return out
@@ -63,8 +84,8 @@ func inventoryFor(h store.Host, key, knownHosts string) map[string]any {
 		user = "root"
 	}
 	hostVars := map[string]any{
-		"ansible_host":                 h.MgmtIP,
-		"ansible_user":                 user,
+		"ansible_host":                 unsafe(h.MgmtIP),
+		"ansible_user":                 unsafe(user),
 		"ansible_ssh_private_key_file": key,
 		"ansible_ssh_common_args": fmt.Sprintf("-o UserKnownHostsFile=%s -o StrictHostKeyChecking=accept-new "+
 			"-o BatchMode=yes -o ConnectTimeout=10", knownHosts),
