@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -202,6 +204,10 @@ func (s *Server) agentInventory(r *http.Request, id agentID) (any, error) {
 	if rep.Hash == "" {
 		return nil, problem.Invalidf("hash", "an inventory report needs its hash")
 	}
+	// What a node reports is printed on operators' terminals and pages:
+	// control characters (escape sequences among them) do not get stored.
+	rep.Hash = printable(rep.Hash)
+	cleanInventory(&rep.Inventory)
 	b, err := json.Marshal(rep.Inventory)
 	if err != nil {
 		return nil, err
@@ -233,4 +239,41 @@ func (s *Server) agentDesired(r *http.Request, id agentID) (any, error) {
 		return nil, problem.NotSupportedf("this controller serves no desired state")
 	}
 	return s.d.Apps.Desired(r.Context(), id.host.ID)
+}
+
+// printable is s without its control characters (C0, DEL, C1) and Unicode
+// format characters (bidirectional overrides among them), and with
+// invalid UTF-8 replaced: what a node says, made safe to show.
+func printable(s string) string {
+	clean := func(r rune) bool { return r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }
+	if strings.IndexFunc(s, clean) < 0 && utf8.ValidString(s) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if clean(r) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(s, ""))
+}
+
+// cleanInventory makes every string of a node's inventory printable.
+func cleanInventory(inv *wire.Inventory) {
+	for i := range inv.CPUs {
+		inv.CPUs[i].Model = printable(inv.CPUs[i].Model)
+	}
+	for i := range inv.Disks {
+		d := &inv.Disks[i]
+		d.Name, d.Type, d.Serial, d.Model = printable(d.Name), printable(d.Type), printable(d.Serial), printable(d.Model)
+	}
+	for i := range inv.Interfaces {
+		n := &inv.Interfaces[i]
+		n.Name, n.MAC, n.State = printable(n.Name), printable(n.MAC), printable(n.State)
+		for j := range n.Addresses {
+			n.Addresses[j] = printable(n.Addresses[j])
+		}
+	}
+	o := &inv.OS
+	o.ID, o.VersionID, o.PrettyName, o.IDLike = printable(o.ID), printable(o.VersionID), printable(o.PrettyName), printable(o.IDLike)
+	inv.Kernel, inv.Containerd, inv.Kubelet = printable(inv.Kernel), printable(inv.Containerd), printable(inv.Kubelet)
 }
