@@ -208,7 +208,7 @@ func Main(ctx context.Context, args []string, stdio IO, getenv func(string) stri
 	if f := problem.FieldOf(err); f != "" && !strings.Contains(msg, f) {
 		msg += " (field " + f + ")"
 	}
-	fmt.Fprintln(stdio.Err, "Error:", msg)
+	fmt.Fprintln(stdio.Err, "Error:", escapeText(msg))
 	var ue *usageError
 	if errors.As(err, &ue) {
 		return 2

@@ -37,7 +37,7 @@ func print(w io.Writer, format string, columns []string, v view) error {
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintln(w, string(b))
+		_, err = fmt.Fprintln(w, string(escapeJSON(b)))
 		return err
 	case "yaml":
 		// Through JSON, so the field names are the API's.
@@ -49,11 +49,16 @@ func print(w io.Writer, format string, columns []string, v view) error {
 		if err := json.Unmarshal(b, &generic); err != nil {
 			return err
 		}
-		out, err := yaml.Marshal(generic)
+		var doc yaml.Node
+		if err := doc.Encode(generic); err != nil {
+			return err
+		}
+		quoteUnprintable(&doc)
+		out, err := yaml.Marshal(&doc)
 		if err != nil {
 			return err
 		}
-		_, err = w.Write(out)
+		_, err = w.Write(escapeJSON(out))
 		return err
 	case "table", "value":
 	default:
@@ -65,6 +70,11 @@ func print(w io.Writer, format string, columns []string, v view) error {
 	rows, err := selectColumns(v.rows, columns)
 	if err != nil {
 		return err
+	}
+	for _, r := range rows {
+		for i := range r {
+			r[i].value = escapeText(r[i].value)
+		}
 	}
 	if format == "value" {
 		for _, r := range rows {

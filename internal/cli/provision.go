@@ -123,7 +123,7 @@ left as it is. With --follow, hbctl shows the job's progress until it ends.`,
 					return err
 				}
 				for _, ch := range l.Chunks {
-					fmt.Fprint(a.io.Out, ch.Text)
+					fmt.Fprint(a.io.Out, escapeLines(ch.Text))
 				}
 				after = l.Next
 				ended := l.State != "queued" && l.State != "running"

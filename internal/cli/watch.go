@@ -20,9 +20,9 @@ func watch[T any](ctx context.Context, a *app, cur T, look func(T) frame, poll f
 	for {
 		f := look(cur)
 		if a.io.Interactive {
-			fmt.Fprintf(a.io.Err, "\r\033[K%s", f.bar)
+			fmt.Fprintf(a.io.Err, "\r\033[K%s", escapeText(f.bar))
 		} else if f.line != last {
-			fmt.Fprintln(a.io.Err, f.line)
+			fmt.Fprintln(a.io.Err, escapeText(f.line))
 			last = f.line
 		}
 		if f.done {
