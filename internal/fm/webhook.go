@@ -49,9 +49,26 @@ const webhookCursor = "alarm-webhook"
 func CheckURL(u string) error {
 	p, err := url.Parse(u)
 	if err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" {
-		return fmt.Errorf("alarm webhook %q: give an http(s) URL", u)
+		return fmt.Errorf("alarm webhook %q: give an http(s) URL", Redact(u))
 	}
 	return nil
+}
+
+// Redact is a webhook URL as it may be logged: without its password and
+// with its query's values masked, where receivers often take a secret.
+func Redact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(an unparsable URL)"
+	}
+	if p.RawQuery != "" {
+		q := p.Query()
+		for k := range q {
+			q[k] = []string{"xxxxx"}
+		}
+		p.RawQuery = q.Encode()
+	}
+	return p.Redacted()
 }
 
 // Run delivers until ctx ends.
@@ -101,7 +118,7 @@ func (w *Webhook) Run(ctx context.Context) error {
 			failures++
 			ceil := min(w.Base<<min(failures, 20), w.Max)
 			wait = time.Duration(rand.Float64() * float64(ceil))
-			log.Warn("alarm notification not delivered", "url", w.URL, "err", err, "retry_in", wait.Round(time.Millisecond))
+			log.Warn("alarm notification not delivered", "url", Redact(w.URL), "err", err, "retry_in", wait.Round(time.Millisecond))
 		} else {
 			failures = 0
 		}
@@ -154,6 +171,10 @@ func (w *Webhook) deliver(ctx context.Context, e store.Event) error {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "hummingbird-fm")
 	resp, err := w.Client.Do(req)
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = Redact(ue.URL)
+	}
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,14 @@
 package fm_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,4 +122,72 @@ func TestWebhook(t *testing.T) {
 				"clear 200.005 host=edge-01"})
 		})
 	}
+}
+
+// TestWebhookLogsNoSecret: a webhook URL's password and query values never
+// reach the log, neither when the receiver refuses nor when it cannot be
+// reached, nor in the error for a URL that is not http(s).
+func TestWebhookLogsNoSecret(t *testing.T) {
+	t.Parallel()
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "no", http.StatusForbidden)
+	}))
+	t.Cleanup(refusing.Close)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close() // nothing listens there any more
+	for name, base := range map[string]string{"refused": refusing.URL, "unreachable": closed.URL} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st := storetest.Open(t, storetest.SQLiteDSN(t))
+			u := strings.Replace(base, "http://", "http://hook:s3cret-pass@", 1) + "/notify?token=s3cret-token&site=a"
+			var logs syncBuffer
+			w := &fm.Webhook{URL: u, Store: st, Poll: 10 * time.Millisecond, Base: 5 * time.Millisecond, Max: 10 * time.Millisecond,
+				Log: slog.New(slog.NewTextHandler(&logs, nil))}
+			ctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			done := make(chan struct{})
+			go func() { w.Run(ctx); close(done) }()
+			time.Sleep(100 * time.Millisecond) // started: the alarm below is new to it
+			if err := st.Write(ctx, func(tx store.Tx) error {
+				return fm.Raise(tx, store.Alarm{UUID: "a-1", AlarmID: fm.AlarmHeartbeatLoss, EntityType: "host",
+					EntityInstance: "host=edge-01", Severity: fm.Major, Reason: "r", AlarmType: "communication",
+					ProbableCause: "c", ProposedRepairAction: "p"}, "e-1", time.Now().UTC().Truncate(time.Microsecond))
+			}); err != nil {
+				t.Fatal(err)
+			}
+			<-done
+			out := logs.String()
+			if !strings.Contains(out, "alarm notification not delivered") {
+				t.Fatalf("no failed delivery logged:\n%s", out)
+			}
+			if strings.Contains(out, "s3cret") {
+				t.Errorf("the log has the URL's secrets:\n%s", out)
+			}
+			if !strings.Contains(out, "token=xxxxx") {
+				t.Errorf("the log does not name the URL, redacted:\n%s", out)
+			}
+		})
+	}
+	if err := fm.CheckURL("ftp://hook:s3cret@example.net/?token=s3cret"); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("CheckURL of an ftp URL: %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a logger and a test may use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
