@@ -152,7 +152,12 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Controller, error)
 		}
 		cfg.Provision.Vars = vars
 	}
+	// The data directory holds the CA key and the database: only the
+	// controller's user may enter it, also when it was made before.
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	dsn := cfg.DB

@@ -9,6 +9,7 @@ import (
 
 	"hummingbird.io/hummingbird/internal/controller"
 	"hummingbird.io/hummingbird/internal/mtce"
+	"hummingbird.io/hummingbird/internal/store"
 )
 
 // TestBadSettingsWriteNothing: a controller told something wrong refuses
@@ -40,5 +41,47 @@ func TestBadSettingsWriteNothing(t *testing.T) {
 				t.Errorf("refused with %q but the data directory was made", err)
 			}
 		})
+	}
+}
+
+// TestDataDirIsPrivate: a data directory and a database file made before,
+// with the modes a umask of 022 gives, are made private when the
+// controller starts on them: the directory 0700, the database and its WAL
+// files 0600.
+func TestDataDirIsPrivate(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	db := store.SQLitePath(dir)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(db, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for p, mode := range map[string]os.FileMode{dir: 0o755, db: 0o644} {
+		if err := os.Chmod(p, mode); err != nil { // whatever the umask
+			t.Fatal(err)
+		}
+	}
+	cfg := controller.Defaults()
+	cfg.DataDir = dir
+	c, err := controller.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Store.Write(context.Background(), func(store.Tx) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]os.FileMode{dir: 0o700, db: 0o600, db + "-wal": 0o600, db + "-shm": 0o600}
+	for p, mode := range want {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			continue
+		}
+		if got := st.Mode().Perm(); got != mode {
+			t.Errorf("%s has mode %v, want %v", filepath.Base(p), got, mode)
+		}
 	}
 }

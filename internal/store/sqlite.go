@@ -4,7 +4,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 
 	"modernc.org/sqlite"
@@ -22,6 +24,12 @@ func openSQLite(path string) (*sqlStore, error) {
 	path = strings.TrimPrefix(path, "file:")
 	if i := strings.IndexByte(path, '?'); i >= 0 {
 		return nil, fmt.Errorf("open sqlite %q: give a plain file path without options", path)
+	}
+	// The database holds token hashes and the inventory: only the
+	// controller's user may read it. SQLite makes its -wal and -shm files
+	// with the database's mode, so those follow.
+	if err := restrict(path); err != nil {
+		return nil, err
 	}
 	pragmas := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "foreign_keys(1)", "synchronous(FULL)"} {
@@ -89,4 +97,21 @@ func failedColumns(msg string) string {
 	}
 	cols, _, _ = strings.Cut(cols, " (")
 	return cols
+}
+
+// restrict makes the database file, and the -wal and -shm files an earlier
+// run left, readable and writable by their owner only, creating the
+// database file if there is none yet.
+func restrict(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+	}
+	return nil
 }
