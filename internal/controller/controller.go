@@ -33,6 +33,7 @@ import (
 	"hummingbird.io/hummingbird/internal/provision"
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/version"
+	"hummingbird.io/hummingbird/internal/wire"
 	"hummingbird.io/hummingbird/internal/workloads"
 )
 
@@ -202,7 +203,7 @@ func (c *Controller) setup(ctx context.Context) error {
 	// Agents present their client certificate; people and scripts use
 	// bearer tokens and present none.
 	c.tls = &tls.Config{
-		Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, CipherSuites: wire.CipherSuites(),
 		ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: clientCAs,
 	}
 

@@ -40,6 +40,7 @@ func (m *Manager) ServeReady(ctx context.Context, addr string) error {
 		Handler: mux, ReadHeaderTimeout: 5 * time.Second,
 		TLSConfig: &tls.Config{
 			MinVersion:     tls.VersionTLS12,
+			CipherSuites:   wire.CipherSuites(),
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return m.certs() },
 		},
 	}
