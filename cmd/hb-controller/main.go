@@ -53,6 +53,7 @@ func (s *settings) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.cfg.MgmtSubnet, "mgmt-subnet", d.MgmtSubnet, "management network subnet")
 	fs.StringSliceVar(&s.cfg.MgmtControllerIPs, "mgmt-controller-ips", d.MgmtControllerIPs, "controller addresses on the management network, never given to hosts")
 	fs.StringSliceVar(&s.cfg.DHCPInterfaces, "dhcp-interface", nil, "serve DHCP to the inventory's hosts on these interfaces (default: no DHCP server)")
+	fs.StringSliceVar(&s.cfg.DHCPRelays, "dhcp-relay", nil, "answer requests relayed by these relay agents (the giaddr each writes: its address on the hosts' subnet); others are ignored")
 	fs.DurationVar(&s.cfg.Heartbeat.Interval, "heartbeat-interval", d.Heartbeat.Interval, "the period agents send heartbeats at")
 	fs.IntVar(&s.cfg.Heartbeat.DegradeAfter, "heartbeat-degrade-after", d.Heartbeat.DegradeAfter, "missed heartbeats before a host is degraded")
 	fs.IntVar(&s.cfg.Heartbeat.FailAfter, "heartbeat-fail-after", d.Heartbeat.FailAfter, "missed heartbeats before a host is failed")

@@ -12,8 +12,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +61,9 @@ type Config struct {
 	// DHCPInterfaces are the interfaces the DHCP server answers on (none:
 	// no DHCP server). Relays of routed edge subnets send to their address.
 	DHCPInterfaces []string
+	// DHCPRelays are the relay agents' addresses on the edge subnets (the
+	// giaddr they write) whose relayed requests the DHCP server answers.
+	DHCPRelays []string
 	// Heartbeat is the loose-management heartbeat of agents.
 	Heartbeat mtce.Config
 	// AlarmWebhook, when set, receives every alarm raise and clear.
@@ -136,6 +141,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Controller, error)
 		return nil, err
 	}
 	if err := cfg.Heartbeat.Check(); err != nil {
+		return nil, err
+	}
+	if _, err := dhcpRelays(cfg.DHCPRelays); err != nil {
 		return nil, err
 	}
 	if cfg.AlarmWebhook != "" {
@@ -334,7 +342,11 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			listeners = append(listeners, l)
 		}
-		srv, err := dhcp.New(dhcp.Config{Listeners: listeners, Inventory: c.Inventory, Logger: c.log.With("logger", "dhcp")})
+		relays, err := dhcpRelays(c.cfg.DHCPRelays)
+		if err != nil {
+			return err
+		}
+		srv, err := dhcp.New(dhcp.Config{Listeners: listeners, Relays: relays, Inventory: c.Inventory, Logger: c.log.With("logger", "dhcp")})
 		if err != nil {
 			return err
 		}
@@ -461,4 +473,17 @@ func NewAdminToken(ctx context.Context, cfg Config) (string, error) {
 		return "", err
 	}
 	return c.Secret, nil
+}
+
+// dhcpRelays parses --dhcp-relay.
+func dhcpRelays(addrs []string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, a := range addrs {
+		ip, err := netip.ParseAddr(strings.TrimSpace(a))
+		if err != nil || !ip.Is4() || ip.IsUnspecified() {
+			return nil, fmt.Errorf("--dhcp-relay %q: give the IPv4 address a relay agent writes as giaddr (its address on the hosts' subnet)", a)
+		}
+		out = append(out, ip)
+	}
+	return out, nil
 }

@@ -25,6 +25,7 @@ func TestBadSettingsWriteNothing(t *testing.T) {
 			c.Heartbeat.Personalities = map[string]mtce.Timing{"gateway": c.Heartbeat.Timing}
 		},
 		"webhook": func(c *controller.Config) { c.AlarmWebhook = "mailto:ops@example.com" },
+		"relay":   func(c *controller.Config) { c.DHCPRelays = []string{"10.20.0.1", "relay.example"} },
 		"tls":     func(c *controller.Config) { c.TLSCert = "/nonexistent.crt" },
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -60,6 +60,7 @@ func serve(t *testing.T, ns, iface string, inv mgmtnet.Inventory) (stop func()) 
 	}
 	s, err := dhcp.New(dhcp.Config{
 		Listeners: []dhcp.Listener{l},
+		Relays:    []netip.Addr{relayIP},
 		Inventory: inv,
 		Logger:    slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})

@@ -3,7 +3,10 @@
 // It answers only MACs that the inventory knows (mgmtnet.Inventory), with the
 // address and options of the host's binding on the requester's subnet: the
 // relay's subnet (giaddr) when the request was relayed, else the subnet of the
-// interface it arrived on. A MAC the inventory does not know gets no answer
+// interface it arrived on. A relayed request is answered only when its giaddr
+// is one of the relay agents the server was given (Config.Relays): a giaddr
+// is where the answer goes, so anyone could otherwise name their own address
+// and be told the address and hostname of any MAC. A MAC the inventory does not know gets no answer
 // and is reported once with Inventory.Discovered; a bounded table keeps a flood
 // of random MACs from filling memory or the event log. Packets are decoded and
 // encoded with github.com/insomniacslk/dhcp/dhcpv4; sockets are opened with its
@@ -105,6 +108,10 @@ type Config struct {
 	// Listeners are sockets opened by the caller (for example inside another
 	// network namespace), served beside Interfaces.
 	Listeners []Listener
+	// Relays are the relay agents' addresses on the hosts' subnets (the
+	// giaddr they write) whose relayed requests are answered; a relayed
+	// request with any other giaddr is ignored.
+	Relays []netip.Addr
 	// Inventory gives the bindings and records leases and unknown MACs.
 	Inventory mgmtnet.Inventory
 	// Logger receives the server's logs; nil discards them.
@@ -123,6 +130,7 @@ type Server struct {
 	log       *slog.Logger
 	now       func() time.Time
 	ours      map[netip.Addr]bool // server identifiers of Config.Listeners
+	relays    map[netip.Addr]bool // Config.Relays
 	disc      *discoveredTable
 	limit     *logLimiter
 	inFlight  chan struct{}
@@ -143,7 +151,14 @@ func New(cfg Config) (*Server, error) {
 		log:      cfg.Logger,
 		now:      cfg.Now,
 		ours:     make(map[netip.Addr]bool),
+		relays:   make(map[netip.Addr]bool),
 		inFlight: make(chan struct{}, maxInFlight),
+	}
+	for _, r := range cfg.Relays {
+		if !r.Is4() || r.IsUnspecified() {
+			return nil, fmt.Errorf("dhcp: relay %v is not an IPv4 address", r)
+		}
+		s.relays[r] = true
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))

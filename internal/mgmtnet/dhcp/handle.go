@@ -42,6 +42,11 @@ func (s *Server) handle(ctx context.Context, in link, pkt []byte) (*dhcpv4.DHCPv
 		return nil, nil
 	}
 	log := []any{"interface", in.iface, "mac", req.mac.String(), "type", req.typ.String()}
+	if req.relayed && !s.relays[req.giaddr] {
+		s.logLimited(ctx, slog.LevelWarn, "ignored a DHCP request relayed by an unknown relay agent: name it with --dhcp-relay if it is one",
+			append(log, "giaddr", req.giaddr.String())...)
+		return nil, nil
+	}
 
 	// The address that names the requester's subnet: the relay's, else the
 	// client's own when it has one (renewing: unicast straight to us, maybe

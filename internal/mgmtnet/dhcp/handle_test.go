@@ -83,6 +83,7 @@ func newTestServer(t testing.TB, inv mgmtnet.Inventory, max int) (*Server, *cloc
 	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	s, err := New(Config{
 		Listeners:     []Listener{{Conn: &memConn{}, Interface: "eth0", Addr: serverAddr}},
+		Relays:        []netip.Addr{relayAddr},
 		Inventory:     inv,
 		Now:           clk.now,
 		DiscoveredMax: max,
@@ -511,6 +512,36 @@ func TestUnknownMAC(t *testing.T) {
 	want = []dhcptest.Discovery{{MAC: macUnknown.String(), Link: relayAddr}}
 	if diff := cmp.Diff(want, inv2.Discoveries(), cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("relayed: discovered (-want +got):\n%s", diff)
+	}
+}
+
+// TestUnknownRelay: a request relayed with a giaddr that is not one of the
+// server's relay agents gets no answer and asks the inventory nothing,
+// whether its MAC is known or not: the answer would go to that giaddr,
+// with the host's address and name.
+func TestUnknownRelay(t *testing.T) {
+	t.Parallel()
+	inv := dhcptest.NewInventory(bindingA, bindingB)
+	s, _ := newTestServer(t, inv, 0)
+	for _, mac := range []net.HardwareAddr{macA, macB, macUnknown} {
+		for _, typ := range []dhcpv4.MessageType{dhcpv4.MessageTypeDiscover, dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeInform} {
+			for _, giaddr := range []string{"10.200.3.1", "10.200.1.66", "192.0.2.7"} {
+				m, dst := s.handle(t.Context(), direct, msg(t, mac, typ, dhcpv4.WithGatewayIP(ip(giaddr))))
+				if m != nil {
+					t.Errorf("%s of %s relayed by %s was answered (%s to %v)", typ, mac, giaddr, m.MessageType(), dst)
+				}
+			}
+		}
+	}
+	if got := inv.Links(); len(got) != 0 {
+		t.Errorf("the inventory was asked about links %v", got)
+	}
+	if got := inv.Discoveries(); len(got) != 0 {
+		t.Errorf("unknown relays' MACs were reported: %v", got)
+	}
+	// The known relay is still answered.
+	if m, _ := s.handle(t.Context(), direct, msg(t, macB, dhcpv4.MessageTypeDiscover, dhcpv4.WithGatewayIP(relayAddr.AsSlice()))); m == nil || m.MessageType() != dhcpv4.MessageTypeOffer {
+		t.Errorf("a discover through the known relay: %v", m)
 	}
 }
 
