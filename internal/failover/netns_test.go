@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"hummingbird.io/hummingbird/internal/failover"
 	"hummingbird.io/hummingbird/internal/failover/failovertest"
 	"hummingbird.io/hummingbird/internal/mgmtnet/dhcp/dhcptest"
 	"hummingbird.io/hummingbird/internal/wire"
@@ -336,14 +337,21 @@ func checkNoGap(t *testing.T, d *failovertest.Bed, g *failovertest.Group, from t
 	}
 }
 
-// localSwitchover asks member m's agent for a planned move.
+// localSwitchover asks member m's agent for a planned move, on the app's
+// own socket.
 func localSwitchover(t *testing.T, g *failovertest.Group, m string) (int, string) {
+	t.Helper()
+	return localPost(t, failover.AppSocket(g.Socket(m), "press"), "press")
+}
+
+// localPost asks for app's switchover on the unix socket path.
+func localPost(t *testing.T, path, app string) (int, string) {
 	t.Helper()
 	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
-		return d.DialContext(ctx, "unix", g.Socket(m))
+		return d.DialContext(ctx, "unix", path)
 	}}}
-	resp, err := c.Post("http://agent/v1/apps/press/switchover", "application/json", nil)
+	resp, err := c.Post("http://agent/v1/apps/"+app+"/switchover", "application/json", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,6 +362,14 @@ func localSwitchover(t *testing.T, g *failovertest.Group, m string) (int, string
 
 func TestPlannedSwitchoverLosesNothing(t *testing.T) {
 	d, g, act := start(t, wire.App{})
+	// The node's socket reads; only the app's own socket moves it, and
+	// that socket moves no other app.
+	if code, body := localPost(t, g.Socket(act), "press"); code != http.StatusForbidden || !strings.Contains(body, failover.AppSocket(g.Socket(act), "press")) {
+		t.Errorf("switchover asked on the node's socket: %d %s, want 403 naming the app's socket", code, body)
+	}
+	if code, body := localPost(t, failover.AppSocket(g.Socket(act), "press"), "paint"); code != http.StatusNotFound {
+		t.Errorf("switchover of another app asked on press's socket: %d %s, want 404", code, body)
+	}
 	if code, body := localSwitchover(t, g, other(act)); code != http.StatusConflict {
 		t.Errorf("switchover asked of the standby: %d %s, want 409", code, body)
 	}
