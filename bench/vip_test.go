@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"hummingbird.io/hummingbird/internal/failover"
 	"hummingbird.io/hummingbird/internal/failover/failovertest"
 	"hummingbird.io/hummingbird/internal/mgmtnet/dhcp/dhcptest"
 	"hummingbird.io/hummingbird/internal/wire"
@@ -220,7 +221,7 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 		for range n {
 			from := time.Now()
 			if _, err := exec.Command("ip", "netns", "exec", d.NS[act], "curl", "-sf", "--unix-socket",
-				g.Socket(act), "-X", "POST", "http://agent/v1/apps/bench/switchover").CombinedOutput(); err != nil {
+				failover.AppSocket(g.Socket(act), "bench"), "-X", "POST", "http://agent/v1/apps/bench/switchover").CombinedOutput(); err != nil {
 				tb.Fatalf("planned switchover on %s: %v\n%s", act, err, explain())
 			}
 			// The old active keeps the VIP until the new one announces
