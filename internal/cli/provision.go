@@ -170,7 +170,11 @@ func (a *app) follow(ctx context.Context, c *client.Client, host string, j apity
 		return err
 	}
 	if j.State != "succeeded" {
-		return fmt.Errorf("%w: host %s %s at %q: %s (hbctl provision-log %s has the whole log)", errJobFailed, j.Hostname, j.State, j.Task, j.Message, j.Hostname)
+		where := fmt.Sprintf("at %q", j.Task)
+		if j.Task == "" { // a job the controller ended before it started
+			where = "before its first step"
+		}
+		return fmt.Errorf("%w: host %s %s %s: %s (hbctl provision-log %s has the whole log)", errJobFailed, j.Hostname, j.State, where, j.Message, j.Hostname)
 	}
 	return nil
 }

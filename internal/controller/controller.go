@@ -128,6 +128,11 @@ type Controller struct {
 // New opens the data directory and the database and prepares the API; it
 // serves nothing yet.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Controller, error) {
+	// Every path is resolved once, now: jobs run programs in directories
+	// of their own, where a relative path would name something else.
+	if err := absPaths(&cfg); err != nil {
+		return nil, err
+	}
 	// Settings are checked before anything is written.
 	if cfg.TLSCert != "" || cfg.TLSKey != "" {
 		if cfg.TLSCert == "" || cfg.TLSKey == "" {
@@ -486,4 +491,20 @@ func dhcpRelays(addrs []string) ([]netip.Addr, error) {
 		out = append(out, ip)
 	}
 	return out, nil
+}
+
+// absPaths makes every path of cfg absolute, against the working directory.
+func absPaths(cfg *Config) error {
+	for _, p := range []*string{&cfg.DataDir, &cfg.TLSCert, &cfg.TLSKey, &cfg.Kubeconfig, &cfg.ProvisionVars,
+		&cfg.Provision.SSHKeyDir, &cfg.Provision.BundleDir} {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return fmt.Errorf("path %s: %w", *p, err)
+		}
+		*p = abs
+	}
+	return nil
 }

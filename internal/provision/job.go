@@ -2,6 +2,7 @@ package provision
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -122,6 +123,18 @@ func (r *Runner) update(ctx context.Context, id int64, fn func(*store.ProvisionJ
 	})
 }
 
+// The steps of a job before and around the playbook's own tasks, named in
+// a failed job so that it always says where it failed.
+const (
+	stepStart    = "Start the job"
+	stepHost     = "Check the host"
+	stepCluster  = "Read the cluster"
+	stepBundle   = "Open the offline bundle"
+	stepToken    = "Make a bootstrap token"
+	stepFiles    = "Write the job's files"
+	stepPlaybook = "Start the playbook (before its first task)"
+)
+
 // provision runs the playbook and waits for the Node; it returns the job's end.
 func (r *Runner) provision(ctx context.Context, job store.ProvisionJob, log interface {
 	Info(string, ...any)
@@ -130,7 +143,7 @@ func (r *Runner) provision(ctx context.Context, job store.ProvisionJob, log inte
 	if err := r.update(ctx, job.ID, func(j *store.ProvisionJob) {
 		j.State, j.StartedAt = StateRunning, r.stamp()
 	}); err != nil {
-		return StateFailed, "", "storing the job's start: " + err.Error()
+		return StateFailed, stepStart, "storing the job's start: " + err.Error()
 	}
 	var h store.Host
 	var pool store.Pool
@@ -144,32 +157,32 @@ func (r *Runner) provision(ctx context.Context, job store.ProvisionJob, log inte
 		}
 		return err
 	}); err != nil {
-		return StateFailed, "", "reading the host: " + err.Error()
+		return StateFailed, stepHost, "reading the host: " + err.Error()
 	}
 	if err := r.checkHost(h); err != nil {
-		return StateFailed, "", err.Error()
+		return StateFailed, stepHost, err.Error()
 	}
 
 	version, err := r.cluster.ServerVersion()
 	if err != nil {
-		return StateFailed, "", err.Error()
+		return StateFailed, stepCluster, err.Error()
 	}
 	b, err := r.openBundle(version)
 	if err != nil {
-		return StateFailed, "", err.Error()
+		return StateFailed, stepBundle, err.Error()
 	}
 	endpoint, err := r.cluster.JoinEndpoint(ctx)
 	if err != nil {
-		return StateFailed, "", err.Error()
+		return StateFailed, stepCluster, err.Error()
 	}
 	caHash, err := r.cluster.CAHash()
 	if err != nil {
-		return StateFailed, "", err.Error()
+		return StateFailed, stepCluster, err.Error()
 	}
 	token, err := r.cluster.CreateJoinToken(ctx, r.cfg.Timeout+r.cfg.ReadyTimeout,
 		"Hummingbird provisioning of "+h.Hostname, r.cfg.Now())
 	if err != nil {
-		return StateFailed, "", err.Error()
+		return StateFailed, stepToken, err.Error()
 	}
 	defer func() {
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -181,12 +194,12 @@ func (r *Runner) provision(ctx context.Context, job store.ProvisionJob, log inte
 
 	dir, err := os.MkdirTemp(r.cfg.WorkDir, fmt.Sprintf("job-%d-", job.ID))
 	if err != nil {
-		return StateFailed, "", "making the job's directory: " + err.Error()
+		return StateFailed, stepFiles, "making the job's directory: " + err.Error()
 	}
 	defer os.RemoveAll(dir)
 	vars := r.vars(h, pool, job, version, endpoint, caHash, token.String(), b)
 	if err := writeJobFiles(dir, inventoryFor(h, r.keyPath(h), r.cfg.KnownHosts), vars); err != nil {
-		return StateFailed, "", err.Error()
+		return StateFailed, stepFiles, err.Error()
 	}
 
 	runCtx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
@@ -196,10 +209,11 @@ func (r *Runner) provision(ctx context.Context, job store.ProvisionJob, log inte
 		if p.failedTask != "" {
 			return StateFailed, p.failedTask, p.failMsg
 		}
+		task := cmp.Or(p.task, stepPlaybook)
 		if errors.Is(runCtx.Err(), context.DeadlineExceeded) {
-			return StateFailed, p.task, fmt.Sprintf("the playbook did not end within %s", r.cfg.Timeout)
+			return StateFailed, task, fmt.Sprintf("the playbook did not end within %s", r.cfg.Timeout)
 		}
-		return StateFailed, p.task, err.Error()
+		return StateFailed, task, err.Error()
 	}
 
 	const waiting = "Wait for the Node to be Ready"
@@ -229,6 +243,12 @@ func (r *Runner) provision(ctx context.Context, job store.ProvisionJob, log inte
 // the job's progress.
 func (r *Runner) runPlaybook(ctx context.Context, jobID int64, dir string) (progress, error) {
 	var p progress
+	// ansible-playbook runs in the playbooks' directory: every path it is
+	// given must not depend on the controller's working directory.
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return p, err
+	}
 	pbDir := filepath.Join(dir, "playbooks")
 	if err := os.Mkdir(pbDir, 0o700); err != nil {
 		return p, err
