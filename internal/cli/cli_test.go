@@ -376,3 +376,20 @@ var spaces = regexp.MustCompile(` {2,}`)
 
 // squeeze collapses runs of spaces, so table rows compare whatever the column width.
 func squeeze(s string) string { return spaces.ReplaceAllString(s, " ") }
+
+// TestEveryFieldIsAColumn: every field of a host in host-show -f json can
+// be picked with -c, as the column of the same name.
+func TestEveryFieldIsAColumn(t *testing.T) {
+	t.Parallel()
+	h := newHbctl(t)
+	h.ok("host-add", "-n", "edge-01", "-p", "edgeworker", "-i", "192.168.204.10")
+	var fields map[string]any
+	if err := json.Unmarshal([]byte(h.ok("host-show", "edge-01", "-f", "json")), &fields); err != nil {
+		t.Fatal(err)
+	}
+	for name := range fields {
+		if code, _, errs := h.run("", "host-show", "edge-01", "-c", name, "-f", "value"); code != 0 {
+			t.Errorf("host-show -c %s: exit %d: %s", name, code, errs)
+		}
+	}
+}

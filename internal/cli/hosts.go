@@ -49,7 +49,7 @@ func hostFields(h apitype.Host) []field {
 		{"group", h.Group}, {"labels", labelsText(h.Labels)}, {"location", h.Location},
 		{"bm_type", h.BMType}, {"bm_ip", h.BMIP}, {"bm_username", h.BMUsername},
 		{"ssh_user", h.SSHUser}, {"ssh_key", h.SSHKey},
-		{"node_state", nodeText(h)}, {"kubelet_version", h.KubeletVersion},
+		{"node_state", nodeText(h)}, {"node_reason", h.NodeReason}, {"kubelet_version", h.KubeletVersion},
 		{"created_at", timeText(h.CreatedAt)}, {"updated_at", timeText(h.UpdatedAt)},
 	}
 }
