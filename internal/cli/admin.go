@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/auth"
 	"hummingbird.io/hummingbird/internal/client"
+	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/version"
 )
 
@@ -147,7 +150,7 @@ func (a *app) eventList() *cobra.Command {
 func (a *app) clusterCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "cluster-show",
-		Short: "Show the Kubernetes cluster the controller manages",
+		Short: "Show the Kubernetes cluster the controller manages; its ca_hash is the cluster CA's pin (kubeadm's), ca-show has the controller's",
 		Args:  a.args(),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
 			cl, err := c.Cluster(ctx)
@@ -160,6 +163,38 @@ func (a *app) clusterCommand() *cobra.Command {
 			return a.show(view{raw: cl, rows: [][]field{{
 				{"configured", strconv.FormatBool(cl.Configured)}, {"server", cl.Server}, {"version", cl.Version},
 				{"nodes", strconv.Itoa(cl.Nodes)}, {"nodes_ready", strconv.Itoa(cl.NodesReady)}, {"ca_hash", cl.CAHash},
+			}}})
+		}),
+	}
+}
+
+func (a *app) caShow() *cobra.Command {
+	return &cobra.Command{
+		Use:   "ca-show",
+		Short: "Show the controller's own CA and its pin, which hb-agent join takes as --ca-hash",
+		Long: "Show the controller's own CA and its pin, which hb-agent join takes as --ca-hash.\n" +
+			"It is not the Kubernetes cluster's CA pin: cluster-show has that one, for kubeadm.",
+		Args: a.args(),
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			data, err := c.CA(ctx)
+			if err != nil {
+				return err
+			}
+			block, _ := pem.Decode(data)
+			if block == nil || block.Type != "CERTIFICATE" {
+				return fmt.Errorf("the controller's CA is not a PEM certificate")
+			}
+			cert, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return fmt.Errorf("the controller's CA: %w", err)
+			}
+			raw := struct {
+				CAHash   string    `json:"ca_hash"`
+				Subject  string    `json:"subject"`
+				NotAfter time.Time `json:"not_after"`
+			}{pki.CAHash(cert), cert.Subject.String(), cert.NotAfter.UTC()}
+			return a.show(view{raw: raw, rows: [][]field{{
+				{"ca_hash", raw.CAHash}, {"subject", raw.Subject}, {"not_after", timeText(raw.NotAfter)},
 			}}})
 		}),
 	}

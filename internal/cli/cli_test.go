@@ -16,6 +16,7 @@ import (
 	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/cli"
 	"hummingbird.io/hummingbird/internal/controller/controllertest"
+	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/wire"
 )
@@ -391,5 +392,19 @@ func TestEveryFieldIsAColumn(t *testing.T) {
 		if code, _, errs := h.run("", "host-show", "edge-01", "-c", name, "-f", "value"); code != 0 {
 			t.Errorf("host-show -c %s: exit %d: %s", name, code, errs)
 		}
+	}
+}
+
+// TestCAShow: ca-show prints the pin of the controller's own CA, the one
+// hb-agent join takes, whatever cluster the controller manages.
+func TestCAShow(t *testing.T) {
+	t.Parallel()
+	in := controllertest.Start(t, "", nil)
+	h := newHbctlFor(t, in)
+	if got, want := strings.TrimSpace(h.ok("ca-show", "-c", "ca_hash", "-f", "value")), pki.CAHash(in.Controller.CA.Cert); got != want {
+		t.Errorf("ca-show: %q, want %q", got, want)
+	}
+	if out := h.ok("ca-show"); !strings.Contains(out, "| not_after") {
+		t.Errorf("ca-show table:\n%s", out)
 	}
 }

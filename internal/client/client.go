@@ -19,6 +19,7 @@ import (
 
 	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/problem"
+	"hummingbird.io/hummingbird/internal/wire"
 )
 
 // Client talks to one controller.
@@ -123,6 +124,10 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return &Error{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message, Field: e.Error.Field}
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = data
 		return nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
@@ -352,6 +357,13 @@ func (c *Client) ListEvents(ctx context.Context, f EventFilter) ([]apitype.Event
 func (c *Client) Cluster(ctx context.Context) (apitype.Cluster, error) {
 	var out apitype.Cluster
 	return out, c.do(ctx, "GET", "/v1/cluster", nil, nil, &out)
+}
+
+// CA returns the controller's own CA certificate (PEM), the one agents
+// pin when they join, as the controller serves it to agents.
+func (c *Client) CA(ctx context.Context) ([]byte, error) {
+	var out []byte
+	return out, c.do(ctx, "GET", wire.CAPath, nil, nil, &out)
 }
 
 // Version returns the controller's version.
