@@ -38,6 +38,25 @@ func appOut(a store.App) apitype.App {
 	return out
 }
 
+// awaiting fills in whose heartbeat a pending switchover of a waits for,
+// and when it is due.
+func (s *Server) awaiting(a store.App, out *apitype.App) {
+	p := out.PendingSwitchover
+	if p == nil || s.d.Agents == nil || s.d.Agents.Monitor == nil {
+		return
+	}
+	for _, m := range a.Members {
+		if m.Hostname != out.Active {
+			continue
+		}
+		p.Awaits = m.Hostname
+		if due, ok := s.d.Agents.Monitor.NextHeartbeat(m.HostID); ok {
+			due = due.UTC()
+			p.DueAt = &due
+		}
+	}
+}
+
 func (s *Server) listApps(r *http.Request, _ auth.Principal) (any, error) {
 	apps, err := s.d.Inventory.ListApps(r.Context())
 	if err != nil {
@@ -68,7 +87,9 @@ func (s *Server) getApp(r *http.Request, _ auth.Principal) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return appOut(a), nil
+	out := appOut(a)
+	s.awaiting(a, &out)
+	return out, nil
 }
 
 func (s *Server) deleteApp(r *http.Request, p auth.Principal) (any, error) {
@@ -93,7 +114,9 @@ func (s *Server) switchoverApp(r *http.Request, p auth.Principal) (any, error) {
 		return nil, err
 	}
 	s.appsChanged(r.Context())
-	return appOut(a), nil
+	out := appOut(a)
+	s.awaiting(a, &out)
+	return out, nil
 }
 
 // appsChanged rebuilds the view of apps, so that the next heartbeat of each

@@ -66,6 +66,11 @@ type AppSwitchoverPlan struct {
 	Seq         int64     `json:"seq"`
 	To          string    `json:"to"` // hostname; empty: any healthy standby
 	RequestedAt time.Time `json:"requested_at"`
+	// Awaits is the active member, whose agent learns of the request with
+	// its next heartbeat's reply, due at DueAt (absent when the controller
+	// has not heard it since it started).
+	Awaits string     `json:"awaits,omitempty"`
+	DueAt  *time.Time `json:"due_at,omitempty"`
 }
 
 // AppSwitchoverRequest is the optional body of POST

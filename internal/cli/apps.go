@@ -47,6 +47,9 @@ func appFields(ap apitype.App) []field {
 			to = "any healthy standby"
 		}
 		pending = fmt.Sprintf("%d to %s, asked %s", p.Seq, to, timeText(p.RequestedAt))
+		if w := awaitText(p, time.Now()); w != "" {
+			pending += "; " + w
+		}
 	}
 	detection := ""
 	if ap.HeartbeatMillis != 0 {
@@ -230,6 +233,11 @@ func (a *app) followSwitchover(ctx context.Context, c *client.Client, ap apitype
 	defer cancel()
 	ap, err := watch(wctx, a, ap, func(ap apitype.App) frame {
 		line := fmt.Sprintf("%s: %s active (epoch %d), switching over", ap.Name, ap.Active, ap.Epoch)
+		if p := ap.PendingSwitchover; p != nil {
+			if w := awaitText(p, time.Now()); w != "" {
+				line += ": " + w
+			}
+		}
 		if done(ap) {
 			line = fmt.Sprintf("%s: %s active (epoch %d): %s", ap.Name, ap.Active, ap.Epoch, switchoverText(ap.LastSwitchover))
 		}
@@ -243,4 +251,19 @@ func (a *app) followSwitchover(ctx context.Context, c *client.Client, ap apitype
 		return err
 	}
 	return a.show(view{raw: ap, rows: [][]field{appFields(ap)}})
+}
+
+// awaitText says whose heartbeat a pending switchover waits for, and when
+// it is due: the controller reaches an agent only in its replies.
+func awaitText(p *apitype.AppSwitchoverPlan, now time.Time) string {
+	if p.Awaits == "" {
+		return ""
+	}
+	if p.DueAt == nil {
+		return "waiting for " + p.Awaits + "'s agent to heartbeat"
+	}
+	if d := p.DueAt.Sub(now).Round(time.Second); d > 0 {
+		return fmt.Sprintf("waiting for %s's next heartbeat, due in %s (at %s)", p.Awaits, d, p.DueAt.Local().Format("15:04:05"))
+	}
+	return fmt.Sprintf("waiting for %s's next heartbeat, due %s ago", p.Awaits, now.Sub(*p.DueAt).Round(time.Second))
 }

@@ -198,7 +198,8 @@ func TestAppSwitchover(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(got, "edge-02\nedge-01 → edge-02 in 40 ms (planned, epoch 2,") {
 		t.Errorf("app-switchover --follow: exit %d, stdout %q, stderr %q", code, got, errs)
 	}
-	if !strings.Contains(errs, "plc: edge-01 active (epoch 1), switching over\n") || !strings.Contains(errs, "plc: edge-02 active (epoch 2): edge-01 → edge-02 in 40 ms") {
+	// No agent of edge-01 was heard: the controller knows of no heartbeat due.
+	if !strings.Contains(errs, "plc: edge-01 active (epoch 1), switching over: waiting for edge-01's agent to heartbeat\n") || !strings.Contains(errs, "plc: edge-02 active (epoch 2): edge-01 → edge-02 in 40 ms") {
 		t.Errorf("app-switchover --follow progress: %q", errs)
 	}
 	// A switchover nobody carries out times out.

@@ -283,7 +283,7 @@ func (c *Controller) setup(ctx context.Context) error {
 	}
 	pc.Log = c.log
 	c.Provision = provision.New(c.Store, cluster, pc)
-	c.Locks = hostlock.New(c.Store, cluster, hostlock.Config{Log: c.log,
+	c.Locks = hostlock.New(c.Store, cluster, hostlock.Config{Log: c.log, NextHeartbeat: c.Monitor.NextHeartbeat,
 		Switchover: func(ctx context.Context, actor, app string) error {
 			if _, err := c.Inventory.RequestSwitchover(ctx, actor, app, ""); err != nil {
 				return err

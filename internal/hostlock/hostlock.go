@@ -63,6 +63,9 @@ type Config struct {
 	// AppPollInterval is how often a lock that moves apps reads whether
 	// they moved (default 500 ms).
 	AppPollInterval time.Duration
+	// NextHeartbeat is when a host's agent is due to heartbeat next, which
+	// is when it learns of a switchover; nil or false: unknown.
+	NextHeartbeat func(hostID int64) (time.Time, bool)
 }
 
 // Operation is one host-lock.
@@ -210,7 +213,7 @@ func (l *Locker) Lock(ctx context.Context, req Request) (Operation, error) {
 	op := &Operation{HostID: h.ID, Hostname: h.Hostname, State: StateDraining, Force: req.Force,
 		Timeout: req.Timeout, Actor: req.Actor, Message: "cordoning the Node", StartedAt: l.stamp()}
 	if len(moves) > 0 {
-		op.Message = fmt.Sprintf("moving app %s to a standby", moves[0])
+		op.Message = l.movingText(h.ID, moves[0])
 	}
 	l.mu.Lock()
 	if cur := l.ops[h.ID]; cur != nil && cur.State == StateDraining {
@@ -315,6 +318,18 @@ func (l *Locker) appsToMove(ctx context.Context, h store.Host, force bool) ([]st
 	return moves, nil
 }
 
+// movingText says that app is being moved off host hostID, and that its
+// agent learns of it with its next heartbeat, and when that is due.
+func (l *Locker) movingText(hostID int64, app string) string {
+	msg := fmt.Sprintf("moving app %s to a standby", app)
+	if l.cfg.NextHeartbeat != nil {
+		if due, ok := l.cfg.NextHeartbeat(hostID); ok {
+			msg += fmt.Sprintf(": its agent learns of it with its next heartbeat, due at %s", due.UTC().Format("15:04:05 UTC"))
+		}
+	}
+	return msg
+}
+
 // moveApps asks for a planned switchover of each app in moves away from op's host and waits
 // until another member reports itself active, within ctx.
 func (l *Locker) moveApps(ctx context.Context, op *Operation, req Request, moves []string) error {
@@ -324,7 +339,7 @@ func (l *Locker) moveApps(ctx context.Context, op *Operation, req Request, moves
 	}
 	for _, name := range moves {
 		l.mu.Lock()
-		op.Message = fmt.Sprintf("moving app %s to a standby", name)
+		op.Message = l.movingText(op.HostID, name)
 		l.mu.Unlock()
 		if err := l.cfg.Switchover(ctx, req.Actor, name); err != nil {
 			return fmt.Errorf("moving app %s to a standby: %w", name, err)

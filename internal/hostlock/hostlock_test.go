@@ -126,7 +126,9 @@ func TestLockMovesApps(t *testing.T) {
 					t.Error(err)
 				}
 			}
+			due := time.Date(2026, 5, 4, 12, 0, 30, 0, time.UTC)
 			l := New(st, nil, Config{AppPollInterval: 10 * time.Millisecond,
+				NextHeartbeat: func(int64) (time.Time, bool) { return due, true },
 				Switchover: func(ctx context.Context, actor, app string) error {
 					if _, err := inv.RequestSwitchover(ctx, actor, app, ""); err != nil {
 						return err
@@ -166,7 +168,7 @@ func TestLockMovesApps(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if op.State != StateDraining || op.Message != "moving app plc to a standby" {
+			if op.State != StateDraining || op.Message != "moving app plc to a standby: its agent learns of it with its next heartbeat, due at 12:00:30 UTC" {
 				t.Errorf("lock of the active member: %+v; want it draining, moving plc", op)
 			}
 			l.Wait()

@@ -124,6 +124,7 @@ func (c Config) For(personality string) Timing {
 type beat struct {
 	timing       Timing
 	last         time.Time
+	next         time.Time // when the agent is due again: last and the interval it was given
 	boot         string
 	seq          uint64
 	availability string // as stored
@@ -235,7 +236,24 @@ func (m *Monitor) Heartbeat(ctx context.Context, h store.Host, hb wire.Heartbeat
 		}
 	}
 	reply.SendInventory = storedHash != hb.InventoryHash || storedHash == ""
+	m.mu.Lock()
+	b.next = now.Add(time.Duration(reply.IntervalMillis) * time.Millisecond)
+	m.mu.Unlock()
 	return reply, nil
+}
+
+// NextHeartbeat is when the agent of a host is due to send its next
+// heartbeat, as its last reply told it; false when it has sent none since
+// the controller started. Anything the controller wants of the agent
+// between heartbeats waits for that one.
+func (m *Monitor) NextHeartbeat(hostID int64) (time.Time, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.beats[hostID]
+	if !ok || b.next.IsZero() {
+		return time.Time{}, false
+	}
+	return b.next, true
 }
 
 // Forget stops watching a host (its agent was removed or the host deleted).
