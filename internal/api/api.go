@@ -133,6 +133,7 @@ func New(d Deps) *Server {
 	s.handle("POST", "/v1/hosts/{host}/lock", apitype.RoleOperator, http.StatusAccepted, s.lockHost)
 	s.handle("GET", "/v1/hosts/{host}/lock", apitype.RoleReader, http.StatusOK, s.getLock)
 	s.handle("POST", "/v1/hosts/{host}/unlock", apitype.RoleOperator, http.StatusOK, s.unlockHost)
+	s.handle("POST", "/v1/hosts/{host}/lock/cancel", apitype.RoleOperator, http.StatusOK, s.cancelLock)
 	s.handle("GET", "/v1/groups", apitype.RoleReader, http.StatusOK, s.listGroups)
 	s.handle("POST", "/v1/groups", apitype.RoleOperator, http.StatusCreated, s.addGroup)
 	s.handle("GET", "/v1/groups/{group}", apitype.RoleReader, http.StatusOK, s.getGroup)

@@ -75,3 +75,15 @@ func (s *Server) unlockHost(r *http.Request, p auth.Principal) (any, error) {
 	}
 	return hostOut(h), nil
 }
+
+func (s *Server) cancelLock(r *http.Request, p auth.Principal) (any, error) {
+	l, err := s.locker()
+	if err != nil {
+		return nil, err
+	}
+	op, err := l.Cancel(r.Context(), r.PathValue("host"), p.Actor())
+	if err != nil {
+		return nil, err
+	}
+	return lockOut(op), nil
+}

@@ -31,7 +31,7 @@ func TestSpecLockShapes(t *testing.T) {
 	for _, v := range doc.Components.Schemas["LockOperation"].Value.Properties["state"].Value.Enum {
 		states = append(states, v.(string))
 	}
-	if diff := cmp.Diff([]string{hostlock.StateDraining, hostlock.StateLocked, hostlock.StateFailed}, states); diff != "" {
+	if diff := cmp.Diff([]string{hostlock.StateDraining, hostlock.StateLocked, hostlock.StateFailed, hostlock.StateCancelled}, states); diff != "" {
 		t.Errorf("LockOperation.state: enum in the spec (+) differs from the code's (-):\n%s", diff)
 	}
 }
@@ -116,6 +116,55 @@ func specLockCases(t *testing.T, sh *specHarness) {
 	sh.do(t, h, specCase{name: "unlock controller-1", method: "POST", path: "/v1/hosts/controller-1/unlock", token: operator, want: 200})
 	sh.do(t, h, specCase{name: "lock one of two controllers", method: "POST", path: "/v1/hosts/controller-0/lock", token: operator, want: 202})
 	refused(specCase{name: "lock the other controller", method: "POST", path: "/v1/hosts/controller-1/lock", token: operator, want: 409}, "only unlocked controller")
+
+	// A lock that waits for an app to move (its members never carry the switchover out) is
+	// cancelled; with no lock running, there is nothing to cancel.
+	refused(specCase{name: "lock cancel with none running", method: "POST", path: "/v1/hosts/edge-l1/lock/cancel", token: operator, want: 409}, "no lock of host edge-l1 is running")
+	sh.do(t, h, specCase{name: "lock cancel unknown host", method: "POST", path: "/v1/hosts/nope/lock/cancel", token: operator, want: 404})
+	sh.do(t, h, specCase{name: "lock cancel by reader", method: "POST", path: "/v1/hosts/edge-l1/lock/cancel", token: reader, want: 403})
+	sh.do(t, h, specCase{name: "lock cancel without token", method: "POST", path: "/v1/hosts/edge-l1/lock/cancel", want: 401, offSpec: true})
+	sh.do(t, h, specCase{name: "lock cancel unknown query", method: "POST", path: "/v1/hosts/edge-l1/lock/cancel?x=1", token: operator, want: 400, offSpec: true})
+	sh.do(t, h, specCase{name: "add a group for an app", method: "POST", path: "/v1/groups", token: admin, body: `{"name":"lockers"}`, want: 201})
+	for _, body := range []string{
+		`{"hostname":"edge-l3","personality":"edgeworker","mgmt_ip":"192.168.204.64","group":"lockers"}`,
+		`{"hostname":"edge-l4","personality":"edgeworker","mgmt_ip":"192.168.204.65","group":"lockers"}`,
+	} {
+		sh.do(t, h, specCase{name: "add an app member", method: "POST", path: "/v1/hosts", token: admin, body: body, want: 201})
+	}
+	sh.do(t, h, specCase{name: "unlock an app member", method: "POST", path: "/v1/hosts/edge-l3/unlock", token: operator, want: 200})
+	sh.do(t, h, specCase{name: "add an app to move", method: "POST", path: "/v1/apps", token: operator, body: `{"name":"mover","group":"lockers","image":"mover:1"}`, want: 201})
+	if err := c.Store.Write(ctx, func(tx store.Tx) error {
+		a, err := tx.AppByName("mover")
+		if err != nil {
+			return err
+		}
+		for _, m := range a.Members {
+			if err := tx.SetHostState(m.HostID, inventory.AvailAvailable, inventory.OperEnabled, a.CreatedAt); err != nil {
+				return err
+			}
+			st := store.AppMemberStatus{HostID: m.HostID, Role: "standby", Healthy: true, ReportedAt: a.CreatedAt}
+			if m.Hostname == "edge-l3" {
+				st.Role = "active"
+				if _, err := tx.SetAppActive(a.ID, m.HostID, 1); err != nil {
+					return err
+				}
+			}
+			if err := tx.SetAppMemberStatus(a.ID, st); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	body = sh.do(t, h, specCase{name: "lock the app's active member", method: "POST", path: "/v1/hosts/edge-l3/lock", token: operator, body: `{"timeout":"10m"}`, want: 202})
+	if err := json.Unmarshal(body, &op); err != nil || op.State != "draining" || !strings.Contains(op.Message, "moving app mover") {
+		t.Errorf("lock of the app's active member: %s (%v); want it draining, moving the app", body, err)
+	}
+	body = sh.do(t, h, specCase{name: "lock cancel", method: "POST", path: "/v1/hosts/edge-l3/lock/cancel", token: operator, want: 200})
+	if err := json.Unmarshal(body, &op); err != nil || op.State != "cancelled" || op.FinishedAt == nil || !strings.Contains(op.Message, "cancelled by token:") {
+		t.Errorf("lock cancel: %s (%v); want it cancelled, naming who", body, err)
+	}
 
 	// Each change has its event.
 	body = sh.do(t, h, specCase{name: "lock events", method: "GET", path: "/v1/events?entity_id=host%3Dedge-l1", token: reader, want: 200})

@@ -14,7 +14,7 @@ type LockRequest struct {
 // LockOperation is a host-lock: the answer of POST and GET /v1/hosts/{host}/lock.
 type LockOperation struct {
 	Host    string `json:"host"`
-	State   string `json:"state"` // draining | locked | failed
+	State   string `json:"state"` // draining | locked | failed | cancelled
 	Force   bool   `json:"force"`
 	Timeout string `json:"timeout"`
 	// PodsTotal are the pods the drain evicts; PodsEvicted those of them gone from the Node.

@@ -103,12 +103,30 @@ host-unlock puts the host back in service.`,
 	}
 	show.Flags().BoolVar(&follow, "follow", false, "show the drain's progress until it ends")
 
+	cancel := &cobra.Command{
+		Use:   "host-lock-cancel HOST",
+		Short: "Stop a running host-lock; the host stays unlocked",
+		Long: `host-lock-cancel stops a lock that is still moving the host's apps or draining its Node,
+for example one a PodDisruptionBudget holds up: the Node is made schedulable again, the host stays
+unlocked and the apps moved so far stay where they are. host-unlock of a host being locked does
+the same.`,
+		Args:              a.args("HOST"),
+		ValidArgsFunction: a.completeHosts,
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
+			op, err := c.CancelLock(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return a.show(view{raw: op, rows: [][]field{lockFields(op)}})
+		}),
+	}
+
 	unlock := &cobra.Command{
 		Use:   "host-unlock HOST",
-		Short: "Put a locked host back in service",
+		Short: "Put a locked host back in service, or cancel its running lock",
 		Long: `host-unlock makes the host's Kubernetes Node schedulable again, when it has one, and
-the host unlocked and enabled. A host that is not locked, or whose lock is still draining its
-Node, is refused.`,
+the host unlocked and enabled. A host whose lock is still running has that lock cancelled
+(as host-lock-cancel does) and stays unlocked. A host that is not locked is refused.`,
 		Args:              a.args("HOST"),
 		ValidArgsFunction: a.completeHosts,
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
@@ -119,7 +137,7 @@ Node, is refused.`,
 			return a.show(hostView(h))
 		}),
 	}
-	return []*cobra.Command{lock, show, unlock}
+	return []*cobra.Command{lock, show, cancel, unlock}
 }
 
 // followLock shows a lock's drain until it ends, then the lock. A lock that fails makes hbctl

@@ -23,3 +23,9 @@ func (c *Client) UnlockHost(ctx context.Context, ref string) (apitype.Host, erro
 	var out apitype.Host
 	return out, c.do(ctx, "POST", hostPath(ref)+"/unlock", nil, nil, &out)
 }
+
+// CancelLock stops a running lock of a host; the host stays unlocked.
+func (c *Client) CancelLock(ctx context.Context, ref string) (apitype.LockOperation, error) {
+	var out apitype.LockOperation
+	return out, c.do(ctx, "POST", hostPath(ref)+"/lock/cancel", nil, nil, &out)
+}

@@ -33,9 +33,10 @@ import (
 
 // Operation states.
 const (
-	StateDraining = "draining"
-	StateLocked   = "locked"
-	StateFailed   = "failed"
+	StateDraining  = "draining"
+	StateLocked    = "locked"
+	StateFailed    = "failed"
+	StateCancelled = "cancelled"
 )
 
 // The time a drain may take: DefaultTimeout unless the request says, from MinTimeout to
@@ -85,6 +86,9 @@ type Operation struct {
 	Message    string
 	StartedAt  time.Time
 	FinishedAt time.Time
+	// CancelledBy is who cancelled the lock while it ran (host-lock-cancel,
+	// or host-unlock of a host being locked).
+	CancelledBy string
 }
 
 func (o *Operation) copy() Operation {
@@ -263,7 +267,11 @@ func (l *Locker) Lock(ctx context.Context, req Request) (Operation, error) {
 			cancel()
 		}()
 		if err := l.moveApps(dctx, op, req, moves); err != nil {
-			l.failed(dctx, op, req, err.Error()+"; the host stays unlocked")
+			msg := err.Error() + "; the host stays unlocked"
+			if errors.Is(err, context.Canceled) && l.cancelled(op) {
+				msg = "the drain was cancelled; the host stays unlocked and the apps moved so far stay where they are"
+			}
+			l.failed(dctx, op, req, msg)
 			return
 		}
 		if drain {
@@ -381,19 +389,66 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// failed ends op as failed with msg and logs its event; its Node, if cordoned, is not touched.
+// failed ends op as failed with msg (or as cancelled, when it was) and logs its event; its
+// Node, if cordoned, is not touched.
 func (l *Locker) failed(ctx context.Context, op *Operation, req Request, msg string) {
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if err := l.st.Write(bg, func(tx store.Tx) error {
-		return l.event(tx, op.Hostname, "host.lock.failed", req.Actor, fmt.Sprintf("lock of host %s failed: %s", op.Hostname, msg))
+	l.finishFailed(bg, op, req, msg)
+}
+
+// finishFailed stores the event of a lock that did not lock its host, and ends op: cancelled
+// when someone cancelled it, else failed with msg.
+func (l *Locker) finishFailed(ctx context.Context, op *Operation, req Request, msg string) {
+	l.mu.Lock()
+	by := op.CancelledBy
+	l.mu.Unlock()
+	state, action, reason, actor := StateFailed, "host.lock.failed", fmt.Sprintf("lock of host %s failed: %s", op.Hostname, msg), req.Actor
+	if by != "" {
+		msg = "cancelled by " + by + strings.TrimPrefix(msg, "the drain was cancelled")
+		state, action, reason, actor = StateCancelled, "host.lock.cancel", fmt.Sprintf("lock of host %s %s", op.Hostname, msg), by
+	}
+	if err := l.st.Write(ctx, func(tx store.Tx) error {
+		return l.event(tx, op.Hostname, action, actor, reason)
 	}); err != nil {
-		l.log.Warn("cannot record the failed lock", "host", op.Hostname, "err", err)
+		l.log.Warn("cannot record the end of a lock", "host", op.Hostname, "err", err)
 	}
 	l.mu.Lock()
-	l.end(op, StateFailed, msg)
+	l.end(op, state, msg)
 	l.mu.Unlock()
-	l.log.Warn("locking the host failed", "host", op.Hostname, "actor", req.Actor, "reason", msg)
+	l.log.Warn("the host was not locked", "host", op.Hostname, "actor", req.Actor, "state", state, "reason", msg)
+}
+
+// Cancel stops a running lock of host: the apps it moved stay where they are, its Node is made
+// schedulable again and the host stays unlocked. It returns the lock once it has ended.
+func (l *Locker) Cancel(ctx context.Context, host, actor string) (Operation, error) {
+	h, err := l.lookup(ctx, host)
+	if err != nil {
+		return Operation{}, err
+	}
+	l.mu.Lock()
+	op, cancel := l.ops[h.ID], l.cancels[h.ID]
+	if op == nil || op.State != StateDraining || cancel == nil {
+		l.mu.Unlock()
+		return Operation{}, problem.Conflictf("", "no lock of host %s is running, so there is nothing to cancel "+
+			"(hbctl host-lock-show %s shows the latest)", h.Hostname, h.Hostname)
+	}
+	op.CancelledBy = actor
+	l.mu.Unlock()
+	cancel()
+	for {
+		l.mu.Lock()
+		state, out := op.State, op.copy()
+		l.mu.Unlock()
+		if state != StateDraining {
+			return out, nil
+		}
+		select {
+		case <-ctx.Done():
+			return out, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // lastController refuses to lock controller h when no other controller would stay unlocked; l.mu
@@ -447,8 +502,9 @@ func lockedConflict(h store.Host) error {
 
 func drainingConflict(op *Operation) error {
 	return problem.Conflictf("", "host %s is being locked: its Node is being drained since %s, for at most %s; wait for the "+
-		"drain to end (hbctl host-lock-show %s --follow): if it fails, the host stays unlocked",
-		op.Hostname, op.StartedAt.Format(time.RFC3339), shortDuration(op.Timeout), op.Hostname)
+		"drain to end (hbctl host-lock-show %s --follow): if it fails, the host stays unlocked; or cancel it "+
+		"(hbctl host-lock-cancel %s) and lock again",
+		op.Hostname, op.StartedAt.Format(time.RFC3339), shortDuration(op.Timeout), op.Hostname, op.Hostname)
 }
 
 func unmanagedMessage(host string, pods []kube.PodRef) string {
@@ -497,15 +553,15 @@ func (l *Locker) drain(ctx context.Context, op *Operation, req Request) {
 	} else {
 		msg += "; the Node is schedulable again and the host stays unlocked"
 	}
-	if eerr := l.st.Write(bg, func(tx store.Tx) error {
-		return l.event(tx, node, "host.lock.failed", req.Actor, fmt.Sprintf("lock of host %s failed: %s", node, msg))
-	}); eerr != nil {
-		log.Warn("cannot record the failed lock", "err", eerr)
-	}
+	l.finishFailed(bg, op, req, msg)
+	log.Debug("drain ended without a lock", "err", err)
+}
+
+// cancelled says whether someone cancelled op.
+func (l *Locker) cancelled(op *Operation) bool {
 	l.mu.Lock()
-	l.end(op, StateFailed, msg)
-	l.mu.Unlock()
-	log.Warn("locking the host failed", "actor", req.Actor, "reason", msg)
+	defer l.mu.Unlock()
+	return op.CancelledBy != ""
 }
 
 // failure says why a drain failed, and what to do.
@@ -513,6 +569,8 @@ func (l *Locker) failure(err error, op *Operation) string {
 	var incomplete *kube.DrainIncompleteError
 	var unmanaged *kube.UnmanagedPodsError
 	switch {
+	case errors.Is(err, context.Canceled) && l.cancelled(op):
+		return "the drain was cancelled"
 	case errors.As(err, &incomplete) && errors.Is(incomplete.Err, context.DeadlineExceeded):
 		return fmt.Sprintf("the drain did not end within %s: %v. Give the workloads room to move (more replicas, or a "+
 			"PodDisruptionBudget that allows a disruption), then lock again, or give a longer --drain-timeout",
@@ -611,12 +669,18 @@ func (l *Locker) lookup(ctx context.Context, host string) (store.Host, error) {
 }
 
 // Unlock puts a locked host back in service: its Node, when it has one, is made schedulable
-// again, and the host is unlocked and enabled. A host that is not locked, or is being locked,
-// is refused with a conflict.
+// again, and the host is unlocked and enabled. A host being locked has its lock cancelled, which
+// leaves it unlocked. A host that is not locked is refused with a conflict.
 func (l *Locker) Unlock(ctx context.Context, host, actor string) (store.Host, error) {
 	h, err := l.lookup(ctx, host)
 	if err != nil {
 		return h, err
+	}
+	if cur, ok := l.latest(h.ID); ok && cur.State == StateDraining {
+		if _, err := l.Cancel(ctx, host, actor); err != nil {
+			return store.Host{}, err
+		}
+		return l.lookup(ctx, host)
 	}
 	if err := l.refuseUnlock(h); err != nil {
 		return store.Host{}, err
@@ -668,9 +732,8 @@ func (l *Locker) Unlock(ctx context.Context, host, actor string) (store.Host, er
 
 func (l *Locker) refuseUnlock(h store.Host) error {
 	if cur, ok := l.latest(h.ID); ok && cur.State == StateDraining {
-		return problem.Conflictf("", "host %s is being locked: its Node is being drained since %s, for at most %s; wait "+
-			"for the drain to end (hbctl host-lock-show %s --follow): a drain that fails leaves the host unlocked, one "+
-			"that succeeds lets you unlock it", h.Hostname, cur.StartedAt.Format(time.RFC3339), shortDuration(cur.Timeout), h.Hostname)
+		return problem.Conflictf("", "host %s is being locked since %s: unlock it again to cancel the lock "+
+			"(or hbctl host-lock-cancel %s)", h.Hostname, cur.StartedAt.Format(time.RFC3339), h.Hostname)
 	}
 	if h.Administrative != inventory.AdminLocked {
 		return problem.Conflictf("", "host %s is not locked, so there is nothing to unlock", h.Hostname)

@@ -52,7 +52,8 @@ spec:
 
 // TestLock locks and unlocks a Kubernetes node through the API, as hbctl host-lock and
 // host-unlock do: a bare pod refuses the lock unless forced; a PodDisruptionBudget holds the
-// drain until its timeout, after which the Node is schedulable again and the host unlocked;
+// drain, which host-lock-cancel and host-unlock leave at once, and until its timeout, after
+// which the Node is schedulable again and the host unlocked;
 // without the budget the Deployment's pods are evicted, the DaemonSet's stays, and the host is
 // locked; unlock and lock again round trip the host's states and the Node's unschedulable.
 func TestLock(t *testing.T) {
@@ -109,24 +110,61 @@ func TestLock(t *testing.T) {
 	}
 	checkLockState(t, ctx, api, cp, h.Name, "unlocked", "enabled", false)
 
-	// Forced, the bare pod is evicted, and the budget holds the web pods until the timeout.
-	op, err := api.LockHost(ctx, h.Name, apitype.LockRequest{Force: true, Timeout: "15s"})
+	// Forced, the bare pod is evicted, and the budget holds the web pods: host-lock-cancel
+	// leaves the drain, the Node schedulable again and the host unlocked.
+	op, err := api.LockHost(ctx, h.Name, apitype.LockRequest{Force: true, Timeout: "2m"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if op.State != "draining" {
 		t.Errorf("a lock that drains answers %q, want draining", op.State)
 	}
-	if _, err := api.UnlockHost(ctx, h.Name); !problem.Is(err, problem.Conflict) || !strings.Contains(err.Error(), "being drained") {
-		t.Errorf("unlock during the drain: %v; want a conflict saying it is being drained", err)
+	heldByBudget := func() {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		pollUntil(t, wctx, "the budget to hold the drain", func() error {
+			op, err := api.LockOperation(ctx, h.Name)
+			if err != nil {
+				return err
+			}
+			if op.State != "draining" || len(op.Pending) != 2 || !strings.Contains(op.Message, "disruption budget web") {
+				return fmt.Errorf("the lock is %s with %v pending: %s", op.State, op.Pending, op.Message)
+			}
+			return nil
+		})
+	}
+	heldByBudget()
+	if op, err = api.CancelLock(ctx, h.Name); err != nil || op.State != "cancelled" || op.PodsEvicted != 1 ||
+		!strings.Contains(op.Message, "cancelled by") || !strings.Contains(op.Message, "the Node is schedulable again") {
+		t.Errorf("host-lock-cancel of the held drain: %+v, %v; want it cancelled with the bare pod evicted", op, err)
+	}
+	checkLockState(t, ctx, api, cp, h.Name, "unlocked", "enabled", false)
+
+	// host-unlock of a host being locked cancels its lock too.
+	if _, err := api.LockHost(ctx, h.Name, apitype.LockRequest{Timeout: "2m"}); err != nil {
+		t.Fatal(err)
+	}
+	heldByBudget()
+	if got, err := api.UnlockHost(ctx, h.Name); err != nil || got.Administrative != "unlocked" {
+		t.Errorf("host-unlock during the drain: %+v, %v; want the lock cancelled and the host unlocked", got, err)
+	}
+	if op, err = api.LockOperation(ctx, h.Name); err != nil || op.State != "cancelled" {
+		t.Errorf("the lock after host-unlock: %+v, %v; want it cancelled", op, err)
+	}
+	checkLockState(t, ctx, api, cp, h.Name, "unlocked", "enabled", false)
+
+	// The budget holds the web pods until the timeout.
+	if _, err := api.LockHost(ctx, h.Name, apitype.LockRequest{Timeout: "15s"}); err != nil {
+		t.Fatal(err)
 	}
 	start := time.Now()
 	op = waitLock(t, ctx, api, h.Name)
 	t.Logf("the drain held by the budget ended %s after %v", op.State, time.Since(start).Round(time.Second))
-	if op.State != "failed" || op.PodsTotal != 3 || op.PodsEvicted != 1 || len(op.Pending) != 2 ||
+	if op.State != "failed" || op.PodsTotal != 2 || op.PodsEvicted != 0 || len(op.Pending) != 2 ||
 		!strings.Contains(op.Message, "did not end within 15s") || !strings.Contains(op.Message, "disruption budget web") ||
 		!strings.Contains(op.Message, op.Pending[0]) || !strings.HasPrefix(op.Pending[0], "default/web-") {
-		t.Errorf("the lock held by the budget: %+v; want failed after 15s, 1 of 3 pods evicted, naming the 2 web pods and the budget", op)
+		t.Errorf("the lock held by the budget: %+v; want failed after 15s, 0 of 2 pods evicted, naming the 2 web pods and the budget", op)
 	}
 	pods := podsOnNode(t, ctx, cp, h.Name)
 	if slices.Contains(pods.names(), "default/hello") || pods.running("ReplicaSet") != 2 || pods.running("DaemonSet") != 1 {
@@ -177,7 +215,7 @@ func TestLock(t *testing.T) {
 	}
 	// Each lock raises 200.001 and each unlock clears it.
 	want := []string{"alarm.clear", "host.unlock", "alarm.set", "host.lock", "alarm.clear", "host.unlock", "alarm.set",
-		"host.lock", "host.lock.failed", "host.unlock", "host.add"}
+		"host.lock", "host.lock.failed", "host.lock.cancel", "host.lock.cancel", "host.unlock", "host.add"}
 	if !slices.Equal(actions, want) {
 		t.Errorf("events of %s: %v, want %v", h.Name, actions, want)
 	}
