@@ -102,7 +102,13 @@ func (s *Server) agentIdentity(r *http.Request) (agentID, error) {
 	if err != nil {
 		return id, err
 	}
-	if serial == "" || serial != leaf.SerialNumber.Text(16) {
+	switch inventory.AgentState(serial) {
+	case apitype.AgentNone:
+		return id, problem.Forbiddenf("the agent of host %s was reset by an admin: join again with an enroll token", id.host.Hostname)
+	case apitype.AgentRevoked:
+		return id, problem.Forbiddenf("the certificate of host %s was revoked by an admin: join again with a new enroll token bound to the host", id.host.Hostname)
+	}
+	if serial != leaf.SerialNumber.Text(16) {
 		return id, problem.Forbiddenf("this certificate of host %s was revoked or replaced: join again with a new enroll token", id.host.Hostname)
 	}
 	return id, nil
@@ -120,10 +126,10 @@ func (s *Server) agentJoin(r *http.Request, _ agentID) (any, error) {
 		certPEM []byte
 	)
 	err := s.d.Agents.Store.Write(r.Context(), func(tx store.Tx) error {
-		if _, err := auth.UseEnroll(tx, req.Token, name, now); err != nil {
+		tok, err := auth.UseEnroll(tx, req.Token, name, now)
+		if err != nil {
 			return err
 		}
-		var err error
 		h, err = tx.HostByHostname(name)
 		if errors.Is(err, store.ErrNotFound) && s.d.Agents.AutoAdd {
 			h, err = s.autoAdd(tx, r, name, req.MgmtMAC)
@@ -131,6 +137,16 @@ func (s *Server) agentJoin(r *http.Request, _ agentID) (any, error) {
 			return problem.Forbiddenf("no host %s in the inventory: add it first (hbctl host-add -n %s -p edgeworker)", name, name)
 		}
 		if err != nil {
+			return err
+		}
+		// The token, not what the node says of itself, decides whether
+		// it may take the host's identity: an enrolled host needs a token
+		// bound to it. (A transaction refused here counts no use.)
+		enrolled, err := tx.HostAgent(h.ID)
+		if err != nil {
+			return err
+		}
+		if err := inventory.CheckEnroll(h, enrolled, tok.HostName); err != nil {
 			return err
 		}
 		if h.MgmtMAC != "" && !slices.Contains(req.MACs, h.MgmtMAC) {

@@ -134,6 +134,8 @@ func New(d Deps) *Server {
 	s.handle("GET", "/v1/hosts/{host}/lock", apitype.RoleReader, http.StatusOK, s.getLock)
 	s.handle("POST", "/v1/hosts/{host}/unlock", apitype.RoleOperator, http.StatusOK, s.unlockHost)
 	s.handle("POST", "/v1/hosts/{host}/lock/cancel", apitype.RoleOperator, http.StatusOK, s.cancelLock)
+	s.handle("POST", "/v1/hosts/{host}/agent/reset", apitype.RoleAdmin, http.StatusOK, s.resetHostAgent)
+	s.handle("POST", "/v1/hosts/{host}/agent/revoke", apitype.RoleAdmin, http.StatusOK, s.revokeHostAgent)
 	s.handle("GET", "/v1/groups", apitype.RoleReader, http.StatusOK, s.listGroups)
 	s.handle("POST", "/v1/groups", apitype.RoleOperator, http.StatusCreated, s.addGroup)
 	s.handle("GET", "/v1/groups/{group}", apitype.RoleReader, http.StatusOK, s.getGroup)

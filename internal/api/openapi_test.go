@@ -562,6 +562,7 @@ func TestSpecResponses(t *testing.T) {
 		t.Run("faults", func(t *testing.T) { t.Parallel(); specFaultCases(t, sh) })
 		t.Run("token id collision", func(t *testing.T) { t.Parallel(); specCollisionCases(t, sh) })
 		t.Run("locks", func(t *testing.T) { t.Parallel(); specLockCases(t, sh) })
+		t.Run("host agents", func(t *testing.T) { t.Parallel(); specHostAgentCases(t, sh) })
 		t.Run("apps", func(t *testing.T) { t.Parallel(); specAppCases(t, sh) })
 	})
 	if !t.Failed() {

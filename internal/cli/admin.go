@@ -34,7 +34,7 @@ func tokenFields(t apitype.Token) []field {
 }
 
 func (a *app) adminCommands() []*cobra.Command {
-	return []*cobra.Command{a.tokenCreate(), a.tokenList(), a.tokenDelete(), a.eventList()}
+	return append([]*cobra.Command{a.tokenCreate(), a.tokenList(), a.tokenDelete(), a.eventList()}, a.hostAgentCommands()...)
 }
 
 func (a *app) tokenCreate() *cobra.Command {
