@@ -2,6 +2,9 @@ package agent
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -15,10 +18,13 @@ import (
 	"hummingbird.io/hummingbird/internal/controller"
 	"hummingbird.io/hummingbird/internal/controller/controllertest"
 	"hummingbird.io/hummingbird/internal/pki"
+	"hummingbird.io/hummingbird/internal/store"
 )
 
-// TestRenew joins, renews the certificate, and checks that the new one
-// works and the old one is refused.
+// TestRenew joins, checks that the controller refuses to renew a new
+// certificate, then ages it into the renewal window: the heartbeat reply
+// offers renewal, the agent renews, the new certificate works and the old
+// one is refused.
 func TestRenew(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -32,7 +38,8 @@ func TestRenew(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if _, err := Join(ctx, JoinOptions{Controller: in.URL, Token: tok.Secret, CAHash: pki.CAHash(in.Controller.CA.Cert), Hostname: "edge-01", StateDir: dir}); err != nil {
+	joined, err := Join(ctx, JoinOptions{Controller: in.URL, Token: tok.Secret, CAHash: pki.CAHash(in.Controller.CA.Cert), Hostname: "edge-01", StateDir: dir})
+	if err != nil {
 		t.Fatal(err)
 	}
 	s := &session{o: RunOptions{StateDir: dir, Log: slog.New(slog.DiscardHandler)}, controller: in.URL}
@@ -40,24 +47,57 @@ func TestRenew(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.boot = "b"
-	if _, err := s.beat(ctx); err != nil {
-		t.Fatalf("heartbeat with the first certificate: %v", err)
+	var ae *apiError
+	if err := s.renew(ctx); !errors.As(err, &ae) || ae.Status != http.StatusConflict {
+		t.Errorf("renewal of a new certificate: %v, want 409", err)
 	}
-	old := s.client
-	before, _ := os.ReadFile(filepath.Join(dir, CertFile))
-	if err := s.renew(ctx); err != nil {
+
+	// The certificate, signed again as if 61 of its 90 days had passed.
+	keyPEM, err := os.ReadFile(filepath.Join(dir, KeyFile))
+	if err != nil {
 		t.Fatal(err)
 	}
+	block, _ := pem.Decode(keyPEM)
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := makeCSR(key.(*ecdsa.PrivateKey), "edge-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aged, serial, err := pki.SignAgent(in.Controller.CA, csr, joined.HostUUID, time.Now().Add(-pki.AgentCertValidity*2/3-24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Controller.Store.Write(ctx, func(tx store.Tx) error {
+		h, err := tx.HostByUUID(joined.HostUUID)
+		if err != nil {
+			return err
+		}
+		return tx.SetHostAgent(h.ID, serial)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, CertFile), aged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.connect(); err != nil {
+		t.Fatal(err)
+	}
+	old := s.client
+	if _, err := s.beat(ctx); err != nil {
+		t.Fatalf("heartbeat with the aged certificate: %v", err)
+	}
 	after, _ := os.ReadFile(filepath.Join(dir, CertFile))
-	if string(before) == string(after) {
-		t.Fatal("renew kept the same certificate")
+	if string(aged) == string(after) {
+		t.Fatal("the heartbeat that offered renewal left the aged certificate")
 	}
 	if _, err := s.beat(ctx); err != nil {
 		t.Errorf("heartbeat with the renewed certificate: %v", err)
 	}
 	s.client = old
 	_, err = s.beat(ctx)
-	var ae *apiError
 	if !errors.As(err, &ae) || ae.Status != http.StatusForbidden {
 		t.Errorf("heartbeat with the replaced certificate: %v, want 403", err)
 	}

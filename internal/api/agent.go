@@ -205,11 +205,17 @@ func (s *Server) agentHeartbeat(r *http.Request, id agentID) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if exp := r.TLS.VerifiedChains[0][0].NotAfter; time.Until(exp) < pki.AgentCertValidity/3 {
+	if exp := r.TLS.VerifiedChains[0][0].NotAfter; renewable(exp, time.Now()) {
 		reply.RenewBy = &exp
 	}
 	return reply, nil
 }
+
+// renewable says whether a certificate that expires at exp may be renewed
+// at now: once less than a third of its validity is left, as the
+// heartbeat reply offers it (RenewBy). Earlier renewals are refused, so
+// that a stolen certificate cannot be made to last.
+func renewable(exp, now time.Time) bool { return exp.Sub(now) < pki.AgentCertValidity/3 }
 
 func (s *Server) agentInventory(r *http.Request, id agentID) (any, error) {
 	h := id.host
@@ -240,7 +246,13 @@ func (s *Server) agentRenew(r *http.Request, id agentID) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	certPEM, serial, err := pki.SignAgent(s.d.Agents.CA, req.CSR, h.UUID, time.Now())
+	now := time.Now()
+	if exp := r.TLS.VerifiedChains[0][0].NotAfter; !renewable(exp, now) {
+		return nil, problem.Conflictf("", "the certificate of host %s is valid until %s and may be renewed only from %s, "+
+			"when less than a third of its validity is left: renew when a heartbeat reply offers it (renew_by)",
+			h.Hostname, exp.UTC().Format(time.RFC3339), exp.Add(-pki.AgentCertValidity/3).UTC().Format(time.RFC3339))
+	}
+	certPEM, serial, err := pki.SignAgent(s.d.Agents.CA, req.CSR, h.UUID, now)
 	if err != nil {
 		return nil, problem.Invalidf("csr", "%v", err)
 	}

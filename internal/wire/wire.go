@@ -65,7 +65,10 @@ type JoinResponse struct {
 	CA          []byte `json:"ca"`
 }
 
-// RenewRequest asks for a new certificate for the same identity.
+// RenewRequest asks for a new certificate for the same identity. The
+// controller grants it only once less than a third of the certificate's
+// validity is left, when heartbeat replies carry RenewBy; earlier it
+// answers 409 (conflict).
 type RenewRequest struct {
 	Capability int    `json:"capability"`
 	CSR        []byte `json:"csr"`
