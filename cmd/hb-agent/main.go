@@ -27,7 +27,7 @@ import (
 
 const usage = `hb-agent joins this node to a Hummingbird controller and keeps it reporting.
 
-  hb-agent join --controller https://CONTROLLER:6385 --token hb_… --ca-hash sha256:…
+  hb-agent join --controller https://CONTROLLER:6385 --token-file PATH|- --ca-hash sha256:…
   hb-agent run
   hb-agent version
 
@@ -41,7 +41,7 @@ func main() {
 		debug.SetGCPercent(50)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hb-agent:", err)
@@ -76,7 +76,7 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	return err
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errors.New("say join, run or version")
@@ -92,7 +92,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		var o agent.JoinOptions
 		host, _ := os.Hostname()
 		fs.StringVar(&o.Controller, "controller", "", "controller URL, https://CONTROLLER:6385")
-		fs.StringVar(&o.Token, "token", "", "enroll token (hbctl token-create --type enroll)")
+		fs.StringVar(&o.Token, "token", "", "enroll token (hbctl token-create --type enroll); --token-file keeps it out of the process list")
+		var tokenFile string
+		fs.StringVar(&tokenFile, "token-file", "", "file holding the enroll token, or - for standard input")
 		fs.StringVar(&o.CAHash, "ca-hash", "", "sha256:… pin of the controller CA, from its first-start log line")
 		fs.StringVar(&o.Hostname, "hostname", host, "the host's name in the inventory")
 		fs.StringVar(&o.StateDir, "state-dir", defaultState, "where the key, certificate and CA are kept")
@@ -105,8 +107,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			fmt.Fprintln(stdout, "already joined; nothing to do")
 			return nil
 		}
+		if tokenFile != "" {
+			if o.Token != "" {
+				return errors.New("give the enroll token once: --token or --token-file, not both")
+			}
+			var err error
+			if o.Token, err = readToken(tokenFile, stdin); err != nil {
+				return err
+			}
+		}
 		if o.Controller == "" || o.Token == "" || o.CAHash == "" {
-			return errors.New("join needs --controller, --token and --ca-hash")
+			return errors.New("join needs --controller, --token-file (or --token) and --ca-hash")
 		}
 		resp, err := agent.Join(ctx, o)
 		if err != nil {
@@ -142,4 +153,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// maxTokenBytes bounds what readToken reads: a token is about 45 bytes.
+const maxTokenBytes = 4096
+
+// readToken reads the enroll token from path, or from stdin when path is
+// "-": the first line, without the spaces around it.
+func readToken(path string, stdin io.Reader) (string, error) {
+	r := stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return "", fmt.Errorf("--token-file: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxTokenBytes))
+	if err != nil {
+		return "", fmt.Errorf("--token-file %s: %w", path, err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	if tok := strings.TrimSpace(line); tok != "" {
+		return tok, nil
+	}
+	return "", fmt.Errorf("--token-file %s holds no token: write the enroll token (hbctl token-create --type enroll) on its first line", path)
 }
