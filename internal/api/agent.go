@@ -157,7 +157,10 @@ func (s *Server) agentJoin(r *http.Request, _ agentID) (any, error) {
 		if err != nil {
 			return problem.Invalidf("csr", "%v", err)
 		}
-		if err := tx.SetHostAgent(h.ID, serial); err != nil {
+		if err := tx.SwapHostAgent(h.ID, enrolled, serial); errors.Is(err, store.ErrNotFound) {
+			return problem.Conflictf("", "another node enrolled host %s at the same moment: if it is not the host's own agent, "+
+				"revoke it (hbctl host-agent-revoke %s) and enroll the host with a token bound to it", h.Hostname, h.Hostname)
+		} else if err != nil {
 			return err
 		}
 		return tx.AppendEvent(&store.Event{
@@ -256,8 +259,17 @@ func (s *Server) agentRenew(r *http.Request, id agentID) (any, error) {
 	if err != nil {
 		return nil, problem.Invalidf("csr", "%v", err)
 	}
-	err = s.d.Agents.Store.Write(r.Context(), func(tx store.Tx) error { return tx.SetHostAgent(h.ID, serial) })
-	return wire.RenewResponse{Certificate: certPEM}, err
+	err = s.d.Agents.Store.Write(r.Context(), func(tx store.Tx) error {
+		err := tx.SwapHostAgent(h.ID, r.TLS.VerifiedChains[0][0].SerialNumber.Text(16), serial)
+		if errors.Is(err, store.ErrNotFound) {
+			return problem.Forbiddenf("this certificate of host %s was replaced or revoked while it was being renewed: join again with a new enroll token", h.Hostname)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return wire.RenewResponse{Certificate: certPEM}, nil
 }
 
 // agentDesired answers the desired state of the agent's host: the apps it

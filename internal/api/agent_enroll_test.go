@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"hummingbird.io/hummingbird/internal/controller/controllertest"
 	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/problem"
+	"hummingbird.io/hummingbird/internal/store/storetest"
 	"hummingbird.io/hummingbird/internal/wire"
 )
 
@@ -337,4 +339,51 @@ func TestHostAgentRevoke(t *testing.T) {
 		t.Fatalf("join with a new token bound to the host: %d %s", code, body)
 	}
 	real.wantBeat("the agent enrolled again", http.StatusOK)
+}
+
+// TestEnrollRace: nodes racing to enroll a host that has no agent yet, each
+// with a fleet token of its own, on both databases: one wins, the others
+// are refused, and the winner keeps the host.
+func TestEnrollRace(t *testing.T) {
+	t.Parallel()
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			in := controllertest.Start(t, dsnFor(t, b), nil)
+			api := in.Client(t, in.AdminToken)
+			if _, err := api.AddHost(context.Background(), apitype.HostCreate{Hostname: "edge-01", Personality: "edgeworker", MgmtIP: "192.168.204.10"}); err != nil {
+				t.Fatal(err)
+			}
+			const racers = 8
+			nodes := make([]*wireNode, racers)
+			tokens := make([]string, racers) // one fleet token each, so that no token's use orders them
+			for i := range nodes {
+				nodes[i] = newWireNode(t, in)
+				tokens[i] = enrollToken(t, api, "").Secret
+			}
+			codes := make([]int, racers)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i, n := range nodes {
+				wg.Go(func() {
+					<-start
+					codes[i], _ = n.join(tokens[i], "edge-01")
+				})
+			}
+			close(start)
+			wg.Wait()
+			var winners []*wireNode
+			for i, code := range codes {
+				if code == http.StatusOK {
+					winners = append(winners, nodes[i])
+				} else if code != http.StatusForbidden && code != http.StatusConflict {
+					t.Errorf("racer %d: %d, want 200, 403 or 409", i, code)
+				}
+			}
+			if len(winners) != 1 {
+				t.Fatalf("%d of %d racers enrolled edge-01 (%v), want 1", len(winners), racers, codes)
+			}
+			winners[0].wantBeat("the winner", http.StatusOK)
+		})
+	}
 }

@@ -47,6 +47,10 @@ func (t *sqlTx) SetHostAgent(id int64, serial string) error {
 	return t.one("set host agent", `UPDATE hosts SET agent_serial = $1 WHERE id = $2`, serial, id)
 }
 
+func (t *sqlTx) SwapHostAgent(id int64, old, serial string) error {
+	return t.one("swap host agent", `UPDATE hosts SET agent_serial = $1 WHERE id = $2 AND agent_serial = $3`, serial, id, old)
+}
+
 func (t *sqlTx) HostInventory(id int64) (string, string, error) {
 	var inv, hash string
 	err := t.tx.QueryRowContext(t.ctx, `SELECT inventory, inventory_hash FROM hosts WHERE id = $1`, id).Scan(&inv, &hash)

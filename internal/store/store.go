@@ -64,6 +64,10 @@ type Tx interface {
 	// certificate a host's agent holds ("" when it has none).
 	HostAgent(id int64) (serial string, err error)
 	SetHostAgent(id int64, serial string) error
+	// SwapHostAgent sets the serial to serial only while it is still old,
+	// and fails with ErrNotFound when another transaction changed it
+	// first: two joins or renewals racing for one host, one wins.
+	SwapHostAgent(id int64, old, serial string) error
 	// HostInventory and SetHostInventory read and write a host's hardware
 	// inventory (JSON of wire.Inventory) and its hash.
 	HostInventory(id int64) (inventory, hash string, err error)
