@@ -207,80 +207,85 @@ func enrolledHost(t *testing.T, in *controllertest.Instance) (*client.Client, *w
 // does a new node take the host.
 func TestEnrollCannotTakeAnIdentity(t *testing.T) {
 	t.Parallel()
-	for _, autoAdd := range []bool{false, true} {
-		t.Run(map[bool]string{false: "no auto-add", true: "auto-add"}[autoAdd], func(t *testing.T) {
-			t.Parallel()
-			in := controllertest.Start(t, "", func(c *controller.Config) { c.AgentAutoAdd = autoAdd })
-			api, real := enrolledHost(t, in)
-			ctx := context.Background()
-			reader, err := api.CreateToken(ctx, apitype.TokenCreate{Role: apitype.RoleReader})
-			if err != nil {
-				t.Fatal(err)
-			}
-			seen, err := in.Client(t, reader.Secret).GetHost(ctx, "edge-01")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := api.AddHost(ctx, apitype.HostCreate{Hostname: "edge-02", Personality: "edgeworker", MgmtIP: "192.168.204.11"}); err != nil {
-				t.Fatal(err)
-			}
-			fleet := enrollToken(t, api, "")
-			for _, c := range []struct {
-				name  string
-				token apitype.TokenCreated
-				host  string // as the attacker spells it
-				want  int
-			}{
-				{"fleet token", fleet, "edge-01", http.StatusForbidden},
-				{"fleet token, hostname in capitals", fleet, " EDGE-01 ", http.StatusForbidden},
-				{"token bound to another host", enrollToken(t, api, "edge-02"), "edge-01", http.StatusForbidden},
-			} {
-				attacker := newWireNode(t, in)
-				if code, body := attacker.join(c.token.Secret, c.host, seen.MgmtMAC); code != c.want {
-					t.Errorf("%s: join as %q: %d %s, want %d", c.name, c.host, code, body, c.want)
-				}
-				if n := tokenUses(t, api, c.token.Token.ID); n != 0 {
-					t.Errorf("%s: the refused join counted %d uses of the token, want 0", c.name, n)
-				}
-				real.wantBeat("the real agent after "+c.name, http.StatusOK)
-			}
-			if h, err := api.GetHost(ctx, "edge-01"); err != nil || h.UUID != seen.UUID {
-				t.Errorf("edge-01 after the attempts: %+v, %v; want the same host", h, err)
-			}
-
-			// An operator cannot reset an agent; an admin can, and says so in the log.
-			op, err := api.CreateToken(ctx, apitype.TokenCreate{Role: apitype.RoleOperator})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := in.Client(t, op.Secret).ResetHostAgent(ctx, "edge-01"); !problem.Is(err, problem.Forbidden) {
-				t.Errorf("host-agent-reset by an operator: %v, want forbidden", err)
-			}
-			real.wantBeat("the real agent after an operator's reset", http.StatusOK)
-			ha, err := api.ResetHostAgent(ctx, "edge-01")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ha.Agent != apitype.AgentNone || ha.Host != "edge-01" || ha.HostUUID != seen.UUID {
-				t.Errorf("host-agent-reset answered %+v", ha)
-			}
-			wantEvent(t, api, "host.agent.reset", "edge-01")
-			real.wantBeat("the reset agent", http.StatusForbidden)
-			fresh := newWireNode(t, in)
-			if code, body := fresh.join(fleet.Secret, "edge-01", seen.MgmtMAC); code != http.StatusOK {
-				t.Errorf("join with the fleet token after host-agent-reset: %d %s", code, body)
-			}
-			fresh.wantBeat("the agent enrolled after the reset", http.StatusOK)
-
-			// A token bound to the host enrolls it again, and the certificate before is refused.
-			again := newWireNode(t, in)
-			if code, body := again.join(enrollToken(t, api, "edge-01").Secret, "edge-01", seen.MgmtMAC); code != http.StatusOK {
-				t.Errorf("join with a token bound to edge-01: %d %s", code, body)
-			}
-			again.wantBeat("the agent enrolled with a bound token", http.StatusOK)
-			fresh.wantBeat("the agent replaced by a bound token's", http.StatusForbidden)
-		})
+	for _, b := range storetest.Backends() {
+		for _, autoAdd := range []bool{false, true} {
+			t.Run(b.Name+"/"+map[bool]string{false: "no auto-add", true: "auto-add"}[autoAdd], func(t *testing.T) {
+				t.Parallel()
+				testEnrollCannotTakeAnIdentity(t, controllertest.Start(t, dsnFor(t, b), func(c *controller.Config) { c.AgentAutoAdd = autoAdd }))
+			})
+		}
 	}
+}
+
+func testEnrollCannotTakeAnIdentity(t *testing.T, in *controllertest.Instance) {
+	api, real := enrolledHost(t, in)
+	ctx := context.Background()
+	reader, err := api.CreateToken(ctx, apitype.TokenCreate{Role: apitype.RoleReader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen, err := in.Client(t, reader.Secret).GetHost(ctx, "edge-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.AddHost(ctx, apitype.HostCreate{Hostname: "edge-02", Personality: "edgeworker", MgmtIP: "192.168.204.11"}); err != nil {
+		t.Fatal(err)
+	}
+	fleet := enrollToken(t, api, "")
+	for _, c := range []struct {
+		name  string
+		token apitype.TokenCreated
+		host  string // as the attacker spells it
+		want  int
+	}{
+		{"fleet token", fleet, "edge-01", http.StatusForbidden},
+		{"fleet token, hostname in capitals", fleet, " EDGE-01 ", http.StatusForbidden},
+		{"token bound to another host", enrollToken(t, api, "edge-02"), "edge-01", http.StatusForbidden},
+	} {
+		attacker := newWireNode(t, in)
+		if code, body := attacker.join(c.token.Secret, c.host, seen.MgmtMAC); code != c.want {
+			t.Errorf("%s: join as %q: %d %s, want %d", c.name, c.host, code, body, c.want)
+		}
+		if n := tokenUses(t, api, c.token.Token.ID); n != 0 {
+			t.Errorf("%s: the refused join counted %d uses of the token, want 0", c.name, n)
+		}
+		real.wantBeat("the real agent after "+c.name, http.StatusOK)
+	}
+	if h, err := api.GetHost(ctx, "edge-01"); err != nil || h.UUID != seen.UUID {
+		t.Errorf("edge-01 after the attempts: %+v, %v; want the same host", h, err)
+	}
+
+	// An operator cannot reset an agent; an admin can, and says so in the log.
+	op, err := api.CreateToken(ctx, apitype.TokenCreate{Role: apitype.RoleOperator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Client(t, op.Secret).ResetHostAgent(ctx, "edge-01"); !problem.Is(err, problem.Forbidden) {
+		t.Errorf("host-agent-reset by an operator: %v, want forbidden", err)
+	}
+	real.wantBeat("the real agent after an operator's reset", http.StatusOK)
+	ha, err := api.ResetHostAgent(ctx, "edge-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ha.Agent != apitype.AgentNone || ha.Host != "edge-01" || ha.HostUUID != seen.UUID {
+		t.Errorf("host-agent-reset answered %+v", ha)
+	}
+	wantEvent(t, api, "host.agent.reset", "edge-01")
+	real.wantBeat("the reset agent", http.StatusForbidden)
+	fresh := newWireNode(t, in)
+	if code, body := fresh.join(fleet.Secret, "edge-01", seen.MgmtMAC); code != http.StatusOK {
+		t.Errorf("join with the fleet token after host-agent-reset: %d %s", code, body)
+	}
+	fresh.wantBeat("the agent enrolled after the reset", http.StatusOK)
+
+	// A token bound to the host enrolls it again, and the certificate before is refused.
+	again := newWireNode(t, in)
+	if code, body := again.join(enrollToken(t, api, "edge-01").Secret, "edge-01", seen.MgmtMAC); code != http.StatusOK {
+		t.Errorf("join with a token bound to edge-01: %d %s", code, body)
+	}
+	again.wantBeat("the agent enrolled with a bound token", http.StatusOK)
+	fresh.wantBeat("the agent replaced by a bound token's", http.StatusForbidden)
 }
 
 // TestAutoAddAddsOnlyNewHosts: with auto-add, a fleet token adds a new host
