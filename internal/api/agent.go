@@ -163,10 +163,14 @@ func (s *Server) agentJoin(r *http.Request, _ agentID) (any, error) {
 		} else if err != nil {
 			return err
 		}
+		reason := fmt.Sprintf("the agent of host %s joined (certificate %s)", h.Hostname, serial)
+		if enrolled != "" {
+			reason += fmt.Sprintf(" with an enroll token bound to the host, replacing its %s agent", inventory.AgentState(enrolled))
+		}
 		return tx.AppendEvent(&store.Event{
 			UUID: uuid.NewString(), Time: now, Code: inventory.CodeHostCommand, EntityType: "host",
 			EntityID: "host=" + h.Hostname, Action: "host.enroll", Actor: "agent",
-			Reason: fmt.Sprintf("the agent of host %s joined (certificate %s)", h.Hostname, serial),
+			Reason: reason,
 		})
 	})
 	if err != nil {
