@@ -84,7 +84,11 @@ func TestSystemdUnits(t *testing.T) {
 		}
 	}
 	agent := readUnit(t, filepath.Join("systemd", "hb-agent.service"))
-	agent.want(t, "hb-agent.service", "Service.CapabilityBoundingSet", "")
+	// What the agent's features need, as deploy/README.md's table lists it.
+	agent.want(t, "hb-agent.service", "Service.CapabilityBoundingSet", "CAP_NET_ADMIN CAP_NET_RAW")
+	agent.want(t, "hb-agent.service", "Service.RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX AF_NETLINK AF_PACKET")
+	agent.want(t, "hb-agent.service", "Service.RuntimeDirectory", "hummingbird")
+	agent.want(t, "hb-agent.service", "Service.RuntimeDirectoryPreserve", "yes")
 	controller := readUnit(t, filepath.Join("systemd", "hb-controller.service"))
 	controller.want(t, "hb-controller.service", "Service.LimitNOFILE", "1048576")
 }
@@ -171,6 +175,10 @@ type podSpec struct {
 		SecurityContext struct {
 			AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
 			ReadOnlyRootFilesystem   bool  `yaml:"readOnlyRootFilesystem"`
+			Capabilities             struct {
+				Drop []string `yaml:"drop"`
+				Add  []string `yaml:"add"`
+			} `yaml:"capabilities"`
 		} `yaml:"securityContext"`
 		Env []struct {
 			Name  string `yaml:"name"`
@@ -246,6 +254,9 @@ func TestDaemonSet(t *testing.T) {
 	if c.Resources.Limits["memory"] != "48Mi" || c.Resources.Requests["memory"] != "16Mi" {
 		t.Errorf("memory %s/%s: sized from the measured RSS (bench/README.md), want 16Mi/48Mi", c.Resources.Requests["memory"], c.Resources.Limits["memory"])
 	}
+	if caps := c.SecurityContext.Capabilities; !slices.Equal(caps.Drop, []string{"ALL"}) || !slices.Equal(caps.Add, []string{"NET_ADMIN", "NET_RAW"}) {
+		t.Errorf("capabilities %+v: want ALL dropped and NET_ADMIN and NET_RAW added, as deploy/README.md lists", caps)
+	}
 	if c.SecurityContext.AllowPrivilegeEscalation == nil || *c.SecurityContext.AllowPrivilegeEscalation || !c.SecurityContext.ReadOnlyRootFilesystem {
 		t.Errorf("securityContext %+v: want no privilege escalation and a read-only root", c.SecurityContext)
 	}
@@ -268,14 +279,14 @@ func TestDaemonSet(t *testing.T) {
 			t.Errorf("mount %s: volume %s is not a hostPath", m.MountPath, m.Name)
 			continue
 		}
-		if m.MountPath != stateDir && !m.ReadOnly {
+		if m.MountPath != stateDir && m.MountPath != "/run/hummingbird" && !m.ReadOnly {
 			t.Errorf("host mount %s at %s is writable", host, m.MountPath)
 		}
 		mounts[m.MountPath] = host
 	}
 	for mount, host := range map[string]string{
 		"/host/proc": "/proc", "/host/sys": "/sys", "/host/etc/os-release": "/etc/os-release",
-		"/var/lib/hummingbird/agent": "/var/lib/hummingbird/agent",
+		"/var/lib/hummingbird/agent": "/var/lib/hummingbird/agent", "/run/hummingbird": "/run/hummingbird",
 	} {
 		if mounts[mount] != host {
 			t.Errorf("%s mounts %q, want the host's %s", mount, mounts[mount], host)

@@ -366,6 +366,10 @@ func (s *session) setDesired(ctx context.Context, d wire.Desired) error {
 			return err
 		}
 		s.apps = m
+		if missing := failover.MissingCapabilities(); len(missing) > 0 {
+			s.o.Log.Warn("this agent lacks capabilities its redundant apps need: see deploy/README.md, \"What the agent needs\"",
+				"missing", strings.Join(missing, ", "))
+		}
 		go func() {
 			if err := m.ServeLocal(ctx, s.o.LocalSocket); err != nil {
 				s.o.Log.Error("local endpoint not served", "socket", s.o.LocalSocket, "err", err)

@@ -319,7 +319,14 @@ func (hostAddresses) Forward(ctx context.Context, vip netip.Prefix, old netip.Ad
 	cmd.Stdin = strings.NewReader(rules)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		stop()
-		return nil, fmt.Errorf("forwarding connections for %s to %s: %s: %w: %s (install iptables on this node)", vip.Addr(), old, restore, err, bytes.TrimSpace(out))
+		hint := ""
+		switch {
+		case errors.Is(err, exec.ErrNotFound):
+			hint = " (install iptables on this node)"
+		case !hasCap(12):
+			hint = " (the agent lacks CAP_NET_ADMIN: see deploy/README.md, \"What the agent needs\")"
+		}
+		return nil, fmt.Errorf("forwarding connections for %s to %s: %s: %w: %s%s", vip.Addr(), old, restore, err, bytes.TrimSpace(out), hint)
 	}
 	return stop, nil
 }
