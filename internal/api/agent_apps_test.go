@@ -262,11 +262,18 @@ func testAgentApps(t *testing.T, in *controllertest.Instance) {
 		t.Error("400.002 raised while edge-02 stands by")
 	}
 
-	// edge-01 fails; edge-02 takes over in epoch 2: no standby is left.
+	// edge-01 fails; edge-02 takes over in epoch 2: no standby is left. edge-02's report
+	// alone changes nothing; with the witness's, a majority of the group confirms it.
 	failover := &wire.AppSwitch{Epoch: 2, From: e1.uuid, To: e2.uuid, At: t0.Add(time.Minute), DurationMillis: 312, Reason: "failure"}
 	active2 := wire.AppStatus{Name: "plc", Role: wire.RoleActive, Active: e2.uuid, Epoch: 2, Healthy: true, Last: failover}
+	witness2 := wire.AppStatus{Name: "plc", Role: wire.RoleWitness, Active: e2.uuid, Epoch: 2, Last: failover}
 	e2.beat(active2)
 	e2.beat(active2)
+	if a := show(); a.Active != "edge-01" || a.Epoch != 1 || a.LastSwitchover.Epoch != 1 {
+		t.Errorf("after edge-02 alone reports epoch 2: active %q epoch %d, last switchover %+v; want edge-01 in epoch 1 still",
+			a.Active, a.Epoch, a.LastSwitchover)
+	}
+	e3.beat(witness2)
 	if a := show(); a.Active != "edge-02" || a.Epoch != 2 || len(a.Standbys) != 0 || a.LastSwitchover == nil || a.LastSwitchover.DurationMillis != 312 {
 		t.Errorf("after the failover: %+v; want edge-02 active in epoch 2, no standby, a switchover of 312 ms", a)
 	}
@@ -274,13 +281,20 @@ func testAgentApps(t *testing.T, in *controllertest.Instance) {
 		t.Error("400.002 not raised with no standby left")
 	}
 
-	// edge-01 comes back with its stale view of epoch 1: the active does not go back, and as
-	// a healthy standby it clears the alarm.
+	// edge-01 comes back with its stale view of epoch 1: the active does not go back, and
+	// edge-01 is no standby until it reports the epoch the group confirms; then, as a
+	// healthy standby, it clears the alarm.
 	stale := active1
 	stale.Role = wire.RoleStandby
 	e1.beat(stale)
+	if a := show(); a.Active != "edge-02" || a.Epoch != 2 || len(a.Standbys) != 0 || a.Members[0].Role != apitype.RoleUnknown {
+		t.Errorf("after a stale report: active %q epoch %d standbys %v, edge-01 %q; want edge-02, 2, none, unknown",
+			a.Active, a.Epoch, a.Standbys, a.Members[0].Role)
+	}
+	standby1 := wire.AppStatus{Name: "plc", Role: wire.RoleStandby, Active: e2.uuid, Epoch: 2, Healthy: true, Last: failover}
+	e1.beat(standby1)
 	if a := show(); a.Active != "edge-02" || a.Epoch != 2 || !cmp.Equal(a.Standbys, []string{"edge-01"}) {
-		t.Errorf("after a stale report: active %q epoch %d standbys %v; want edge-02, 2, [edge-01]", a.Active, a.Epoch, a.Standbys)
+		t.Errorf("after edge-01 caught up: active %q epoch %d standbys %v; want edge-02, 2, [edge-01]", a.Active, a.Epoch, a.Standbys)
 	}
 	if alarmed() {
 		t.Error("400.002 still raised with edge-01 standing by")
@@ -316,7 +330,7 @@ func testAgentApps(t *testing.T, in *controllertest.Instance) {
 
 	// A planned switchover back to edge-01: the members learn it from their desired state and
 	// beat every second until one reports it done.
-	before := e1.beat(stale).DesiredVersion
+	before := e1.beat(standby1).DesiredVersion
 	a, err := c.SwitchoverApp(ctx, "plc", "edge-01")
 	if err != nil {
 		t.Fatal(err)
@@ -324,7 +338,7 @@ func testAgentApps(t *testing.T, in *controllertest.Instance) {
 	if p := a.PendingSwitchover; p == nil || p.Seq != 1 || p.To != "edge-01" {
 		t.Errorf("switchover request: pending %+v; want number 1 to edge-01", p)
 	}
-	r := e1.beat(stale)
+	r := e1.beat(standby1)
 	if r.IntervalMillis != 1000 || r.DesiredVersion == before {
 		t.Errorf("a member's heartbeat with a switchover pending: %+v; want a new version and 1 s", r)
 	}
@@ -341,7 +355,10 @@ func testAgentApps(t *testing.T, in *controllertest.Instance) {
 		t.Errorf("the switchover in the desired state (-want +got):\n%s", diff)
 	}
 	planned := &wire.AppSwitch{Epoch: 3, From: e2.uuid, To: e1.uuid, At: t0.Add(2 * time.Minute), DurationMillis: 40, Reason: "planned"}
-	r = e1.beat(wire.AppStatus{Name: "plc", Role: wire.RoleActive, Active: e1.uuid, Epoch: 3, Healthy: true, SwitchoverSeq: 1, Last: planned})
+	active3 := wire.AppStatus{Name: "plc", Role: wire.RoleActive, Active: e1.uuid, Epoch: 3, Healthy: true, SwitchoverSeq: 1, Last: planned}
+	e1.beat(active3)
+	e2.beat(wire.AppStatus{Name: "plc", Role: wire.RoleStandby, Active: e1.uuid, Epoch: 3, Healthy: true, SwitchoverSeq: 1, Last: planned})
+	r = e1.beat(active3)
 	if r.IntervalMillis != 30000 || r.DesiredVersion != before {
 		t.Errorf("heartbeat reply after the switchover: %+v; want 30 s and version %d again", r, before)
 	}

@@ -19,8 +19,13 @@ func appOut(a store.App) apitype.App {
 		Epoch: a.Epoch, Standbys: []string{}, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt, LeanProbes: a.LeanProbes}
 	out.HeartbeatMillis, out.Probes = wire.Detection(a.HeartbeatMillis, a.Probes)
 	for _, m := range a.Members {
-		out.Members = append(out.Members, apitype.AppMember{Hostname: m.Hostname, Position: m.Position,
-			Availability: m.Availability, Role: m.Role, Healthy: m.Healthy})
+		am := apitype.AppMember{Hostname: m.Hostname, Position: m.Position,
+			Availability: m.Availability, Role: m.Role, Healthy: m.Healthy}
+		if m.Role == apitype.RoleUnknown {
+			since := m.ReportedAt
+			am.UnknownSince = &since
+		}
+		out.Members = append(out.Members, am)
 	}
 	if a.Witness != nil {
 		out.Witness = a.Witness.Hostname

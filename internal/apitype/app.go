@@ -40,14 +40,22 @@ type App struct {
 
 // AppMember is a host an app runs on; position 1 is the most preferred.
 // Role (active, standby, down; empty until it reports) and Healthy are
-// what its agent last reported.
+// what its agent last reported, when a majority of the app's group
+// confirms the active member and epoch that report names; otherwise Role
+// is unknown, since UnknownSince (a member cut off from its group, or one
+// whose report nobody else confirms).
 type AppMember struct {
-	Hostname     string `json:"hostname"`
-	Position     int    `json:"position"`
-	Availability string `json:"availability"`
-	Role         string `json:"role"`
-	Healthy      bool   `json:"healthy"`
+	Hostname     string     `json:"hostname"`
+	Position     int        `json:"position"`
+	Availability string     `json:"availability"`
+	Role         string     `json:"role"`
+	Healthy      bool       `json:"healthy"`
+	UnknownSince *time.Time `json:"unknown_since,omitempty"`
 }
+
+// RoleUnknown is the role of a member whose report the app's group does
+// not confirm: it may be active or not, as far as the controller knows.
+const RoleUnknown = "unknown"
 
 // AppSwitchover is a change of an app's active member, as the members
 // reported it. From is empty for the app's first active member.

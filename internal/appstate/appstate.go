@@ -2,12 +2,14 @@
 // host's desired state (wire.Desired: the apps it is a member or witness of)
 // and keeps its version in memory, so that a heartbeat learns whether its
 // agent must fetch a new one without a database query. It takes the app
-// statuses members report in their heartbeats: the active member follows the
-// report with the highest epoch and never goes back; every new switchover is
-// stored with its event; a planned switchover ends when a member reports it
-// done; and alarm 400.002 (loss of redundancy) is raised while an app has no
-// healthy standby. The store is written only when a report changes
-// something.
+// statuses the voters (members and witness) report in their heartbeats and
+// shows what a majority of them confirm (confirm.go): the active member
+// follows the highest epoch so confirmed and never goes back; every new
+// switchover is stored with its event; a planned switchover ends when a
+// majority reports it done; a member whose report is not confirmed is
+// shown unknown; and alarm 400.002 (loss of redundancy) is raised while an
+// app has no healthy standby. The store is written only when a report
+// changes something.
 //
 // The in-memory view is rebuilt from the store at start, after every change
 // through the API (Refresh), and periodically (Run), which is how several
@@ -70,8 +72,9 @@ type Tracker struct {
 // entry is one app as the view holds it.
 type entry struct {
 	app     store.App
-	desired []byte           // JSON of the app's wire.App
-	byUUID  map[string]int64 // members' host uuids → host ids
+	desired []byte                    // JSON of the app's wire.App
+	byUUID  map[string]int64          // members' host uuids → host ids
+	reports map[int64]store.AppReport // the voters' last reports, by host id
 }
 
 // New returns a Tracker over st; Refresh loads it.
@@ -116,17 +119,28 @@ func (t *Tracker) Run(ctx context.Context) {
 func (t *Tracker) Refresh(ctx context.Context) error {
 	t.refreshMu.Lock()
 	defer t.refreshMu.Unlock()
-	var apps []store.App
+	var (
+		apps    []store.App
+		reports map[int64][]store.AppReport
+	)
 	if err := t.st.Read(ctx, func(tx store.Tx) error {
 		var err error
-		apps, err = tx.ListApps()
-		return err
+		if apps, err = tx.ListApps(); err != nil {
+			return err
+		}
+		reports = make(map[int64][]store.AppReport, len(apps))
+		for _, a := range apps {
+			if reports[a.ID], err = tx.AppReports(a.ID); err != nil {
+				return err
+			}
+		}
+		return nil
 	}); err != nil {
 		return err
 	}
 	next := make(map[string]*entry, len(apps))
 	for _, a := range apps {
-		next[a.Name] = newEntry(a)
+		next[a.Name] = newEntry(a, reports[a.ID])
 	}
 	t.mu.Lock()
 	t.apps = next
@@ -191,10 +205,13 @@ func voters(a store.App) []int64 {
 	return ids
 }
 
-func newEntry(a store.App) *entry {
-	e := &entry{app: a, byUUID: map[string]int64{}}
+func newEntry(a store.App, reports []store.AppReport) *entry {
+	e := &entry{app: a, byUUID: map[string]int64{}, reports: map[int64]store.AppReport{}}
 	for _, m := range a.Members {
 		e.byUUID[m.HostUUID] = m.HostID
+	}
+	for _, r := range reports {
+		e.reports[r.HostID] = r
 	}
 	b, err := json.Marshal(DesiredApp(a))
 	if err != nil {
@@ -279,7 +296,7 @@ func (t *Tracker) Desired(ctx context.Context, hostID int64) (wire.Desired, erro
 	out := wire.Desired{Apps: []wire.App{}}
 	entries := make([]*entry, len(apps))
 	for i, a := range apps {
-		entries[i] = newEntry(a)
+		entries[i] = newEntry(a, nil)
 		out.Apps = append(out.Apps, DesiredApp(a))
 	}
 	if len(entries) > 0 {
@@ -311,9 +328,11 @@ func (t *Tracker) Heartbeat(ctx context.Context, h store.Host, hb wire.Heartbeat
 		byName[hb.Apps[i].Name] = &hb.Apps[i]
 	}
 	var changed []report
+	now := t.now()
 	for _, n := range names {
 		if e := t.apps[n]; e != nil {
-			if r, ok := e.diff(h.ID, byName[n]); ok {
+			r := report{app: n, status: reportOf(e.app, e.byUUID, h.ID, byName[n])}
+			if !planFor(e.app, e.reports, r.status, now).empty() {
 				changed = append(changed, r)
 			}
 		}
@@ -333,54 +352,10 @@ func (t *Tracker) Heartbeat(ctx context.Context, h store.Host, hb wire.Heartbeat
 	return t.versions[h.ID], t.fast[h.ID]
 }
 
-// report is what one heartbeat says of one app that differs from the view.
+// report is what one heartbeat says of one app that changes the view.
 type report struct {
 	app    string
-	status wire.AppStatus // zero when the heartbeat did not name the app
-}
-
-// diff says whether a member's status differs from what the view holds; a
-// member of the app that does not report it runs no copy of it.
-func (e *entry) diff(hostID int64, st *wire.AppStatus) (report, bool) {
-	a := e.app
-	member := e.memberStatus(hostID)
-	r := report{app: a.Name}
-	if st == nil {
-		return r, member != nil && (member.Role != "" || member.Healthy)
-	}
-	r.status = *st
-	r.status.Role = role(st.Role)
-	st = &r.status
-	if id := e.byUUID[st.Active]; id != 0 && epochOf(st.Epoch) > a.Epoch {
-		return r, true
-	}
-	if l := st.Last; l != nil && e.byUUID[l.To] != 0 && epochOf(l.Epoch) > a.LastSwitch.Epoch {
-		return r, true
-	}
-	if member != nil && (member.Role != st.Role || member.Healthy != st.Healthy) {
-		return r, true
-	}
-	return r, a.Switchover.Pending && epochOf(st.SwitchoverSeq) >= a.Switchover.Seq
-}
-
-// role is a member's reported role, or down when it is none a member has.
-func role(r string) string {
-	switch r {
-	case wire.RoleActive, wire.RoleStandby, wire.RoleDown:
-		return r
-	}
-	return wire.RoleDown
-}
-
-// memberStatus is host hostID as a member of the app, or nil when it is
-// not one (it may be the witness).
-func (e *entry) memberStatus(hostID int64) *store.AppMember {
-	for i := range e.app.Members {
-		if e.app.Members[i].HostID == hostID {
-			return &e.app.Members[i]
-		}
-	}
-	return nil
+	status store.AppReport
 }
 
 // epochOf reads an agent's counter as a stored one.
@@ -396,7 +371,7 @@ func epochOf(v uint64) int64 {
 func (t *Tracker) apply(ctx context.Context, h store.Host, reports []report) error {
 	now := t.now()
 	var (
-		stored  []store.App
+		stored  []*entry
 		alarmed map[int64]bool
 	)
 	t.mu.RLock()
@@ -414,7 +389,8 @@ func (t *Tracker) apply(ctx context.Context, h store.Host, reports []report) err
 			} else if err != nil {
 				return err
 			}
-			if err := t.store(tx, h, a, r, now); err != nil {
+			reports, err := t.store(tx, h, a, r, now)
+			if err != nil {
 				return err
 			}
 			if a, err = tx.AppByName(r.app); err != nil {
@@ -426,7 +402,7 @@ func (t *Tracker) apply(ctx context.Context, h store.Host, reports []report) err
 				}
 				alarmed[a.ID] = wantAlarm(a)
 			}
-			stored = append(stored, a)
+			stored = append(stored, newEntry(a, reports))
 		}
 		return nil
 	})
@@ -438,11 +414,12 @@ func (t *Tracker) apply(ctx context.Context, h store.Host, reports []report) err
 	for id, v := range alarmed {
 		t.alarmed[id] = v
 	}
-	for _, a := range stored {
+	for _, e := range stored {
+		a := e.app
 		if _, ok := t.apps[a.Name]; !ok {
 			continue // a refresh found it deleted
 		}
-		t.apps[a.Name] = newEntry(a)
+		t.apps[a.Name] = e
 		for _, id := range voters(a) {
 			t.updateHostLocked(id)
 		}
@@ -450,46 +427,59 @@ func (t *Tracker) apply(ctx context.Context, h store.Host, reports []report) err
 	return nil
 }
 
-// store writes one member's report of app a, as stored now.
-func (t *Tracker) store(tx store.Tx, h store.Host, a store.App, r report, now time.Time) error {
-	e := newEntry(a)
-	member := e.memberStatus(h.ID)
-	if member == nil && (a.Witness == nil || a.Witness.HostID != h.ID) {
-		return nil // no longer in the app's group
+// store writes one voter's report of app a, and what the reports of a
+// majority of a's voters now confirm, as stored now; it returns the
+// voters' reports.
+func (t *Tracker) store(tx store.Tx, h store.Host, a store.App, r report, now time.Time) ([]store.AppReport, error) {
+	list, err := tx.AppReports(a.ID)
+	if err != nil {
+		return nil, err
 	}
-	st := r.status
-	if id := e.byUUID[st.Active]; id != 0 {
-		if _, err := tx.SetAppActive(a.ID, id, epochOf(st.Epoch)); err != nil {
-			return err
+	if !isVoter(a, h.ID) {
+		return list, nil // no longer in the app's group
+	}
+	reports := make(map[int64]store.AppReport, len(list))
+	for _, rep := range list {
+		reports[rep.HostID] = rep
+	}
+	p := planFor(a, reports, r.status, now)
+	if p.report != nil {
+		if err := tx.SetAppReport(a.ID, *p.report); err != nil {
+			return nil, err
+		}
+		reports[h.ID] = *p.report
+	}
+	if p.epoch > 0 {
+		if _, err := tx.SetAppActive(a.ID, p.active, p.epoch); err != nil {
+			return nil, err
 		}
 	}
-	if l := st.Last; l != nil && e.byUUID[l.To] != 0 {
-		sw := store.AppSwitch{Epoch: epochOf(l.Epoch), At: l.At.UTC().Truncate(time.Microsecond), FromHostID: e.byUUID[l.From],
-			ToHostID: e.byUUID[l.To], DurationMillis: l.DurationMillis, Reason: l.Reason}
-		if sw.At.IsZero() {
-			sw.At = now
-		}
-		changed, err := tx.SetAppLastSwitch(a.ID, sw)
+	if p.last != nil {
+		changed, err := tx.SetAppLastSwitch(a.ID, *p.last)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if changed {
-			if err := t.switchEvent(tx, a, sw, now); err != nil {
-				return err
+			if err := t.switchEvent(tx, a, *p.last, now); err != nil {
+				return nil, err
 			}
 		}
 	}
-	if member != nil && (member.Role != st.Role || member.Healthy != st.Healthy) {
-		if err := tx.SetAppMemberStatus(a.ID, store.AppMemberStatus{HostID: h.ID, Role: st.Role, Healthy: st.Healthy, ReportedAt: now}); err != nil {
-			return err
+	for _, s := range p.statuses {
+		if err := tx.SetAppMemberStatus(a.ID, s); err != nil {
+			return nil, err
 		}
 	}
-	if a.Switchover.Pending && epochOf(st.SwitchoverSeq) >= a.Switchover.Seq {
-		if _, err := tx.EndAppSwitchover(a.ID, epochOf(st.SwitchoverSeq)); err != nil {
-			return err
+	if p.endSeq > 0 {
+		if _, err := tx.EndAppSwitchover(a.ID, p.endSeq); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	out := make([]store.AppReport, 0, len(reports))
+	for _, rep := range reports {
+		out = append(out, rep)
+	}
+	return out, nil
 }
 
 // switchEvent logs a switchover: who took over from whom, how fast, why.

@@ -20,7 +20,15 @@ func appFields(ap apitype.App) []field {
 	var members []string
 	for _, m := range ap.Members {
 		state := m.Availability
-		if m.Role != "" {
+		switch {
+		case m.Role == apitype.RoleUnknown:
+			// Its report is not confirmed by the app's group: it may be
+			// cut off from it, and is shown neither active nor standby.
+			state += ", unknown"
+			if m.UnknownSince != nil {
+				state += " since " + timeText(*m.UnknownSince)
+			}
+		case m.Role != "":
 			state += ", " + m.Role
 			if !m.Healthy {
 				state += ", unhealthy"

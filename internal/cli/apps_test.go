@@ -207,4 +207,19 @@ func TestAppSwitchover(t *testing.T) {
 	if code, _, errs := h.run("", "app-switchover", "plc", "--follow"); code != 1 || !strings.Contains(errs, "did not change within 1.5s") {
 		t.Errorf("app-switchover --follow that times out: %d %q", code, errs)
 	}
+
+	// A member whose report its group does not confirm is shown unknown, with since when.
+	since := time.Date(2026, 12, 6, 8, 3, 0, 0, time.UTC)
+	if err := in.Controller.Store.Write(ctx, func(tx store.Tx) error {
+		a, err := tx.AppByName("plc")
+		if err != nil {
+			return err
+		}
+		return tx.SetAppMemberStatus(a.ID, store.AppMemberStatus{HostID: ids["edge-01"], Role: apitype.RoleUnknown, ReportedAt: since})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.ok("app-show", "plc", "-c", "members", "-f", "value"); got != "edge-01 (available, unknown since 2026-12-06T08:03:00Z), edge-02 (available, active)\n" {
+		t.Errorf("app-show of an unconfirmed member: %q", got)
+	}
 }

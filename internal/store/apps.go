@@ -181,6 +181,36 @@ func (t *sqlTx) SetAppMemberStatus(appID int64, s AppMemberStatus) error {
 	return err
 }
 
+func (t *sqlTx) SetAppReport(appID int64, r AppReport) error {
+	_, err := t.exec("set app report", `INSERT INTO app_reports (app_id, host_id, active_host_id, epoch, role, healthy,
+		switchover_seq, last_switch, reported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (app_id, host_id) DO UPDATE SET active_host_id = excluded.active_host_id, epoch = excluded.epoch,
+		role = excluded.role, healthy = excluded.healthy, switchover_seq = excluded.switchover_seq,
+		last_switch = excluded.last_switch, reported_at = excluded.reported_at`,
+		appID, r.HostID, r.ActiveHostID, r.Epoch, r.Role, r.Healthy, r.SwitchoverSeq, r.LastSwitch, utc(r.ReportedAt))
+	return err
+}
+
+func (t *sqlTx) AppReports(appID int64) ([]AppReport, error) {
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT host_id, active_host_id, epoch, role, healthy, switchover_seq,
+		last_switch, reported_at FROM app_reports WHERE app_id = $1 ORDER BY host_id`, appID)
+	if err != nil {
+		return nil, t.wrap("app reports", err)
+	}
+	defer rows.Close()
+	var out []AppReport
+	for rows.Next() {
+		var r AppReport
+		if err := rows.Scan(&r.HostID, &r.ActiveHostID, &r.Epoch, &r.Role, &r.Healthy, &r.SwitchoverSeq,
+			&r.LastSwitch, &r.ReportedAt); err != nil {
+			return nil, t.wrap("app reports", err)
+		}
+		r.ReportedAt = r.ReportedAt.UTC()
+		out = append(out, r)
+	}
+	return out, t.wrap("app reports", rows.Err())
+}
+
 func (t *sqlTx) RequestAppSwitchover(appID, toHostID int64, at time.Time) (int64, error) {
 	var seq int64
 	err := t.tx.QueryRowContext(t.ctx, `UPDATE app_state SET switchover_seq = switchover_seq + 1, switchover_pending = TRUE,

@@ -167,8 +167,15 @@ type Tx interface {
 	// SetAppLastSwitch stores an app's last switchover, if its epoch is above
 	// the stored last switchover's; changed says whether it was stored.
 	SetAppLastSwitch(appID int64, s AppSwitch) (changed bool, err error)
-	// SetAppMemberStatus stores what a member last reported of an app.
+	// SetAppMemberStatus stores what the controller shows of a member of
+	// an app.
 	SetAppMemberStatus(appID int64, s AppMemberStatus) error
+	// SetAppReport stores what a voter of an app (a member or the
+	// witness) last reported of it, replacing its earlier report.
+	SetAppReport(appID int64, r AppReport) error
+	// AppReports lists what the voters of an app last reported, by host
+	// id (none when they never reported).
+	AppReports(appID int64) ([]AppReport, error)
 	// RequestAppSwitchover records a pending planned switchover of an app
 	// to toHostID (0: any healthy standby), replacing a pending one, with the
 	// next sequence number, which it returns.
@@ -381,6 +388,19 @@ type AppMemberStatus struct {
 	Role       string
 	Healthy    bool
 	ReportedAt time.Time
+}
+
+// AppReport is what one voter of an app's group last reported of it, as
+// it reported it.
+type AppReport struct {
+	HostID        int64
+	ActiveHostID  int64 // 0: none known, or not a member of the app
+	Epoch         int64
+	Role          string
+	Healthy       bool
+	SwitchoverSeq int64
+	LastSwitch    string // the reported last switchover (JSON); "": none
+	ReportedAt    time.Time
 }
 
 // AppSwitch is a change of an app's active member.

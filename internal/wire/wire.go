@@ -317,7 +317,25 @@ type AppSwitch struct {
 	// last contact the new active had with the old one, or the start of a
 	// planned move) to the new active taking the role.
 	DurationMillis int64  `json:"duration_ms"`
-	Reason         string `json:"reason"` // failure, planned, unhealthy, first
+	Reason         string `json:"reason"` // one of the Switch… reasons
+}
+
+// Reasons of an AppSwitch, the only ones there are: a controller ignores
+// a switchover reported with another.
+const (
+	SwitchFirst     = "first"     // the app's first active member
+	SwitchFailure   = "failure"   // the active member was lost
+	SwitchPlanned   = "planned"   // an operator's or a node's planned move
+	SwitchUnhealthy = "unhealthy" // the active member's app failed its check
+)
+
+// SwitchReason says whether r is one of the reasons of an AppSwitch.
+func SwitchReason(r string) bool {
+	switch r {
+	case SwitchFirst, SwitchFailure, SwitchPlanned, SwitchUnhealthy:
+		return true
+	}
+	return false
 }
 
 // Paths of the agent's local endpoint, served on a unix socket of the
