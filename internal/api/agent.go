@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -152,8 +153,12 @@ func (s *Server) agentJoin(r *http.Request, _ agentID) (any, error) {
 		if h.MgmtMAC != "" && !slices.Contains(req.MACs, h.MgmtMAC) {
 			return problem.Forbiddenf("host %s has management MAC %s, which this node does not have", name, h.MgmtMAC)
 		}
+		prev, err := tx.HostAgent(h.ID)
+		if err != nil {
+			return err
+		}
 		var serial string
-		certPEM, serial, err = pki.SignAgent(s.d.Agents.CA, req.CSR, h.UUID, now)
+		certPEM, serial, err = pki.SignAgent(s.d.Agents.CA, req.CSR, h.UUID, prev, now)
 		if err != nil {
 			return problem.Invalidf("csr", "%v", err)
 		}
@@ -177,6 +182,7 @@ func (s *Server) agentJoin(r *http.Request, _ agentID) (any, error) {
 		return nil, err
 	}
 	s.d.Agents.Monitor.Enrolled(h)
+	s.agentCertChanged(r.Context())
 	return wire.JoinResponse{HostUUID: h.UUID, Hostname: h.Hostname, Certificate: certPEM, CA: s.d.Agents.CA.PEM}, nil
 }
 
@@ -254,17 +260,25 @@ func (s *Server) agentRenew(r *http.Request, id agentID) (any, error) {
 		return nil, err
 	}
 	now := time.Now()
-	if exp := r.TLS.VerifiedChains[0][0].NotAfter; !renewable(exp, now) {
+	leaf := r.TLS.VerifiedChains[0][0]
+	if exp := leaf.NotAfter; !renewable(exp, now) {
 		return nil, problem.Conflictf("", "the certificate of host %s is valid until %s and may be renewed only from %s, "+
 			"when less than a third of its validity is left: renew when a heartbeat reply offers it (renew_by)",
 			h.Hostname, exp.UTC().Format(time.RFC3339), exp.Add(-pki.AgentCertValidity/3).UTC().Format(time.RFC3339))
 	}
-	certPEM, serial, err := pki.SignAgent(s.d.Agents.CA, req.CSR, h.UUID, now)
-	if err != nil {
-		return nil, problem.Invalidf("csr", "%v", err)
-	}
-	err = s.d.Agents.Store.Write(r.Context(), func(tx store.Tx) error {
-		err := tx.SwapHostAgent(h.ID, r.TLS.VerifiedChains[0][0].SerialNumber.Text(16), serial)
+	var certPEM []byte
+	err := s.d.Agents.Store.Write(r.Context(), func(tx store.Tx) error {
+		// The next generation of the certificate this request came with,
+		// which must still be the host's when it is replaced.
+		prev := leaf.SerialNumber.Text(16)
+		var (
+			serial string
+			err    error
+		)
+		if certPEM, serial, err = pki.SignAgent(s.d.Agents.CA, req.CSR, h.UUID, prev, now); err != nil {
+			return problem.Invalidf("csr", "%v", err)
+		}
+		err = tx.SwapHostAgent(h.ID, prev, serial)
 		if errors.Is(err, store.ErrNotFound) {
 			return problem.Forbiddenf("this certificate of host %s was replaced or revoked while it was being renewed: join again with a new enroll token", h.Hostname)
 		}
@@ -273,7 +287,20 @@ func (s *Server) agentRenew(r *http.Request, id agentID) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.agentCertChanged(r.Context())
 	return wire.RenewResponse{Certificate: certPEM}, nil
+}
+
+// agentCertChanged rebuilds the view of apps after a host's agent got a
+// new certificate: the desired state of its apps' members names it, so
+// that they accept it alone from then on.
+func (s *Server) agentCertChanged(ctx context.Context) {
+	if s.d.Apps == nil {
+		return
+	}
+	if err := s.d.Apps.Refresh(context.WithoutCancel(ctx)); err != nil {
+		s.log.Warn("rebuilding the view of apps failed", "err", err)
+	}
 }
 
 // agentDesired answers the desired state of the agent's host: the apps it

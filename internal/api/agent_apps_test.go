@@ -13,8 +13,10 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,12 +34,14 @@ import (
 // testAgent calls the agent API of a controller as one host's agent, over mutual TLS with a
 // certificate the controller's CA signed for the host, as hb-agent join leaves it.
 type testAgent struct {
-	t    *testing.T
-	name string
-	uuid string
-	url  string
-	http *http.Client
-	seq  uint64
+	t      *testing.T
+	name   string
+	uuid   string
+	serial string // of the certificate it presents
+	cert   atomic.Pointer[tls.Certificate]
+	url    string
+	http   *http.Client
+	seq    uint64
 }
 
 func newTestAgent(t *testing.T, in *controllertest.Instance, hostname string) *testAgent {
@@ -52,14 +56,16 @@ func newTestAgent(t *testing.T, in *controllertest.Instance, hostname string) *t
 	}
 	csr := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
 	var h store.Host
-	var certPEM []byte
+	var (
+		certPEM []byte
+		serial  string
+	)
 	if err := in.Controller.Store.Write(context.Background(), func(tx store.Tx) error {
 		var err error
 		if h, err = tx.HostByHostname(hostname); err != nil {
 			return err
 		}
-		var serial string
-		if certPEM, serial, err = pki.SignAgent(in.Controller.CA, csr, h.UUID, time.Now()); err != nil {
+		if certPEM, serial, err = pki.SignAgent(in.Controller.CA, csr, h.UUID, "", time.Now()); err != nil {
 			return err
 		}
 		return tx.SetHostAgent(h.ID, serial)
@@ -72,10 +78,38 @@ func newTestAgent(t *testing.T, in *controllertest.Instance, hostname string) *t
 	if err != nil {
 		t.Fatal(err)
 	}
+	a := &testAgent{t: t, name: hostname, uuid: h.UUID, serial: serial, url: in.URL}
+	a.cert.Store(cert)
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12,
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }}}
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return a.cert.Load(), nil }}}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &testAgent{t: t, name: hostname, uuid: h.UUID, url: in.URL, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	a.http = &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	return a
+}
+
+// renew renews the agent's certificate, as hb-agent does, and presents
+// the new one from its next connection.
+func (a *testAgent) renew() {
+	a.t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	var resp wire.RenewResponse
+	a.post(wire.RenewPath, wire.RenewRequest{Capability: wire.CapabilityVersion,
+		CSR: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})}, &resp)
+	block, _ := pem.Decode(resp.Certificate)
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.serial = leaf.SerialNumber.Text(16)
+	a.cert.Store(&tls.Certificate{Certificate: [][]byte{block.Bytes}, PrivateKey: key})
+	a.http.Transport.(*http.Transport).CloseIdleConnections()
 }
 
 // post sends body to an agent API path and decodes the answer into out.
@@ -179,15 +213,39 @@ func testAgentApps(t *testing.T, in *controllertest.Instance) {
 	}
 	want := wire.Desired{Version: v1, Apps: []wire.App{{Name: "plc", Port: 502, VIP: "10.20.0.50/24",
 		Health: wire.Health{Kind: "tcp"}, Members: []wire.AppMember{
-			{HostUUID: e1.uuid, Hostname: "edge-01", Address: "192.168.204.10:6386"},
-			{HostUUID: e2.uuid, Hostname: "edge-02", Address: "192.168.204.11:6386"},
-			{HostUUID: e3.uuid, Hostname: "edge-03", Address: "192.168.204.12:6386", Witness: true},
+			{HostUUID: e1.uuid, Hostname: "edge-01", Address: "192.168.204.10:6386", CertSerial: e1.serial},
+			{HostUUID: e2.uuid, Hostname: "edge-02", Address: "192.168.204.11:6386", CertSerial: e2.serial},
+			{HostUUID: e3.uuid, Hostname: "edge-03", Address: "192.168.204.12:6386", Witness: true, CertSerial: e3.serial},
 		}}}}
 	for _, a := range []*testAgent{e1, e3} {
 		if diff := cmp.Diff(want, a.desired()); diff != "" {
 			t.Errorf("desired state of %s (-want +got):\n%s", a.name, diff)
 		}
 	}
+
+	// edge-02 renews its certificate: the members' desired state names the new one at once
+	// (a new version), of the next generation, so that members still holding the old
+	// desired state accept it too.
+	old := e2.serial
+	e2.renew()
+	oldSerial, _ := new(big.Int).SetString(old, 16)
+	newSerial, _ := new(big.Int).SetString(e2.serial, 16)
+	if g0, g1 := wire.CertGeneration(oldSerial), wire.CertGeneration(newSerial); g0 != 1 || g1 != 2 {
+		t.Errorf("certificate generations of edge-02: %d, then %d after the renewal; want 1, then 2", g0, g1)
+	}
+	if !wire.AcceptCert(old, newSerial) || wire.AcceptCert(e2.serial, oldSerial) {
+		t.Errorf("a member naming %s accepts the renewed %s = %v, one naming the renewed accepts the old = %v; want true, false",
+			old, e2.serial, wire.AcceptCert(old, newSerial), wire.AcceptCert(e2.serial, oldSerial))
+	}
+	v1r := e1.beat().DesiredVersion
+	if v1r == v1 {
+		t.Errorf("edge-01's desired version did not change with edge-02's renewal")
+	}
+	want.Version, want.Apps[0].Members[1].CertSerial = v1r, e2.serial
+	if diff := cmp.Diff(want, e3.desired()); diff != "" {
+		t.Errorf("desired state after edge-02's renewal (-want +got):\n%s", diff)
+	}
+	v1 = v1r
 
 	// Another app of edge-01 and edge-02 changes their version, not the witness's.
 	if _, err := c.AddApp(ctx, apitype.AppCreate{Name: "hmi", Group: "press", Image: "hmi:1", Members: []string{"edge-02", "edge-01"}}); err != nil {

@@ -267,10 +267,12 @@ func DesiredApp(a store.App) wire.App {
 		HeartbeatMillis: a.HeartbeatMillis, Probes: a.Probes, LeanProbes: a.LeanProbes}
 	addr := func(ip string) string { return net.JoinHostPort(ip, strconv.Itoa(wire.FailoverPort)) }
 	for _, m := range a.Members {
-		out.Members = append(out.Members, wire.AppMember{HostUUID: m.HostUUID, Hostname: m.Hostname, Address: addr(m.MgmtIP)})
+		out.Members = append(out.Members, wire.AppMember{HostUUID: m.HostUUID, Hostname: m.Hostname, Address: addr(m.MgmtIP),
+			CertSerial: m.AgentSerial})
 	}
 	if w := a.Witness; w != nil {
-		out.Members = append(out.Members, wire.AppMember{HostUUID: w.HostUUID, Hostname: w.Hostname, Address: addr(w.MgmtIP), Witness: true})
+		out.Members = append(out.Members, wire.AppMember{HostUUID: w.HostUUID, Hostname: w.Hostname, Address: addr(w.MgmtIP), Witness: true,
+			CertSerial: w.AgentSerial})
 	}
 	if sw := a.Switchover; sw.Pending {
 		out.Switchover = &wire.Switchover{Seq: uint64(sw.Seq)}

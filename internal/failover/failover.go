@@ -117,9 +117,16 @@ func groupKey(app wire.App) string {
 }
 
 // sameGroup says whether a and b can share a running member: everything
-// but the switchover request is the same.
+// but the switchover request and the members' certificates is the same.
 func sameGroup(a, b wire.App) bool {
 	a.Switchover, b.Switchover = nil, nil
+	a.Members, b.Members = slices.Clone(a.Members), slices.Clone(b.Members)
+	for i := range a.Members {
+		a.Members[i].CertSerial = ""
+	}
+	for i := range b.Members {
+		b.Members[i].CertSerial = ""
+	}
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
@@ -127,7 +134,8 @@ func sameGroup(a, b wire.App) bool {
 
 // Apply makes the running memberships those of apps: it starts members of
 // new apps, restarts those whose app changed (other than its switchover
-// request, which is passed on) and stops those of apps no longer listed.
+// request and its members' certificates, which are passed on) and stops
+// those of apps no longer listed.
 // Apps that name this host nowhere are ignored; an app that cannot run
 // here is logged and reported down.
 func (m *Manager) Apply(apps []wire.App) {
@@ -155,6 +163,7 @@ func (m *Manager) Apply(apps []wire.App) {
 		m.apps[name] = a
 		if mb, ok := m.members[name]; ok {
 			mb.setSwitchover(a.Switchover)
+			mb.stream.setCerts(memberCerts(a))
 			continue
 		}
 		self := a.Members[slices.IndexFunc(a.Members, func(p wire.AppMember) bool { return p.HostUUID == m.self })]
@@ -232,13 +241,25 @@ func (m *Manager) member(name string) *member {
 }
 
 // CertFiles is a Certs reading the agent's key pair from its files at
-// every handshake, so a renewed certificate is picked up.
+// every handshake, so a renewed certificate is picked up. While a renewal
+// has written the new key but not yet the new certificate, the pair does
+// not match: the last pair read is used until it does.
 func CertFiles(certFile, keyFile string) Certs {
+	var (
+		mu   sync.Mutex
+		last *tls.Certificate
+	)
 	return func() (*tls.Certificate, error) {
 		c, err := tls.LoadX509KeyPair(certFile, keyFile)
+		mu.Lock()
+		defer mu.Unlock()
 		if err != nil {
+			if last != nil {
+				return last, nil
+			}
 			return nil, err
 		}
+		last = &c
 		return &c, nil
 	}
 }

@@ -128,7 +128,8 @@ func (mb *member) start(ctx context.Context) error {
 		members[p.Address] = p.HostUUID
 		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.HostUUID), Address: raft.ServerAddress(p.Address)})
 	}
-	mb.stream = mb.m.mux.stream(mb.app.Name, raft.ServerAddress(mb.self.Address), members, mb.serveStatus)
+	certs, legacy := memberCerts(mb.app)
+	mb.stream = mb.m.mux.stream(mb.app.Name, raft.ServerAddress(mb.self.Address), members, certs, legacy, mb.serveStatus)
 
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft." + mb.app.Name, Output: mb.m.raftLog, Level: hclog.Warn})
 	if mb.m.raftLog == io.Discard {
@@ -759,7 +760,7 @@ type peerState struct {
 func (mb *member) peerStatus(ctx context.Context, p wire.AppMember) (peerState, error) {
 	ctx, cancel := context.WithTimeout(ctx, max(mb.hb, 200*time.Millisecond))
 	defer cancel()
-	c, err := mb.m.mux.dial(ctx, p.Address, p.HostUUID, headerStatus, mb.app.Name)
+	c, err := mb.m.mux.dial(ctx, p.Address, p.HostUUID, headerStatus, mb.stream)
 	if err != nil {
 		return peerState{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	"golang.org/x/sys/unix"
+
+	"hummingbird.io/hummingbird/internal/wire"
 )
 
 // The failover listener carries every app's raft traffic and status
@@ -26,8 +29,29 @@ import (
 //	status APP\n  answer this member's Peer status of APP as one JSON line
 //
 // Each side accepts the other only when its certificate chains to the
-// controller CA and names (in its common name) a host uuid that is a member
-// of that app.
+// controller CA, names (in its common name) a host uuid that is a member
+// of that app, and is that member's current certificate as the desired
+// state names it (wire.AppMember.CertSerial), or a later generation of it
+// (wire.AcceptCert). A replaced or revoked certificate, still within its
+// validity, is refused, and so is any host that is no member of one of
+// this agent's apps, at the handshake already.
+//
+// Why serials in the desired state rather than short-lived certificates:
+// the controller already knows each host's current agent certificate (the
+// one it accepts on the agent API), members already fetch the desired
+// state whenever it changes, and a member keeps working from its kept
+// desired state while the controller is unreachable, which a certificate
+// that must be renewed every few hours would break. Revocation reaches the
+// members as fast as a desired state does (their next heartbeat), and
+// connections made with a certificate no longer accepted are closed then.
+//
+// A renewal leaves no window: the renewed certificate has the next
+// generation (the controller counts them in the serial, see
+// wire.CertGeneration), so that members that still hold the desired state
+// naming the old certificate accept the new one at once, and those that
+// got the new desired state accept the new one alone. The renewing agent
+// switches to its new certificate at its next connection; no member ever
+// refuses the certificate it presents.
 const (
 	headerRaft   = "raft"
 	headerStatus = "status"
@@ -53,17 +77,21 @@ func newMux(ln net.Listener, certs Certs, ca *x509.CertPool, log *slog.Logger) *
 	return &mux{ln: ln, certs: certs, ca: ca, log: log, apps: map[string]*stream{}}
 }
 
-// peerUUID checks that chain is an agent certificate of the controller CA
-// and returns the host uuid it names.
-func (m *mux) peerUUID(rawCerts [][]byte) (string, error) {
+// errNotMember refuses a certificate that is not the current one of a
+// member of any of this agent's apps.
+var errNotMember = errors.New("not the current certificate of a member of this node's apps")
+
+// peerCert checks that chain is an agent certificate of the controller CA
+// and returns it.
+func (m *mux) peerCert(rawCerts [][]byte) (*x509.Certificate, error) {
 	if len(rawCerts) == 0 {
-		return "", errors.New("no certificate")
+		return nil, errors.New("no certificate")
 	}
 	certs := make([]*x509.Certificate, 0, len(rawCerts))
 	for _, raw := range rawCerts {
 		c, err := x509.ParseCertificate(raw)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		certs = append(certs, c)
 	}
@@ -74,9 +102,21 @@ func (m *mux) peerUUID(rawCerts [][]byte) (string, error) {
 	if _, err := certs[0].Verify(x509.VerifyOptions{
 		Roots: m.ca, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}); err != nil {
-		return "", err
+		return nil, err
 	}
-	return certs[0].Subject.CommonName, nil
+	return certs[0], nil
+}
+
+// anyApp says whether some app's group accepts leaf.
+func (m *mux) anyApp(leaf *x509.Certificate) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.apps {
+		if s.accepts(leaf) {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *mux) serverTLS() *tls.Config {
@@ -85,14 +125,21 @@ func (m *mux) serverTLS() *tls.Config {
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return m.certs() },
 		ClientAuth:     tls.RequireAnyClientCert,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			_, err := m.peerUUID(raw)
-			return err
+			leaf, err := m.peerCert(raw)
+			if err != nil {
+				return err
+			}
+			if !m.anyApp(leaf) {
+				return fmt.Errorf("host %s, certificate %s: %w", leaf.Subject.CommonName, leaf.SerialNumber.Text(16), errNotMember)
+			}
+			return nil
 		},
 	}
 }
 
-// clientTLS verifies that the far end is the agent of host want.
-func (m *mux) clientTLS(want string) *tls.Config {
+// clientTLS verifies that the far end is the agent of host want with a
+// certificate s accepts.
+func (m *mux) clientTLS(want string, s *stream) *tls.Config {
 	return &tls.Config{
 		MinVersion:           tls.VersionTLS13,
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return m.certs() },
@@ -101,12 +148,15 @@ func (m *mux) clientTLS(want string) *tls.Config {
 		// verification instead.
 		InsecureSkipVerify: true, //nolint:gosec // verified below
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			id, err := m.peerUUID(raw)
+			leaf, err := m.peerCert(raw)
 			if err != nil {
 				return err
 			}
-			if id != want {
+			if id := leaf.Subject.CommonName; id != want {
 				return fmt.Errorf("the member at this address is host %s, not %s", id, want)
+			}
+			if !s.accepts(leaf) {
+				return fmt.Errorf("host %s, certificate %s: %w", want, leaf.SerialNumber.Text(16), errNotMember)
 			}
 			return nil
 		},
@@ -147,22 +197,26 @@ func (m *mux) handle(raw net.Conn) {
 		c.Close()
 		return
 	}
-	peer, _ := m.peerUUID(rawChain(c.ConnectionState()))
+	leaf := c.ConnectionState().PeerCertificates[0]
 	m.mu.Lock()
 	s := m.apps[app]
 	m.mu.Unlock()
-	if s == nil || !s.allowed[peer] {
-		m.log.Debug("failover connection for an unknown app or member", "app", app, "peer", peer)
+	if s == nil || !s.accepts(leaf) {
+		m.log.Debug("failover connection for an unknown app or member", "app", app, "peer", leaf.Subject.CommonName)
 		c.Close()
 		return
 	}
 	switch kind {
 	case headerRaft:
 		c.SetDeadline(time.Time{})
+		mc := s.track(c, leaf)
+		if mc == nil {
+			return // no longer accepted
+		}
 		select {
-		case s.accept <- c:
+		case s.accept <- mc:
 		case <-s.done:
-			c.Close()
+			mc.Close()
 		}
 	case headerStatus:
 		s.status(c)
@@ -170,14 +224,6 @@ func (m *mux) handle(raw net.Conn) {
 	default:
 		c.Close()
 	}
-}
-
-func rawChain(st tls.ConnectionState) [][]byte {
-	out := make([][]byte, 0, len(st.PeerCertificates))
-	for _, c := range st.PeerCertificates {
-		out = append(out, c.Raw)
-	}
-	return out
 }
 
 // readHeader reads the header line a byte at a time, so that nothing of
@@ -278,8 +324,8 @@ func dialTCP(ctx context.Context, addr string) (net.Conn, error) {
 	}
 }
 
-// dial connects to the member want at addr for kind.
-func (m *mux) dial(ctx context.Context, addr, want, kind, app string) (net.Conn, error) {
+// dial connects to the member want of s's app at addr for kind.
+func (m *mux) dial(ctx context.Context, addr, want, kind string, s *stream) (*tls.Conn, error) {
 	raw, err := dialTCP(ctx, addr)
 	if err != nil {
 		return nil, err
@@ -287,7 +333,7 @@ func (m *mux) dial(ctx context.Context, addr, want, kind, app string) (net.Conn,
 	if tc, ok := raw.(*net.TCPConn); ok {
 		raw = quickAck(tc)
 	}
-	c := tls.Client(raw, m.clientTLS(want))
+	c := tls.Client(raw, m.clientTLS(want, s))
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}
@@ -295,7 +341,7 @@ func (m *mux) dial(ctx context.Context, addr, want, kind, app string) (net.Conn,
 		raw.Close()
 		return nil, err
 	}
-	if _, err := c.Write([]byte(kind + " " + app + "\n")); err != nil {
+	if _, err := c.Write([]byte(kind + " " + s.app + "\n")); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -305,29 +351,117 @@ func (m *mux) dial(ctx context.Context, addr, want, kind, app string) (net.Conn,
 
 // stream is one app's raft.StreamLayer on the shared listener.
 type stream struct {
-	m       *mux
-	app     string
-	self    raft.ServerAddress
-	allowed map[string]bool   // member host uuids
-	byAddr  map[string]string // member address -> host uuid
-	accept  chan net.Conn
-	done    chan struct{}
-	once    sync.Once
-	status  func(net.Conn)
+	m      *mux
+	app    string
+	self   raft.ServerAddress
+	byAddr map[string]string // member address -> host uuid
+	accept chan net.Conn
+	done   chan struct{}
+	once   sync.Once
+	status func(net.Conn)
+
+	mu sync.Mutex
+	// certs are the members' current certificate serials (hex) by host
+	// uuid; legacy: the desired state names none (an older controller),
+	// and any certificate of the CA naming a member is accepted.
+	certs  map[string]string
+	legacy bool
+	conns  map[*memberConn]bool // the raft connections open
 }
 
-func (m *mux) stream(app string, self raft.ServerAddress, members map[string]string, status func(net.Conn)) *stream {
+// memberCerts are the current certificate serials of app's members by
+// host uuid, and whether the desired state names none at all.
+func memberCerts(app wire.App) (map[string]string, bool) {
+	certs := map[string]string{}
+	legacy := true
+	for _, p := range app.Members {
+		certs[p.HostUUID] = p.CertSerial
+		legacy = legacy && p.CertSerial == ""
+	}
+	return certs, legacy
+}
+
+func (m *mux) stream(app string, self raft.ServerAddress, members map[string]string, certs map[string]string, legacy bool,
+	status func(net.Conn)) *stream {
 	s := &stream{
-		m: m, app: app, self: self, allowed: map[string]bool{}, byAddr: members,
+		m: m, app: app, self: self, byAddr: members, certs: certs, legacy: legacy, conns: map[*memberConn]bool{},
 		accept: make(chan net.Conn), done: make(chan struct{}), status: status,
 	}
-	for _, id := range members {
-		s.allowed[id] = true
+	if legacy {
+		m.log.Warn("the desired state names no member certificates (the controller is older than the agent): "+
+			"any certificate of the controller's CA naming a member is accepted", "app", app)
 	}
 	m.mu.Lock()
 	m.apps[app] = s
 	m.mu.Unlock()
 	return s
+}
+
+// accepts says whether leaf is the current certificate of a member of
+// the app, or a later generation of it.
+func (s *stream) accepts(leaf *x509.Certificate) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acceptsLocked(leaf.Subject.CommonName, leaf.SerialNumber)
+}
+
+func (s *stream) acceptsLocked(id string, serial *big.Int) bool {
+	cur, ok := s.certs[id]
+	return ok && (s.legacy || wire.AcceptCert(cur, serial))
+}
+
+// setCerts takes the members' current certificates from a new desired
+// state, and closes the raft connections of certificates no longer
+// accepted: a member's replaced or revoked certificate stops reaching
+// raft at once, and a renewed member reconnects with its new one.
+func (s *stream) setCerts(certs map[string]string, legacy bool) {
+	s.mu.Lock()
+	s.certs, s.legacy = certs, legacy
+	var stale []*memberConn
+	for c := range s.conns {
+		if !s.acceptsLocked(c.peer, c.serial) {
+			stale = append(stale, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range stale {
+		s.m.log.Info("failover connection closed: the member's certificate was replaced", "app", s.app,
+			"peer", c.peer, "serial", c.serial.Text(16))
+		c.Close()
+	}
+}
+
+// track notes a raft connection with the certificate of its far end, or
+// closes it and returns nil when that is no longer accepted.
+func (s *stream) track(c net.Conn, leaf *x509.Certificate) *memberConn {
+	mc := &memberConn{Conn: c, s: s, peer: leaf.Subject.CommonName, serial: leaf.SerialNumber}
+	s.mu.Lock()
+	ok := s.acceptsLocked(mc.peer, mc.serial)
+	if ok {
+		s.conns[mc] = true
+	}
+	s.mu.Unlock()
+	if !ok {
+		c.Close()
+		return nil
+	}
+	return mc
+}
+
+// memberConn is a raft connection of a stream, with the member and the
+// certificate at its far end.
+type memberConn struct {
+	net.Conn
+	s      *stream
+	peer   string
+	serial *big.Int
+}
+
+func (c *memberConn) Close() error {
+	c.s.mu.Lock()
+	delete(c.s.conns, c)
+	c.s.mu.Unlock()
+	return c.Conn.Close()
 }
 
 func (s *stream) Accept() (net.Conn, error) {
@@ -360,7 +494,15 @@ func (s *stream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return s.m.dial(ctx, string(addr), want, headerRaft, s.app)
+	c, err := s.m.dial(ctx, string(addr), want, headerRaft, s)
+	if err != nil {
+		return nil, err
+	}
+	mc := s.track(c, c.ConnectionState().PeerCertificates[0])
+	if mc == nil {
+		return nil, fmt.Errorf("member %s at %s: %w", want, addr, errNotMember)
+	}
+	return mc, nil
 }
 
 // memberAddr is a member's advertised host:port as a net.Addr.

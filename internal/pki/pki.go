@@ -27,6 +27,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"hummingbird.io/hummingbird/internal/wire"
 )
 
 // File names inside the data directory.
@@ -282,9 +284,13 @@ const AgentCertValidity = 90 * 24 * time.Hour
 
 // SignAgent checks a PEM certificate request and signs a client
 // certificate for the agent of the host hostUUID: the uuid is its common
-// name, the certificate is for client authentication only. It returns the
-// PEM certificate and its serial (hex).
-func SignAgent(ca *CA, csrPEM []byte, hostUUID string, now time.Time) ([]byte, string, error) {
+// name, the certificate is for client authentication only. prev is the
+// serial (hex) of the host's current agent certificate ("": none): the
+// new one is of the next generation (wire.CertGeneration), so that the
+// other members of the host's apps accept it before they learn its serial
+// and refuse prev once they do. It returns the PEM certificate and its
+// serial (hex).
+func SignAgent(ca *CA, csrPEM []byte, hostUUID, prev string, now time.Time) ([]byte, string, error) {
 	block, _ := pem.Decode(csrPEM)
 	if block == nil || block.Type != "CERTIFICATE REQUEST" {
 		return nil, "", errors.New("the certificate request is not a PEM CERTIFICATE REQUEST")
@@ -305,7 +311,14 @@ func SignAgent(ca *CA, csrPEM []byte, hostUUID string, now time.Time) ([]byte, s
 	default:
 		return nil, "", fmt.Errorf("key type %T is not accepted: use ECDSA, Ed25519 or RSA", k)
 	}
-	sn := serial()
+	var gen uint64
+	if p, ok := new(big.Int).SetString(prev, 16); ok && prev != "" {
+		gen = wire.CertGeneration(p)
+	}
+	if gen >= wire.MaxCertGeneration {
+		return nil, "", fmt.Errorf("host %s has had %d agent certificates, the most there can be: delete and add it again", hostUUID, gen)
+	}
+	sn := wire.CertSerial(gen+1, serial())
 	tmpl := &x509.Certificate{
 		SerialNumber: sn,
 		Subject:      pkix.Name{CommonName: hostUUID, Organization: []string{"Hummingbird agents"}},

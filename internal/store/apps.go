@@ -36,7 +36,7 @@ func (t *sqlTx) InsertApp(a *App) error {
 const appSelect = `SELECT a.id, a.uuid, a.name, a.group_name, a.image, a.port, a.vip, a.created_at, a.updated_at,
 	s.health_kind, s.health_path, s.heartbeat_ms, s.probes, s.lean_probes,
 	COALESCE(s.witness_host_id, 0), COALESCE(w.hostname, ''), COALESCE(w.uuid, ''), COALESCE(w.mgmt_ip, ''), COALESCE(w.availability, ''),
-	COALESCE(s.active_host_id, 0), COALESCE(ah.hostname, ''), s.epoch,
+	COALESCE(w.agent_serial, ''), COALESCE(s.active_host_id, 0), COALESCE(ah.hostname, ''), s.epoch,
 	s.last_switch_epoch, s.last_switch_at, COALESCE(s.last_switch_from_host_id, 0), COALESCE(lf.hostname, ''),
 	COALESCE(s.last_switch_to_host_id, 0), COALESCE(lt.hostname, ''), s.last_switch_duration_ms, s.last_switch_reason,
 	s.switchover_seq, s.switchover_pending, COALESCE(s.switchover_to_host_id, 0), COALESCE(st.hostname, ''), s.switchover_at
@@ -65,7 +65,7 @@ func (t *sqlTx) queryApps(op, where string, args ...any) ([]App, error) {
 		if err := rows.Scan(&a.ID, &a.UUID, &a.Name, &a.Group, &a.Image, &a.Port, &a.VIP, &a.CreatedAt, &a.UpdatedAt,
 			&a.HealthKind, &a.HealthPath, &a.HeartbeatMillis, &a.Probes, &a.LeanProbes,
 			&w.HostID, &w.Hostname, &w.HostUUID, &w.MgmtIP, &w.Availability,
-			&a.ActiveHostID, &a.ActiveHostname, &a.Epoch,
+			&w.AgentSerial, &a.ActiveHostID, &a.ActiveHostname, &a.Epoch,
 			&a.LastSwitch.Epoch, &switchAt, &a.LastSwitch.FromHostID, &a.LastSwitch.FromHostname,
 			&a.LastSwitch.ToHostID, &a.LastSwitch.ToHostname, &a.LastSwitch.DurationMillis, &a.LastSwitch.Reason,
 			&a.Switchover.Seq, &a.Switchover.Pending, &a.Switchover.ToHostID, &a.Switchover.ToHostname, &switchOv); err != nil {
@@ -92,7 +92,7 @@ func (t *sqlTx) queryApps(op, where string, args ...any) ([]App, error) {
 		return out, t.wrap(op, err)
 	}
 	rows, err = t.tx.QueryContext(t.ctx, `SELECT m.app_id, m.host_id, h.hostname, h.uuid, COALESCE(h.mgmt_ip, ''), h.availability,
-		m.position, COALESCE(ms.role, ''), COALESCE(ms.healthy, FALSE), ms.reported_at
+		h.agent_serial, m.position, COALESCE(ms.role, ''), COALESCE(ms.healthy, FALSE), ms.reported_at
 		FROM app_members m JOIN hosts h ON h.id = m.host_id
 		LEFT JOIN app_member_status ms ON ms.app_id = m.app_id AND ms.host_id = m.host_id
 		WHERE m.app_id IN (SELECT a.id FROM apps a `+where+`)
@@ -107,7 +107,7 @@ func (t *sqlTx) queryApps(op, where string, args ...any) ([]App, error) {
 			m        AppMember
 			reported sql.NullTime
 		)
-		if err := rows.Scan(&appID, &m.HostID, &m.Hostname, &m.HostUUID, &m.MgmtIP, &m.Availability, &m.Position,
+		if err := rows.Scan(&appID, &m.HostID, &m.Hostname, &m.HostUUID, &m.MgmtIP, &m.Availability, &m.AgentSerial, &m.Position,
 			&m.Role, &m.Healthy, &reported); err != nil {
 			return nil, t.wrap(op, err)
 		}

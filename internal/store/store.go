@@ -374,6 +374,7 @@ type AppMember struct {
 	HostUUID     string // read only: the uuid of HostID
 	MgmtIP       string // read only: the management address of HostID
 	Availability string // read only: the availability of HostID
+	AgentSerial  string // read only: the serial of HostID's agent certificate ("": none)
 	Position     int    // 1 is the most preferred
 	// Read only, from SetAppMemberStatus: the member's role and health as it
 	// last reported them, and when that changed (zero: never reported).

@@ -11,6 +11,7 @@ package wire
 
 import (
 	"cmp"
+	"math/big"
 	"time"
 )
 
@@ -19,7 +20,11 @@ import (
 //	1: enrollment, heartbeats with a server-chosen interval, hardware inventory.
 //	2: redundant apps: the desired state (DesiredPath) lists the apps this
 //	   host is a member or witness of; heartbeats report each app's state.
-const CapabilityVersion = 2
+//	3: the members of an app accept on their failover port only each
+//	   other's current certificates (AppMember.CertSerial). Agents of
+//	   capability 2 ignore the field and accept any certificate of the
+//	   controller's CA that names a member.
+const CapabilityVersion = 3
 
 // Paths of the agent API, served by the controller over mutual TLS (all but
 // JoinPath, which is authenticated by the enrollment token).
@@ -259,6 +264,53 @@ type AppMember struct {
 	// Witness members vote but never run the app (the tie-breaker of a
 	// two-member group).
 	Witness bool `json:"witness,omitempty"`
+	// CertSerial is the serial (hex) of the member agent's current
+	// certificate ("": it has none, as its host's agent never joined).
+	// The other members accept from it that certificate, or one of a
+	// later generation (CertGeneration): its renewal, before the desired
+	// state names it; never an earlier one, replaced or revoked.
+	CertSerial string `json:"cert_serial,omitempty"`
+}
+
+// certGenerationShift is where an agent certificate's serial holds its
+// generation: above 128 random bits.
+const certGenerationShift = 128
+
+// MaxCertGeneration is the highest generation a certificate serial holds
+// (a serial has at most 20 octets).
+const MaxCertGeneration = 1<<31 - 1
+
+// CertGeneration is the generation of an agent certificate with serial
+// serial: the controller counts every certificate it signs for a host
+// (at join and at each renewal) and puts the count in the serial's bits
+// above the 128 random ones. Certificates signed before generations have
+// 0.
+func CertGeneration(serial *big.Int) uint64 {
+	g := new(big.Int).Rsh(serial, certGenerationShift)
+	if !g.IsUint64() {
+		return MaxCertGeneration
+	}
+	return g.Uint64()
+}
+
+// CertSerial is the serial of an agent certificate of generation gen
+// with the random bits random (those above 128 bits are dropped).
+func CertSerial(gen uint64, random *big.Int) *big.Int {
+	low := new(big.Int).And(random, new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), certGenerationShift), big.NewInt(1)))
+	g := new(big.Int).SetUint64(min(gen, MaxCertGeneration))
+	return low.Or(low, g.Lsh(g, certGenerationShift))
+}
+
+// AcceptCert says whether a member whose current certificate has serial
+// current (hex, as CertSerial) is the holder of a certificate with serial
+// got: the same one, or one of a later generation. A member with no
+// current certificate has none that is accepted.
+func AcceptCert(current string, got *big.Int) bool {
+	cur, ok := new(big.Int).SetString(current, 16)
+	if !ok || current == "" {
+		return false
+	}
+	return cur.Cmp(got) == 0 || CertGeneration(got) > CertGeneration(cur)
 }
 
 // Health is an app's health check, run by each member on its own copy.

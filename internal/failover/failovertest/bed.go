@@ -264,6 +264,10 @@ func (d *Bed) count(tb testing.TB, m string, window time.Duration, rule ...strin
 	return float64(n) / elapsed.Seconds()
 }
 
+// InClient runs fn in the client's namespace (on the bed's network, but
+// no member): where a host holding some other certificate would be.
+func (d *Bed) InClient(fn func() error) error { return dhcptest.In(d.cli, fn) }
+
 // DialVIP opens a TCP connection from the client to the VIP's port 80,
 // as a probe does, from local port port (0: any), and leaves it for the
 // caller.
@@ -475,6 +479,11 @@ type Group struct {
 	App    wire.App
 	Agents map[string]*dhcptest.Proc
 	UUID   map[string]string // member name -> host uuid
+	// CA signed the members' certificates; Serial is each member's
+	// current one (hex, of generation 2: a certificate of generation 1,
+	// from Cert with prev "", is an earlier, replaced one).
+	CA     *pki.CA
+	Serial map[string]string
 	dirs   map[string]string
 	bin    string
 	bed    *Bed
@@ -500,7 +509,8 @@ func (d *Bed) StartGroup(tb testing.TB, bin string, app wire.App, witnesses ...s
 	if err != nil {
 		tb.Fatal(err)
 	}
-	g := &Group{Agents: map[string]*dhcptest.Proc{}, UUID: map[string]string{}, dirs: map[string]string{}, bin: bin, bed: d}
+	g := &Group{Agents: map[string]*dhcptest.Proc{}, UUID: map[string]string{}, dirs: map[string]string{}, bin: bin, bed: d,
+		CA: ca, Serial: map[string]string{}}
 	app.Members = nil
 	if app.Port == 0 {
 		app.Port = 80
@@ -508,21 +518,65 @@ func (d *Bed) StartGroup(tb testing.TB, bin string, app wire.App, witnesses ...s
 	if app.VIP == "" {
 		app.VIP = VIP + "/24"
 	}
+	certs := map[string][2][]byte{}
 	for i, m := range d.Members {
 		g.UUID[m] = fmt.Sprintf("00000000-0000-4000-8000-%012d", i+1)
+		_, _, first := Cert(tb, ca, g.UUID[m], "")
+		cert, key, serial := Cert(tb, ca, g.UUID[m], first)
+		certs[m], g.Serial[m] = [2][]byte{cert, key}, serial
 		app.Members = append(app.Members, wire.AppMember{
 			HostUUID: g.UUID[m], Hostname: "edge-" + strings.ToLower(m),
 			Address: net.JoinHostPort(d.Addr[m], strconv.Itoa(wire.FailoverPort)), Witness: slices.Contains(witnesses, m),
+			CertSerial: serial,
 		})
 	}
 	g.App = app
 	for _, m := range d.Members {
 		dir := filepath.Join(tb.TempDir(), m)
 		g.dirs[m] = dir
-		writeState(tb, ca, dir, g.UUID[m], app)
+		writeState(tb, ca, dir, certs[m][0], certs[m][1], app)
 		g.Start(tb, m)
 	}
 	return g
+}
+
+// Cert signs a key and certificate (PEM) for the agent of host uuid, as
+// the controller does at a join or renewal after the certificate of
+// serial prev ("": the first), and returns them with the serial.
+func Cert(tb testing.TB, ca *pki.CA, uuid, prev string) (certPEM, keyPEM []byte, serial string) {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: uuid}}, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cert, serial, err := pki.SignAgent(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}), uuid, prev, time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cert, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), serial
+}
+
+// SetCert replaces member m's agent certificate and key, as a renewal
+// does; the agent presents them from its next connection.
+func (g *Group) SetCert(tb testing.TB, m string, certPEM, keyPEM []byte) {
+	tb.Helper()
+	for name, data := range map[string][]byte{"agent.key": keyPEM, "agent.crt": certPEM} {
+		path := filepath.Join(g.dirs[m], name)
+		if err := os.WriteFile(path+".tmp", data, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			tb.Fatal(err)
+		}
+	}
 }
 
 // Start (re)starts member m's agent.
@@ -546,25 +600,9 @@ func (g *Group) Logs() string {
 	return b.String()
 }
 
-func writeState(tb testing.TB, ca *pki.CA, dir, uuid string, app wire.App) {
+func writeState(tb testing.TB, ca *pki.CA, dir string, cert, key []byte, app wire.App) {
 	tb.Helper()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		tb.Fatal(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: uuid}}, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cert, _, err := pki.SignAgent(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}), uuid, time.Now())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
 		tb.Fatal(err)
 	}
 	desired, err := json.Marshal(wire.Desired{Version: 1, Apps: []wire.App{app}})
@@ -572,7 +610,7 @@ func writeState(tb testing.TB, ca *pki.CA, dir, uuid string, app wire.App) {
 		tb.Fatal(err)
 	}
 	for name, data := range map[string][]byte{
-		"agent.key":    pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+		"agent.key":    key,
 		"agent.crt":    cert,
 		"ca.crt":       ca.PEM,
 		"controller":   []byte("https://192.0.2.1:6385\n"), // TEST-NET-1: nobody answers

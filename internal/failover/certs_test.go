@@ -1,0 +1,172 @@
+package failover
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"hummingbird.io/hummingbird/internal/failover/failovertest"
+	"hummingbird.io/hummingbird/internal/pki"
+)
+
+// TestMemberCertificates runs two members' failover listeners (A and B)
+// on loopback with real TLS and follows A's certificate through a
+// renewal: B accepts A's renewed certificate before its desired state
+// names it and A's current one; once the desired state names the renewed
+// one, B closes the raft connection A opened with the replaced one and
+// refuses it from then on, in both directions (as a dialled member, too).
+// A certificate of a replaced generation and one of a host in no app are
+// refused throughout.
+func TestMemberCertificates(t *testing.T) {
+	t.Parallel()
+	ca, _, err := pki.EnsureCA(t.TempDir(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		uuidA    = "00000000-0000-4000-8000-00000000000a"
+		uuidB    = "00000000-0000-4000-8000-00000000000b"
+		stranger = "00000000-0000-4000-8000-000000000099"
+	)
+	type cert struct {
+		pair   tls.Certificate
+		serial string
+	}
+	sign := func(uuid, prev string) cert {
+		c, k, serial := failovertest.Cert(t, ca, uuid, prev)
+		pair, err := tls.X509KeyPair(c, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cert{pair, serial}
+	}
+	a1 := sign(uuidA, "")
+	a2 := sign(uuidA, a1.serial) // A's current certificate
+	a3 := sign(uuidA, a2.serial) // its renewal
+	b1 := sign(uuidB, "")
+	x1 := sign(stranger, "")
+
+	var certA atomic.Pointer[tls.Certificate]
+	certA.Store(&a2.pair)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	lnA, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lnB, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrA, addrB := lnA.Addr().String(), lnB.Addr().String()
+	members := map[string]string{addrA: uuidA, addrB: uuidB}
+	log := slog.New(slog.DiscardHandler)
+	muxA := newMux(lnA, func() (*tls.Certificate, error) { return certA.Load(), nil }, pool, log)
+	muxB := newMux(lnB, func() (*tls.Certificate, error) { return &b1.pair, nil }, pool, log)
+	noStatus := func(net.Conn) {}
+	sA := muxA.stream("press", raft.ServerAddress(addrA), members, map[string]string{uuidA: a2.serial, uuidB: b1.serial}, false, noStatus)
+	sB := muxB.stream("press", raft.ServerAddress(addrB), members, map[string]string{uuidA: a2.serial, uuidB: b1.serial}, false, noStatus)
+	for _, m := range []*mux{muxA, muxB} {
+		go m.serve()
+	}
+	t.Cleanup(func() {
+		sA.Close()
+		sB.Close()
+		lnA.Close()
+		lnB.Close()
+	})
+	// What reaches B's raft: the connections its stream accepts.
+	acceptedB := make(chan net.Conn, 16)
+	for _, s := range []*stream{sA, sB} {
+		go func() {
+			for {
+				c, err := s.Accept()
+				if err != nil {
+					return
+				}
+				if s == sB {
+					acceptedB <- c
+				}
+			}
+		}()
+	}
+	// offer connects to B's listener for raft as a host holding c, and
+	// says whether B's raft got the connection.
+	offer := func(c cert) (*tls.Conn, bool) {
+		t.Helper()
+		conn, err := tls.Dial("tcp", addrB, &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{c.pair},
+			InsecureSkipVerify: true}) //nolint:gosec // B's side is what is tested
+		if err == nil {
+			_, err = conn.Write([]byte("raft press\n"))
+		}
+		if err != nil {
+			return nil, false
+		}
+		t.Cleanup(func() { conn.Close() })
+		select {
+		case <-acceptedB:
+			return conn, true
+		case <-time.After(300 * time.Millisecond):
+			return conn, false
+		}
+	}
+	// closed says whether B closed the connection c within a second.
+	closed := func(c *tls.Conn) bool {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		_, err := c.Read(make([]byte, 1))
+		var ne net.Error
+		return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+	}
+	dialA := func(as cert) error {
+		t.Helper()
+		certA.Store(&as.pair)
+		c, err := sB.Dial(raft.ServerAddress(addrA), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+
+	steps := []struct {
+		name    string
+		certs   map[string]string // B's new desired state; nil: unchanged
+		offer   cert
+		reaches bool
+	}{
+		{"A's current certificate", nil, a2, true},
+		{"A's renewal, before the desired state names it", nil, a3, true},
+		{"A's replaced certificate", nil, a1, false},
+		{"a host in no app", nil, x1, false},
+		{"A's renewal, named by the desired state", map[string]string{uuidA: a3.serial, uuidB: b1.serial}, a3, true},
+		{"A's certificate before the renewal, once replaced", nil, a2, false},
+	}
+	var beforeRenewal *tls.Conn
+	for _, step := range steps {
+		if step.certs != nil {
+			sB.setCerts(step.certs, false)
+			if beforeRenewal == nil || !closed(beforeRenewal) {
+				t.Errorf("%s: the connection A opened with its replaced certificate is still open", step.name)
+			}
+		}
+		conn, reached := offer(step.offer)
+		if reached != step.reaches {
+			t.Errorf("%s: reached B's raft = %v, want %v", step.name, reached, step.reaches)
+		}
+		if step.offer.serial == a2.serial && reached {
+			beforeRenewal = conn
+		}
+		// B dialling A, A presenting the same certificate (a stranger's
+		// names another host: refused for that already).
+		if err := dialA(step.offer); step.offer.serial != x1.serial && (err == nil) != step.reaches {
+			t.Errorf("%s: B dialling A presenting it: %v, want accepted = %v", step.name, err, step.reaches)
+		}
+	}
+}
