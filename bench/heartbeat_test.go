@@ -304,7 +304,7 @@ func enrollAgents(ctx context.Context, c *controller.Controller, n int) ([]*simA
 					return
 				}
 				uuids[i] = uuid.NewString()
-				certPEM, serial, err := pki.SignAgent(c.CA, csr, uuids[i], "", now)
+				certPEM, serial, err := pki.SignAgent(c.CA, csr, uuids[i], "", false, now)
 				if err != nil {
 					errOnce.Do(func() { firstErr = err })
 					return

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/json"
@@ -158,7 +159,7 @@ func (s *Server) agentJoin(r *http.Request, _ agentID) (any, error) {
 			return err
 		}
 		var serial string
-		certPEM, serial, err = pki.SignAgent(s.d.Agents.CA, req.CSR, h.UUID, prev, now)
+		certPEM, serial, err = pki.SignAgent(s.d.Agents.CA, req.CSR, h.UUID, prev, false, now)
 		if err != nil {
 			return problem.Invalidf("csr", "%v", err)
 		}
@@ -218,7 +219,7 @@ func (s *Server) agentHeartbeat(r *http.Request, id agentID) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if exp := r.TLS.VerifiedChains[0][0].NotAfter; renewable(exp, time.Now()) {
+	if exp := r.TLS.VerifiedChains[0][0].NotAfter; s.renewable(exp, time.Now()) {
 		reply.RenewBy = &exp
 	}
 	return reply, nil
@@ -228,7 +229,9 @@ func (s *Server) agentHeartbeat(r *http.Request, id agentID) (any, error) {
 // at now: once less than a third of its validity is left, as the
 // heartbeat reply offers it (RenewBy). Earlier renewals are refused, so
 // that a stolen certificate cannot be made to last.
-func renewable(exp, now time.Time) bool { return exp.Sub(now) < pki.AgentCertValidity/3 }
+func (s *Server) renewable(exp, now time.Time) bool {
+	return exp.Sub(now) < cmp.Or(s.d.Agents.RenewBefore, pki.AgentCertValidity/3)
+}
 
 func (s *Server) agentInventory(r *http.Request, id agentID) (any, error) {
 	h := id.host
@@ -261,10 +264,10 @@ func (s *Server) agentRenew(r *http.Request, id agentID) (any, error) {
 	}
 	now := time.Now()
 	leaf := r.TLS.VerifiedChains[0][0]
-	if exp := leaf.NotAfter; !renewable(exp, now) {
-		return nil, problem.Conflictf("", "the certificate of host %s is valid until %s and may be renewed only from %s, "+
-			"when less than a third of its validity is left: renew when a heartbeat reply offers it (renew_by)",
-			h.Hostname, exp.UTC().Format(time.RFC3339), exp.Add(-pki.AgentCertValidity/3).UTC().Format(time.RFC3339))
+	if exp := leaf.NotAfter; !s.renewable(exp, now) {
+		return nil, problem.Conflictf("", "the certificate of host %s is valid until %s and may be renewed only from %s: "+
+			"renew when a heartbeat reply offers it (renew_by)",
+			h.Hostname, exp.UTC().Format(time.RFC3339), exp.Add(-cmp.Or(s.d.Agents.RenewBefore, pki.AgentCertValidity/3)).UTC().Format(time.RFC3339))
 	}
 	var certPEM []byte
 	err := s.d.Agents.Store.Write(r.Context(), func(tx store.Tx) error {
@@ -275,7 +278,7 @@ func (s *Server) agentRenew(r *http.Request, id agentID) (any, error) {
 			serial string
 			err    error
 		)
-		if certPEM, serial, err = pki.SignAgent(s.d.Agents.CA, req.CSR, h.UUID, prev, now); err != nil {
+		if certPEM, serial, err = pki.SignAgent(s.d.Agents.CA, req.CSR, h.UUID, prev, true, now); err != nil {
 			return problem.Invalidf("csr", "%v", err)
 		}
 		err = tx.SwapHostAgent(h.ID, prev, serial)

@@ -76,6 +76,9 @@ type AgentDeps struct {
 	// AutoAdd adds a joining node that is not in the inventory as an
 	// edgeworker, instead of refusing it.
 	AutoAdd bool
+	// RenewBefore is how long before its certificate expires an agent is
+	// asked to renew it (0: a third of its validity).
+	RenewBefore time.Duration
 }
 
 // Server is the REST API.

@@ -84,6 +84,9 @@ type Config struct {
 	// AgentAutoAdd adds nodes that join with a valid enroll token but are
 	// not in the inventory, as edgeworkers, instead of refusing them.
 	AgentAutoAdd bool
+	// AgentRenewBefore is how long before its certificate expires an
+	// agent is asked to renew it.
+	AgentRenewBefore time.Duration
 }
 
 // Defaults returns the zero-setup configuration.
@@ -98,6 +101,7 @@ func Defaults() Config {
 		Provision:         provision.DefaultConfig(),
 		NodeSyncInterval:  15 * time.Second,
 		AppSyncInterval:   15 * time.Second,
+		AgentRenewBefore:  pki.AgentCertValidity / 3,
 	}
 }
 
@@ -144,6 +148,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Controller, error)
 	}
 	if err := inventory.CheckManagementSettings(cfg.MgmtMode, cfg.MgmtSubnet, cfg.MgmtControllerIPs); err != nil {
 		return nil, err
+	}
+	if cfg.AgentRenewBefore < 0 {
+		return nil, fmt.Errorf("--agent-renew-before %v: give a positive duration, such as %v", cfg.AgentRenewBefore, pki.AgentCertValidity/3)
 	}
 	if err := cfg.Heartbeat.Check(); err != nil {
 		return nil, err
@@ -317,7 +324,8 @@ func (c *Controller) setup(ctx context.Context) error {
 		AppsChanged:  appsChanged,
 		Locks:        c.Locks,
 		Apps:         c.Apps,
-		Agents:       &api.AgentDeps{Store: c.Store, CA: c.CA, Monitor: c.Monitor, AutoAdd: c.cfg.AgentAutoAdd},
+		Agents: &api.AgentDeps{Store: c.Store, CA: c.CA, Monitor: c.Monitor, AutoAdd: c.cfg.AgentAutoAdd,
+			RenewBefore: c.cfg.AgentRenewBefore},
 	})
 	return nil
 }

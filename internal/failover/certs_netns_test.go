@@ -110,10 +110,10 @@ func TestReplacedCertificateRefused(t *testing.T) {
 		return &raft.RequestVoteRequest{RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax,
 			ID: []byte(g.UUID[as]), Addr: []byte(addr(as))}, Term: 1}
 	}
-	replacedStby := pair(failovertest.Cert(t, g.CA, g.UUID[stby], ""))
-	replacedAct := pair(failovertest.Cert(t, g.CA, g.UUID[act], ""))
-	strangerCert := pair(failovertest.Cert(t, g.CA, stranger, ""))
-	renewedStby := pair(failovertest.Cert(t, g.CA, g.UUID[stby], g.Serial[stby]))
+	replacedStby := pair(failovertest.Cert(t, g.CA, g.UUID[stby], "", false))
+	replacedAct := pair(failovertest.Cert(t, g.CA, g.UUID[act], "", false))
+	strangerCert := pair(failovertest.Cert(t, g.CA, stranger, "", false))
+	renewedStby := pair(failovertest.Cert(t, g.CA, g.UUID[stby], g.Serial[stby], true))
 	cases := []struct {
 		name    string
 		cert    tls.Certificate

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,12 +18,13 @@ import (
 )
 
 // TestMemberCertificates runs two members' failover listeners (A and B)
-// on loopback with real TLS and follows A's certificate through a
-// renewal: B accepts A's renewed certificate before its desired state
-// names it and A's current one; once the desired state names the renewed
-// one, B closes the raft connection A opened with the replaced one and
-// refuses it from then on, in both directions (as a dialled member, too).
-// A certificate of a replaced generation and one of a host in no app are
+// on loopback with real TLS and follows A's certificate through a renewal
+// and a second join: B accepts A's renewed certificate before its desired
+// state names it, and A's current one; once the desired state names the
+// renewed one, B refuses the one before for new connections, in both
+// directions (as a dialled member, too), and keeps the connections open
+// that A made with it; once A joined again, B closes those of A's earlier
+// certificates. A replaced certificate and one of a host in no app are
 // refused throughout.
 func TestMemberCertificates(t *testing.T) {
 	t.Parallel()
@@ -39,19 +41,20 @@ func TestMemberCertificates(t *testing.T) {
 		pair   tls.Certificate
 		serial string
 	}
-	sign := func(uuid, prev string) cert {
-		c, k, serial := failovertest.Cert(t, ca, uuid, prev)
+	sign := func(uuid, prev string, renewal bool) cert {
+		c, k, serial := failovertest.Cert(t, ca, uuid, prev, renewal)
 		pair, err := tls.X509KeyPair(c, k)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return cert{pair, serial}
 	}
-	a1 := sign(uuidA, "")
-	a2 := sign(uuidA, a1.serial) // A's current certificate
-	a3 := sign(uuidA, a2.serial) // its renewal
-	b1 := sign(uuidB, "")
-	x1 := sign(stranger, "")
+	a1 := sign(uuidA, "", false)        // A's join
+	a2 := sign(uuidA, a1.serial, true)  // its renewal: A's current certificate
+	a3 := sign(uuidA, a2.serial, true)  // its next renewal
+	a4 := sign(uuidA, a3.serial, false) // A joined again
+	b1 := sign(uuidB, "", false)
+	x1 := sign(stranger, "", false)
 
 	var certA atomic.Pointer[tls.Certificate]
 	certA.Store(&a2.pair)
@@ -135,33 +138,47 @@ func TestMemberCertificates(t *testing.T) {
 		return err
 	}
 
+	named := func(a cert) map[string]string { return map[string]string{uuidA: a.serial, uuidB: b1.serial} }
 	steps := []struct {
 		name    string
 		certs   map[string]string // B's new desired state; nil: unchanged
+		closed  []cert            // whose connections B closes then
 		offer   cert
 		reaches bool
 	}{
-		{"A's current certificate", nil, a2, true},
-		{"A's renewal, before the desired state names it", nil, a3, true},
-		{"A's replaced certificate", nil, a1, false},
-		{"a host in no app", nil, x1, false},
-		{"A's renewal, named by the desired state", map[string]string{uuidA: a3.serial, uuidB: b1.serial}, a3, true},
-		{"A's certificate before the renewal, once replaced", nil, a2, false},
+		{name: "A's current certificate", offer: a2, reaches: true},
+		{name: "A's renewal, before the desired state names it", offer: a3, reaches: true},
+		{name: "A's replaced certificate", offer: a1, reaches: false},
+		{name: "a host in no app", offer: x1, reaches: false},
+		{name: "A's renewal, named by the desired state", certs: named(a3), offer: a3, reaches: true},
+		{name: "A's certificate before the renewal, for a new connection", offer: a2, reaches: false},
+		{name: "A joined again", certs: named(a4), closed: []cert{a2, a3}, offer: a4, reaches: true},
+		{name: "A's certificate before it joined again", offer: a3, reaches: false},
 	}
-	var beforeRenewal *tls.Conn
+	open := map[string][]*tls.Conn{} // by serial, connections B accepted
 	for _, step := range steps {
 		if step.certs != nil {
 			sB.setCerts(step.certs, false)
-			if beforeRenewal == nil || !closed(beforeRenewal) {
-				t.Errorf("%s: the connection A opened with its replaced certificate is still open", step.name)
+			// A renewal leaves the connections of the renewed certificate
+			// open; a join closes those of the earlier ones.
+			for serial, conns := range open {
+				want := slices.ContainsFunc(step.closed, func(c cert) bool { return c.serial == serial })
+				for _, c := range conns {
+					if got := closed(c); got != want {
+						t.Errorf("%s: a connection of A's certificate %s closed = %v, want %v", step.name, serial, got, want)
+					}
+				}
+				if want {
+					delete(open, serial)
+				}
 			}
 		}
 		conn, reached := offer(step.offer)
 		if reached != step.reaches {
 			t.Errorf("%s: reached B's raft = %v, want %v", step.name, reached, step.reaches)
 		}
-		if step.offer.serial == a2.serial && reached {
-			beforeRenewal = conn
+		if reached {
+			open[step.offer.serial] = append(open[step.offer.serial], conn)
 		}
 		// B dialling A, A presenting the same certificate (a stranger's
 		// names another host: refused for that already).

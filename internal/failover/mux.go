@@ -43,15 +43,17 @@ import (
 // desired state while the controller is unreachable, which a certificate
 // that must be renewed every few hours would break. Revocation reaches the
 // members as fast as a desired state does (their next heartbeat), and
-// connections made with a certificate no longer accepted are closed then.
+// the open connections of a revoked certificate (one from before its
+// host's agent joined again) are closed then.
 //
 // A renewal leaves no window: the renewed certificate has the next
 // generation (the controller counts them in the serial, see
 // wire.CertGeneration), so that members that still hold the desired state
 // naming the old certificate accept the new one at once, and those that
 // got the new desired state accept the new one alone. The renewing agent
-// switches to its new certificate at its next connection; no member ever
-// refuses the certificate it presents.
+// switches to its new certificate at its next connection, so no member
+// ever refuses the certificate it presents, and its open connections stay
+// (wire.KeepCertConn).
 const (
 	headerRaft   = "raft"
 	headerStatus = "status"
@@ -411,21 +413,26 @@ func (s *stream) acceptsLocked(id string, serial *big.Int) bool {
 }
 
 // setCerts takes the members' current certificates from a new desired
-// state, and closes the raft connections of certificates no longer
-// accepted: a member's replaced or revoked certificate stops reaching
-// raft at once, and a renewed member reconnects with its new one.
+// state: from then on a new connection must present one of them (or a
+// later generation). Open raft connections made with a certificate from
+// before its host's agent joined again are closed: a revoked certificate
+// stops reaching raft at once. Those of a certificate its holder renewed
+// stay: closing them cost the active member its lease confirmations
+// (with a renewal every second the VIP lapsed now and then), and the
+// holder, which proved it holds the renewed key, opens its next
+// connections with the new certificate.
 func (s *stream) setCerts(certs map[string]string, legacy bool) {
 	s.mu.Lock()
 	s.certs, s.legacy = certs, legacy
 	var stale []*memberConn
 	for c := range s.conns {
-		if !s.acceptsLocked(c.peer, c.serial) {
+		if cur, ok := certs[c.peer]; !ok || !(legacy || wire.KeepCertConn(cur, c.serial)) {
 			stale = append(stale, c)
 		}
 	}
 	s.mu.Unlock()
 	for _, c := range stale {
-		s.m.log.Info("failover connection closed: the member's certificate was replaced", "app", s.app,
+		s.m.log.Info("failover connection closed: the member's certificate was revoked", "app", s.app,
 			"peer", c.peer, "serial", c.serial.Text(16))
 		c.Close()
 	}

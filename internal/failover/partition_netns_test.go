@@ -1,8 +1,11 @@
 package failover_test
 
 import (
+	"fmt"
+	"math/big"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,17 +18,24 @@ import (
 	"hummingbird.io/hummingbird/internal/mgmtnet/dhcp/dhcptest"
 	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/store"
+	"hummingbird.io/hummingbird/internal/wire"
 )
 
-// TestPartitionShownUnknown runs a real controller on the bed's network
-// (in the client's namespace, with the bed as its management network) and
-// real hb-agents that join it with enroll tokens and get the app from
-// their desired state. The active member's link goes down: the standby and
-// the witness elect the standby, and the controller, which hears nothing
-// more from the old active (its host degraded), shows the new active and
-// the old one as unknown, never two members active, for the whole of the
-// partition. Back, the old active is a standby again.
-func TestPartitionShownUnknown(t *testing.T) {
+// controlled is a real controller on the bed's network (in the client's
+// namespace, with the bed as its management network) and real hb-agents
+// that joined it with enroll tokens and run app press (members A and B,
+// witness W) from the desired state it serves.
+type controlled struct {
+	t      *testing.T
+	d      *failovertest.Bed
+	ctl    *controllertest.Instance
+	agents map[string]*dhcptest.Proc
+}
+
+func memberName(m string) string { return "edge-" + strings.ToLower(m) }
+
+func startControlled(t *testing.T, heartbeat time.Duration, mutate func(*controller.Config)) *controlled {
+	t.Helper()
 	d := failovertest.New(t, "A", "B", "W")
 	d.StopApp("W")
 	bin := agent(t)
@@ -36,89 +46,120 @@ func TestPartitionShownUnknown(t *testing.T) {
 			c.Listen = net.JoinHostPort(failovertest.Client, "0")
 			c.MgmtSubnet, c.MgmtControllerIPs = failovertest.Net, []string{failovertest.Client}
 			c.Heartbeat.Interval, c.Heartbeat.DegradeAfter, c.Heartbeat.FailAfter = time.Second, 3, 6
+			if mutate != nil {
+				mutate(c)
+			}
 		})
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 	c := ctl.Controller
+	agents := map[string]*dhcptest.Proc{}
 	if _, err := c.Inventory.AddGroup(ctx, "test", "press", ""); err != nil {
 		t.Fatal(err)
 	}
-	name := func(m string) string { return "edge-" + strings.ToLower(m) }
-	byName := map[string]string{}
 	for _, m := range d.Members {
-		byName[name(m)] = m
-		if _, err := c.Inventory.Add(ctx, "test", apitype.HostCreate{Hostname: name(m), Personality: "edgeworker",
+		if _, err := c.Inventory.Add(ctx, "test", apitype.HostCreate{Hostname: memberName(m), Personality: "edgeworker",
 			MgmtIP: d.Addr[m], Group: "press"}); err != nil {
 			t.Fatal(err)
 		}
-		tok, err := c.Tokens.CreateSpec(ctx, "test", auth.Spec{Kind: auth.KindEnroll, MaxUses: 1, Host: name(m)})
+		tok, err := c.Tokens.CreateSpec(ctx, "test", auth.Spec{Kind: auth.KindEnroll, MaxUses: 1, Host: memberName(m)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		dir := filepath.Join(t.TempDir(), m)
 		dhcptest.Exec(t, d.NS[m], bin, "join", "--controller", ctl.URL, "--token", tok.Secret,
-			"--ca-hash", pki.CAHash(c.CA.Cert), "--hostname", name(m), "--state-dir", dir)
+			"--ca-hash", pki.CAHash(c.CA.Cert), "--hostname", memberName(m), "--state-dir", dir)
 		p := dhcptest.Start(t, d.NS[m], bin, "run", "--state-dir", dir, "--local-socket", filepath.Join(dir, "agent.sock"))
 		t.Cleanup(p.Stop)
+		agents[m] = p
 	}
 	if _, err := c.Inventory.AddApp(ctx, "test", apitype.AppCreate{Name: "press", Group: "press", Image: "press:1", Port: 80,
-		VIP: failovertest.VIP + "/24", Members: []string{"edge-a", "edge-b"}, Witness: "edge-w"}); err != nil {
+		VIP: failovertest.VIP + "/24", Members: []string{"edge-a", "edge-b"}, Witness: "edge-w",
+		HeartbeatMillis: int(heartbeat / time.Millisecond)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Apps.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	read := func() store.App {
-		t.Helper()
-		var a store.App
-		if err := c.Store.Read(ctx, func(tx store.Tx) error {
-			var err error
-			a, err = tx.AppByName("press")
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return a
+	return &controlled{t: t, d: d, ctl: ctl, agents: agents}
+}
+
+// app is app press as the controller shows it.
+func (c *controlled) app() store.App {
+	c.t.Helper()
+	var a store.App
+	if err := c.ctl.Controller.Store.Read(c.t.Context(), func(tx store.Tx) error {
+		var err error
+		a, err = tx.AppByName("press")
+		return err
+	}); err != nil {
+		c.t.Fatal(err)
 	}
-	role := func(a store.App, m string) store.AppMember {
-		for _, am := range a.Members {
-			if am.Hostname == name(m) {
-				return am
-			}
-		}
-		t.Fatalf("no member %s in %+v", m, a)
-		return store.AppMember{}
+	return a
+}
+
+// member is member m (A, B or W) of a.
+func (c *controlled) member(a store.App, m string) store.AppMember {
+	c.t.Helper()
+	if w := a.Witness; w != nil && w.Hostname == memberName(m) {
+		return *w
 	}
-	wait := func(what string, timeout time.Duration, ok func(store.App) bool) store.App {
-		t.Helper()
-		deadline := time.Now().Add(timeout)
-		for {
-			a := read()
-			if ok(a) {
-				return a
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("waiting for %s: the controller shows %+v", what, a)
-			}
-			time.Sleep(50 * time.Millisecond)
+	for _, am := range a.Members {
+		if am.Hostname == memberName(m) {
+			return am
 		}
 	}
-	a := wait("an active member and a standby", 30*time.Second, func(a store.App) bool {
-		return a.ActiveHostname != "" && role(a, "A").Role != "" && role(a, "B").Role != "" &&
-			role(a, "A").Role != apitype.RoleUnknown && role(a, "B").Role != apitype.RoleUnknown
+	c.t.Fatalf("no member %s in %+v", m, a)
+	return store.AppMember{}
+}
+
+// wait polls the app every 50 ms until ok says yes.
+func (c *controlled) wait(what string, timeout time.Duration, ok func(store.App) bool) store.App {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		a := c.app()
+		if ok(a) {
+			return a
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("waiting for %s: the controller shows %+v", what, a)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// elected waits until the controller shows an active member and a
+// standby, and the VIP is there, and returns the active one (A or B).
+func (c *controlled) elected() (store.App, string) {
+	c.t.Helper()
+	a := c.wait("an active member and a standby", 30*time.Second, func(a store.App) bool {
+		ra, rb := c.member(a, "A").Role, c.member(a, "B").Role
+		return a.ActiveHostname != "" && ra != "" && rb != "" && ra != apitype.RoleUnknown && rb != apitype.RoleUnknown
 	})
-	act := byName[a.ActiveHostname]
-	d.WaitActive(t, act, 5*time.Second, func() string { return "" })
+	act := strings.ToUpper(strings.TrimPrefix(a.ActiveHostname, "edge-"))
+	c.d.WaitActive(c.t, act, 5*time.Second, func() string { return "" })
+	return a, act
+}
+
+// TestPartitionShownUnknown: the active member's link goes down; the
+// standby and the witness elect the standby, and the controller, which
+// hears nothing more from the old active (its host degraded), shows the
+// new active and the old one as unknown, never two members active, for
+// the whole of the partition. Back, the old active is a standby again.
+func TestPartitionShownUnknown(t *testing.T) {
+	c := startControlled(t, 0, nil)
+	a, act := c.elected()
 	stby := other(act)
 	epoch := a.Epoch
 	t.Logf("%s active in epoch %d", act, epoch)
 
 	// The active member is cut off from everyone, the controller too.
-	cut := d.SetLink(t, act, false)
+	cut := c.d.SetLink(t, act, false)
 	var twice []string
-	a = wait("the standby active, the old active degraded and unknown", 30*time.Second, func(a store.App) bool {
+	a = c.wait("the standby active, the old active degraded and unknown", 30*time.Second, func(a store.App) bool {
 		actives := 0
 		for _, m := range a.Members {
 			if m.Role == "active" {
@@ -128,16 +169,17 @@ func TestPartitionShownUnknown(t *testing.T) {
 		if actives > 1 {
 			twice = append(twice, time.Now().Format("15:04:05.000"))
 		}
-		old := role(a, act)
-		return a.ActiveHostname == name(stby) && a.Epoch > epoch && old.Availability == "degraded" && old.Role == apitype.RoleUnknown
+		old := c.member(a, act)
+		return a.ActiveHostname == memberName(stby) && a.Epoch > epoch && old.Availability == "degraded" && old.Role == apitype.RoleUnknown
 	})
+	old := c.member(a, act)
 	t.Logf("%v after the cut: %s active in epoch %d, %s %s, unknown since %s", time.Since(cut).Round(time.Millisecond),
-		stby, a.Epoch, act, role(a, act).Availability, role(a, act).ReportedAt.Format("15:04:05.000"))
+		stby, a.Epoch, act, old.Availability, old.ReportedAt.Format("15:04:05.000"))
 	// And so it stays while the partition lasts.
 	for range 20 {
-		a = read()
+		a = c.app()
 		for _, m := range a.Members {
-			if m.Role == "active" && m.Hostname != name(stby) {
+			if m.Role == "active" && m.Hostname != memberName(stby) {
 				twice = append(twice, time.Now().Format("15:04:05.000"))
 			}
 		}
@@ -146,12 +188,91 @@ func TestPartitionShownUnknown(t *testing.T) {
 	if len(twice) > 0 {
 		t.Errorf("the controller showed two active members at %v", twice)
 	}
-	if got := role(a, act); got.Role != apitype.RoleUnknown || got.ReportedAt.Before(cut) {
+	if got := c.member(a, act); got.Role != apitype.RoleUnknown || got.ReportedAt.Before(cut) {
 		t.Errorf("the cut-off old active is shown %q since %v, want unknown since after the cut (%v)", got.Role, got.ReportedAt, cut)
 	}
 
-	d.SetLink(t, act, true)
-	wait("the old active back as a standby", 30*time.Second, func(a store.App) bool {
-		return a.ActiveHostname == name(stby) && role(a, act).Role == "standby"
+	c.d.SetLink(t, act, true)
+	c.wait("the old active back as a standby", 30*time.Second, func(a store.App) bool {
+		return a.ActiveHostname == memberName(stby) && c.member(a, act).Role == "standby"
 	})
+}
+
+// TestRenewalKeepsGroup has every agent renew its certificate at every
+// heartbeat (every second) for 15 s, each renewal a new desired state for
+// every member: no member refuses another's certificate or closes a
+// connection for it, and the group never breaks: no election, no lease
+// lapse, the VIP stays where it is and answers throughout. (Closing the
+// connections of a renewed certificate cost the active its lease and the
+// group elections.)
+func TestRenewalKeepsGroup(t *testing.T) {
+	// A heartbeat time of 500 ms: the shared machine's load alone makes the
+	// active lose its 55 ms lease now and then at the default 100 ms.
+	c := startControlled(t, 500*time.Millisecond, func(cfg *controller.Config) { cfg.AgentRenewBefore = 2 * pki.AgentCertValidity })
+	a, act := c.elected()
+	gen := func(a store.App, m string) uint64 {
+		sn, ok := new(big.Int).SetString(c.member(a, m).AgentSerial, 16)
+		if !ok {
+			t.Fatalf("member %s has no certificate serial: %+v", m, c.member(a, m))
+		}
+		return wire.CertGeneration(sn)
+	}
+	before := map[string]uint64{}
+	for _, m := range c.d.Members {
+		before[m] = gen(a, m)
+	}
+	from := time.Now()
+	lapsed := strings.Count(c.agents[act].Output(), "lease expired")
+	logged := map[string]int{}
+	for m, p := range c.agents {
+		logged[m] = len(p.Output())
+	}
+	time.Sleep(15 * time.Second)
+	after := c.app()
+	// No member refused another's certificate, nor closed a connection
+	// for it: what the renewals must not do, however busy the machine.
+	for m, p := range c.agents {
+		for line := range strings.Lines(p.Output()[logged[m]:]) {
+			if strings.Contains(line, "tls: ") || strings.Contains(line, "not the current certificate") ||
+				strings.Contains(line, "certificate was revoked") {
+				t.Errorf("%s's agent, through the renewals: %s", m, strings.TrimSpace(line))
+			}
+		}
+	}
+	for _, m := range c.d.Members {
+		if g := gen(after, m); g < before[m]+5 {
+			t.Errorf("%s's certificate went from generation %d to %d in 15 s; want a renewal about every second", m, before[m], g)
+		}
+	}
+	if after.Epoch != a.Epoch || after.ActiveHostname != a.ActiveHostname {
+		t.Errorf("through the renewals the group went from %s in epoch %d to %s in epoch %d; want no election",
+			a.ActiveHostname, a.Epoch, after.ActiveHostname, after.Epoch)
+	}
+	if h := c.d.Holders(t); !slices.Equal(h, []string{act}) {
+		t.Errorf("the VIP is held by %v after the renewals, want %s", h, act)
+	}
+	if n := strings.Count(c.agents[act].Output(), "lease expired") - lapsed; n > 0 {
+		t.Errorf("the active member %s lost its lease %d times through the renewals\n%s", act, n, c.agents[act].Output())
+	}
+	// A single probe may time out on a busy machine; the VIP lapsing is
+	// a run of them (a lease lapse left 20 and more unanswered).
+	probes := c.d.Probes.Since(from)
+	slices.SortFunc(probes, func(a, b failovertest.Probe) int { return a.Sent.Compare(b.Sent) })
+	var missed []string
+	run, longest := 0, 0
+	for _, p := range probes {
+		if p.Member == act {
+			run = 0
+			continue
+		}
+		run++
+		longest = max(longest, run)
+		missed = append(missed, fmt.Sprintf("%s: %q %v", p.Sent.Format("15:04:05.000"), p.Member, p.Err))
+	}
+	if longest >= 3 {
+		t.Errorf("%d probes of the VIP not answered by %s through the renewals, %d in a row:\n%s", len(missed), act, longest,
+			strings.Join(missed, "\n"))
+	}
+	t.Logf("generations %v, then A %d, B %d, W %d; %d probes, %d not answered by %s (at most %d in a row)", before,
+		gen(after, "A"), gen(after, "B"), gen(after, "W"), len(probes), len(missed), act, longest)
 }

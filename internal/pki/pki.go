@@ -285,12 +285,13 @@ const AgentCertValidity = 90 * 24 * time.Hour
 // SignAgent checks a PEM certificate request and signs a client
 // certificate for the agent of the host hostUUID: the uuid is its common
 // name, the certificate is for client authentication only. prev is the
-// serial (hex) of the host's current agent certificate ("": none): the
-// new one is of the next generation (wire.CertGeneration), so that the
-// other members of the host's apps accept it before they learn its serial
-// and refuse prev once they do. It returns the PEM certificate and its
-// serial (hex).
-func SignAgent(ca *CA, csrPEM []byte, hostUUID, prev string, now time.Time) ([]byte, string, error) {
+// serial (hex) of the host's current agent certificate ("": none), and
+// renewal whether its holder asks (else it is a join): the new one is of
+// the next generation (wire.NextCertGeneration), so that the other
+// members of the host's apps accept it before they learn its serial, and
+// refuse prev once they do. It returns the PEM certificate and its serial
+// (hex).
+func SignAgent(ca *CA, csrPEM []byte, hostUUID, prev string, renewal bool, now time.Time) ([]byte, string, error) {
 	block, _ := pem.Decode(csrPEM)
 	if block == nil || block.Type != "CERTIFICATE REQUEST" {
 		return nil, "", errors.New("the certificate request is not a PEM CERTIFICATE REQUEST")
@@ -311,14 +312,11 @@ func SignAgent(ca *CA, csrPEM []byte, hostUUID, prev string, now time.Time) ([]b
 	default:
 		return nil, "", fmt.Errorf("key type %T is not accepted: use ECDSA, Ed25519 or RSA", k)
 	}
-	var gen uint64
-	if p, ok := new(big.Int).SetString(prev, 16); ok && prev != "" {
-		gen = wire.CertGeneration(p)
+	gen := wire.NextCertGeneration(prev, renewal)
+	if gen > wire.MaxCertGeneration {
+		return nil, "", fmt.Errorf("host %s has joined as often as its certificates can count: delete and add it again", hostUUID)
 	}
-	if gen >= wire.MaxCertGeneration {
-		return nil, "", fmt.Errorf("host %s has had %d agent certificates, the most there can be: delete and add it again", hostUUID, gen)
-	}
-	sn := wire.CertSerial(gen+1, serial())
+	sn := wire.CertSerial(gen, serial())
 	tmpl := &x509.Certificate{
 		SerialNumber: sn,
 		Subject:      pkix.Name{CommonName: hostUUID, Organization: []string{"Hummingbird agents"}},

@@ -268,7 +268,8 @@ type AppMember struct {
 	// certificate ("": it has none, as its host's agent never joined).
 	// The other members accept from it that certificate, or one of a
 	// later generation (CertGeneration): its renewal, before the desired
-	// state names it; never an earlier one, replaced or revoked.
+	// state names it; never an earlier one, replaced or revoked, for a
+	// new connection (KeepCertConn says which open ones stay).
 	CertSerial string `json:"cert_serial,omitempty"`
 }
 
@@ -280,17 +281,40 @@ const certGenerationShift = 128
 // (a serial has at most 20 octets).
 const MaxCertGeneration = 1<<31 - 1
 
+// renewalBits are the low bits of a generation that count the renewals
+// since the host's agent joined; the bits above count its joins.
+const renewalBits = 16
+
 // CertGeneration is the generation of an agent certificate with serial
-// serial: the controller counts every certificate it signs for a host
-// (at join and at each renewal) and puts the count in the serial's bits
-// above the 128 random ones. Certificates signed before generations have
-// 0.
+// serial: the controller counts every certificate it signs for a host and
+// puts the count in the serial's bits above the 128 random ones, joins
+// in the high bits, renewals since the last join in the low 16
+// (NextCertGeneration). Certificates signed before generations have 0.
 func CertGeneration(serial *big.Int) uint64 {
 	g := new(big.Int).Rsh(serial, certGenerationShift)
 	if !g.IsUint64() {
 		return MaxCertGeneration
 	}
-	return g.Uint64()
+	return min(g.Uint64(), MaxCertGeneration)
+}
+
+// CertEnrollment is the join an agent certificate with serial serial
+// descends from: a renewal keeps it, a join raises it.
+func CertEnrollment(serial *big.Int) uint64 { return CertGeneration(serial) >> renewalBits }
+
+// NextCertGeneration is the generation of the certificate the controller
+// signs for a host whose current one has serial prev (hex; "": none), at
+// a join (renewal false) or a renewal by the holder of prev. A renewal
+// past the 65535th counts as a join.
+func NextCertGeneration(prev string, renewal bool) uint64 {
+	var gen uint64
+	if p, ok := new(big.Int).SetString(prev, 16); ok && prev != "" {
+		gen = CertGeneration(p)
+	}
+	if renewal && gen&(1<<renewalBits-1) < 1<<renewalBits-1 {
+		return gen + 1
+	}
+	return (gen>>renewalBits + 1) << renewalBits
 }
 
 // CertSerial is the serial of an agent certificate of generation gen
@@ -303,7 +327,8 @@ func CertSerial(gen uint64, random *big.Int) *big.Int {
 
 // AcceptCert says whether a member whose current certificate has serial
 // current (hex, as CertSerial) is the holder of a certificate with serial
-// got: the same one, or one of a later generation. A member with no
+// got, for a new connection: the same one, or one of a later generation
+// (a renewal or join the member has not heard of yet). A member with no
 // current certificate has none that is accepted.
 func AcceptCert(current string, got *big.Int) bool {
 	cur, ok := new(big.Int).SetString(current, 16)
@@ -311,6 +336,21 @@ func AcceptCert(current string, got *big.Int) bool {
 		return false
 	}
 	return cur.Cmp(got) == 0 || CertGeneration(got) > CertGeneration(cur)
+}
+
+// KeepCertConn says whether a connection made with a certificate of
+// serial got may stay open once a member's current certificate has serial
+// current: when AcceptCert does, or when got is an earlier renewal of the
+// same join (its holder renewed it, proving it holds the key, and opens
+// its next connections with the new one). A connection of a certificate
+// from before the host's agent joined again is closed: whoever held it
+// then may not be the host.
+func KeepCertConn(current string, got *big.Int) bool {
+	if AcceptCert(current, got) {
+		return true
+	}
+	cur, ok := new(big.Int).SetString(current, 16)
+	return ok && current != "" && CertEnrollment(got) == CertEnrollment(cur) && CertGeneration(got) > 0
 }
 
 // Health is an app's health check, run by each member on its own copy.

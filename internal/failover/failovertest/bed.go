@@ -480,8 +480,9 @@ type Group struct {
 	Agents map[string]*dhcptest.Proc
 	UUID   map[string]string // member name -> host uuid
 	// CA signed the members' certificates; Serial is each member's
-	// current one (hex, of generation 2: a certificate of generation 1,
-	// from Cert with prev "", is an earlier, replaced one).
+	// current one (hex): the renewal of the certificate of its join, so
+	// that another certificate of a first join (Cert with prev "") is an
+	// earlier, replaced one.
 	CA     *pki.CA
 	Serial map[string]string
 	dirs   map[string]string
@@ -521,8 +522,8 @@ func (d *Bed) StartGroup(tb testing.TB, bin string, app wire.App, witnesses ...s
 	certs := map[string][2][]byte{}
 	for i, m := range d.Members {
 		g.UUID[m] = fmt.Sprintf("00000000-0000-4000-8000-%012d", i+1)
-		_, _, first := Cert(tb, ca, g.UUID[m], "")
-		cert, key, serial := Cert(tb, ca, g.UUID[m], first)
+		_, _, first := Cert(tb, ca, g.UUID[m], "", false)
+		cert, key, serial := Cert(tb, ca, g.UUID[m], first, true)
 		certs[m], g.Serial[m] = [2][]byte{cert, key}, serial
 		app.Members = append(app.Members, wire.AppMember{
 			HostUUID: g.UUID[m], Hostname: "edge-" + strings.ToLower(m),
@@ -541,9 +542,10 @@ func (d *Bed) StartGroup(tb testing.TB, bin string, app wire.App, witnesses ...s
 }
 
 // Cert signs a key and certificate (PEM) for the agent of host uuid, as
-// the controller does at a join or renewal after the certificate of
-// serial prev ("": the first), and returns them with the serial.
-func Cert(tb testing.TB, ca *pki.CA, uuid, prev string) (certPEM, keyPEM []byte, serial string) {
+// the controller does at a join or (renewal) a renewal after the
+// certificate of serial prev ("": the first), and returns them with the
+// serial.
+func Cert(tb testing.TB, ca *pki.CA, uuid, prev string, renewal bool) (certPEM, keyPEM []byte, serial string) {
 	tb.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -553,7 +555,7 @@ func Cert(tb testing.TB, ca *pki.CA, uuid, prev string) (certPEM, keyPEM []byte,
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cert, serial, err := pki.SignAgent(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}), uuid, prev, time.Now())
+	cert, serial, err := pki.SignAgent(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrDER}), uuid, prev, renewal, time.Now())
 	if err != nil {
 		tb.Fatal(err)
 	}
