@@ -140,6 +140,15 @@ func TestConfirmedAppState(t *testing.T) {
 				},
 				want: confirmShown{Active: "edge-3", Epoch: 3, Last: "2 failure edge-1→edge-2", Switches: 2,
 					Members: map[string]string{"edge-1": "standby", "edge-2": "standby", "edge-3": "active"}},
+			}, {
+				name: "epochs that grew under loss count once a majority confirms them",
+				beats: []beat{
+					{"edge-2", status(wire.RoleActive, "edge-2", 1061, &wire.AppSwitch{Epoch: 1061, From: uuid("edge-3"), To: uuid("edge-2"), Reason: wire.SwitchFailure})},
+					{"edge-4", status(wire.RoleWitness, "edge-2", 1061, &wire.AppSwitch{Epoch: 1061, From: uuid("edge-3"), To: uuid("edge-2"), Reason: wire.SwitchFailure})},
+					{"edge-1", status(wire.RoleStandby, "edge-2", 1061, &wire.AppSwitch{Epoch: 1061, From: uuid("edge-3"), To: uuid("edge-2"), Reason: wire.SwitchFailure})},
+				},
+				want: confirmShown{Active: "edge-2", Epoch: 1061, Last: "1061 failure edge-3→edge-2", Switches: 3,
+					Members: map[string]string{"edge-1": "standby", "edge-2": "active", "edge-3": "unknown since 08:07:00"}},
 			}}
 			for i, step := range steps {
 				now = t0.Add(time.Duration(i) * time.Minute)
