@@ -66,7 +66,19 @@ func TestRenew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	aged, serial, err := pki.SignAgent(in.Controller.CA, csr, joined.HostUUID, time.Now().Add(-pki.AgentCertValidity*2/3-24*time.Hour))
+	// Of the next generation, as a renewal would be: the host's serial is
+	// read from the certificate the agent holds.
+	held, err := os.ReadFile(filepath.Join(dir, CertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, _ := pem.Decode(held)
+	heldCert, err := x509.ParseCertificate(hb.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aged, serial, err := pki.SignAgent(in.Controller.CA, csr, joined.HostUUID, heldCert.SerialNumber.Text(16), true,
+		time.Now().Add(-pki.AgentCertValidity*2/3-24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

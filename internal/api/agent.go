@@ -226,9 +226,9 @@ func (s *Server) agentHeartbeat(r *http.Request, id agentID) (any, error) {
 }
 
 // renewable says whether a certificate that expires at exp may be renewed
-// at now: once less than a third of its validity is left, as the
-// heartbeat reply offers it (RenewBy). Earlier renewals are refused, so
-// that a stolen certificate cannot be made to last.
+// at now: once less than RenewBefore (a third of its validity by default)
+// is left, as the heartbeat reply offers it (RenewBy). Earlier renewals
+// are refused, so that a stolen certificate cannot be made to last.
 func (s *Server) renewable(exp, now time.Time) bool {
 	return exp.Sub(now) < cmp.Or(s.d.Agents.RenewBefore, pki.AgentCertValidity/3)
 }

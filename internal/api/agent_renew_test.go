@@ -25,8 +25,12 @@ func agedNode(t *testing.T, in *controllertest.Instance, host string, age time.D
 		if err != nil {
 			return err
 		}
+		prev, err := tx.HostAgent(h.ID)
+		if err != nil {
+			return err
+		}
 		var serial string
-		if certPEM, serial, err = pki.SignAgent(in.Controller.CA, n.csr(), h.UUID, time.Now().Add(-age)); err != nil {
+		if certPEM, serial, err = pki.SignAgent(in.Controller.CA, n.csr(), h.UUID, prev, false, time.Now().Add(-age)); err != nil {
 			return err
 		}
 		return tx.SetHostAgent(h.ID, serial)
