@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -13,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
 	"hummingbird.io/hummingbird/internal/wire"
@@ -131,10 +129,7 @@ func (mb *member) start(ctx context.Context) error {
 	certs, legacy := memberCerts(mb.app)
 	mb.stream = mb.m.mux.stream(mb.app.Name, raft.ServerAddress(mb.self.Address), members, certs, legacy, mb.serveStatus)
 
-	hl := hclog.New(&hclog.LoggerOptions{Name: "raft." + mb.app.Name, Output: mb.m.raftLog, Level: hclog.Warn})
-	if mb.m.raftLog == io.Discard {
-		hl = hclog.NewNullLogger()
-	}
+	hl := newRaftLogger("raft."+mb.app.Name, mb.m.raftLog, time.Now)
 	mb.trans = newConfirmTransport(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: mb.stream, MaxPool: 3, Timeout: 10 * mb.hb, Logger: hl,
 	}))
