@@ -185,6 +185,11 @@ func testAgentApps(t *testing.T, in *controllertest.Instance) {
 			MgmtIP: fmt.Sprintf("192.168.204.%d", 10+i), Group: group}); err != nil {
 			t.Fatal(err)
 		}
+		if name == "edge-01" || name == "edge-02" { // the members are in service
+			if _, err := c.UnlockHost(ctx, name); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	e1, e2, e3, e4 := newTestAgent(t, in, "edge-01"), newTestAgent(t, in, "edge-02"), newTestAgent(t, in, "edge-03"), newTestAgent(t, in, "edge-04")
 

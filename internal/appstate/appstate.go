@@ -268,7 +268,7 @@ func DesiredApp(a store.App) wire.App {
 	addr := func(ip string) string { return net.JoinHostPort(ip, strconv.Itoa(wire.FailoverPort)) }
 	for _, m := range a.Members {
 		out.Members = append(out.Members, wire.AppMember{HostUUID: m.HostUUID, Hostname: m.Hostname, Address: addr(m.MgmtIP),
-			CertSerial: m.AgentSerial})
+			CertSerial: m.AgentSerial, Locked: m.Locked})
 	}
 	if w := a.Witness; w != nil {
 		out.Members = append(out.Members, wire.AppMember{HostUUID: w.HostUUID, Hostname: w.Hostname, Address: addr(w.MgmtIP), Witness: true,

@@ -117,15 +117,16 @@ func groupKey(app wire.App) string {
 }
 
 // sameGroup says whether a and b can share a running member: everything
-// but the switchover request and the members' certificates is the same.
+// but the switchover request, the members' certificates and whether their
+// hosts are locked is the same.
 func sameGroup(a, b wire.App) bool {
 	a.Switchover, b.Switchover = nil, nil
 	a.Members, b.Members = slices.Clone(a.Members), slices.Clone(b.Members)
 	for i := range a.Members {
-		a.Members[i].CertSerial = ""
+		a.Members[i].CertSerial, a.Members[i].Locked = "", false
 	}
 	for i := range b.Members {
-		b.Members[i].CertSerial = ""
+		b.Members[i].CertSerial, b.Members[i].Locked = "", false
 	}
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
@@ -134,7 +135,8 @@ func sameGroup(a, b wire.App) bool {
 
 // Apply makes the running memberships those of apps: it starts members of
 // new apps, restarts those whose app changed (other than its switchover
-// request and its members' certificates, which are passed on) and stops
+// request, its members' certificates and whether their hosts are locked,
+// which are passed on) and stops
 // those of apps no longer listed.
 // Apps that name this host nowhere are ignored; an app that cannot run
 // here is logged and reported down.
@@ -164,6 +166,11 @@ func (m *Manager) Apply(apps []wire.App) {
 		if mb, ok := m.members[name]; ok {
 			mb.setSwitchover(a.Switchover)
 			mb.stream.setCerts(memberCerts(a))
+			for _, p := range a.Members {
+				if p.HostUUID == m.self {
+					mb.setLocked(p.Locked)
+				}
+			}
 			continue
 		}
 		self := a.Members[slices.IndexFunc(a.Members, func(p wire.AppMember) bool { return p.HostUUID == m.self })]

@@ -66,6 +66,7 @@ type member struct {
 	lostAt     time.Time
 	peers      int
 	switchover *wire.Switchover
+	locked     bool          // this member's host is locked: it never takes the active role
 	moveTo     *moveRequest  // a planned move asked on this node
 	changed    chan struct{} // closed and replaced at every change
 	wake       chan struct{} // pokes the leader loop
@@ -76,7 +77,7 @@ func newMember(m *Manager, app wire.App, self wire.AppMember, dir string) (*memb
 		app: app, self: self, m: m,
 		log:     m.log.With("app", app.Name),
 		changed: make(chan struct{}), wake: make(chan struct{}, 1), stopped: make(chan struct{}),
-		switchover: app.Switchover,
+		switchover: app.Switchover, locked: self.Locked,
 	}
 	hbMillis, probes := wire.Detection(max(app.HeartbeatMillis, 0), app.Probes)
 	mb.hb = time.Duration(hbMillis) * time.Millisecond
@@ -345,29 +346,15 @@ func (mb *member) lead(ctx context.Context) {
 	lost := mb.lostAt
 	mb.lostAt = time.Time{}
 	mb.mu.Unlock()
-	if mb.self.Witness {
-		// The outage started when this witness last heard from the
-		// active; the app member it hands over to completes the switch.
-		// It tries until a member takes the role: a witness that stayed
-		// leader without handing over would keep every member standby.
+	if mb.self.Witness || mb.isLocked() {
+		// The outage started when this witness (or locked member) last
+		// heard from the active; the app member it hands over to
+		// completes the switch.
 		if lost.IsZero() {
 			lost = time.Now()
 		}
-		var again askAgain
-		for {
-			if now := time.Now(); again.due(now) {
-				if mb.handover(ctx, "", 0, "failure", lost) {
-					return
-				}
-				again.failed(now, mb.renew)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-mb.wake:
-			case <-time.After(time.Until(again.next)):
-			}
-		}
+		mb.handOn(ctx, "failure", lost)
+		return
 	}
 	var again askAgain
 	if now := time.Now(); !mb.health.healthy.Load() {
@@ -431,6 +418,18 @@ func (mb *member) lead(ctx context.Context) {
 			}
 			announceEvery = min(2*announceEvery, 10*time.Second)
 			nextAnnounce = time.Now().Add(announceEvery)
+		}
+		if mb.isLocked() {
+			// The host was locked: the role goes on, as in a planned
+			// move; with no member to take it, the VIP is let go.
+			now := time.Now()
+			if mb.handover(ctx, "", 0, "planned", now) {
+				return
+			}
+			mb.log.Warn("the host is locked and no other member can take the active role: the app stops here")
+			mb.demote("host locked", false)
+			mb.handOn(ctx, "planned", now)
+			return
 		}
 		if now := time.Now(); mb.health.healthy.Load() {
 			again = askAgain{}
@@ -706,6 +705,27 @@ func (mb *member) handover(ctx context.Context, to string, seq uint64, reason st
 	return true
 }
 
+// handOn hands the role to another member, trying until one takes it: a
+// witness, or a locked member, that stayed leader without handing over
+// would keep every member standby.
+func (mb *member) handOn(ctx context.Context, reason string, since time.Time) {
+	var again askAgain
+	for {
+		if now := time.Now(); again.due(now) {
+			if mb.handover(ctx, "", 0, reason, since) {
+				return
+			}
+			again.failed(now, mb.renew)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-mb.wake:
+		case <-time.After(time.Until(again.next)):
+		}
+	}
+}
+
 // pickTarget chooses where a handover goes: to, if it is a member; or the
 // active member of the log when it is another one and answers healthy (a
 // witness elected while the active was still there gives the role back
@@ -738,7 +758,7 @@ func (mb *member) pickTarget(ctx context.Context, to string) (wire.AppMember, bo
 			if p.Witness {
 				continue
 			}
-			if _, err := mb.peerStatus(ctx, p); err == nil {
+			if st, err := mb.peerStatus(ctx, p); err == nil && !st.Locked {
 				return p, true
 			}
 		}
@@ -750,6 +770,7 @@ func (mb *member) pickTarget(ctx context.Context, to string) (wire.AppMember, bo
 type peerState struct {
 	Healthy bool   `json:"healthy"`
 	Role    string `json:"role"`
+	Locked  bool   `json:"locked,omitempty"` // its host is locked: never hand it the role
 }
 
 func (mb *member) peerStatus(ctx context.Context, p wire.AppMember) (peerState, error) {
@@ -770,7 +791,7 @@ func (mb *member) peerStatus(ctx context.Context, p wire.AppMember) (peerState, 
 
 func (mb *member) serveStatus(c net.Conn) {
 	c.SetDeadline(time.Now().Add(time.Second))
-	json.NewEncoder(c).Encode(peerState{Healthy: !mb.self.Witness && mb.health.healthy.Load(), Role: mb.role()})
+	json.NewEncoder(c).Encode(peerState{Healthy: mb.eligible(), Role: mb.role(), Locked: mb.isLocked()})
 }
 
 // countPeers asks every other member for its status: the active reports
@@ -856,6 +877,37 @@ func (mb *member) setSwitchover(sw *wire.Switchover) {
 	mb.mu.Lock()
 	mb.switchover = sw
 	mb.mu.Unlock()
+	mb.poke()
+}
+
+// setLocked tells the member whether its host is locked; a locked active
+// member hands the role on at its next renewal.
+func (mb *member) setLocked(locked bool) {
+	mb.mu.Lock()
+	changed := mb.locked != locked
+	mb.locked = locked
+	mb.mu.Unlock()
+	if changed {
+		mb.notify()
+		mb.poke()
+	}
+}
+
+// isLocked says whether this member's host is locked.
+func (mb *member) isLocked() bool {
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	return mb.locked
+}
+
+// eligible says whether this member may take the active role now: an app
+// member (not the witness) whose host is not locked and whose app is healthy.
+func (mb *member) eligible() bool {
+	return !mb.self.Witness && !mb.isLocked() && mb.health.healthy.Load()
+}
+
+// poke wakes the leader loop.
+func (mb *member) poke() {
 	select {
 	case mb.wake <- struct{}{}:
 	default:
@@ -865,11 +917,12 @@ func (mb *member) setSwitchover(sw *wire.Switchover) {
 // status is this member's view for the controller.
 func (mb *member) status() wire.AppStatus {
 	st := mb.fsm.state()
+	healthy := mb.eligible()
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
 	s := wire.AppStatus{
 		Name: mb.app.Name, Role: wire.RoleStandby, Active: st.Active, Epoch: st.Epoch,
-		Healthy: !mb.self.Witness && mb.health.healthy.Load(), SwitchoverSeq: st.SwitchoverSeq, Last: st.Last,
+		Healthy: healthy, SwitchoverSeq: st.SwitchoverSeq, Last: st.Last,
 	}
 	switch {
 	case mb.self.Witness:

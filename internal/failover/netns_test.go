@@ -156,6 +156,37 @@ func TestAgentKilled(t *testing.T) {
 	checkProbes(t, d, fault, g)
 }
 
+// TestLockedNeverActive: a member whose host is locked is never the active
+// member: not at the start, and not when the active member's agent is
+// killed, when the app stops rather than move to it; it comes back to the
+// unlocked member when that one's agent runs again.
+func TestLockedNeverActive(t *testing.T) {
+	d := failovertest.New(t, "A", "B", "W")
+	d.StopApp("W")
+	d.Locked = map[string]bool{"B": true}
+	g := d.StartGroup(t, agent(t), wire.App{Name: "press"}, "W")
+	if act := activeOf(t, d, g, 10*time.Second); act != "A" {
+		t.Fatalf("%s is active, want A: B's host is locked\n%s", act, g.Logs())
+	}
+	time.Sleep(time.Second)
+	if h := d.Holders(t); !slices.Equal(h, []string{"A"}) {
+		t.Fatalf("the VIP is held by %v a second later, want A alone\n%s", h, g.Logs())
+	}
+	g.Agents["A"].Signal(syscall.SIGKILL)
+	g.Agents["A"].Wait(t.Context())
+	// A's VIP stays on its interface (nobody took it off): B must not add
+	// its own.
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if d.HoldsVIP(t, "B") {
+			t.Fatalf("the locked member B took the VIP after A's agent was killed\n%s", g.Logs())
+		}
+	}
+	g.Start(t, "A")
+	if act := activeOf(t, d, g, 10*time.Second); act != "A" {
+		t.Errorf("after A's agent came back, %s is active, want A\n%s", act, g.Logs())
+	}
+}
+
 func TestAgentFrozen(t *testing.T) {
 	d, g, act := start(t, wire.App{})
 	fault := time.Now()

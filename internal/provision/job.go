@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/nodes"
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/playbooks"
@@ -228,6 +229,9 @@ func (r *Runner) provision(ctx context.Context, job store.ProvisionJob, log inte
 	var group map[string]string
 	if err := r.st.Read(ctx, func(tx store.Tx) error {
 		var err error
+		if h, err = tx.HostByID(h.ID); err != nil {
+			return err
+		}
 		group, err = tx.GroupLabels(h.Group)
 		return err
 	}); err != nil {
@@ -235,6 +239,13 @@ func (r *Runner) provision(ctx context.Context, job store.ProvisionJob, log inte
 	}
 	if err := r.cluster.ApplyManagedLabelsByName(ctx, h.Hostname, nodes.Labels(h, group)); err != nil {
 		return StateFailed, "Label the Node", err.Error()
+	}
+	// A locked host is out of service: its new Node takes no pods until
+	// host-unlock makes it schedulable.
+	if h.Administrative == inventory.AdminLocked {
+		if err := r.cluster.Cordon(ctx, h.Hostname, true); err != nil {
+			return StateFailed, "Cordon the Node of the locked host", err.Error()
+		}
 	}
 	return StateSucceeded, waiting, ""
 }

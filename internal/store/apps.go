@@ -92,7 +92,7 @@ func (t *sqlTx) queryApps(op, where string, args ...any) ([]App, error) {
 		return out, t.wrap(op, err)
 	}
 	rows, err = t.tx.QueryContext(t.ctx, `SELECT m.app_id, m.host_id, h.hostname, h.uuid, COALESCE(h.mgmt_ip, ''), h.availability,
-		h.agent_serial, m.position, COALESCE(ms.role, ''), COALESCE(ms.healthy, FALSE), ms.reported_at
+		h.agent_serial, h.administrative = 'locked', m.position, COALESCE(ms.role, ''), COALESCE(ms.healthy, FALSE), ms.reported_at
 		FROM app_members m JOIN hosts h ON h.id = m.host_id
 		LEFT JOIN app_member_status ms ON ms.app_id = m.app_id AND ms.host_id = m.host_id
 		WHERE m.app_id IN (SELECT a.id FROM apps a `+where+`)
@@ -107,7 +107,7 @@ func (t *sqlTx) queryApps(op, where string, args ...any) ([]App, error) {
 			m        AppMember
 			reported sql.NullTime
 		)
-		if err := rows.Scan(&appID, &m.HostID, &m.Hostname, &m.HostUUID, &m.MgmtIP, &m.Availability, &m.AgentSerial, &m.Position,
+		if err := rows.Scan(&appID, &m.HostID, &m.Hostname, &m.HostUUID, &m.MgmtIP, &m.Availability, &m.AgentSerial, &m.Locked, &m.Position,
 			&m.Role, &m.Healthy, &reported); err != nil {
 			return nil, t.wrap(op, err)
 		}

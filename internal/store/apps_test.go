@@ -56,8 +56,8 @@ func TestApps(t *testing.T) {
 			}
 			want := app
 			want.Members = []store.AppMember{
-				{HostID: 2, Hostname: "edge-2", HostUUID: "00000000-0000-4000-8000-000000000002", Availability: "offline", Position: 1},
-				{HostID: 1, Hostname: "edge-1", HostUUID: "00000000-0000-4000-8000-000000000001", Availability: "offline", Position: 2},
+				{HostID: 2, Hostname: "edge-2", HostUUID: "00000000-0000-4000-8000-000000000002", Availability: "offline", Locked: true, Position: 1},
+				{HostID: 1, Hostname: "edge-1", HostUUID: "00000000-0000-4000-8000-000000000001", Availability: "offline", Locked: true, Position: 2},
 			}
 			if err := st.Read(ctx, func(tx store.Tx) error {
 				got, err := tx.AppByName("plc-bridge")

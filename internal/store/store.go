@@ -375,6 +375,7 @@ type AppMember struct {
 	MgmtIP       string // read only: the management address of HostID
 	Availability string // read only: the availability of HostID
 	AgentSerial  string // read only: the serial of HostID's agent certificate ("": none)
+	Locked       bool   // read only: HostID is administratively locked (out of service)
 	Position     int    // 1 is the most preferred
 	// Read only, from SetAppMemberStatus: the member's role and health as it
 	// last reported them, and when that changed (zero: never reported).

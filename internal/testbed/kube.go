@@ -18,6 +18,9 @@ type Node struct {
 		Name   string            `json:"name"`
 		Labels map[string]string `json:"labels"`
 	} `json:"metadata"`
+	Spec struct {
+		Unschedulable bool `json:"unschedulable"`
+	} `json:"spec"`
 	Status struct {
 		Conditions []Condition `json:"conditions"`
 		NodeInfo   struct {

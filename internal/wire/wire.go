@@ -24,7 +24,9 @@ import (
 //	   other's current certificates (AppMember.CertSerial). Agents of
 //	   capability 2 ignore the field and accept any certificate of the
 //	   controller's CA that names a member.
-const CapabilityVersion = 3
+//	4: a member whose host is locked (AppMember.Locked) never takes an
+//	   app's active role and hands it on when it has it.
+const CapabilityVersion = 4
 
 // Paths of the agent API, served by the controller over mutual TLS (all but
 // JoinPath, which is authenticated by the enrollment token).
@@ -271,6 +273,11 @@ type AppMember struct {
 	// state names it; never an earlier one, replaced or revoked, for a
 	// new connection (KeepCertConn says which open ones stay).
 	CertSerial string `json:"cert_serial,omitempty"`
+	// Locked members' hosts are out of service: they vote, but never take
+	// the active role, and hand it on when they hold it (to a healthy
+	// member, or to none: the app then stops until a member is unlocked or
+	// healthy). Agents of capability 3 and earlier do not know it.
+	Locked bool `json:"locked,omitempty"`
 }
 
 // certGenerationShift is where an agent certificate's serial holds its

@@ -123,6 +123,11 @@ func TestProvision(t *testing.T) {
 			t.Errorf("node %s: ready %v, kubelet %s; want Ready at %s", h.Name, node.Ready(),
 				node.Status.NodeInfo.KubeletVersion, testbed.KubernetesVersion)
 		}
+		// A new host is locked: provisioned, it is out of service until host-unlock.
+		if host.Administrative != "locked" || !node.Spec.Unschedulable {
+			t.Errorf("%s: %s, its Node unschedulable %v; want it locked and its Node cordoned until host-unlock",
+				h.Name, host.Administrative, node.Spec.Unschedulable)
+		}
 		for k, v := range map[string]string{"node-role.kubernetes.io/edgeworker": "", provision.LabelPersonality: "edgeworker",
 			provision.LabelGroup: "press", "site": "hall-2"} {
 			if got, ok := node.Metadata.Labels[k]; !ok || got != v {
@@ -155,6 +160,7 @@ func TestProvision(t *testing.T) {
 		}
 	}
 
+	unlockAndCheck(t, ctx, pb.Client, pb.Bed.ControlPlane, older.Name) // in service: schedulable
 	runHello(t, ctx, pb.Bed.ControlPlane, older.Name)
 
 	// Again, as a person does it with hbctl: a line per step of progress, and nothing changes.

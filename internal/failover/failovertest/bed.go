@@ -57,6 +57,9 @@ type Bed struct {
 	NS      map[string]string // member name -> namespace
 	Addr    map[string]string // member name -> address
 	Probes  *Prober
+	// Locked names the members whose hosts the desired state of the next
+	// StartGroup says are locked.
+	Locked  map[string]bool
 	br, cli string
 
 	mu   sync.Mutex
@@ -528,7 +531,7 @@ func (d *Bed) StartGroup(tb testing.TB, bin string, app wire.App, witnesses ...s
 		app.Members = append(app.Members, wire.AppMember{
 			HostUUID: g.UUID[m], Hostname: "edge-" + strings.ToLower(m),
 			Address: net.JoinHostPort(d.Addr[m], strconv.Itoa(wire.FailoverPort)), Witness: slices.Contains(witnesses, m),
-			CertSerial: serial,
+			CertSerial: serial, Locked: d.Locked[m],
 		})
 	}
 	g.App = app
