@@ -567,7 +567,16 @@ func CheckVIP(s string) (netip.Prefix, error) {
 	}
 	a := p.Addr()
 	if a.Is4In6() {
-		return p, problem.Invalidf("vip", "vip %q is an IPv4 address in IPv6 form: write it as %s/%d", s, a.Unmap(), p.Bits()-96)
+		if p.Bits() < 96 {
+			return p, problem.Invalidf("vip", "vip %q is an IPv4 address in IPv6 form with a prefix shorter than /96: "+
+				"write the IPv4 address with its own prefix length, like 10.20.0.50/24", s)
+		}
+		v4 := netip.PrefixFrom(a.Unmap(), p.Bits()-96).String()
+		// Propose the IPv4 form only if it is a VIP itself; if not, say why.
+		if _, err := CheckVIP(v4); err != nil {
+			return p, err
+		}
+		return p, problem.Invalidf("vip", "vip %q is an IPv4 address in IPv6 form: write it as %s", s, v4)
 	}
 	if a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() {
 		return p, problem.Invalidf("vip", "vip %s is an unspecified, loopback or multicast address; give an address of the group's segment", s)

@@ -88,11 +88,13 @@ func buildPool(row store.Pool, ranges, dns, ntp, reserved []string) (Pool, error
 	if err != nil {
 		return p, problem.Invalidf("network", "network %q is not a CIDR like 192.168.204.0/24", row.Network)
 	}
-	if net != net.Masked() {
-		return p, problem.Invalidf("network", "network %s has host bits set: did you mean %s?", net, net.Masked())
-	}
+	// The size first: a network with host bits set is then told a masked
+	// network that passes.
 	if net.Addr().Is4() && net.Bits() > 30 || net.Addr().Is6() && net.Bits() > 126 {
 		return p, problem.Invalidf("network", "network %s is too small to hold hosts", net)
+	}
+	if net != net.Masked() {
+		return p, problem.Invalidf("network", "network %s has host bits set: did you mean %s?", net, net.Masked())
 	}
 	p.Network = net
 	p.Row.Network = net.String()

@@ -91,8 +91,14 @@ func CheckHostname(name string) error {
 				allDigits = false
 			case r >= '0' && r <= '9':
 			case r >= 'A' && r <= 'Z':
-				return problem.Invalidf("hostname", "hostname %q has uppercase letters; use %q", name, strings.ToLower(name))
+				if s := suggestHostname(name); s != "" {
+					return problem.Invalidf("hostname", "hostname %q has uppercase letters; use %q", name, s)
+				}
+				return problem.Invalidf("hostname", "hostname %q has uppercase letters; %s", name, hint)
 			default:
+				if s := suggestHostname(name); s != "" {
+					return problem.Invalidf("hostname", "hostname %q has the character %q; use %q (RFC 1123)", name, r, s)
+				}
 				return problem.Invalidf("hostname", "hostname %q has the character %q; %s", name, r, hint)
 			}
 		}
@@ -104,6 +110,43 @@ func CheckHostname(name string) error {
 		return problem.Invalidf("hostname", "hostname %q has the form of a uuid, which reads as a host uuid; choose another name", name)
 	}
 	return nil
+}
+
+// suggestHostname proposes a name CheckHostname accepts for one it refused
+// for its characters: uppercase letters lowered, '_' and ' ' made '-', and
+// '-' trimmed from the ends of labels. It returns "" when there is nothing
+// plain to propose: other characters, an empty or overlong label or name,
+// a name of digits only or one of the form of a uuid.
+func suggestHostname(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		switch {
+		case r >= 'A' && r <= 'Z':
+			b.WriteRune(unicode.ToLower(r))
+		case r == '_' || r == ' ':
+			b.WriteByte('-')
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '.':
+			b.WriteRune(r)
+		default:
+			return ""
+		}
+	}
+	labels := strings.Split(b.String(), ".")
+	for i, l := range labels {
+		l = strings.Trim(l, "-")
+		if l == "" || len(l) > 63 {
+			return ""
+		}
+		labels[i] = l
+	}
+	s := strings.Join(labels, ".")
+	if len(s) > 253 || strings.Trim(s, "0123456789.") == "" {
+		return ""
+	}
+	if _, err := uuid.Parse(s); err == nil {
+		return ""
+	}
+	return s
 }
 
 // NormalizeMAC parses a management MAC (colon, dash or dot form) and returns
