@@ -197,6 +197,11 @@ func testAuth(t *testing.T, in *controllertest.Instance) {
 	}
 	reader, operator, expired := mk("reader", ""), mk("operator", ""), mk("reader", "1ns")
 	revoked := mk("operator", "")
+	// An enroll token lets an agent join; it is no credential on the REST API.
+	enroll, err := admin.CreateToken(ctx, apitype.TokenCreate{Type: "enroll"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := admin.DeleteToken(ctx, strings.SplitN(strings.TrimPrefix(revoked, "hb_"), ".", 2)[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -217,6 +222,8 @@ func testAuth(t *testing.T, in *controllertest.Instance) {
 		{"wrong secret", "GET", "/v1/hosts", reader[:len(reader)-2] + "xx", "", 401},
 		{"expired", "GET", "/v1/hosts", expired, "", 401},
 		{"revoked", "GET", "/v1/hosts", revoked, "", 401},
+		{"enroll token reads", "GET", "/v1/hosts", enroll.Secret, "", 401},
+		{"enroll token writes", "POST", "/v1/hosts", enroll.Secret, fmt.Sprintf(add, 4, 14), 401},
 		{"reader reads", "GET", "/v1/hosts", reader, "", 200},
 		{"reader reads events", "GET", "/v1/events", reader, "", 200},
 		{"reader writes", "POST", "/v1/hosts", reader, fmt.Sprintf(add, 1, 11), 403},

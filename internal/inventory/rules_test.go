@@ -20,6 +20,10 @@ func TestCheckHostname(t *testing.T) {
 		{"e", true},
 		{"edge-01.line-3.example", true},
 		{"0edge", true},
+		{"10-20", true}, // digits and '-': not a host id
+		{"1-2.3-4", true},
+		{"10.20-x", true},
+		{"1.-2", false},
 		{long, true},
 		{long + "a", false},
 		{strings.Repeat(long+".", 3) + strings.Repeat("a", 61), true}, // 253

@@ -272,3 +272,38 @@ func TestLockedStaysDisabled(t *testing.T) {
 		t.Errorf("a locked host degraded: %+v", got)
 	}
 }
+
+// TestDegradedRecovers: a heartbeat brings a degraded host back to
+// available at once and clears its heartbeat-loss alarm, without waiting
+// for it to fail first; on both databases.
+func TestDegradedRecovers(t *testing.T) {
+	t.Parallel()
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st, h, c, mk := setup(t, b.DSN(t))
+			m := mk()
+			if _, err := m.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: 1, Boot: "b1"}, ""); err != nil {
+				t.Fatal(err)
+			}
+			c.advance(35 * time.Second) // 3 intervals of 10 s missed
+			m.Check(ctx)
+			if diff := cmp.Diff(state{"degraded", "enabled", []string{"200.005 major"}}, observe(t, st)); diff != "" {
+				t.Fatalf("after 3 missed intervals (-want +got):\n%s", diff)
+			}
+			if _, err := m.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: 2, Boot: "b1"}, ""); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(state{"available", "enabled", nil}, observe(t, st)); diff != "" {
+				t.Errorf("a degraded host heard again (-want +got):\n%s", diff)
+			}
+			// Heard again, it counts its intervals from the heartbeat.
+			c.advance(25 * time.Second)
+			m.Check(ctx)
+			if s := observe(t, st); s.Availability != "available" {
+				t.Errorf("25 s after the heartbeat that ended degraded: %+v", s)
+			}
+		})
+	}
+}
