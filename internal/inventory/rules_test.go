@@ -104,6 +104,7 @@ func TestPoolCheckAddress(t *testing.T) {
 		{v4, "192.168.204", "", true},
 		{v4, "fe80::1%eth0", "", true},
 		{v6, "fd00:204::10", "fd00:204::10", false},
+		{v6, "fd00:204::ffff:ffff:ffff:ffff", "fd00:204::ffff:ffff:ffff:ffff", false}, // IPv6 has no broadcast address
 		{v6, "fd00:204::", "", true},
 		{v6, "192.168.204.10", "", true},
 	} {
@@ -204,7 +205,35 @@ func TestCheckLabelsAndGroup(t *testing.T) {
 			t.Errorf("CheckGroup(%q) = %v, want ok=%v", tc.g, err, tc.ok)
 		}
 	}
-	if err := CheckText("location", "line\n3", 255); err == nil {
-		t.Error("CheckText accepted a newline")
+	for _, tc := range []struct {
+		s  string
+		ok bool
+	}{
+		{"", true}, {"line 3, hall B — west", true}, {strings.Repeat("x", 255), true}, {strings.Repeat("é", 127), true},
+		{strings.Repeat("x", 256), false}, {strings.Repeat("é", 128), false}, // bytes, not characters
+		{"line\n3", false}, {"tab\there", false}, {"nul\x00", false}, {"del\x7f", false}, {"c1\u0085", false},
+	} {
+		err := CheckText("location", tc.s, 255)
+		if (err == nil) != tc.ok || (err != nil && problem.FieldOf(err) != "location") {
+			t.Errorf("CheckText(%q) = %v, want ok=%v", tc.s, err, tc.ok)
+		}
+	}
+}
+
+// TestCheckVIPIPv6: an IPv6 VIP may be the last address of its prefix
+// (IPv6 has no broadcast address), not its first (the subnet-router
+// anycast address).
+func TestCheckVIPIPv6(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		vip string
+		ok  bool
+	}{
+		{"fd00:20::50/64", true}, {"fd00:20::ffff:ffff:ffff:ffff/64", true}, {"fd00:20::/64", false},
+		{"10.20.0.255/24", false}, {"10.20.0.254/24", true},
+	} {
+		if _, err := CheckVIP(tc.vip); (err == nil) != tc.ok {
+			t.Errorf("CheckVIP(%q) = %v, want ok=%v", tc.vip, err, tc.ok)
+		}
 	}
 }

@@ -72,7 +72,8 @@ func TestProposalsPassTheirRules(t *testing.T) {
 	}{
 		{"hostname", []string{"Edge_01", "EDGE-01", "edge_01", "edge 01", "Edge_", "edge.Line_3", "_edge", "12_34", "_1", "12.34_",
 			"0F8FAD5B-D9CB-469F-A165-70867728950E", "0f8fad5b_d9cb_469f_a165_70867728950e", strings.Repeat("DEADBEEF", 4),
-			"Édge", "edge!", "", "123", "-edge", "edge..01", strings.Repeat("E", 64), strings.Repeat("a.", 126) + "A"},
+			"Édge", "edge!", "", "123", "-edge", "edge..01", strings.Repeat("E", 64), strings.Repeat("a.", 126) + "A",
+			"A._", "A.-", "A." + strings.Repeat("a", 64)},
 			CheckHostname, CheckHostname},
 		{"app name", []string{"PLC_Bridge", "plc.bridge", "PLC-BRIDGE", "plc bridge", "0F8FAD5B-D9CB-469F-A165-70867728950E", strings.Repeat("P", 56)},
 			CheckAppName, CheckAppName},
@@ -172,7 +173,7 @@ func TestHostnameProposal(t *testing.T) {
 // CheckHostname, and as an app name CheckAppName when the app name rules
 // (one label, 56 characters) leave the name to CheckHostname.
 func FuzzHostnameProposal(f *testing.F) {
-	for _, s := range []string{"Edge_01", "EDGE", "a_.b", "_1", "1_", "0F8FAD5B-D9CB-469F-A165-70867728950E", "Ab.-Cd-", " x ", "X" + strings.Repeat(".A", 130)} {
+	for _, s := range []string{"Edge_01", "EDGE", "a_.b", "_1", "1_", "0F8FAD5B-D9CB-469F-A165-70867728950E", "Ab.-Cd-", " x ", "X" + strings.Repeat(".A", 130), "A._", "A." + strings.Repeat("a", 64)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {

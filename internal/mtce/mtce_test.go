@@ -3,12 +3,15 @@ package mtce_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/appstate"
 	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/mtce"
 	"hummingbird.io/hummingbird/internal/problem"
@@ -305,5 +308,313 @@ func TestDegradedRecovers(t *testing.T) {
 				t.Errorf("25 s after the heartbeat that ended degraded: %+v", s)
 			}
 		})
+	}
+}
+
+// TestTimingRules: what a heartbeat timing must be, read from a flag and
+// checked in a Config.
+func TestTimingRules(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want *mtce.Timing // nil: refused
+	}{
+		{"30s/3/6", &mtce.Timing{Interval: 30 * time.Second, DegradeAfter: 3, FailAfter: 6}},
+		{"100ms/1/2", &mtce.Timing{Interval: 100 * time.Millisecond, DegradeAfter: 1, FailAfter: 2}},
+		{"99ms/1/2", nil},    // interval under 100 ms
+		{"10s/0/2", nil},     // degraded before a missed interval
+		{"10s/-1/2", nil},    // negative
+		{"10s/3/3", nil},     // failed no later than degraded
+		{"10s/3/2", nil},     // failed before degraded
+		{"10s/3/6/9", nil},   // a fourth part
+		{"10s/3", nil},       // no failure threshold
+		{"ten/3/6", nil},     // not a duration
+		{"10s/three/6", nil}, // not a number
+		{"10s/3/six", nil},
+		{"", nil},
+	} {
+		got, err := mtce.ParseTiming(tc.in)
+		if tc.want == nil {
+			if err == nil {
+				t.Errorf("ParseTiming(%q) = %+v, want an error", tc.in, got)
+			}
+			continue
+		}
+		if err != nil || got != *tc.want {
+			t.Errorf("ParseTiming(%q) = %+v, %v; want %+v", tc.in, got, err, *tc.want)
+		}
+	}
+	good := mtce.Timing{Interval: time.Second, DegradeAfter: 2, FailAfter: 4}
+	bad := mtce.Timing{Interval: time.Second, DegradeAfter: 2, FailAfter: 2}
+	for _, tc := range []struct {
+		name string
+		cfg  mtce.Config
+		ok   bool
+	}{
+		{"the default", mtce.DefaultConfig(), true},
+		{"a worker timing", mtce.Config{Timing: good, Personalities: map[string]mtce.Timing{"worker": good}}, true},
+		{"a bad default timing", mtce.Config{Timing: bad}, false},
+		{"a zero default timing", mtce.Config{Personalities: map[string]mtce.Timing{"worker": good}}, false},
+		{"a bad worker timing", mtce.Config{Timing: good, Personalities: map[string]mtce.Timing{"worker": bad}}, false},
+		{"an unknown personality", mtce.Config{Timing: good, Personalities: map[string]mtce.Timing{"gateway": good}}, false},
+	} {
+		if err := tc.cfg.Check(); (err == nil) != tc.ok {
+			t.Errorf("%s: Check() = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+	if got := mtce.DefaultConfig().Timing; got != (mtce.Timing{Interval: 30 * time.Second, DegradeAfter: 3, FailAfter: 6}) {
+		t.Errorf("the default timing is %+v, want 30s/3/6 as documented", got)
+	}
+}
+
+// TestInventoryHash: the agent is asked for its inventory while the hash
+// it sends differs from the stored one, and when none is stored.
+func TestInventoryHash(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, h, _, mk := setup(t, storetest.SQLiteDSN(t))
+	m := mk()
+	for i, tc := range []struct {
+		sent, stored string
+		want         bool
+	}{
+		{"", "", true},
+		{"sha256:aa", "", true},
+		{"", "sha256:aa", true},
+		{"sha256:bb", "sha256:aa", true},
+		{"sha256:aa", "sha256:aa", false},
+	} {
+		r, err := m.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: uint64(i + 1), Boot: "b", InventoryHash: tc.sent}, tc.stored)
+		if err != nil || r.SendInventory != tc.want {
+			t.Errorf("agent's hash %q, stored %q: %+v, %v; want send_inventory %v", tc.sent, tc.stored, r, err, tc.want)
+		}
+	}
+}
+
+// TestForget: a host forgotten (its agent removed) is no longer judged by
+// its silence.
+func TestForget(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, h, c, mk := setup(t, storetest.SQLiteDSN(t))
+	m := mk()
+	if _, err := m.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: 1, Boot: "b1"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	m.Forget(h.ID)
+	c.advance(time.Hour)
+	m.Check(ctx)
+	if diff := cmp.Diff(state{"available", "enabled", nil}, observe(t, st)); diff != "" {
+		t.Errorf("an hour after it was forgotten (-want +got):\n%s", diff)
+	}
+}
+
+// TestRestartKeepsVerdicts: a controller started while a host is degraded
+// or failed leaves it so until it is heard (silence never makes a host
+// available), and judges it again from its start. A failed host is
+// degraded (and enabled) after the degrade threshold, its host-failed
+// alarm cleared, and failed again after the failure threshold: this is
+// the code's behaviour as it stands, held here so that a change to it is
+// deliberate.
+func TestRestartKeepsVerdicts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, h, c, mk := setup(t, storetest.SQLiteDSN(t))
+	m := mk()
+	if _, err := m.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: 1, Boot: "b1"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	c.advance(35 * time.Second)
+	m.Check(ctx)
+	degraded := state{"degraded", "enabled", []string{"200.005 major"}}
+	if diff := cmp.Diff(degraded, observe(t, st)); diff != "" {
+		t.Fatalf("before the restart (-want +got):\n%s", diff)
+	}
+	m = mk() // a restart while degraded
+	m.Check(ctx)
+	if diff := cmp.Diff(degraded, observe(t, st)); diff != "" {
+		t.Errorf("right after a restart, unheard (-want +got):\n%s", diff)
+	}
+	c.advance(35 * time.Second)
+	m.Check(ctx)
+	c.advance(30 * time.Second)
+	m.Check(ctx)
+	if diff := cmp.Diff(state{"failed", "disabled", []string{"200.004 critical", "200.005 critical"}}, observe(t, st), sortAlarms); diff != "" {
+		t.Fatalf("65 s after the restart (-want +got):\n%s", diff)
+	}
+	m = mk() // a restart while failed
+	m.Check(ctx)
+	if s := observe(t, st); s.Availability != "failed" {
+		t.Errorf("right after a restart while failed: %+v", s)
+	}
+	c.advance(35 * time.Second)
+	m.Check(ctx)
+	if diff := cmp.Diff(degraded, observe(t, st)); diff != "" {
+		t.Errorf("35 s after a restart while failed (-want +got):\n%s", diff)
+	}
+	c.advance(30 * time.Second)
+	m.Check(ctx)
+	if s := observe(t, st); s.Availability != "failed" {
+		t.Errorf("65 s after a restart while failed: %+v", s)
+	}
+}
+
+// TestHeartbeatApps: with redundant apps (the controller's real
+// appstate.Tracker), a reply carries the host's desired-state version, and
+// while a planned switchover is pending its voters beat every second, or
+// at their own interval when that is shorter.
+func TestHeartbeatApps(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, _, c, _ := setup(t, storetest.SQLiteDSN(t))
+	inv := inventory.New(st, inventory.Options{})
+	if _, err := inv.AddGroup(ctx, "t", "press", ""); err != nil {
+		t.Fatal(err)
+	}
+	hosts := map[string]store.Host{}
+	for i, name := range []string{"edge-02", "edge-03", "edge-04"} {
+		h, err := inv.Add(ctx, "t", apitype.HostCreate{Hostname: name, Personality: "edgeworker", MgmtIP: fmt.Sprintf("192.168.204.%d", 20+i), Group: "press"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Write(ctx, func(tx store.Tx) error {
+			return tx.SetHostState(h.ID, inventory.AvailAvailable, inventory.OperEnabled, c.now())
+		}); err != nil {
+			t.Fatal(err)
+		}
+		hosts[name] = h
+	}
+	if _, err := inv.AddApp(ctx, "t", apitype.AppCreate{Name: "plc", Group: "press", Image: "plc:1", Members: []string{"edge-02", "edge-03"}}); err != nil {
+		t.Fatal(err)
+	}
+	apps := appstate.New(st, appstate.Config{Clock: c.now})
+	if err := apps.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	monitor := func(interval time.Duration) *mtce.Monitor {
+		return mtce.New(st, mtce.Config{Timing: mtce.Timing{Interval: interval, DegradeAfter: 3, FailAfter: 6}, Clock: c.now, Apps: apps})
+	}
+	slow, quick := monitor(10*time.Second), monitor(500*time.Millisecond)
+	seq := uint64(0)
+	beat := func(m *mtce.Monitor, name string, sts ...wire.AppStatus) wire.HeartbeatReply {
+		t.Helper()
+		seq++
+		r, err := m.Heartbeat(ctx, hosts[name], wire.Heartbeat{Capability: 2, Seq: seq, Boot: "b", Apps: sts}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	d, err := apps.Desired(ctx, hosts["edge-02"].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := beat(slow, "edge-02"); r.DesiredVersion != d.Version || d.Version == 0 || r.IntervalMillis != 10000 {
+		t.Errorf("a member's reply: %+v; want version %d every 10 s", r, d.Version)
+	}
+	if r := beat(slow, "edge-04"); r.DesiredVersion != 0 {
+		t.Errorf("a host in no app: %+v; want version 0", r)
+	}
+	first := &wire.AppSwitch{Epoch: 1, To: hosts["edge-02"].UUID, At: c.now(), Reason: "first"}
+	beat(slow, "edge-02", wire.AppStatus{Name: "plc", Role: wire.RoleActive, Active: hosts["edge-02"].UUID, Epoch: 1, Healthy: true, Last: first})
+	beat(slow, "edge-03", wire.AppStatus{Name: "plc", Role: wire.RoleStandby, Active: hosts["edge-02"].UUID, Epoch: 1, Healthy: true, Last: first})
+	if _, err := inv.RequestSwitchover(ctx, "t", "plc", "edge-03"); err != nil {
+		t.Fatal(err)
+	}
+	if err := apps.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		m    *mtce.Monitor
+		host string
+		want int64
+	}{
+		{slow, "edge-02", 1000}, {quick, "edge-03", 500}, {slow, "edge-04", 10000},
+	} {
+		if r := beat(tc.m, tc.host); r.IntervalMillis != tc.want {
+			t.Errorf("%s with a switchover pending: %+v; want every %d ms", tc.host, r, tc.want)
+		}
+	}
+}
+
+// warnings counts the warnings logged.
+type warnings struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (w *warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w *warnings) Handle(context.Context, slog.Record) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.n++
+	return nil
+}
+func (w *warnings) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *warnings) WithGroup(string) slog.Handler      { return w }
+
+// TestDeletedHost: a host deleted while watched is forgotten at the next
+// check, without a warning then or after.
+func TestDeletedHost(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, h, c, _ := setup(t, storetest.SQLiteDSN(t))
+	w := &warnings{}
+	m := mtce.New(st, mtce.Config{Timing: mtce.Timing{Interval: 10 * time.Second, DegradeAfter: 3, FailAfter: 6}, Clock: c.now,
+		Log: slog.New(w)})
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: 1, Boot: "b1"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inventory.New(st, inventory.Options{}).Delete(ctx, "t", "edge-01"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		c.advance(35 * time.Second)
+		m.Check(ctx)
+	}
+	if w.n != 0 {
+		t.Errorf("%d warnings about a deleted host, want none", w.n)
+	}
+}
+
+// TestRun: Run checks often enough for the shortest interval of any
+// personality (a quarter of it), not only the default one.
+func TestRun(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, _, c, mk := setup(t, storetest.SQLiteDSN(t))
+	w, err := inventory.New(st, inventory.Options{}).Add(ctx, "t", apitype.HostCreate{Hostname: "worker-01", Personality: "worker", MgmtIP: "192.168.204.11"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mk() // every host 10 s, workers 1 s: Run checks every 250 ms
+	if _, err := m.Heartbeat(ctx, w, wire.Heartbeat{Capability: 1, Seq: 1, Boot: "b1"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	c.advance(3 * time.Second) // before Run: the clock is not moved while it runs
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { m.Run(runCtx); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		var got string
+		if err := st.Read(ctx, func(tx store.Tx) error {
+			h, err := tx.HostByHostname("worker-01")
+			got = h.Availability
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got == inventory.AvailDegraded {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("worker-01 is %s 2 s after Run started; want degraded at its first check", got)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
