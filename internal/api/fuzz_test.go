@@ -27,8 +27,9 @@ var (
 	// form and 32 hex digits.
 	refUUIDRE = regexp.MustCompile(`^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})$`)
 	// EUI-48 written as six pairs of hex digits separated by ':' or by
-	// '-', or as three groups of four separated by '.'.
-	refMACRE         = regexp.MustCompile(`^([0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{4}(\.[0-9A-Fa-f]{4}){2})$`)
+	// '-', as three groups of four separated by '.', or as twelve hex
+	// digits.
+	refMACRE         = regexp.MustCompile(`^([0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{2}(-[0-9A-Fa-f]{2}){5}|[0-9A-Fa-f]{4}(\.[0-9A-Fa-f]{4}){2}|[0-9A-Fa-f]{12})$`)
 	refPersonalities = []string{"controller", "worker", "storage", "edgeworker"}
 )
 
@@ -98,6 +99,7 @@ func TestReferenceRules(t *testing.T) {
 	}
 	for in, want := range map[string]string{
 		"52:54:00:AB:cd:01": "52:54:00:ab:cd:01", "52-54-00-ab-cd-01": "52:54:00:ab:cd:01", "5254.00ab.cd01": "52:54:00:ab:cd:01",
+		"525400ABcd01": "52:54:00:ab:cd:01", "525400abcd0": "", "525400abcd0102": "",
 		" 52:54:00:ab:cd:01\t": "52:54:00:ab:cd:01", "52:54-00:ab:cd:01": "", "52:54:00:ab:cd": "", "01:00:5e:00:00:01": "",
 		"ff:ff:ff:ff:ff:ff": "", "00:00:00:00:00:00": "", "00:00:00:00:fe:80:00:00": "", "5:54:00:ab:cd:01": "",
 	} {
@@ -126,7 +128,7 @@ func FuzzHostRequests(f *testing.F) {
 		`{"hostname":"10-20"}`, `{"hostname":"Edge_01"}`, `{"HOSTNAME":"edge-05"}`, `{"hostname":" edge-05 "}`,
 		// Names and MACs, to send as such.
 		"edge-05", "10-20", "1.2", "a-", strings.Repeat("deadbeef", 4), "Edge_01", " edge-05\t", "0f8fad5b-d9cb-469f-a165-70867728950e", "a.b-c.d", "-a", "a..b",
-		"52:54:00:ab:cd:ef", "52-54-00-AB-CD-EF", "5254.00ab.cdef", "01:00:5e:00:00:01", "00:00:00:00:00:00",
+		"52:54:00:ab:cd:ef", "52-54-00-AB-CD-EF", "5254.00ab.cdef", "525400abcdef", "525400abcdef0102", "01:00:5e:00:00:01", "00:00:00:00:00:00",
 		"52:54:00:ab:cd", "52:54:00-ab:cd:ef", " 52:54:00:ab:cd:ef ", "\xff\xfe",
 		strings.Repeat("a", 63), strings.Repeat("a", 64), strings.Repeat(strings.Repeat("a", 63)+".", 3) + strings.Repeat("a", 61),
 		strings.Repeat(strings.Repeat("a", 63)+".", 3) + strings.Repeat("a", 62),

@@ -149,8 +149,9 @@ func suggestHostname(name string) string {
 	return s
 }
 
-// NormalizeMAC parses a management MAC (colon, dash or dot form) and returns
-// it in lowercase colon form. Only unicast EUI-48 addresses are accepted.
+// NormalizeMAC parses a management MAC (colon, dash or dot form, or twelve
+// hex digits) and returns it in lowercase colon form. Only unicast EUI-48
+// addresses are accepted.
 func NormalizeMAC(field, s string) (string, error) {
 	hw, err := net.ParseMAC(strings.TrimSpace(s))
 	if err != nil || len(hw) != 6 {
