@@ -391,6 +391,21 @@ func TestInventoryHash(t *testing.T) {
 	}
 }
 
+// TestBootRequired: a heartbeat without the agent's boot id is refused
+// (replays could not be told from restarts), and changes nothing.
+func TestBootRequired(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, h, _, mk := setup(t, storetest.SQLiteDSN(t))
+	m := mk()
+	if _, err := m.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: 1}, ""); !problem.Is(err, problem.Invalid) || problem.FieldOf(err) != "boot" {
+		t.Errorf("a heartbeat without a boot id: %v, want invalid boot", err)
+	}
+	if s := observe(t, st); s.Availability != "offline" {
+		t.Errorf("after a heartbeat without a boot id: %+v, want offline as before", s)
+	}
+}
+
 // TestForget: a host forgotten (its agent removed) is no longer judged by
 // its silence.
 func TestForget(t *testing.T) {
