@@ -633,3 +633,47 @@ func TestRun(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestTwoMonitors: two controllers' monitors on one database. A host that
+// one declared degraded and the other heard again is available; when the
+// first hears it too, nothing is stored twice (one event per change).
+func TestTwoMonitors(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, h, c, mk := setup(t, storetest.SQLiteDSN(t))
+	a, b := mk(), mk()
+	if _, err := a.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: 1, Boot: "b1"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	c.advance(35 * time.Second)
+	a.Check(ctx)
+	if _, err := b.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: 2, Boot: "b1"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: 3, Boot: "b1"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(state{"available", "enabled", nil}, observe(t, st)); diff != "" {
+		t.Errorf("heard by both (-want +got):\n%s", diff)
+	}
+	var actions []string
+	if err := st.Read(ctx, func(tx store.Tx) error {
+		evs, err := tx.ListEvents(store.EventFilter{EntityID: "host=edge-01"})
+		for i := len(evs) - 1; i >= 0; i-- {
+			if evs[i].Action != "host.add" {
+				actions = append(actions, evs[i].Action+" "+evs[i].Code)
+			}
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"host.state 200.022",                      // offline → available (a)
+		"host.state 200.022", "alarm.set 200.005", // degraded (a)
+		"host.state 200.022", "alarm.clear 200.005", // available (b)
+	}
+	if diff := cmp.Diff(want, actions); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
