@@ -240,3 +240,40 @@ func TestCheckVIPIPv6(t *testing.T) {
 		}
 	}
 }
+
+// TestEnums: every value the API documents for an enumerated host field
+// (api/openapi.yaml, written out here) is accepted, and nothing else.
+func TestEnums(t *testing.T) {
+	t.Parallel()
+	for field, values := range map[string][]string{
+		"personality":    {"controller", "worker", "storage", "edgeworker"},
+		"administrative": {"locked", "unlocked"},
+		"operational":    {"disabled", "enabled"},
+		"availability":   {"offline", "online", "available", "degraded", "failed"},
+		"invprovision":   {"unprovisioned", "provisioning", "provisioned", "failed"},
+	} {
+		for _, v := range values {
+			if err := CheckEnum(field, v); err != nil {
+				t.Errorf("CheckEnum(%s, %q) = %v", field, v, err)
+			}
+		}
+		for _, v := range []string{"", "bogus", strings.ToUpper(values[0]), values[0] + " "} {
+			if err := CheckEnum(field, v); !problem.Is(err, problem.Invalid) || problem.FieldOf(err) != field {
+				t.Errorf("CheckEnum(%s, %q) = %v, want invalid %s", field, v, err, field)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		bmType string
+		edge   bool
+		ok     bool
+	}{
+		{"", false, true}, {"ipmi", false, true}, {"redfish", false, true}, {"dynamic", false, true},
+		{"idrac", false, false}, {"IPMI", false, false}, {"ipmi", true, false}, {"", true, true},
+	} {
+		err := checkBMC(&store.Host{BMType: tc.bmType}, tc.edge)
+		if (err == nil) != tc.ok || (err != nil && problem.FieldOf(err) != "bm_type") {
+			t.Errorf("checkBMC(bm_type %q, edgeworker %v) = %v, want ok=%v", tc.bmType, tc.edge, err, tc.ok)
+		}
+	}
+}
