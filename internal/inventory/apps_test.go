@@ -118,8 +118,8 @@ func testApps(t *testing.T, f *fixture) {
 	want := store.App{ID: 1, UUID: a.UUID, Name: "plc-bridge", Group: "press", Image: "registry.example/plc-bridge:1.4", Port: 502,
 		VIP: "10.20.0.50/24", HealthKind: "tcp", Witness: &store.AppMember{HostID: 5, Hostname: "edge-05", HostUUID: uuidOf("edge-05"),
 			MgmtIP: "192.168.204.14", Availability: "offline"}, CreatedAt: a.CreatedAt, UpdatedAt: a.CreatedAt, Members: []store.AppMember{
-			{HostID: 2, Hostname: "edge-02", HostUUID: uuidOf("edge-02"), MgmtIP: "192.168.204.11", Availability: "offline", Position: 1},
-			{HostID: 1, Hostname: "edge-01", HostUUID: uuidOf("edge-01"), MgmtIP: "192.168.204.10", Availability: "offline", Position: 2},
+			{HostID: 2, Hostname: "edge-02", HostUUID: uuidOf("edge-02"), MgmtIP: "192.168.204.11", Availability: "offline", Locked: true, Position: 1},
+			{HostID: 1, Hostname: "edge-01", HostUUID: uuidOf("edge-01"), MgmtIP: "192.168.204.10", Availability: "offline", Locked: true, Position: 2},
 		}}
 	if diff := cmp.Diff(want, a); diff != "" {
 		t.Errorf("AddApp (-want +got):\n%s", diff)
