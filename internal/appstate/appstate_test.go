@@ -100,6 +100,7 @@ func (f *fixture) app(t *testing.T) store.App {
 type view struct {
 	Active   string
 	Epoch    int64
+	Last     string   // "epoch reason from→to duration", "" for none
 	Members  []string // hostname role healthy
 	Alarmed  bool
 	Switches int // app.switchover events
@@ -109,6 +110,9 @@ func (f *fixture) view(t *testing.T) view {
 	t.Helper()
 	a := f.app(t)
 	v := view{Active: a.ActiveHostname, Epoch: a.Epoch}
+	if l := a.LastSwitch; l.Epoch != 0 {
+		v.Last = fmt.Sprintf("%d %s %s→%s %dms", l.Epoch, l.Reason, l.FromHostname, l.ToHostname, l.DurationMillis)
+	}
 	for _, m := range a.Members {
 		v.Members = append(v.Members, fmt.Sprintf("%s %s %v", m.Hostname, m.Role, m.Healthy))
 	}
@@ -203,82 +207,173 @@ func testVersions(t *testing.T, f *fixture) {
 	}
 }
 
-// testReports: the active member follows the highest epoch, a switchover
-// is stored once, 400.002 follows the healthy standbys, reports naming
-// hosts outside the group are ignored, and a member that stops reporting
-// the app runs no copy of it.
+// testReports: what the store shows is what a majority of plc's three
+// voters (edge-01, edge-02 and the witness edge-03) report alike, and one
+// of them alone changes nothing but its own shown role: the active member
+// follows the highest epoch so confirmed and never goes back, a member
+// whose report disagrees is unknown, a switchover is stored once when a
+// majority report the same record with a reason there is, 400.002
+// follows the healthy standbys, reports naming hosts outside the group
+// are ignored, and a member that stops reporting the app runs none.
 func testReports(t *testing.T, f *fixture) {
 	tr := f.tracker(t)
 	u := func(name string) string { return f.hosts[name].UUID }
-	first := &wire.AppSwitch{Epoch: 1, To: u("edge-01"), At: f.now, Reason: "first"}
-	active1 := wire.AppStatus{Name: "plc", Role: wire.RoleActive, Active: u("edge-01"), Epoch: 1, Healthy: true, Last: first}
-	standby2 := wire.AppStatus{Name: "plc", Role: wire.RoleStandby, Active: u("edge-01"), Epoch: 1, Healthy: true, Last: first}
-	steps := []struct {
-		name string
+	status := func(role, active string, epoch uint64, last *wire.AppSwitch) wire.AppStatus {
+		return wire.AppStatus{Name: "plc", Role: role, Active: u(active), Epoch: epoch,
+			Healthy: role == wire.RoleActive || role == wire.RoleStandby, Last: last}
+	}
+	t0 := f.now
+	first := &wire.AppSwitch{Epoch: 1, To: u("edge-01"), At: t0, Reason: wire.SwitchFirst}
+	failover := &wire.AppSwitch{Epoch: 2, From: u("edge-01"), To: u("edge-02"), At: t0.Add(time.Minute), DurationMillis: 300,
+		Reason: wire.SwitchFailure}
+	back := &wire.AppSwitch{Epoch: 3, From: u("edge-02"), To: u("edge-01"), At: t0.Add(2 * time.Minute), DurationMillis: 200,
+		Reason: wire.SwitchFailure}
+	unhealthy := func(reason string, millis int64) *wire.AppSwitch {
+		return &wire.AppSwitch{Epoch: 4, From: u("edge-01"), To: u("edge-02"), At: t0.Add(3 * time.Minute), DurationMillis: millis,
+			Reason: reason}
+	}
+	type beat struct {
 		host string
-		st   []wire.AppStatus
-		want view
+		apps []wire.AppStatus // nil: the host reports no app
+	}
+	one := func(host string, st wire.AppStatus) beat { return beat{host, []wire.AppStatus{st}} }
+	const (
+		lastFirst    = "1 first →edge-01 0ms"
+		lastFailover = "2 failure edge-01→edge-02 300ms"
+		lastBack     = "3 failure edge-02→edge-01 200ms"
+	)
+	steps := []struct {
+		name  string
+		beats []beat
+		want  view
 	}{
-		{"nothing reported yet", "edge-04", nil,
+		{"nothing reported yet", []beat{{"edge-04", nil}},
 			view{Members: []string{"edge-01  false", "edge-02  false"}}},
-		{"an active member not in the group is ignored", "edge-01",
-			[]wire.AppStatus{{Name: "plc", Role: wire.RoleStandby, Active: u("edge-04"), Epoch: 5,
-				Last: &wire.AppSwitch{Epoch: 5, To: u("edge-04"), Reason: "first"}}},
-			view{Members: []string{"edge-01 standby false", "edge-02  false"}}},
-		{"the first election, no standby yet", "edge-01", []wire.AppStatus{active1},
-			view{Active: "edge-01", Epoch: 1, Members: []string{"edge-01 active true", "edge-02  false"}, Alarmed: true, Switches: 1}},
-		{"the same report again changes nothing", "edge-01", []wire.AppStatus{active1},
-			view{Active: "edge-01", Epoch: 1, Members: []string{"edge-01 active true", "edge-02  false"}, Alarmed: true, Switches: 1}},
-		{"a healthy standby clears 400.002", "edge-02", []wire.AppStatus{standby2},
-			view{Active: "edge-01", Epoch: 1, Members: []string{"edge-01 active true", "edge-02 standby true"}, Switches: 1}},
-		{"the witness's report of the same election adds nothing", "edge-03",
-			[]wire.AppStatus{{Name: "plc", Role: wire.RoleWitness, Active: u("edge-01"), Epoch: 1, Last: first}},
-			view{Active: "edge-01", Epoch: 1, Members: []string{"edge-01 active true", "edge-02 standby true"}, Switches: 1}},
-		{"a failover in epoch 2", "edge-02", []wire.AppStatus{{Name: "plc", Role: wire.RoleActive, Active: u("edge-02"), Epoch: 2, Healthy: true,
-			Last: &wire.AppSwitch{Epoch: 2, From: u("edge-01"), To: u("edge-02"), At: f.now, DurationMillis: 300, Reason: "failure"}}},
-			view{Active: "edge-02", Epoch: 2, Members: []string{"edge-01 active true", "edge-02 active true"}, Alarmed: true, Switches: 2}},
-		{"a stale report of epoch 1 does not move the active back", "edge-01", []wire.AppStatus{{Name: "plc", Role: wire.RoleStandby,
-			Active: u("edge-01"), Epoch: 1, Healthy: true, Last: first}},
-			view{Active: "edge-02", Epoch: 2, Members: []string{"edge-01 standby true", "edge-02 active true"}, Switches: 2}},
-		{"a role no member has is down", "edge-01", []wire.AppStatus{{Name: "plc", Role: "candidate", Active: u("edge-02"), Epoch: 2}},
-			view{Active: "edge-02", Epoch: 2, Members: []string{"edge-01 down false", "edge-02 active true"}, Alarmed: true, Switches: 2}},
-		{"a member that does not report the app runs none", "edge-02", nil,
-			view{Active: "edge-02", Epoch: 2, Members: []string{"edge-01 down false", "edge-02  false"}, Alarmed: true, Switches: 2}},
-		{"the witness elects edge-01 in epoch 3", "edge-03", []wire.AppStatus{{Name: "plc", Role: wire.RoleWitness, Active: u("edge-01"), Epoch: 3,
-			Last: &wire.AppSwitch{Epoch: 3, From: u("edge-02"), To: u("edge-01"), At: f.now, DurationMillis: 200, Reason: "failure"}}},
-			view{Active: "edge-01", Epoch: 3, Members: []string{"edge-01 down false", "edge-02  false"}, Alarmed: true, Switches: 3}},
-		{"an epoch past what the store holds is clamped, not wrapped", "edge-02", []wire.AppStatus{{Name: "plc", Role: wire.RoleActive,
-			Active: u("edge-02"), Epoch: 1 << 63, Healthy: true}},
-			view{Active: "edge-02", Epoch: 1 << 62, Members: []string{"edge-01 down false", "edge-02 active true"}, Alarmed: true, Switches: 3}},
-		{"a switchover reported without an active member is stored", "edge-01", []wire.AppStatus{{Name: "plc", Role: "down",
-			Last: &wire.AppSwitch{Epoch: 4, From: u("edge-01"), To: u("edge-02"), At: f.now, DurationMillis: 90, Reason: "unhealthy"}}},
-			view{Active: "edge-02", Epoch: 1 << 62, Members: []string{"edge-01 down false", "edge-02 active true"}, Alarmed: true, Switches: 4}},
+		{"an active member not in the group is ignored, even when a majority names it", []beat{
+			one("edge-01", status(wire.RoleStandby, "edge-04", 5, &wire.AppSwitch{Epoch: 5, To: u("edge-04"), At: t0, Reason: wire.SwitchFirst})),
+			one("edge-03", status(wire.RoleWitness, "edge-04", 5, &wire.AppSwitch{Epoch: 5, To: u("edge-04"), At: t0, Reason: wire.SwitchFirst})),
+		}, view{Members: []string{"edge-01 standby true", "edge-02  false"}}},
+		{"one member alone reporting the first election is not confirmed", []beat{
+			one("edge-01", status(wire.RoleActive, "edge-01", 1, first)),
+		}, view{Members: []string{"edge-01 unknown false", "edge-02  false"}}},
+		{"the witness confirms the first election, no standby yet", []beat{
+			one("edge-03", status(wire.RoleWitness, "edge-01", 1, first)),
+		}, view{Active: "edge-01", Epoch: 1, Last: lastFirst, Members: []string{"edge-01 active true", "edge-02  false"},
+			Alarmed: true, Switches: 1}},
+		{"the same reports again change nothing", []beat{
+			one("edge-01", status(wire.RoleActive, "edge-01", 1, first)),
+			one("edge-03", status(wire.RoleWitness, "edge-01", 1, first)),
+		}, view{Active: "edge-01", Epoch: 1, Last: lastFirst, Members: []string{"edge-01 active true", "edge-02  false"},
+			Alarmed: true, Switches: 1}},
+		{"a healthy standby clears 400.002; its report of the same election adds no switchover", []beat{
+			one("edge-02", status(wire.RoleStandby, "edge-01", 1, first)),
+		}, view{Active: "edge-01", Epoch: 1, Last: lastFirst, Members: []string{"edge-01 active true", "edge-02 standby true"},
+			Switches: 1}},
+		{"one member alone reporting a failover in epoch 2 is unknown", []beat{
+			one("edge-02", status(wire.RoleActive, "edge-02", 2, failover)),
+		}, view{Active: "edge-01", Epoch: 1, Last: lastFirst, Members: []string{"edge-01 active true", "edge-02 unknown false"},
+			Alarmed: true, Switches: 1}},
+		{"the witness confirms the failover: the old active, still reporting epoch 1, is unknown", []beat{
+			one("edge-03", status(wire.RoleWitness, "edge-02", 2, failover)),
+		}, view{Active: "edge-02", Epoch: 2, Last: lastFailover, Members: []string{"edge-01 unknown false", "edge-02 active true"},
+			Alarmed: true, Switches: 2}},
+		{"stale reports of epoch 1, even of a majority, do not move the active back", []beat{
+			one("edge-01", status(wire.RoleStandby, "edge-01", 1, first)),
+			one("edge-03", status(wire.RoleWitness, "edge-01", 1, first)),
+		}, view{Active: "edge-02", Epoch: 2, Last: lastFailover, Members: []string{"edge-01 unknown false", "edge-02 active true"},
+			Alarmed: true, Switches: 2}},
+		{"edge-01 rejoins as a standby of epoch 2", []beat{
+			one("edge-01", status(wire.RoleStandby, "edge-02", 2, failover)),
+			one("edge-03", status(wire.RoleWitness, "edge-02", 2, failover)),
+		}, view{Active: "edge-02", Epoch: 2, Last: lastFailover, Members: []string{"edge-01 standby true", "edge-02 active true"},
+			Switches: 2}},
+		{"a role no member has is down", []beat{
+			one("edge-01", status("candidate", "edge-02", 2, failover)),
+		}, view{Active: "edge-02", Epoch: 2, Last: lastFailover, Members: []string{"edge-01 down false", "edge-02 active true"},
+			Alarmed: true, Switches: 2}},
+		{"a member that does not report the app runs none", []beat{{"edge-02", nil}},
+			view{Active: "edge-02", Epoch: 2, Last: lastFailover, Members: []string{"edge-01 down false", "edge-02  false"},
+				Alarmed: true, Switches: 2}},
+		{"the witness alone electing edge-01 in epoch 3 changes nothing", []beat{
+			one("edge-03", status(wire.RoleWitness, "edge-01", 3, back)),
+		}, view{Active: "edge-02", Epoch: 2, Last: lastFailover, Members: []string{"edge-01 down false", "edge-02  false"},
+			Alarmed: true, Switches: 2}},
+		{"edge-01 confirms its election in epoch 3", []beat{
+			one("edge-01", status(wire.RoleActive, "edge-01", 3, back)),
+		}, view{Active: "edge-01", Epoch: 3, Last: lastBack, Members: []string{"edge-01 active true", "edge-02  false"},
+			Alarmed: true, Switches: 3}},
+		{"one member alone claiming an epoch past what the store holds changes nothing", []beat{
+			one("edge-02", status(wire.RoleActive, "edge-02", 1<<63, nil)),
+		}, view{Active: "edge-01", Epoch: 3, Last: lastBack, Members: []string{"edge-01 active true", "edge-02 unknown false"},
+			Alarmed: true, Switches: 3}},
+		{"an epoch past what the store holds, confirmed, is clamped, not wrapped", []beat{
+			one("edge-03", status(wire.RoleWitness, "edge-02", 1<<63, nil)),
+		}, view{Active: "edge-02", Epoch: 1 << 62, Last: lastBack, Members: []string{"edge-01 unknown false", "edge-02 active true"},
+			Alarmed: true, Switches: 3}},
+		{"a switchover with a reason there is not is not stored, even by a majority", []beat{
+			one("edge-01", status(wire.RoleDown, "", 0, unhealthy("takeover", 90))),
+			one("edge-03", status(wire.RoleWitness, "", 0, unhealthy("takeover", 90))),
+		}, view{Active: "edge-02", Epoch: 1 << 62, Last: lastBack, Members: []string{"edge-01 down false", "edge-02 active true"},
+			Alarmed: true, Switches: 3}},
+		{"two reports of a switchover that differ store neither", []beat{
+			one("edge-01", status(wire.RoleDown, "", 0, unhealthy(wire.SwitchUnhealthy, 90))),
+			one("edge-03", status(wire.RoleWitness, "", 0, unhealthy(wire.SwitchUnhealthy, 120))),
+		}, view{Active: "edge-02", Epoch: 1 << 62, Last: lastBack, Members: []string{"edge-01 down false", "edge-02 active true"},
+			Alarmed: true, Switches: 3}},
+		{"a switchover reported alike by a majority without an active member is stored", []beat{
+			one("edge-03", status(wire.RoleWitness, "", 0, unhealthy(wire.SwitchUnhealthy, 90))),
+		}, view{Active: "edge-02", Epoch: 1 << 62, Last: "4 unhealthy edge-01→edge-02 90ms",
+			Members: []string{"edge-01 down false", "edge-02 active true"}, Alarmed: true, Switches: 4}},
 	}
 	for _, s := range steps {
 		f.now = f.now.Add(time.Second)
-		f.beat(tr, s.host, s.st...)
+		for _, b := range s.beats {
+			f.beat(tr, b.host, b.apps...)
+		}
 		if diff := cmp.Diff(s.want, f.view(t)); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", s.name, diff)
 		}
 	}
-	// The same report again does not write: the member's status keeps the
-	// time it changed.
-	at := f.app(t).Members[1].ReportedAt
+	// The same report again does not write: the member's status and its
+	// stored report keep the time they changed.
+	reportedAt := func() (status, report time.Time) {
+		t.Helper()
+		a := f.app(t)
+		if err := f.st.Read(context.Background(), func(tx store.Tx) error {
+			reports, err := tx.AppReports(a.ID)
+			for _, r := range reports {
+				if r.HostID == f.hosts["edge-02"].ID {
+					report = r.ReportedAt
+				}
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return a.Members[1].ReportedAt, report
+	}
+	status0, report0 := reportedAt()
+	if report0.IsZero() {
+		t.Fatal("edge-02's report is not stored")
+	}
 	f.now = f.now.Add(time.Minute)
-	f.beat(tr, "edge-02", wire.AppStatus{Name: "plc", Role: wire.RoleActive, Active: u("edge-02"), Epoch: 1 << 63, Healthy: true})
-	if got := f.app(t).Members[1].ReportedAt; !got.Equal(at) {
-		t.Errorf("an unchanged report was written: reported at %v, was %v", got, at)
+	f.beat(tr, "edge-02", status(wire.RoleActive, "edge-02", 1<<63, nil))
+	if status1, report1 := reportedAt(); !status1.Equal(status0) || !report1.Equal(report0) {
+		t.Errorf("an unchanged report was written: status reported at %v (was %v), report at %v (was %v)",
+			status1, status0, report1, report0)
 	}
 }
 
 // testSwitchover: a planned switchover makes the voters beat fast and
-// changes their desired state until a member reports it done.
+// changes their desired state until a majority of them report it done;
+// one member alone reporting it done does not end it.
 func testSwitchover(t *testing.T, f *fixture) {
 	ctx := context.Background()
 	tr := f.tracker(t)
 	u := func(name string) string { return f.hosts[name].UUID }
-	first := &wire.AppSwitch{Epoch: 1, To: u("edge-01"), At: f.now, Reason: "first"}
+	first := &wire.AppSwitch{Epoch: 1, To: u("edge-01"), At: f.now, Reason: wire.SwitchFirst}
 	f.beat(tr, "edge-01", wire.AppStatus{Name: "plc", Role: wire.RoleActive, Active: u("edge-01"), Epoch: 1, Healthy: true, Last: first})
+	f.beat(tr, "edge-03", wire.AppStatus{Name: "plc", Role: wire.RoleWitness, Active: u("edge-01"), Epoch: 1, Last: first})
 	standby2 := wire.AppStatus{Name: "plc", Role: wire.RoleStandby, Active: u("edge-01"), Epoch: 1, Healthy: true, Last: first}
 	before, _ := f.beat(tr, "edge-02", standby2)
 	if _, err := f.inv.RequestSwitchover(ctx, "t", "plc", "edge-02"); err != nil {
@@ -302,21 +397,37 @@ func testSwitchover(t *testing.T, f *fixture) {
 	if diff := cmp.Diff(&wire.Switchover{Seq: 1, To: u("edge-02")}, d.Apps[0].Switchover); diff != "" {
 		t.Errorf("the switchover in the desired state (-want +got):\n%s", diff)
 	}
-	// A report of an earlier switchover does not end it; the report of this
-	// one does.
+	// Reports of an earlier switchover, even of every voter, do not end
+	// it.
+	f.beat(tr, "edge-01", wire.AppStatus{Name: "plc", Role: wire.RoleActive, Active: u("edge-01"), Epoch: 1, Healthy: true, Last: first})
+	f.beat(tr, "edge-03", wire.AppStatus{Name: "plc", Role: wire.RoleWitness, Active: u("edge-01"), Epoch: 1, Last: first})
 	if _, fast := f.beat(tr, "edge-02", standby2); !fast {
-		t.Error("a report without the switchover ended it")
+		t.Error("reports without the switchover ended it")
 	}
-	v, fast := f.beat(tr, "edge-02", wire.AppStatus{Name: "plc", Role: wire.RoleActive, Active: u("edge-02"), Epoch: 2, Healthy: true,
-		SwitchoverSeq: 1, Last: &wire.AppSwitch{Epoch: 2, From: u("edge-01"), To: u("edge-02"), At: f.now, DurationMillis: 40, Reason: "planned"}})
+	// One member alone reporting it done does not end it, nor move the
+	// active member.
+	planned := &wire.AppSwitch{Epoch: 2, From: u("edge-01"), To: u("edge-02"), At: f.now, DurationMillis: 40, Reason: wire.SwitchPlanned}
+	if v, fast := f.beat(tr, "edge-02", wire.AppStatus{Name: "plc", Role: wire.RoleActive, Active: u("edge-02"), Epoch: 2, Healthy: true,
+		SwitchoverSeq: 1, Last: planned}); !fast || v == before {
+		t.Errorf("after one member alone reported the switchover done: version %d (was %d), fast %v; want a new version, fast",
+			v, before, fast)
+	}
+	if a := f.app(t); !a.Switchover.Pending || a.ActiveHostname != "edge-01" || a.LastSwitch.Reason != wire.SwitchFirst {
+		t.Errorf("after one member alone reported the planned switchover: %+v; want it pending, edge-01 active", a)
+	}
+	// The old active reporting it done as well, a majority, ends it.
+	v, fast := f.beat(tr, "edge-01", wire.AppStatus{Name: "plc", Role: wire.RoleStandby, Active: u("edge-02"), Epoch: 2, Healthy: true,
+		SwitchoverSeq: 1, Last: planned})
 	if fast || v != before {
-		t.Errorf("after the switchover was reported done: version %d, fast %v; want %d, false", v, fast, before)
+		t.Errorf("after a majority reported the switchover done: version %d, fast %v; want %d, false", v, fast, before)
 	}
-	if a := f.app(t); a.Switchover.Pending || a.ActiveHostname != "edge-02" || a.LastSwitch.Reason != "planned" {
+	if a := f.app(t); a.Switchover.Pending || a.ActiveHostname != "edge-02" || a.Epoch != 2 || a.LastSwitch.Reason != wire.SwitchPlanned {
 		t.Errorf("after the planned switchover: %+v", a)
 	}
-	if v, fast := f.beat(tr, "edge-03"); fast || v != before {
-		t.Errorf("the witness after the switchover: %d, %v; want %d, false", v, fast, before)
+	for _, name := range []string{"edge-02", "edge-03"} {
+		if v, fast := f.beat(tr, name); fast || v != before {
+			t.Errorf("%s after the switchover: %d, %v; want %d, false", name, v, fast, before)
+		}
 	}
 }
 
