@@ -186,8 +186,36 @@ func CheckGroup(g string) error {
 	return nil
 }
 
-// CheckLabels applies Kubernetes label syntax to keys and values and
-// refuses keys under LabelPrefix; host and group labels both pass here.
+// KubernetesLabelDomains are the label key namespaces Kubernetes reserves for itself; their
+// subdomains (node-role.kubernetes.io, node-restriction.kubernetes.io, topology.kubernetes.io,
+// ...) too. Host and group labels may use none of them: such labels steer the cluster (node
+// roles, the NodeRestriction plugin's node-restriction.kubernetes.io/ keys, among them the mark
+// of the Nodes Hummingbird owns), so they are set by Kubernetes and by Hummingbird, not by
+// whoever may label a host.
+var KubernetesLabelDomains = []string{"kubernetes.io", "k8s.io"}
+
+// ReservedLabelKey says whether label key k lies in a namespace of KubernetesLabelDomains or
+// under LabelPrefix.
+func ReservedLabelKey(k string) bool {
+	if strings.HasPrefix(k, LabelPrefix) {
+		return true
+	}
+	prefix, _, ok := strings.Cut(k, "/")
+	if !ok {
+		return false
+	}
+	prefix = strings.ToLower(prefix)
+	for _, d := range KubernetesLabelDomains {
+		if prefix == d || strings.HasSuffix(prefix, "."+d) {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckLabels applies Kubernetes label syntax to keys and values and refuses keys under
+// LabelPrefix and in the namespaces of KubernetesLabelDomains; host and group labels both pass
+// here.
 func CheckLabels(labels map[string]string) error {
 	for k, v := range labels {
 		if errs := validation.IsQualifiedName(k); len(errs) > 0 {
@@ -196,6 +224,12 @@ func CheckLabels(labels map[string]string) error {
 		if strings.HasPrefix(k, LabelPrefix) {
 			return problem.Invalidf("labels", "label key %q: the prefix %s is Hummingbird's own (the controller sets %sgroup and %spersonality on Nodes)",
 				k, LabelPrefix, LabelPrefix, LabelPrefix)
+		}
+		if ReservedLabelKey(k) {
+			prefix, _, _ := strings.Cut(k, "/")
+			return problem.Invalidf("labels", "label key %q: the prefix %s/ lies in the kubernetes.io and k8s.io namespaces, "+
+				"which Kubernetes keeps for itself (node roles, topology, the NodeRestriction plugin's keys): use a prefix "+
+				"of your own, like example.com/%s, or none", k, prefix, strings.TrimPrefix(k, prefix+"/"))
 		}
 		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
 			return problem.Invalidf("labels", "label %s value %q: %s", k, v, strings.Join(errs, "; "))

@@ -195,6 +195,17 @@ func TestCheckLabelsAndGroup(t *testing.T) {
 		{map[string]string{"hummingbird.io/group": "x"}, false},
 		{map[string]string{"hummingbird.io/line": "3"}, false},
 		{map[string]string{"hummingbird.io": "x", "hummingbird.io.example/line": "3", "example.com/hummingbird.io": "y"}, true},
+		// Kubernetes' own namespaces, and their subdomains, are refused: the mark of the Nodes
+		// Hummingbird owns among them.
+		{map[string]string{"kubernetes.io/os": "linux"}, false},
+		{map[string]string{"node-role.kubernetes.io/control-plane": ""}, false},
+		{map[string]string{"node-restriction.kubernetes.io/hummingbird-host": "00000000-0000-4000-8000-000000000001"}, false},
+		{map[string]string{"topology.kubernetes.io/zone": "north"}, false},
+		{map[string]string{"k8s.io/x": "y"}, false},
+		{map[string]string{"node.k8s.io/x": "y"}, false},
+		{map[string]string{"Node-Role.Kubernetes.IO/x": "y"}, false},
+		{map[string]string{"kubernetes.io.example.com/x": "y", "notkubernetes.io/x": "y", "example.com/kubernetes.io": "z",
+			"kubernetes.io": "bare-name"}, true},
 	} {
 		if err := CheckLabels(tc.labels); (err == nil) != tc.ok {
 			t.Errorf("CheckLabels(%v) = %v, want ok=%v", tc.labels, err, tc.ok)
