@@ -103,3 +103,22 @@ func (cp *ControlPlane) WaitPodRunning(ctx context.Context, ns, name string) (Po
 	})
 	return p, err
 }
+
+// CreateNode makes a Node called name with labels, as a cluster admin can, with no kubelet
+// behind it: a Node Hummingbird did not join, like a control plane's. It has room for pods
+// (110, 4 CPUs, 8 GiB), so that the scheduler may place pods on it as on any Node.
+func (cp *ControlPlane) CreateNode(ctx context.Context, name string, labels map[string]string) error {
+	resources := map[string]string{"pods": "110", "cpu": "4", "memory": "8Gi"}
+	node, err := json.Marshal(map[string]any{
+		"apiVersion": "v1", "kind": "Node",
+		"metadata": map[string]any{"name": name, "labels": labels},
+		"status":   map[string]any{"capacity": resources, "allocatable": resources},
+	})
+	if err != nil {
+		return err
+	}
+	if out, err := cp.KubectlInput(ctx, node, "create", "-f", "-"); err != nil {
+		return fmt.Errorf("creating node %s: %w\n%s", name, err, out)
+	}
+	return nil
+}
