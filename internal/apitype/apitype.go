@@ -41,6 +41,8 @@ type Host struct {
 	SSHKey         string            `json:"ssh_key"`  // name of a key in the controller's SSH key directory; empty: default
 	// NodeState is Ready or NotReady for a host with a Kubernetes Node, as
 	// the controller last read it; KubeletVersion and NodeReason with it.
+	// Conflict: a Node of the host's name is not the host's (NodeReason says
+	// why), and Hummingbird leaves it alone.
 	NodeState      string    `json:"node_state"`
 	KubeletVersion string    `json:"kubelet_version"`
 	NodeReason     string    `json:"node_reason"`

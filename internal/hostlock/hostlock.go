@@ -2,7 +2,10 @@
 // locked host is out of service: administrative locked, operational disabled.
 //
 // Locking a host whose Kubernetes Node exists first drains the Node: it is cordoned, and its
-// pods are evicted through the eviction API, so that PodDisruptionBudgets are honoured. A drain
+// pods are evicted through the eviction API, so that PodDisruptionBudgets are honoured. The
+// host's Node is the Node of its name that carries its uuid in kube.LabelHost: a Node of its
+// name that does not is not Hummingbird's, and is neither cordoned nor drained (the host is
+// locked as one without a Node, and the lock says so). A drain
 // takes time, so a lock is an operation that runs in the background and reports its progress;
 // when it fails or times out, the Node is made schedulable again and the host stays unlocked.
 // A host without a Node, or a controller without a cluster, is locked at once.
@@ -89,6 +92,8 @@ type Operation struct {
 	// CancelledBy is who cancelled the lock while it ran (host-lock-cancel,
 	// or host-unlock of a host being locked).
 	CancelledBy string
+
+	hostUUID string // whose Node alone is cordoned and drained
 }
 
 func (o *Operation) copy() Operation {
@@ -202,7 +207,9 @@ func (l *Locker) Lock(ctx context.Context, req Request) (Operation, error) {
 			return Operation{}, unavailable(err, h)
 		}
 		note = "the host has no Kubernetes Node"
-		if node.Exists {
+		if node.Exists && !node.Owns(h.UUID) {
+			note = fmt.Sprintf("the host has no Kubernetes Node of its own (node %s: %s)", h.Hostname, kube.NotOwnedReason(node.Owner))
+		} else if node.Exists {
 			plan, err := l.cluster.PlanDrain(kctx, h.Hostname)
 			if err != nil {
 				return Operation{}, unavailable(err, h)
@@ -215,7 +222,7 @@ func (l *Locker) Lock(ctx context.Context, req Request) (Operation, error) {
 	}
 
 	op := &Operation{HostID: h.ID, Hostname: h.Hostname, State: StateDraining, Force: req.Force,
-		Timeout: req.Timeout, Actor: req.Actor, Message: "cordoning the Node", StartedAt: l.stamp()}
+		Timeout: req.Timeout, Actor: req.Actor, Message: "cordoning the Node", StartedAt: l.stamp(), hostUUID: h.UUID}
 	if len(moves) > 0 {
 		op.Message = l.movingText(h.ID, moves[0])
 	}
@@ -522,11 +529,20 @@ func unavailable(err error, h store.Host) error {
 }
 
 // drain cordons op's Node, evicts its pods and locks the host; on failure it uncordons the Node
-// and leaves the host unlocked.
+// and leaves the host unlocked. The Node is cordoned only if it is still the host's, and its
+// pods evicted only once it is cordoned.
 func (l *Locker) drain(ctx context.Context, op *Operation, req Request) {
 	node := op.Hostname
 	log := l.log.With("host", node)
-	err := l.cluster.Cordon(ctx, node, true)
+	err := l.cluster.Cordon(ctx, node, op.hostUUID, true)
+	var notOwned *kube.NotOwnedError
+	if errors.As(err, &notOwned) {
+		// Changed hands since the lock was asked for: it was never cordoned, so nothing to undo.
+		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		l.failed(bg, op, req, err.Error()+"; the Node was left alone and the host stays unlocked")
+		return
+	}
 	if err == nil {
 		err = l.cluster.EvictPods(ctx, node, kube.DrainOptions{Force: req.Force, RetryInterval: l.cfg.RetryInterval,
 			PollInterval: l.cfg.PollInterval}, func(p kube.DrainProgress) { l.progress(op, p) })
@@ -548,7 +564,7 @@ func (l *Locker) drain(ctx context.Context, op *Operation, req Request) {
 		}
 	}
 	msg := l.failure(err, op)
-	if uerr := l.cluster.Cordon(bg, node, false); uerr != nil {
+	if uerr := l.cluster.Cordon(bg, node, op.hostUUID, false); uerr != nil {
 		msg += fmt.Sprintf("; making the Node schedulable again failed too (%v): run kubectl uncordon %s", uerr, node)
 	} else {
 		msg += "; the Node is schedulable again and the host stays unlocked"
@@ -690,8 +706,9 @@ func (l *Locker) Unlock(ctx context.Context, host, actor string) (store.Host, er
 		kctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()
 		node, err := l.cluster.Node(kctx, h.Hostname)
-		if err == nil && node.Exists && node.Unschedulable {
-			err = l.cluster.Cordon(kctx, h.Hostname, false)
+		// A Node of the host's name that is not the host's is left as it is.
+		if err == nil && node.Owns(h.UUID) && node.Unschedulable {
+			err = l.cluster.Cordon(kctx, h.Hostname, h.UUID, false)
 			uncordoned = err == nil
 		}
 		if err != nil {

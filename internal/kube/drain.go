@@ -5,7 +5,6 @@ package kube
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -21,17 +20,17 @@ import (
 )
 
 // Cordon marks a Node unschedulable (on) or schedulable again (!on); the pods on it stay. A
-// missing Node is an error.
-func (c *Cluster) Cordon(ctx context.Context, node string, on bool) error {
+// missing Node is an error, and so is one that is not the host's (host: its uuid; see
+// LabelHost): *NotOwnedError, and the Node is not written.
+func (c *Cluster) Cordon(ctx context.Context, node, host string, on bool) error {
 	var v any // null removes the field: schedulable
 	if on {
 		v = true
 	}
-	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"unschedulable": v}})
+	_, err := c.patchOwned(ctx, node, host, func(s NodeState, _ map[string]string) (map[string]any, error) {
+		return map[string]any{"spec": map[string]any{"unschedulable": v}}, nil
+	})
 	if err != nil {
-		return err
-	}
-	if _, err := c.cs.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		what := "uncordoning"
 		if on {
 			what = "cordoning"

@@ -127,6 +127,11 @@ type NodeState struct {
 	KubeletVersion string
 	Unschedulable  bool
 	Labels         map[string]string
+	// Owner is the uuid of the host whose Node it is (LabelHost); empty: none.
+	Owner string
+	// UID and Created are the Node's: a Node deleted and registered again has others.
+	UID     types.UID
+	Created time.Time
 }
 
 // Node reads the state of a Node; a missing Node is no error.
@@ -143,7 +148,8 @@ func (c *Cluster) Node(ctx context.Context, name string) (NodeState, error) {
 
 func nodeState(n *corev1.Node) NodeState {
 	s := NodeState{Exists: true, KubeletVersion: n.Status.NodeInfo.KubeletVersion,
-		Unschedulable: n.Spec.Unschedulable, Labels: n.Labels, Reason: "the kubelet has not reported"}
+		Unschedulable: n.Spec.Unschedulable, Labels: n.Labels, Reason: "the kubelet has not reported",
+		Owner: n.Labels[LabelHost], UID: n.UID, Created: n.CreationTimestamp.Time}
 	for _, cond := range n.Status.Conditions {
 		if cond.Type == corev1.NodeReady {
 			s.Ready = cond.Status == corev1.ConditionTrue
@@ -219,26 +225,34 @@ func (c *Cluster) Nodes(ctx context.Context) ([]Node, error) {
 // ApplyManagedLabels makes the labels Hummingbird manages on a Node equal want: it sets the
 // missing and drifted ones, removes the ones it set before but no longer wants, and records
 // the set in ManagedLabelsAnnotation. A Node that already agrees is not written; changed says
-// whether it was.
-func (c *Cluster) ApplyManagedLabels(ctx context.Context, n Node, want map[string]string) (changed bool, err error) {
-	patch, needed := managedLabelsPatch(n.State.Labels, n.Annotations, want)
-	if !needed {
+// whether it was. A Node that is not the host's (host: its uuid; see LabelHost) is refused with
+// *NotOwnedError and not written.
+func (c *Cluster) ApplyManagedLabels(ctx context.Context, n Node, host string, want map[string]string) (changed bool, err error) {
+	if err := checkOwner(n.Name, n.State, host); err != nil {
+		return false, err
+	}
+	if _, needed := managedLabelsPatch(n.State.Labels, n.Annotations, want); !needed {
 		return false, nil
 	}
-	if _, err := c.cs.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		return false, fmt.Errorf("labelling node %s: %w", n.Name, err)
-	}
-	return true, nil
+	return c.ApplyManagedLabelsByName(ctx, n.Name, host, want)
 }
 
-// ApplyManagedLabelsByName is ApplyManagedLabels for a Node read by name.
-func (c *Cluster) ApplyManagedLabelsByName(ctx context.Context, name string, want map[string]string) error {
-	n, err := c.cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+// ApplyManagedLabelsByName is ApplyManagedLabels for a Node read by name: the Node is read, its
+// owner checked and the labels written with its resourceVersion as a precondition.
+func (c *Cluster) ApplyManagedLabelsByName(ctx context.Context, name, host string, want map[string]string) (changed bool, err error) {
+	changed, err = c.patchOwned(ctx, name, host, func(s NodeState, ann map[string]string) (map[string]any, error) {
+		patch, needed := managedLabelsPatch(s.Labels, ann, want)
+		if !needed {
+			return nil, nil
+		}
+		var m map[string]any
+		err := json.Unmarshal(patch, &m)
+		return m, err
+	})
 	if err != nil {
-		return fmt.Errorf("reading node %s: %w", name, err)
+		return false, fmt.Errorf("labelling node %s: %w", name, err)
 	}
-	_, err = c.ApplyManagedLabels(ctx, Node{Name: n.Name, State: nodeState(n), Annotations: n.Annotations}, want)
-	return err
+	return changed, nil
 }
 
 // managedLabelsPatch is the merge patch that brings a Node with labels have and annotations ann

@@ -1,7 +1,12 @@
 // Package nodes keeps the cluster's Nodes following the inventory and the inventory knowing its
-// Nodes. On every pass, and soon after a change that affects labels, it:
+// Nodes. A host's Node is the Node named like the host that carries the host's uuid in
+// kube.LabelHost: a Node of that name without it is not Hummingbird's, and is left alone (the
+// host's node state says Conflict). On every pass, and soon after a change that affects labels,
+// it:
 //
-//   - sets on each host's Node (the Node named like the host) the labels the inventory gives it:
+//   - adopts, once, the Node of a host that Hummingbird joined before it marked the Nodes it owns
+//     (see Adoptable);
+//   - sets on each host's Node the labels the inventory gives it:
 //     its group's labels, its own, its personality as a node role, and hummingbird.io/group and
 //     hummingbird.io/personality; it removes the ones it set before and no longer wants, and
 //     leaves everyone else's alone. A Node that drifts or is made again is put right;
@@ -13,12 +18,14 @@ package nodes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/google/uuid"
 
+	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/fm"
 	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/kube"
@@ -34,14 +41,17 @@ const (
 )
 
 // Labels are the labels a host's Node carries: its group's, then its own (which win), its
-// personality as a role, and Hummingbird's own.
+// personality as a role, and Hummingbird's own. Keys the inventory reserves
+// (inventory.ReservedLabelKey), which a label stored before they were refused may still have,
+// are left out.
 func Labels(h store.Host, group map[string]string) map[string]string {
 	l := map[string]string{}
-	for k, v := range group {
-		l[k] = v
-	}
-	for k, v := range h.Labels {
-		l[k] = v
+	for _, from := range []map[string]string{group, h.Labels} {
+		for k, v := range from {
+			if !inventory.ReservedLabelKey(k) {
+				l[k] = v
+			}
+		}
 	}
 	l[RoleLabelPrefix+h.Personality] = ""
 	l[LabelPersonality] = h.Personality
@@ -118,11 +128,56 @@ func (r *Reconciler) Run(ctx context.Context) {
 	}
 }
 
+// NodeConflict is the node state of a host named like a Node that is not its own.
+const NodeConflict = "Conflict"
+
+// jobSucceeded is provision.StateSucceeded (package provision uses this one).
+const jobSucceeded = "succeeded"
+
+// AdoptionSkew is how far the clocks of the controller and of the API server may be apart for
+// Adoptable.
+const AdoptionSkew = time.Minute
+
+// Adoptable says whether Node n, which carries no kube.LabelHost, is host h's by the rule for the
+// Nodes Hummingbird joined before it marked them, jobs being the host's provisioning jobs that
+// succeeded. It is when both hold:
+//
+//   - n was created (registered) while one of those jobs ran, give or take AdoptionSkew: the
+//     job's kubeadm join made it. The creation time is the API server's, and the jobs are the
+//     controller's records, written as they ran: whoever names a host can neither move a Node's
+//     creation into a past job, nor make a job while a Node of that name that exists already is
+//     created. A host named like a control-plane Node, or any Node that was there before, fails
+//     this, also when a job of that host ran and, before the mark, labelled the Node;
+//   - n carries the node role label of h's personality (node-role.kubernetes.io/edgeworker),
+//     which a succeeded job set once the Node was Ready and which NodeRestriction keeps kubelets
+//     from setting themselves.
+//
+// Nodes joined by hand (kubeadm join outside Hummingbird) are not adopted: a cluster admin
+// vouches for one by labelling it kube.LabelHost=<host uuid>.
+func Adoptable(h store.Host, n kube.Node, jobs []store.ProvisionJob) bool {
+	if !n.State.Exists || n.State.Owner != "" || n.State.Created.IsZero() {
+		return false
+	}
+	if _, ok := n.State.Labels[RoleLabelPrefix+h.Personality]; !ok || h.Personality != apitype.PersonalityEdgeworker {
+		return false
+	}
+	for _, j := range jobs {
+		if j.HostID != h.ID || j.State != jobSucceeded || j.StartedAt.IsZero() || j.FinishedAt.IsZero() {
+			continue
+		}
+		if !n.State.Created.Before(j.StartedAt.Add(-AdoptionSkew)) && !n.State.Created.After(j.FinishedAt.Add(AdoptionSkew)) {
+			return true
+		}
+	}
+	return false
+}
+
 // Sync makes one pass.
 func (r *Reconciler) Sync(ctx context.Context) error {
 	var hosts []store.Host
 	var groups map[string]map[string]string
-	alarmed := map[string]bool{} // entities with a kubelet alarm
+	jobs := map[int64][]store.ProvisionJob{} // succeeded, by host
+	alarmed := map[string]bool{}             // entities with a kubelet alarm
 	if err := r.st.Read(ctx, func(tx store.Tx) error {
 		var err error
 		if hosts, err = tx.ListHosts(store.HostFilter{}); err != nil {
@@ -136,6 +191,13 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 			if a.AlarmID == AlarmKubelet {
 				alarmed[a.EntityInstance] = true
 			}
+		}
+		succeeded, err := tx.ListProvisionJobs(jobSucceeded)
+		if err != nil {
+			return err
+		}
+		for _, j := range succeeded {
+			jobs[j.HostID] = append(jobs[j.HostID], j)
 		}
 		groups, err = tx.AllGroupLabels()
 		return err
@@ -153,11 +215,24 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 	var errs []error
 	for _, h := range hosts {
 		n, ok := byName[h.Hostname]
-		if ok {
-			changed, err := r.cluster.ApplyManagedLabels(ctx, n, Labels(h, groups[h.Group]))
-			if err != nil {
+		if ok && Adoptable(h, n, jobs[h.ID]) {
+			if err := r.cluster.ClaimNode(ctx, n.Name, h.UUID, n.State.UID); err != nil {
 				errs = append(errs, err)
-			} else if changed {
+			} else {
+				n.State.Owner = h.UUID
+				r.log.Info("adopted the node a provisioning job joined before nodes were marked", "host", h.Hostname,
+					"created", n.State.Created)
+			}
+		}
+		if n.State.Owns(h.UUID) {
+			changed, err := r.cluster.ApplyManagedLabels(ctx, n, h.UUID, Labels(h, groups[h.Group]))
+			var notOwned *kube.NotOwnedError
+			switch {
+			case errors.As(err, &notOwned):
+				// Changed hands since it was listed: the next pass sees it as it is.
+			case err != nil:
+				errs = append(errs, err)
+			case changed:
 				r.log.Info("set the labels of a node", "host", h.Hostname)
 			}
 		}
@@ -177,10 +252,14 @@ const AlarmKubelet = "200.006"
 func kubeletEntity(h store.Host) string { return "host=" + h.Hostname + ".process=kubelet" }
 
 // record stores what was read of h's Node, and raises or clears its kubelet alarm, when either
-// changed.
+// changed. A Node of h's name that is not h's is recorded as NodeConflict, with the reason,
+// and nothing else of it.
 func (r *Reconciler) record(ctx context.Context, h store.Host, n kube.Node, exists, alarmed bool) error {
 	want := store.HostNode{HostID: h.ID}
-	if exists {
+	switch {
+	case exists && !n.State.Owns(h.UUID):
+		want = store.HostNode{HostID: h.ID, State: NodeConflict, Reason: kube.NotOwnedReason(n.State.Owner)}
+	case exists:
 		want = store.HostNode{HostID: h.ID, State: "NotReady", KubeletVersion: n.State.KubeletVersion, Reason: n.State.Reason}
 		if n.State.Ready {
 			want.State, want.Reason = "Ready", ""
@@ -211,7 +290,9 @@ func (r *Reconciler) record(ctx context.Context, h store.Host, n kube.Node, exis
 			}, r.cfg.NewUUID(), now)
 		}
 		reason := fmt.Sprintf("the Node of %s is Ready", h.Hostname)
-		if want.State == "" {
+		if want.State == NodeConflict {
+			reason = fmt.Sprintf("the Node named like %s is not its own", h.Hostname)
+		} else if want.State == "" {
 			reason = fmt.Sprintf("%s has no Node", h.Hostname)
 		} else if want.State == "NotReady" {
 			reason = fmt.Sprintf("%s is %s: its own alarms stand for it", h.Hostname, h.Availability)

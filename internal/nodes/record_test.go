@@ -25,12 +25,18 @@ func TestRecord(t *testing.T) {
 			if _, _, err := inv.EnsureManagementPool(ctx, "static", "192.168.204.0/24", []string{"192.168.204.1"}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := inv.Add(ctx, "test", apitype.HostCreate{Hostname: "edge-1", Personality: "edgeworker", MgmtIP: "192.168.204.5"}); err != nil {
+			added, err := inv.Add(ctx, "test", apitype.HostCreate{Hostname: "edge-1", Personality: "edgeworker", MgmtIP: "192.168.204.5"})
+			if err != nil {
 				t.Fatal(err)
 			}
 			r := New(st, nil, Config{Now: func() time.Time { return time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC) }})
-			notReady := kube.Node{Name: "edge-1", State: kube.NodeState{Exists: true, KubeletVersion: "v1.37.2", Reason: "Kubelet stopped posting node status."}}
-			ready := kube.Node{Name: "edge-1", State: kube.NodeState{Exists: true, Ready: true, KubeletVersion: "v1.37.2", Reason: "kubelet is posting ready status"}}
+			notReady := kube.Node{Name: "edge-1", State: kube.NodeState{Exists: true, KubeletVersion: "v1.37.2", Reason: "Kubelet stopped posting node status.", Owner: added.UUID}}
+			ready := kube.Node{Name: "edge-1", State: kube.NodeState{Exists: true, Ready: true, KubeletVersion: "v1.37.2", Reason: "kubelet is posting ready status", Owner: added.UUID}}
+			// Nodes of its name that are not the host's: none of their state is taken as the host's.
+			foreign := notReady
+			foreign.State.Owner = ""
+			otherHost := notReady
+			otherHost.State.Owner = "00000000-0000-4000-8000-0000000000ff"
 			steps := []struct {
 				name         string
 				availability string
@@ -46,6 +52,9 @@ func TestRecord(t *testing.T) {
 				{"again: nothing new", inventory.AvailAvailable, notReady, true, "NotReady", true},
 				{"degraded host", inventory.AvailDegraded, notReady, true, "NotReady", true},
 				{"ready again", inventory.AvailAvailable, ready, true, "Ready", false},
+				{"not ready, not the host's", inventory.AvailAvailable, foreign, true, "Conflict", false},
+				{"ready again", inventory.AvailAvailable, ready, true, "Ready", false},
+				{"not ready, another host's", inventory.AvailAvailable, otherHost, true, "Conflict", false},
 				{"node deleted", inventory.AvailAvailable, kube.Node{}, false, "", false},
 			}
 			for _, s := range steps {
@@ -80,7 +89,8 @@ func TestRecord(t *testing.T) {
 				}); err != nil {
 					t.Fatal(err)
 				}
-				if h.NodeState != s.state || (s.state == "NotReady") != (h.NodeReason != "") {
+				if h.NodeState != s.state || (s.state == "NotReady" || s.state == "Conflict") != (h.NodeReason != "") ||
+					(s.state == "Conflict" && h.KubeletVersion != "") {
 					t.Errorf("%s: node state %q reason %q, want %q", s.name, h.NodeState, h.NodeReason, s.state)
 				}
 				if (len(alarms) == 1 && alarms[0].AlarmID == AlarmKubelet && alarms[0].Severity == "major") != s.alarm || len(alarms) > 1 {

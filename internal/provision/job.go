@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"hummingbird.io/hummingbird/internal/inventory"
+	"hummingbird.io/hummingbird/internal/kube"
 	"hummingbird.io/hummingbird/internal/nodes"
+	"hummingbird.io/hummingbird/internal/problem"
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/playbooks"
 )
@@ -164,6 +166,11 @@ func (r *Runner) provision(ctx context.Context, job store.ProvisionJob, log inte
 		return StateFailed, stepHost, err.Error()
 	}
 
+	// A Node of the host's name that is not the host's is left alone: the job would only label it.
+	const owning = "Check the host's Node"
+	if err := r.checkNode(ctx, h); err != nil {
+		return StateFailed, owning, err.Error()
+	}
 	version, err := r.cluster.ServerVersion()
 	if err != nil {
 		return StateFailed, stepCluster, err.Error()
@@ -226,6 +233,10 @@ func (r *Runner) provision(ctx context.Context, job store.ProvisionJob, log inte
 	if _, err := r.cluster.WaitNodeReady(readyCtx, h.Hostname, 2*time.Second); err != nil {
 		return StateFailed, waiting, fmt.Sprintf("%v (after %s; see the kubelet's log on the host: journalctl -u kubelet)", err, r.cfg.ReadyTimeout)
 	}
+	const marking = "Mark the Node as the host's"
+	if err := r.claim(ctx, h, token.ID); err != nil {
+		return StateFailed, marking, err.Error()
+	}
 	var group map[string]string
 	if err := r.st.Read(ctx, func(tx store.Tx) error {
 		var err error
@@ -237,17 +248,57 @@ func (r *Runner) provision(ctx context.Context, job store.ProvisionJob, log inte
 	}); err != nil {
 		return StateFailed, "Label the Node", err.Error()
 	}
-	if err := r.cluster.ApplyManagedLabelsByName(ctx, h.Hostname, nodes.Labels(h, group)); err != nil {
+	if _, err := r.cluster.ApplyManagedLabelsByName(ctx, h.Hostname, h.UUID, nodes.Labels(h, group)); err != nil {
 		return StateFailed, "Label the Node", err.Error()
 	}
 	// A locked host is out of service: its new Node takes no pods until
 	// host-unlock makes it schedulable.
 	if h.Administrative == inventory.AdminLocked {
-		if err := r.cluster.Cordon(ctx, h.Hostname, true); err != nil {
+		if err := r.cluster.Cordon(ctx, h.Hostname, h.UUID, true); err != nil {
 			return StateFailed, "Cordon the Node of the locked host", err.Error()
 		}
 	}
 	return StateSucceeded, waiting, ""
+}
+
+// checkNode refuses a host named like a Node that is not its own (see kube.LabelHost).
+func (r *Runner) checkNode(ctx context.Context, h store.Host) error {
+	n, err := r.cluster.Node(ctx, h.Hostname)
+	if err != nil {
+		return problem.Wrap(problem.Unavailable, err, "host %s: the Kubernetes cluster does not answer: %v; try again", h.Hostname, err)
+	}
+	if n.Exists && !n.Owns(h.UUID) {
+		return problem.Conflictf("hostname", "host %s cannot be provisioned: %s", h.Hostname, kube.NotOwnedReason(n.Owner))
+	}
+	return nil
+}
+
+// claim marks the host's Node, now Ready, as the host's (kube.LabelHost), if it is not yet: only
+// when its kubelet got its credentials through this job's bootstrap token (tokenID), which
+// proves that the Node registered from the host this job joined, not from any machine that
+// took the host's name. The kubelet itself cannot write the mark (NodeRestriction).
+func (r *Runner) claim(ctx context.Context, h store.Host, tokenID string) error {
+	n, err := r.cluster.Node(ctx, h.Hostname)
+	if err != nil {
+		return err
+	}
+	if n.Owns(h.UUID) {
+		return nil
+	}
+	if n.Owner != "" || !n.Exists {
+		return &kube.NotOwnedError{Node: h.Hostname, Host: h.UUID, Owner: n.Owner}
+	}
+	ok, err := r.cluster.RegisteredWithToken(ctx, h.Hostname, tokenID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("node %s is Ready, but its kubelet did not register with this job's bootstrap token (it holds "+
+			"credentials from an earlier join): Hummingbird takes it as host %s's only then. Run kubeadm reset on the "+
+			"host and provision it again, or have a cluster admin vouch for the Node: kubectl label node %s %s=%s",
+			h.Hostname, h.Hostname, h.Hostname, kube.LabelHost, h.UUID)
+	}
+	return r.cluster.ClaimNode(ctx, h.Hostname, h.UUID, n.UID)
 }
 
 // runPlaybook runs ansible-playbook in dir, storing its output as the job's log and its events as

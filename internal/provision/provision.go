@@ -3,6 +3,10 @@
 // follows its progress task by task, keeps its log, and marks the host provisioned once its Node
 // is Ready.
 //
+// The Node that registers from a job is marked as the host's (kube.LabelHost) once it is Ready
+// and the controller has seen that its kubelet joined with the job's bootstrap token; a host
+// named like a Node that is not its own is refused.
+//
 // A job is a row of the store (store.ProvisionJob) and one ansible-playbook process. At most
 // Config.Parallel jobs run at once; the others wait, queued. A job can be cancelled. A host has
 // at most one queued or running job, which the store enforces.
@@ -174,7 +178,8 @@ type Request struct {
 }
 
 // Start queues a job for a host and returns it. The host must be an edgeworker with a
-// management address and an SSH key the controller holds.
+// management address and an SSH key the controller holds, and no Node of its name may exist
+// that is not its own (see kube.LabelHost; the node state Conflict): that is a conflict.
 func (r *Runner) Start(ctx context.Context, req Request) (store.ProvisionJob, error) {
 	var job store.ProvisionJob
 	err := r.st.Write(ctx, func(tx store.Tx) error {
@@ -184,6 +189,11 @@ func (r *Runner) Start(ctx context.Context, req Request) (store.ProvisionJob, er
 		}
 		if err := r.checkHost(h); err != nil {
 			return err
+		}
+		// As the nodes reconciler last saw it; the job checks the cluster again before it joins
+		// anything.
+		if h.NodeState == nodes.NodeConflict {
+			return problem.Conflictf("hostname", "host %s cannot be provisioned: %s", h.Hostname, h.NodeReason)
 		}
 		if r.cluster == nil {
 			return problem.NotSupportedf("this controller manages no Kubernetes cluster: " +
