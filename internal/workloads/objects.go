@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"hummingbird.io/hummingbird/internal/kube"
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/wire"
 )
@@ -52,24 +54,35 @@ type Objects struct {
 	Service *corev1.Service
 }
 
-// Desired builds the objects that run app a warm on each of its members and nowhere else (not on
-// its witness), with a Service whose only endpoint is the active member's pod: the pods' readiness
+// Desired builds the objects that run app a warm on each of its members' Nodes and nowhere else
+// (not on its witness, not on a Node of a member's name that is not the member's), with a Service whose only endpoint is the active member's pod: the pods' readiness
 // probe asks the member's agent, which answers 200 only on the active member.
 func Desired(a store.App) (Objects, error) {
 	if len(a.Name) > MaxAppName {
 		return Objects{}, fmt.Errorf("app %s: its name has %d characters, and the name of its Kubernetes objects, %s, allows at most %d: delete the app and add it again under a shorter name",
 			a.Name, len(a.Name), Name("<name>"), MaxAppName)
 	}
-	hosts := make([]string, 0, len(a.Members))
+	// A member's Node is the Node named like it that carries its uuid in kube.LabelHost: one
+	// term per member, so that the pods never land on a Node of a member's name that is not
+	// the member's (one Hummingbird did not join, like a control-plane Node).
+	type member struct{ name, uuid string }
+	hosts := make([]member, 0, len(a.Members))
 	for _, m := range a.Members {
-		if m.Hostname != "" && !slices.Contains(hosts, m.Hostname) {
-			hosts = append(hosts, m.Hostname)
+		if m.Hostname != "" && m.HostUUID != "" && !slices.ContainsFunc(hosts, func(x member) bool { return x.name == m.Hostname }) {
+			hosts = append(hosts, member{m.Hostname, m.HostUUID})
 		}
 	}
 	if len(hosts) == 0 {
 		return Objects{}, fmt.Errorf("app %s has no members to run on: delete the app and add it again with --members", a.Name)
 	}
-	slices.Sort(hosts)
+	slices.SortFunc(hosts, func(x, y member) int { return strings.Compare(x.name, y.name) })
+	terms := make([]corev1.NodeSelectorTerm, len(hosts))
+	for i, h := range hosts {
+		terms[i] = corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{
+			{Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: []string{h.name}},
+			{Key: kube.LabelHost, Operator: corev1.NodeSelectorOpIn, Values: []string{h.uuid}},
+		}}
+	}
 	if a.Image == "" {
 		return Objects{}, fmt.Errorf("app %s has no image: delete the app and add it again with --image", a.Name)
 	}
@@ -107,11 +120,7 @@ func Desired(a store.App) (Objects, error) {
 				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{LabelApp: a.Name}},
 				Spec: corev1.PodSpec{
 					Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
-						RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
-							NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{
-								Key: corev1.LabelHostname, Operator: corev1.NodeSelectorOpIn, Values: hosts,
-							}}}},
-						},
+						RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: terms},
 					}},
 					// The member's agent holds the app's VIP on the node's interface and checks
 					// the app's health on 127.0.0.1: the app listens in the node's network.

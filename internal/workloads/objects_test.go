@@ -15,15 +15,22 @@ import (
 
 func ptr[T any](v T) *T { return &v }
 
+const (
+	uuid1 = "00000000-0000-4000-8000-000000000001"
+	uuid2 = "00000000-0000-4000-8000-000000000002"
+)
+
 // plcBridge is the app of the README: two members, a witness, a port.
 func plcBridge() store.App {
 	return store.App{ID: 7, Name: "plc-bridge", Group: "press", Image: "registry.example/plc-bridge:1.4", Port: 502,
 		VIP: "10.20.0.50/24", HealthKind: "tcp",
-		Members: []store.AppMember{{HostID: 2, Hostname: "edge-02", Position: 1}, {HostID: 1, Hostname: "edge-01", Position: 2}},
-		Witness: &store.AppMember{HostID: 9, Hostname: "edge-09"}}
+		Members: []store.AppMember{{HostID: 2, Hostname: "edge-02", HostUUID: uuid2, Position: 1},
+			{HostID: 1, Hostname: "edge-01", HostUUID: uuid1, Position: 2}},
+		Witness: &store.AppMember{HostID: 9, Hostname: "edge-09", HostUUID: "00000000-0000-4000-8000-000000000009"}}
 }
 
-// TestDesired: the DaemonSet runs the app on its members' Nodes alone (not on the witness), on
+// TestDesired: the DaemonSet runs the app on its members' Nodes alone (not on the witness, not on
+// a Node of a member's name without the member's uuid in node-restriction.kubernetes.io/hummingbird-host), on
 // the host's network, with the agent's readiness probe; the Service has the app's port and
 // selects its pods.
 func TestDesired(t *testing.T) {
@@ -44,9 +51,16 @@ func TestDesired(t *testing.T) {
 					Spec: corev1.PodSpec{
 						Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
 							RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
-								NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{
-									Key: "kubernetes.io/hostname", Operator: corev1.NodeSelectorOpIn, Values: []string{"edge-01", "edge-02"},
-								}}}},
+								NodeSelectorTerms: []corev1.NodeSelectorTerm{
+									{MatchExpressions: []corev1.NodeSelectorRequirement{
+										{Key: "kubernetes.io/hostname", Operator: corev1.NodeSelectorOpIn, Values: []string{"edge-01"}},
+										{Key: "node-restriction.kubernetes.io/hummingbird-host", Operator: corev1.NodeSelectorOpIn, Values: []string{uuid1}},
+									}},
+									{MatchExpressions: []corev1.NodeSelectorRequirement{
+										{Key: "kubernetes.io/hostname", Operator: corev1.NodeSelectorOpIn, Values: []string{"edge-02"}},
+										{Key: "node-restriction.kubernetes.io/hummingbird-host", Operator: corev1.NodeSelectorOpIn, Values: []string{uuid2}},
+									}},
+								},
 							},
 						}},
 						HostNetwork:                   true,
@@ -183,7 +197,11 @@ func TestMergeDaemonSet(t *testing.T) {
 			ds.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullAlways
 		}},
 		{"affinity", func(ds *appsv1.DaemonSet) {
-			ds.Spec.Template.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[0].MatchExpressions[0].Values = []string{"edge-01"}
+			ds.Spec.Template.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[0].MatchExpressions[0].Values = []string{"cp-1"}
+		}},
+		{"affinity without the owner", func(ds *appsv1.DaemonSet) {
+			terms := ds.Spec.Template.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+			terms[1].MatchExpressions = terms[1].MatchExpressions[:1]
 		}},
 		{"no affinity", func(ds *appsv1.DaemonSet) { ds.Spec.Template.Spec.Affinity = nil }},
 		{"host network", func(ds *appsv1.DaemonSet) { ds.Spec.Template.Spec.HostNetwork = false }},

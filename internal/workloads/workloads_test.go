@@ -2,6 +2,7 @@ package workloads_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -73,8 +74,12 @@ func viewDS(ds *appsv1.DaemonSet) dsView {
 	return v
 }
 
-// wantDS is the DaemonSet of app: image on hosts, with port when it is not 0.
-func wantDS(app, image string, port int32, hosts ...string) dsView {
+// member is a host an app runs on: its name and uuid.
+type member struct{ name, uuid string }
+
+// wantDS is the DaemonSet of app: image on the Nodes of hosts (in order of name), with port
+// when it is not 0.
+func wantDS(app, image string, port int32, hosts ...member) dsView {
 	grace := int64(10)
 	one := intstr.FromInt32(1)
 	c := containerView{Name: "app", Image: image, PullPolicy: corev1.PullIfNotPresent,
@@ -86,13 +91,19 @@ func wantDS(app, image string, port int32, hosts ...string) dsView {
 	if port != 0 {
 		c.Ports = []corev1.ContainerPort{{ContainerPort: port, HostPort: port, Protocol: corev1.ProtocolTCP}}
 	}
+	var terms []corev1.NodeSelectorTerm
+	for _, h := range hosts {
+		terms = append(terms, corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{
+			{Key: "kubernetes.io/hostname", Operator: corev1.NodeSelectorOpIn, Values: []string{h.name}},
+			{Key: kube.LabelHost, Operator: corev1.NodeSelectorOpIn, Values: []string{h.uuid}},
+		}})
+	}
 	return dsView{
 		Labels:    map[string]string{"hummingbird.io/app": app, "app.kubernetes.io/managed-by": "hummingbird"},
 		Selector:  map[string]string{"hummingbird.io/app": app},
 		PodLabels: map[string]string{"hummingbird.io/app": app},
 		Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
-			NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{
-				Key: "kubernetes.io/hostname", Operator: corev1.NodeSelectorOpIn, Values: hosts}}}}}}},
+			NodeSelectorTerms: terms}}},
 		HostNetwork: true, DNSPolicy: corev1.DNSClusterFirstWithHostNet, Grace: &grace,
 		Containers: []containerView{c},
 		Strategy:   appsv1.RollingUpdateDaemonSetStrategyType, MaxUnavailable: &one,
@@ -124,12 +135,22 @@ type inventory struct {
 	t     *testing.T
 	st    store.Store
 	hosts map[string]int64
+	uuids map[string]string
+}
+
+// members are the hosts of names.
+func (inv *inventory) members(names ...string) []member {
+	out := make([]member, len(names))
+	for i, n := range names {
+		out[i] = member{n, inv.uuids[n]}
+	}
+	return out
 }
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 
 func newInventory(t *testing.T) *inventory {
-	inv := &inventory{t: t, st: storetest.Open(t, storetest.SQLiteDSN(t)), hosts: map[string]int64{}}
+	inv := &inventory{t: t, st: storetest.Open(t, storetest.SQLiteDSN(t)), hosts: map[string]int64{}, uuids: map[string]string{}}
 	if err := inv.st.Write(t.Context(), func(tx store.Tx) error {
 		if err := tx.InsertGroup(&store.Group{Name: "press", CreatedAt: t0, UpdatedAt: t0}); err != nil {
 			return err
@@ -146,6 +167,7 @@ func newInventory(t *testing.T) *inventory {
 				return err
 			}
 			inv.hosts[h.Hostname] = id
+			inv.uuids[h.Hostname] = h.UUID
 		}
 		return nil
 	}); err != nil {
@@ -285,10 +307,10 @@ func testReconciler(t *testing.T, ctx context.Context, cp *testbed.ControlPlane,
 	if got := nsObj.Labels["app.kubernetes.io/managed-by"]; got != "hummingbird" {
 		t.Errorf("namespace %s is managed by %q, want hummingbird", ns, got)
 	}
-	plcWant := wantDS("plc-bridge", "registry.example/plc-bridge:1.4", 502, "edge-1", "edge-2")
+	plcWant := wantDS("plc-bridge", "registry.example/plc-bridge:1.4", 502, inv.members("edge-1", "edge-2")...)
 	plcDS := checkDS("first pass", "hb-app-plc-bridge", plcWant)
 	plcSvc := checkSvc("first pass", "hb-app-plc-bridge", wantSvc("plc-bridge", 502))
-	logDS := checkDS("first pass", "hb-app-logger", wantDS("logger", "registry.example/logger:2", 0, "edge-1", "edge-3", "edge-4"))
+	logDS := checkDS("first pass", "hb-app-logger", wantDS("logger", "registry.example/logger:2", 0, inv.members("edge-1", "edge-3", "edge-4")...))
 	if svc := getSvc("hb-app-logger"); svc != nil {
 		t.Errorf("an app without a port has Service %s", svc.Name)
 	}
@@ -333,7 +355,7 @@ func testReconciler(t *testing.T, ctx context.Context, cp *testbed.ControlPlane,
 	inv.deleteApp("plc-bridge")
 	inv.addApp("plc-bridge", "registry.example/plc-bridge:1.4", 502, "edge-1", "edge-4", "edge-2")
 	pass("other members", workloads.Pass{Updated: 1})
-	withTeam.Affinity = wantDS("plc-bridge", "", 0, "edge-2", "edge-4").Affinity
+	withTeam.Affinity = wantDS("plc-bridge", "", 0, inv.members("edge-2", "edge-4")...).Affinity
 	checkDS("other members", "hb-app-plc-bridge", withTeam)
 	if got := getSvc("hb-app-plc-bridge").ResourceVersion; got != plcSvc.ResourceVersion {
 		t.Errorf("other members: the Service went from resourceVersion %s to %s", plcSvc.ResourceVersion, got)
@@ -380,7 +402,7 @@ func testReconciler(t *testing.T, ctx context.Context, cp *testbed.ControlPlane,
 	waitFor(t, ctx, "a pass after Kick to make the objects of hmi", func() bool {
 		return getDS("hb-app-hmi") != nil && getSvc("hb-app-hmi") != nil
 	})
-	checkDS("after Kick", "hb-app-hmi", wantDS("hmi", "registry.example/hmi:3", 8080, "edge-3", "edge-4"))
+	checkDS("after Kick", "hb-app-hmi", wantDS("hmi", "registry.example/hmi:3", 8080, inv.members("edge-3", "edge-4")...))
 	checkSvc("after Kick", "hb-app-hmi", wantSvc("hmi", 8080))
 }
 
@@ -395,11 +417,14 @@ func testController(t *testing.T, ctx context.Context, cp *testbed.ControlPlane,
 	if _, err := c.AddGroup(ctx, apitype.GroupCreate{Name: "press"}); err != nil {
 		t.Fatal(err)
 	}
+	uuids := map[string]string{}
 	for i, name := range []string{"edge-01", "edge-02", "edge-03"} {
-		if _, err := c.AddHost(ctx, apitype.HostCreate{Hostname: name, Personality: "edgeworker",
-			MgmtIP: fmt.Sprintf("192.168.204.%d", 10+i), Group: "press"}); err != nil {
+		h, err := c.AddHost(ctx, apitype.HostCreate{Hostname: name, Personality: "edgeworker",
+			MgmtIP: fmt.Sprintf("192.168.204.%d", 10+i), Group: "press"})
+		if err != nil {
 			t.Fatal(err)
 		}
+		uuids[name] = h.UUID
 	}
 	if in.Controller.Workloads == nil {
 		t.Fatal("a controller with a kubeconfig has no Workloads reconciler")
@@ -421,7 +446,8 @@ func testController(t *testing.T, ctx context.Context, cp *testbed.ControlPlane,
 		svc, _ = cluster.Service(ctx, workloads.Namespace, "hb-app-plc")
 		return ds != nil && svc != nil
 	})
-	if diff := cmp.Diff(wantDS("plc", "registry.example/plc:1", 502, "edge-01", "edge-02"), viewDS(ds)); diff != "" {
+	if diff := cmp.Diff(wantDS("plc", "registry.example/plc:1", 502,
+		member{"edge-01", uuids["edge-01"]}, member{"edge-02", uuids["edge-02"]}), viewDS(ds)); diff != "" {
 		t.Errorf("DaemonSet after app-add (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(wantSvc("plc", 502), viewSvc(svc)); diff != "" {
@@ -446,5 +472,77 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
 			t.Fatalf("waited 20 s for %s", what)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestPlacementOnOwnedNodes: against a real kube-apiserver and scheduler, the pods of an app
+// whose member is named like a Node Hummingbird did not join (a control plane's) have nowhere to
+// go, and those of an app whose member's Node carries the member's mark land on it.
+func TestPlacementOnOwnedNodes(t *testing.T) {
+	requireBed(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	b := testbed.Start(t, ctx, testbed.Options{})
+	cp := b.ControlPlane
+	cluster, err := kube.Load(cp.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := newInventory(t)
+	if err := cp.CreateNode(ctx, "edge-1", map[string]string{"kubernetes.io/hostname": "edge-1", "kubernetes.io/os": "linux",
+		"node-role.kubernetes.io/control-plane": ""}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.CreateNode(ctx, "edge-2", map[string]string{"kubernetes.io/hostname": "edge-2",
+		kube.LabelHost: inv.uuids["edge-2"]}); err != nil {
+		t.Fatal(err)
+	}
+	inv.addApp("on-foreign", "registry.example/a:1", 0, "", "edge-1")
+	inv.addApp("on-own", "registry.example/b:1", 0, "", "edge-2")
+	if _, err := workloads.New(inv.st, cluster, workloads.Config{Log: testLog(t)}).Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// Where the scheduler puts a pod of each DaemonSet's template, tolerating every taint (the
+	// Nodes have no kubelet, and are tainted as unreachable in time).
+	placed := func(app string) (node, why string) {
+		t.Helper()
+		ds, err := cluster.DaemonSet(ctx, workloads.Namespace, workloads.Name(app))
+		if err != nil || ds == nil {
+			t.Fatalf("the DaemonSet of %s: %v, %v", app, ds, err)
+		}
+		pod, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Pod",
+			"metadata": map[string]any{"name": "probe-" + app, "namespace": "default"},
+			"spec": map[string]any{
+				"affinity":                     ds.Spec.Template.Spec.Affinity,
+				"tolerations":                  []any{map[string]any{"operator": "Exists"}},
+				"automountServiceAccountToken": false,
+				"containers":                   []any{map[string]any{"name": "c", "image": testbed.HelloImage}},
+			}})
+		waitFor(t, ctx, "the probe pod of "+app+" to be created", func() bool {
+			_, err := cp.KubectlInput(ctx, pod, "create", "-f", "-")
+			return err == nil
+		})
+		waitFor(t, ctx, "the scheduler to decide on the probe pod of "+app, func() bool {
+			var p corev1.Pod
+			if err := cp.GetJSON(ctx, &p, "pod", "--namespace", "default", "probe-"+app); err != nil {
+				return false
+			}
+			node = p.Spec.NodeName
+			for _, c := range p.Status.Conditions {
+				if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable {
+					why = c.Message
+				}
+			}
+			return node != "" || why != ""
+		})
+		return node, why
+	}
+	if node, why := placed("on-foreign"); node != "" || !strings.Contains(why, "affinity") {
+		t.Errorf("an app whose member is named like a Node Hummingbird did not join: its pod went to %q (%s); want none, for the node affinity",
+			node, why)
+	}
+	if node, why := placed("on-own"); node != "edge-2" {
+		t.Errorf("an app whose member's Node is its own: its pod went to %q (%s); want edge-2", node, why)
 	}
 }
