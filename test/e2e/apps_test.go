@@ -73,9 +73,13 @@ func TestRedundantApp(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, h := range b.Hosts {
-		if _, err := api.AddHost(ctx, apitype.HostCreate{Hostname: h.Name, Personality: "edgeworker",
-			MgmtIP: h.IP.String(), MgmtMAC: h.MAC.String(), Group: "line-1"}); err != nil {
+		added, err := api.AddHost(ctx, apitype.HostCreate{Hostname: h.Name, Personality: "edgeworker",
+			MgmtIP: h.IP.String(), MgmtMAC: h.MAC.String(), Group: "line-1"})
+		if err != nil {
 			t.Fatal(err)
+		}
+		if h != witness {
+			vouch(t, ctx, cp, h.Name, added.UUID) // joined by hand
 		}
 		startAgent(t, ctx, ctl, api, h, bin)
 	}

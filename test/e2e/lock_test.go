@@ -70,10 +70,12 @@ func TestLock(t *testing.T) {
 		c.MgmtSubnet, c.MgmtControllerIPs = fmt.Sprintf("10.251.%d.0/24", b.Index), []string{fmt.Sprintf("10.251.%d.1", b.Index)}
 	})
 	api := in.Client(t, in.AdminToken)
-	if _, err := api.AddHost(ctx, apitype.HostCreate{Hostname: h.Name, Personality: "edgeworker",
-		MgmtIP: h.IP.String(), MgmtMAC: h.MAC.String()}); err != nil {
+	added, err := api.AddHost(ctx, apitype.HostCreate{Hostname: h.Name, Personality: "edgeworker",
+		MgmtIP: h.IP.String(), MgmtMAC: h.MAC.String()})
+	if err != nil {
 		t.Fatal(err)
 	}
+	vouch(t, ctx, cp, h.Name, added.UUID) // joined by hand
 	// A new host is locked; unlocking it leaves its Node schedulable.
 	unlockAndCheck(t, ctx, api, cp, h.Name)
 
@@ -104,7 +106,7 @@ func TestLock(t *testing.T) {
 	})
 
 	// The bare pod refuses the lock: nothing would recreate it.
-	_, err := api.LockHost(ctx, h.Name, apitype.LockRequest{Timeout: "15s"})
+	_, err = api.LockHost(ctx, h.Name, apitype.LockRequest{Timeout: "15s"})
 	if !problem.Is(err, problem.Conflict) || !strings.Contains(err.Error(), "default/hello") || !strings.Contains(err.Error(), "--force") {
 		t.Errorf("lock with a bare pod on the Node: %v; want a conflict naming default/hello and --force", err)
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"hummingbird.io/hummingbird/internal/controller"
 	"hummingbird.io/hummingbird/internal/controller/controllertest"
 	"hummingbird.io/hummingbird/internal/inventory"
+	"hummingbird.io/hummingbird/internal/kube"
 	"hummingbird.io/hummingbird/internal/nodes"
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/testbed"
@@ -42,10 +44,24 @@ func TestNodesFollowInventory(t *testing.T) {
 	if _, err := c.AssignGroupLabels(ctx, "press", map[string]string{"line": "3", "site": "from-group"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.AddHost(ctx, apitype.HostCreate{Hostname: h.Name, Personality: "edgeworker", MgmtIP: h.IP.String(),
-		Group: "press", Labels: map[string]string{"site": "hall-2"}}); err != nil {
+	added, err := c.AddHost(ctx, apitype.HostCreate{Hostname: h.Name, Personality: "edgeworker", MgmtIP: h.IP.String(),
+		Group: "press", Labels: map[string]string{"site": "hall-2"}})
+	if err != nil {
 		t.Fatal(err)
 	}
+	// Joined by hand, the Node is not the host's until a cluster admin says so: host-show says
+	// Conflict, and Hummingbird labels nothing.
+	waitHost(t, ctx, ctl, h.Name, func(h apitype.Host) bool {
+		return h.NodeState == nodes.NodeConflict && strings.Contains(h.NodeReason, kube.LabelHost)
+	})
+	var unmarked testbed.Node
+	if err := cp.GetJSON(ctx, &unmarked, "node", h.Name); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := unmarked.Metadata.Labels[nodes.LabelGroup]; ok {
+		t.Errorf("a Node joined by hand and not marked got Hummingbird's labels: %v", unmarked.Metadata.Labels)
+	}
+	vouch(t, ctx, cp, h.Name, added.UUID)
 
 	// labelsAre waits until the Node's labels match want (a missing value: the label is absent).
 	labelsAre := func(what string, want map[string]*string) {
@@ -110,6 +126,9 @@ func TestNodesFollowInventory(t *testing.T) {
 	if out, err := h.SSH(ctx, "systemctl restart kubelet"); err != nil {
 		t.Fatalf("restarting the kubelet: %v\n%s", err, out)
 	}
+	// A Node made again has lost its mark: it is not the host's until an admin says so again.
+	waitHost(t, ctx, ctl, h.Name, func(h apitype.Host) bool { return h.NodeState == nodes.NodeConflict })
+	vouch(t, ctx, cp, h.Name, added.UUID)
 	labelsAre("node made again", map[string]*string{nodes.LabelGroup: s("paint"), nodes.LabelPersonality: s("edgeworker")})
 
 	// The agent heartbeats (the host is available) while the kubelet is down.

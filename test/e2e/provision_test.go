@@ -14,6 +14,8 @@ import (
 
 	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/cli"
+	"hummingbird.io/hummingbird/internal/kube"
+	"hummingbird.io/hummingbird/internal/problem"
 	"hummingbird.io/hummingbird/internal/provision"
 	"hummingbird.io/hummingbird/internal/testbed"
 	"hummingbird.io/hummingbird/internal/testbed/provisiontest"
@@ -128,8 +130,10 @@ func TestProvision(t *testing.T) {
 			t.Errorf("%s: %s, its Node unschedulable %v; want it locked and its Node cordoned until host-unlock",
 				h.Name, host.Administrative, node.Spec.Unschedulable)
 		}
+		// The Node registered from the job is marked as the host's: by the controller, as the
+		// kubelet cannot write node-restriction.kubernetes.io/ labels.
 		for k, v := range map[string]string{"node-role.kubernetes.io/edgeworker": "", provision.LabelPersonality: "edgeworker",
-			provision.LabelGroup: "press", "site": "hall-2"} {
+			provision.LabelGroup: "press", "site": "hall-2", kube.LabelHost: host.UUID} {
 			if got, ok := node.Metadata.Labels[k]; !ok || got != v {
 				t.Errorf("node %s: label %s=%q (present %v), want %q", h.Name, k, got, ok, v)
 			}
@@ -162,6 +166,42 @@ func TestProvision(t *testing.T) {
 
 	unlockAndCheck(t, ctx, pb.Client, pb.Bed.ControlPlane, older.Name) // in service: schedulable
 	runHello(t, ctx, pb.Bed.ControlPlane, older.Name)
+
+	// A host named like a Node Hummingbird did not join (a control plane's) is refused, and the
+	// Node left alone.
+	if err := pb.Bed.ControlPlane.CreateNode(ctx, "cp-1", map[string]string{"kubernetes.io/hostname": "cp-1",
+		"node-role.kubernetes.io/control-plane": ""}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pb.Client.AddHost(ctx, apitype.HostCreate{Hostname: "cp-1", Personality: "edgeworker", Group: "press",
+		MgmtIP: fmt.Sprintf("10.251.%d.99", pb.Bed.Index)}); err != nil {
+		t.Fatal(err)
+	}
+	// host-show says so.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		h, err := pb.Client.GetHost(ctx, "cp-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.NodeState == "Conflict" && strings.Contains(h.NodeReason, kube.LabelHost) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host cp-1, named like a control-plane Node: node state %q (%s), want Conflict naming %s",
+				h.NodeState, h.NodeReason, kube.LabelHost)
+		}
+	}
+	if _, err := pb.Client.ProvisionHost(ctx, "cp-1", apitype.ProvisionRequest{}); !problem.Is(err, problem.Conflict) ||
+		!strings.Contains(err.Error(), kube.LabelHost) {
+		t.Errorf("host-provision of a host named like a control-plane Node: %v; want a conflict that names %s", err, kube.LabelHost)
+	}
+	var cpNode testbed.Node
+	if err := pb.Bed.ControlPlane.GetJSON(ctx, &cpNode, "node", "cp-1"); err != nil {
+		t.Fatal(err)
+	}
+	if len(cpNode.Metadata.Labels) != 2 {
+		t.Errorf("the control-plane Node got labels: %v", cpNode.Metadata.Labels)
+	}
 
 	// Again, as a person does it with hbctl: a line per step of progress, and nothing changes.
 	code, out, errs := hbctl(t, pb, "host-provision", older.Name, "--follow", "-c", "state", "-c", "changed", "-f", "value")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"hummingbird.io/hummingbird/internal/kube"
 	"hummingbird.io/hummingbird/internal/testbed"
 )
 
@@ -40,6 +41,15 @@ func TestSmoke(t *testing.T) {
 	}
 	if !strings.Contains(string(logs), "serving") {
 		t.Errorf("pod logs = %q, want the server's start line", logs)
+	}
+}
+
+// vouch marks node as the Node of the host with uuid, as a cluster admin does for a Node joined
+// by hand, outside Hummingbird's provisioning: Hummingbird acts only on Nodes so marked.
+func vouch(t *testing.T, ctx context.Context, cp *testbed.ControlPlane, node, uuid string) {
+	t.Helper()
+	if out, err := cp.Kubectl(ctx, "label", "node", node, kube.LabelHost+"="+uuid, "--overwrite"); err != nil {
+		t.Fatalf("marking node %s as host %s's: %v\n%s", node, uuid, err, out)
 	}
 }
 
