@@ -81,6 +81,8 @@ func (s *Server) addHost(r *http.Request, p auth.Principal) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A Node of its name may exist already: its own, or one in conflict for host-show to say.
+	s.nodesChanged()
 	return hostOut(h), nil
 }
 
