@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -44,8 +46,15 @@ func TestKillDuringAdds(t *testing.T) {
 type proc struct {
 	cmd  *exec.Cmd
 	addr string
+	done chan struct{} // closed when cmd has exited
 }
 
+// wait returns once the controller has exited.
+func (p *proc) wait() { <-p.done }
+
+// freeAddr returns an address of 127.0.0.1 whose port was free a moment
+// ago. Another process can take it before hb-controller binds it: start
+// copes with that.
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -56,29 +65,79 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// errExited says the controller exited before it served: its port was
+// most likely taken between freeAddr and its bind.
+var errExited = errors.New("hb-controller exited before it served")
+
+// start runs hb-controller on a free port and returns once it serves.
+// When the controller exits before that (its port was taken in the
+// meantime), it is started again on another port.
 func start(t *testing.T, bin, dataDir, dsn string) *proc {
 	t.Helper()
-	p := &proc{addr: freeAddr(t)}
+	const attempts = 5
+	for i := 1; ; i++ {
+		p, err := tryStart(t, bin, dataDir, dsn, freeAddr(t))
+		if err == nil {
+			return p
+		}
+		if !errors.Is(err, errExited) || i == attempts {
+			t.Fatalf("start hb-controller (attempt %d of %d): %v", i, attempts, err)
+		}
+		t.Logf("start hb-controller on %s (attempt %d of %d): %v; trying another port", p.addr, i, attempts, err)
+	}
+}
+
+// tryStart runs hb-controller on addr and waits until it serves there:
+// until a TLS handshake on addr verifies against the data directory's
+// CA, so that another process's listener on the port is not taken for
+// the controller.
+func tryStart(t *testing.T, bin, dataDir, dsn, addr string) (*proc, error) {
+	t.Helper()
+	p := &proc{addr: addr, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "--data-dir", dataDir, "--listen", p.addr, "--log-level", "warn",
 		"--mgmt-subnet", "10.0.0.0/8", "--mgmt-controller-ips", "10.0.0.1")
 	p.cmd.Env = append(os.Environ(), "HB_DB="+dsn)
 	p.cmd.Stderr = os.Stderr
 	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+		return p, fmt.Errorf("run %s: %w", bin, err)
 	}
-	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
+	go func() { p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.cmd.Process.Kill(); p.wait() })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		c, err := net.Dial("tcp", p.addr)
+		err := handshake(dataDir, p.addr)
 		if err == nil {
-			c.Close()
-			return p
+			return p, nil
+		}
+		select {
+		case <-p.done:
+			return p, fmt.Errorf("%w on %s (%v); its log is above", errExited, p.addr, p.cmd.ProcessState)
+		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("hb-controller did not listen on %s: %v", p.addr, err)
+			return p, fmt.Errorf("hb-controller did not serve on %s within 30s: %w", p.addr, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// handshake makes a TLS connection to addr that verifies against the CA
+// in dataDir.
+func handshake(dataDir, addr string) error {
+	caPEM, err := os.ReadFile(filepath.Join(dataDir, "ca.crt"))
+	if err != nil {
+		return err
+	}
+	pool, err := pki.Pool(caPEM)
+	if err != nil {
+		return err
+	}
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: time.Second}, Config: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return c.Close()
 }
 
 func apiClient(t *testing.T, dataDir, addr string) *client.Client {
@@ -161,7 +220,7 @@ func testKill(t *testing.T, bin, dsn string) {
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd.Wait()
+	p.wait()
 	cancel()
 	wg.Wait()
 
