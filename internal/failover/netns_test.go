@@ -560,8 +560,10 @@ func TestPacketLoss(t *testing.T) {
 	logs := g.Logs()
 	t.Logf("under 20%% loss for 20 s: %d lapsed leases, %d elections begun (3 at the start)", strings.Count(logs, `why="lease expired"`), strings.Count(logs, "starting election"))
 	ps := d.Probes.Since(from)
+	lossNote := event{At: from, Who: "test", What: "20 % loss on every member's link begins"}
 	if n := switches(ps); n > 0 {
-		t.Errorf("%d switchovers under 20%% loss with every member alive, want none (flapping)\n%s", n, g.Logs())
+		t.Errorf("%d switchovers under 20%% loss with every member alive, want none (flapping); what happened when:\n%s\nthe agents' logs:\n%s",
+			n, timeline(d, g, from, lossNote), g.Logs())
 	}
 	checkProbes(t, d, from, g)
 	// The client's probes see the loss too; the active is the one that
@@ -577,7 +579,8 @@ func TestPacketLoss(t *testing.T) {
 	// answer from the old active for a while before the cut, and a window
 	// that starts just before it would miss the one switchover.
 	if n := switches(d.Probes.Since(from)); n != 1 {
-		t.Errorf("%d switchovers from the start of the loss to 5 s after the active's link was cut, want 1 (probes from 1 s before the cut: %v)", n, d.Probes.Since(fault.Add(-time.Second)))
+		t.Errorf("%d switchovers from the start of the loss to 5 s after the active's link was cut, want 1; what happened when:\n%s",
+			n, timeline(d, g, from, lossNote, event{At: fault, Who: "test", What: act + "'s link cut"}))
 	}
 	checkProbes(t, d, fault, g)
 }
