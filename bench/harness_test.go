@@ -49,16 +49,24 @@ var backends = []backend{
 	{name: "postgres", db: postgresDB},
 }
 
+// skip skips tb for want of something it needs, or fails it when the
+// environment variable CI is set: there everything a test or benchmark
+// needs is installed (.ci/run), so a missing part is a failure to see.
+func skip(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	if os.Getenv("CI") != "" {
+		tb.Fatalf("CI is set and this cannot run: "+format, args...)
+	}
+	tb.Skipf(format, args...)
+}
+
 // postgresDB creates a database of its own on the HB_TEST_POSTGRES server
 // and drops it when tb ends.
 func postgresDB(tb testing.TB) string {
 	tb.Helper()
 	base := os.Getenv(envPostgres)
 	if base == "" {
-		if _, isTest := tb.(*testing.T); isTest && os.Getenv("CI") != "" {
-			tb.Fatalf("%s is not set: CI must run the PostgreSQL cases (see .ci/run)", envPostgres)
-		}
-		tb.Skipf("%s is not set: give it a postgres:// URL whose user may CREATE DATABASE to run the PostgreSQL case, e.g. %s='postgres://hb:hb@127.0.0.1:5432/postgres?sslmode=disable'", envPostgres, envPostgres)
+		skip(tb, "%s is not set: give it a postgres:// URL whose user may CREATE DATABASE to run the PostgreSQL case, e.g. %s='postgres://hb:hb@127.0.0.1:5432/postgres?sslmode=disable' (.ci/run and test/run start a server)", envPostgres, envPostgres)
 	}
 	u, err := url.Parse(base)
 	if err != nil {

@@ -250,7 +250,7 @@ func raiseFileLimit(tb testing.TB, n int) {
 	}
 	want := syscall.Rlimit{Cur: uint64(n), Max: max(lim.Max, uint64(n))}
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
-		tb.Skipf("this load needs %d open files (both ends of every agent's connection) and the limit is %d/%d (%v): "+
+		skip(tb, "this load needs %d open files (both ends of every agent's connection) and the limit is %d/%d (%v): "+
 			"raise the hard limit (ulimit -Hn; needs CAP_SYS_RESOURCE), or use fewer agents or :handshake", n, lim.Cur, lim.Max, err)
 	}
 }

@@ -39,15 +39,17 @@ const envLeaseMeasure = "HB_BENCH_LEASE_MEASURE"
 // leaseNamespace is where kubelets keep their node Leases.
 const leaseNamespace = "kube-node-lease"
 
-// requireBed skips b unless the test bed was asked for (HB_E2E=1) and this
-// process is root.
+// requireBed is the end-to-end tests' gate: tb is skipped unless the test
+// bed was asked for (HB_E2E=1, as .ci/run does), and fails when it was
+// but this process is not root. A bed that cannot come up (no
+// test/bed/prepare) fails it too.
 func requireBed(tb testing.TB) {
 	tb.Helper()
 	if os.Getenv("HB_E2E") != "1" {
 		tb.Skip("needs the test bed: set HB_E2E=1 and run as root after test/bed/prepare")
 	}
 	if os.Geteuid() != 0 {
-		tb.Skip("HB_E2E=1 but not root: the test bed needs root")
+		tb.Fatal("HB_E2E=1 but not root: the test bed needs root")
 	}
 }
 
@@ -86,41 +88,89 @@ func BenchmarkLeaseRenewal(b *testing.B) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	bed := testbed.Start(b, ctx, testbed.Options{})
-	lc, err := newLeaseClient(bed)
-	if err != nil {
-		b.Fatal(err)
-	}
-	apiPID, err := bedProcess(bed.Index, "control", "kube-apiserver")
-	if err != nil {
-		b.Fatal(err)
-	}
-	etcdPID, err := bedProcess(bed.Index, "control", "etcd")
-	if err != nil {
-		b.Fatal(err)
-	}
+	lb := startLeaseBed(b, ctx)
 	for i, l := range loads {
 		b.Run(fmt.Sprintf("leases=%d/period=%s", l.agents, l.period), func(b *testing.B) {
 			m := measure
 			if m == 0 {
 				m = max(l.period, 30*time.Second)
 			}
-			raiseFileLimit(b, l.agents+1024)
 			// Every load has Leases of its own, so that each run starts
 			// from Leases just created.
-			leases, err := lc.createLeases(fmt.Sprintf("bench-%d-", i), l.agents)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() {
-				for _, s := range leases {
-					s.close()
-				}
-			})
-			res := driveLeases(leases, lc, l, l.period, m, map[string]int{"apiserver": apiPID, "etcd": etcdPID})
-			res.report(b)
+			lb.run(b, fmt.Sprintf("bench-%d-", i), l, l.period, m).report(b)
 		})
 	}
+}
+
+// TestLeaseRenewalBenchSetup runs BenchmarkLeaseRenewal briefly on a bed
+// of its own, so that CI sees it work: 50 Leases renewed every second,
+// 1 s of warm-up, 2 s measured. It is skipped and fails as the end-to-end
+// tests are (requireBed).
+func TestLeaseRenewalBenchSetup(t *testing.T) {
+	requireBed(t)
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	lb := startLeaseBed(t, ctx)
+	l := heartbeatLoad{agents: 50, period: time.Second}
+	res := lb.run(t, "smoke-", l, time.Second, 2*time.Second)
+	t.Logf("%d renewals answered in %v (%.0f/s offered), p50 %v, late %d, errors %d; CPU: driver %v, %v",
+		res.renewals, res.window, l.rate(), res.lat.percentile(0.5), res.late, res.errors, res.cpu, res.peerCPU)
+	if res.errors > 0 {
+		t.Errorf("%d renewals failed (first: %v)", res.errors, res.firstErr)
+	}
+	if want := int(l.rate() * res.window.Seconds() / 2); res.renewals < want {
+		t.Errorf("%d renewals answered in %v, want at least %d (half of those offered)", res.renewals, res.window, want)
+	}
+	for _, p := range []string{"apiserver", "etcd"} {
+		if res.peerCPU[p] <= 0 || res.peerRSS[p] <= 0 {
+			t.Errorf("%s: CPU %v and RSS %d bytes read from /proc, want both above 0", p, res.peerCPU[p], res.peerRSS[p])
+		}
+	}
+}
+
+// leaseBed is a bed control plane under lease loads: its client and the
+// processes whose CPU is measured (name: pid).
+type leaseBed struct {
+	client *leaseClient
+	peers  map[string]int
+}
+
+// startLeaseBed brings up a bed without hosts for tb and finds its
+// kube-apiserver and etcd.
+func startLeaseBed(tb testing.TB, ctx context.Context) *leaseBed {
+	tb.Helper()
+	bed := testbed.Start(tb, ctx, testbed.Options{})
+	lc, err := newLeaseClient(bed)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	apiPID, err := bedProcess(bed.Index, "control", "kube-apiserver")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	etcdPID, err := bedProcess(bed.Index, "control", "etcd")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &leaseBed{client: lc, peers: map[string]int{"apiserver": apiPID, "etcd": etcdPID}}
+}
+
+// run creates the load's Leases, named prefix plus a number, renews them
+// for warmup and then measure, and closes their connections when tb ends.
+func (lb *leaseBed) run(tb testing.TB, prefix string, l heartbeatLoad, warmup, measure time.Duration) leaseResult {
+	tb.Helper()
+	raiseFileLimit(tb, l.agents+1024)
+	leases, err := lb.client.createLeases(prefix, l.agents)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		for _, s := range leases {
+			s.close()
+		}
+	})
+	return driveLeases(leases, lb.client, l, warmup, measure, lb.peers)
 }
 
 // leaseClient holds what every simulated kubelet shares: the API server's

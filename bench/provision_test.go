@@ -75,101 +75,163 @@ func (r *provisionRun) observe(j apitype.ProvisionJob) {
 }
 
 func benchProvision(b *testing.B, n int) {
-	var all, host, playbook, readyWait, nodeReady time.Duration
-	taskTime := map[string]time.Duration{}
+	var sum provisionFigures
 	b.StopTimer()
 	for i := 0; i < b.N; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-		pb := provisiontest.Start(b, ctx, n, "")
-		runs := make([]provisionRun, n)
-		var wg sync.WaitGroup
-		b.StartTimer()
-		start := time.Now()
-		for k, h := range pb.Bed.Hosts {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				r := &runs[k]
-				r.host, r.post = h.Name, time.Now()
-				if _, err := pb.Client.ProvisionHost(ctx, h.Name, apitype.ProvisionRequest{}); err != nil {
-					b.Errorf("host-provision %s: %v", h.Name, err)
-					return
-				}
-				r.job = provisiontest.Watch(b, ctx, pb.Client, h.Name, provisionPoll, r.observe)
-			}()
-		}
-		wg.Wait()
-		b.StopTimer()
-		if b.Failed() {
-			b.FailNow()
-		}
-
-		var last time.Time
-		for _, r := range runs {
-			j := r.job
-			if j.State != provision.StateSucceeded || j.StartedAt == nil || j.FinishedAt == nil {
-				b.Fatalf("%s: job %+v\n%s", r.host, j, provisiontest.Log(b, ctx, pb.Client, r.host))
+		sum.add(provisionOnce(b, n, func(on bool) {
+			if on {
+				b.StartTimer()
+			} else {
+				b.StopTimer()
 			}
-			if r.playbookEnd.IsZero() || r.playbookEnd.After(*j.FinishedAt) {
-				// The wait for the Node took less than a poll.
-				r.playbookEnd = *j.FinishedAt
-			}
-			registered, ready := nodeTimes(b, ctx, pb, r.host)
-			if j.FinishedAt.After(last) {
-				last = *j.FinishedAt
-			}
-			host += j.FinishedAt.Sub(r.post)
-			playbook += r.playbookEnd.Sub(*j.StartedAt)
-			readyWait += j.FinishedAt.Sub(r.playbookEnd)
-			nodeReady += ready.Sub(r.post)
-			for k, t := range r.tasks {
-				end := r.playbookEnd
-				if k+1 < len(r.tasks) {
-					end = r.tasks[k+1].at
-				}
-				if t.name != provisionWaiting {
-					taskTime[t.name] += end.Sub(t.at)
-				}
-			}
-			b.Logf("%s: job succeeded %.1f s after its POST: started after %.2f s, playbook %.1f s (%d tasks, %d changed), then %.1f s to the end; "+
-				"Node registered after %.0f s, Ready after %.0f s (whole seconds)",
-				r.host, j.FinishedAt.Sub(r.post).Seconds(), j.StartedAt.Sub(r.post).Seconds(),
-				r.playbookEnd.Sub(*j.StartedAt).Seconds(), j.TasksDone, j.Changed, j.FinishedAt.Sub(r.playbookEnd).Seconds(),
-				registered.Sub(r.post).Seconds(), ready.Sub(r.post).Seconds())
-		}
-		all += last.Sub(start)
-		load, _ := os.ReadFile("/proc/loadavg")
-		b.Logf("%d host(s): all succeeded %.1f s after the first POST; loadavg %s", n, last.Sub(start).Seconds(),
-			strings.TrimSpace(string(load)))
-
-		if err := pb.Down(ctx); err != nil {
-			b.Errorf("taking the test bed down: %v", err)
-		}
-		cancel()
+		}))
 	}
 
 	hosts := float64(b.N * n)
-	b.ReportMetric(all.Seconds()/float64(b.N), "s/all-ready")
-	b.ReportMetric(host.Seconds()/hosts, "s/host-ready")
-	b.ReportMetric(playbook.Seconds()/hosts, "s/playbook")
-	b.ReportMetric(readyWait.Seconds()/hosts, "s/ready-wait")
-	b.ReportMetric(nodeReady.Seconds()/hosts, "s/node-ready")
+	b.ReportMetric(sum.all.Seconds()/float64(b.N), "s/all-ready")
+	b.ReportMetric(sum.host.Seconds()/hosts, "s/host-ready")
+	b.ReportMetric(sum.playbook.Seconds()/hosts, "s/playbook")
+	b.ReportMetric(sum.readyWait.Seconds()/hosts, "s/ready-wait")
+	b.ReportMetric(sum.nodeReady.Seconds()/hosts, "s/node-ready")
+	// One line: a benchmark's log is cut after 10 lines.
+	b.Logf("slowest playbook tasks, mean per host (seen every %v): %s", provisionPoll, sum.slowest(6, hosts))
+}
 
+// TestProvisionBenchSetup runs one iteration of BenchmarkProvision with
+// one host, so that CI sees it work. It is skipped and fails as the
+// end-to-end tests are (requireBed).
+func TestProvisionBenchSetup(t *testing.T) {
+	requireBed(t)
+	t.Parallel()
+	f := provisionOnce(t, 1, nil)
+	t.Logf("one host: Ready %.1f s after the POST, playbook %.1f s, then %.2f s; Node Ready after %.0f s; slowest tasks: %s",
+		f.host.Seconds(), f.playbook.Seconds(), f.readyWait.Seconds(), f.nodeReady.Seconds(), f.slowest(3, 1))
+	if f.all <= 0 || f.host < f.playbook || f.playbook <= 0 || f.readyWait < 0 {
+		t.Errorf("all Ready after %v, the host after %v, playbook %v, then %v: want the host's time above 0 and at least its playbook's, the rest not negative",
+			f.all, f.host, f.playbook, f.readyWait)
+	}
+	if len(f.taskTime) == 0 {
+		t.Errorf("no playbook task seen while polling the job every %v", provisionPoll)
+	}
+}
+
+// provisionFigures are the times of one or more iterations of
+// BenchmarkProvision, summed: all is per iteration, the others per host.
+type provisionFigures struct {
+	all, host, playbook, readyWait, nodeReady time.Duration
+	taskTime                                  map[string]time.Duration
+}
+
+func (f *provisionFigures) add(g provisionFigures) {
+	f.all += g.all
+	f.host += g.host
+	f.playbook += g.playbook
+	f.readyWait += g.readyWait
+	f.nodeReady += g.nodeReady
+	if f.taskTime == nil {
+		f.taskTime = map[string]time.Duration{}
+	}
+	for name, d := range g.taskTime {
+		f.taskTime[name] += d
+	}
+}
+
+// slowest lists the n slowest playbook tasks, their time divided by hosts.
+func (f provisionFigures) slowest(n int, hosts float64) string {
 	type task struct {
 		name string
 		d    time.Duration
 	}
 	var tasks []task
-	for name, d := range taskTime {
+	for name, d := range f.taskTime {
 		tasks = append(tasks, task{name, d})
 	}
 	slices.SortFunc(tasks, func(x, y task) int { return cmp.Compare(y.d, x.d) })
 	var top []string
-	for _, t := range tasks[:min(6, len(tasks))] {
+	for _, t := range tasks[:min(n, len(tasks))] {
 		top = append(top, fmt.Sprintf("%.1f s %s", t.d.Seconds()/hosts, t.name))
 	}
-	// One line: a benchmark's log is cut after 10 lines.
-	b.Logf("slowest playbook tasks, mean per host (seen every %v): %s", provisionPoll, strings.Join(top, "; "))
+	return strings.Join(top, "; ")
+}
+
+// provisionOnce is one iteration of BenchmarkProvision: it brings up a
+// bed of n hosts and a controller for it, provisions every host at once,
+// waits for every job to end, and takes the bed down. timer, when not
+// nil, is told when the timed part starts (true) and ends (false).
+func provisionOnce(tb testing.TB, n int, timer func(on bool)) provisionFigures {
+	tb.Helper()
+	if timer == nil {
+		timer = func(bool) {}
+	}
+	f := provisionFigures{taskTime: map[string]time.Duration{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	pb := provisiontest.Start(tb, ctx, n, "")
+	runs := make([]provisionRun, n)
+	var wg sync.WaitGroup
+	timer(true)
+	start := time.Now()
+	for k, h := range pb.Bed.Hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &runs[k]
+			r.host, r.post = h.Name, time.Now()
+			if _, err := pb.Client.ProvisionHost(ctx, h.Name, apitype.ProvisionRequest{}); err != nil {
+				tb.Errorf("host-provision %s: %v", h.Name, err)
+				return
+			}
+			r.job = provisiontest.Watch(tb, ctx, pb.Client, h.Name, provisionPoll, r.observe)
+		}()
+	}
+	wg.Wait()
+	timer(false)
+	if tb.Failed() {
+		tb.FailNow()
+	}
+
+	var last time.Time
+	for _, r := range runs {
+		j := r.job
+		if j.State != provision.StateSucceeded || j.StartedAt == nil || j.FinishedAt == nil {
+			tb.Fatalf("%s: job %+v\n%s", r.host, j, provisiontest.Log(tb, ctx, pb.Client, r.host))
+		}
+		if r.playbookEnd.IsZero() || r.playbookEnd.After(*j.FinishedAt) {
+			// The wait for the Node took less than a poll.
+			r.playbookEnd = *j.FinishedAt
+		}
+		registered, ready := nodeTimes(tb, ctx, pb, r.host)
+		if j.FinishedAt.After(last) {
+			last = *j.FinishedAt
+		}
+		f.host += j.FinishedAt.Sub(r.post)
+		f.playbook += r.playbookEnd.Sub(*j.StartedAt)
+		f.readyWait += j.FinishedAt.Sub(r.playbookEnd)
+		f.nodeReady += ready.Sub(r.post)
+		for k, t := range r.tasks {
+			end := r.playbookEnd
+			if k+1 < len(r.tasks) {
+				end = r.tasks[k+1].at
+			}
+			if t.name != provisionWaiting {
+				f.taskTime[t.name] += end.Sub(t.at)
+			}
+		}
+		tb.Logf("%s: job succeeded %.1f s after its POST: started after %.2f s, playbook %.1f s (%d tasks, %d changed), then %.1f s to the end; "+
+			"Node registered after %.0f s, Ready after %.0f s (whole seconds)",
+			r.host, j.FinishedAt.Sub(r.post).Seconds(), j.StartedAt.Sub(r.post).Seconds(),
+			r.playbookEnd.Sub(*j.StartedAt).Seconds(), j.TasksDone, j.Changed, j.FinishedAt.Sub(r.playbookEnd).Seconds(),
+			registered.Sub(r.post).Seconds(), ready.Sub(r.post).Seconds())
+	}
+	f.all = last.Sub(start)
+	load, _ := os.ReadFile("/proc/loadavg")
+	tb.Logf("%d host(s): all succeeded %.1f s after the first POST; loadavg %s", n, f.all.Seconds(),
+		strings.TrimSpace(string(load)))
+
+	if err := pb.Down(ctx); err != nil {
+		tb.Errorf("taking the test bed down: %v", err)
+	}
+	return f
 }
 
 // nodeTimes returns when host's Node was created (the kubelet registered it) and when its Ready
