@@ -157,7 +157,8 @@ type heartbeatResult struct {
 	load         heartbeatLoad
 	enroll       time.Duration // storing the hosts and signing their certificates
 	connect      time.Duration // every agent's TLS handshake
-	beats        int           // answered in the measured window
+	beats        int           // answers that arrived in the measured window (tallyWindow)
+	answeredLate int           // due in the window, answered after it
 	window       time.Duration
 	lat          *latencies
 	maxLat       time.Duration
@@ -186,9 +187,10 @@ func (r heartbeatResult) report(b *testing.B) {
 		b.Logf("first error: %v", r.firstErr)
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
-	b.Logf("%s: %d answered in %s (%.0f/s of %.0f offered), p50 %s p99 %s max %s, late %d, errors %d, reconnects %d; "+
+	b.ReportMetric(float64(r.answeredLate), "answered-after")
+	b.Logf("%s: %d answered in %s (%.0f/s of %.0f offered; %d due in it answered after it), p50 %s p99 %s max %s, late %d, errors %d, reconnects %d; "+
 		"CPU %.1f ms per 1,000 heartbeats (%.2f cores); RSS %d MiB, %d goroutines; enroll %s, connect %s; available at end %d; loadavg %s",
-		r.load, r.beats, r.window.Round(time.Millisecond), float64(r.beats)/r.window.Seconds(), r.load.rate(),
+		r.load, r.beats, r.window.Round(time.Millisecond), float64(r.beats)/r.window.Seconds(), r.load.rate(), r.answeredLate,
 		r.lat.percentile(0.5).Round(10*time.Microsecond), r.lat.percentile(0.99).Round(10*time.Microsecond), r.maxLat.Round(time.Millisecond),
 		r.late, r.errors, r.reconnects, float64(r.cpu.Microseconds())/float64(max(r.beats, 1)), r.cpu.Seconds()/r.window.Seconds(),
 		r.rssBytes>>20, r.goroutines, r.enroll.Round(time.Millisecond), r.connect.Round(time.Millisecond), r.availableEnd, strings.TrimSpace(string(load)))
@@ -488,15 +490,15 @@ func (a *simAgent) beat(addr string, handshake bool) (reconnected bool, err erro
 // drive sends the load's heartbeats open-loop: heartbeat k is due at
 // start + k·period/agents and goes to agent k mod agents, whatever happened
 // to the earlier ones, so a slow controller cannot slow the offered load
-// down. Only heartbeats due in the measured window (after warmup) count.
+// down. It counts the window after warmup as tallyWindow does: the answers
+// that arrived in it, over the process's CPU time in it, and the latency
+// and errors of the heartbeats due in it.
 func drive(agents []*simAgent, addr string, l heartbeatLoad, warmup, measure time.Duration, res *heartbeatResult) {
 	n := len(agents)
 	var (
-		wg                sync.WaitGroup
-		mu                sync.Mutex
-		beats, errs, reco int
-		maxLat            time.Duration
-		firstErr          error
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		outs []outcome
 	)
 	start := time.Now().Add(10 * time.Millisecond)
 	from, to := start.Add(warmup), start.Add(warmup+measure)
@@ -517,10 +519,9 @@ func drive(agents []*simAgent, addr string, l heartbeatLoad, warmup, measure tim
 			if due.After(now) || !due.Before(to) {
 				break
 			}
-			counted := !due.Before(from)
 			a := agents[k%n]
 			if !a.busy.CompareAndSwap(false, true) {
-				if counted {
+				if !due.Before(from) {
 					mu.Lock()
 					res.late++
 					mu.Unlock()
@@ -530,25 +531,10 @@ func drive(agents []*simAgent, addr string, l heartbeatLoad, warmup, measure tim
 			wg.Go(func() {
 				defer a.busy.Store(false)
 				re, err := a.beat(addr, l.handshake)
-				d := time.Since(due)
-				if !counted {
-					return
-				}
+				o := outcome{due: due, done: time.Now(), err: err, reconnected: re && !l.handshake}
 				mu.Lock()
-				defer mu.Unlock()
-				if re && !l.handshake {
-					reco++
-				}
-				if err != nil {
-					errs++
-					if firstErr == nil {
-						firstErr = err
-					}
-					return
-				}
-				beats++
-				maxLat = max(maxLat, d)
-				res.lat.d = append(res.lat.d, d)
+				outs = append(outs, o)
+				mu.Unlock()
 			})
 		}
 	}
@@ -558,7 +544,10 @@ func drive(agents []*simAgent, addr string, l heartbeatLoad, warmup, measure tim
 	res.rssBytes = procStatusBytes("/proc/self/status", "VmRSS:")
 	res.goroutines = runtime.NumGoroutine()
 	wg.Wait()
-	res.beats, res.errors, res.reconnects, res.maxLat, res.firstErr = beats, errs, reco, maxLat, firstErr
+	t := tallyWindow(outs, from, to)
+	res.beats, res.answeredLate, res.errors, res.reconnects = t.answered, t.answeredLate, t.errors, t.reconnects
+	res.maxLat, res.firstErr = t.maxLat, t.firstErr
+	res.lat.add(t.lat...)
 }
 
 // processCPU is this process's user and system CPU time.

@@ -380,19 +380,20 @@ func (lc *leaseClient) write(k *simKubelet, method, path string, want int) error
 
 // leaseResult is what one lease load measured.
 type leaseResult struct {
-	load        heartbeatLoad
-	renewals    int
-	window      time.Duration
-	lat         *latencies
-	maxLat      time.Duration
-	late        int
-	errors      int
-	firstErr    error
-	cpu         time.Duration            // this process (the driver)
-	peerCPU     map[string]time.Duration // kube-apiserver, etcd
-	peerRSS     map[string]int64
-	rssBytes    int64
-	reconnected int
+	load         heartbeatLoad
+	renewals     int // answers that arrived in the measured window (tallyWindow)
+	answeredLate int // due in the window, answered after it
+	window       time.Duration
+	lat          *latencies
+	maxLat       time.Duration
+	late         int
+	errors       int
+	firstErr     error
+	cpu          time.Duration            // this process (the driver)
+	peerCPU      map[string]time.Duration // kube-apiserver, etcd
+	peerRSS      map[string]int64
+	rssBytes     int64
+	reconnected  int
 }
 
 func (r leaseResult) report(b *testing.B) {
@@ -424,26 +425,26 @@ func (r leaseResult) report(b *testing.B) {
 		b.Logf("first error: %v", r.firstErr)
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
-	b.Logf("%d Leases every %s: %d renewals answered in %s (%.0f/s of %.0f offered), p50 %s p99 %s max %s, late %d, errors %d, reconnects %d; "+
+	b.ReportMetric(float64(r.answeredLate), "answered-after")
+	b.Logf("%d Leases every %s: %d renewals answered in %s (%.0f/s of %.0f offered; %d due in it answered after it), p50 %s p99 %s max %s, late %d, errors %d, reconnects %d; "+
 		"CPU per 1,000 renewals: driver %.1f ms (%.2f cores, RSS %d MiB), %s; total %.1f ms (%.2f cores); loadavg %s",
-		r.load.agents, r.load.period, r.renewals, r.window.Round(time.Millisecond), float64(r.renewals)/r.window.Seconds(), r.load.rate(),
+		r.load.agents, r.load.period, r.renewals, r.window.Round(time.Millisecond), float64(r.renewals)/r.window.Seconds(), r.load.rate(), r.answeredLate,
 		r.lat.percentile(0.5).Round(10*time.Microsecond), r.lat.percentile(0.99).Round(10*time.Microsecond), r.maxLat.Round(time.Millisecond),
 		r.late, r.errors, r.reconnected, per1k(r.cpu), r.cpu.Seconds()/r.window.Seconds(), r.rssBytes>>20, strings.Join(peers, ", "),
 		per1k(total), total.Seconds()/r.window.Seconds(), strings.TrimSpace(string(load)))
 }
 
-// driveLeases renews the Leases open-loop as drive sends heartbeats, and
-// takes the CPU time of this process and of the peers (name: pid) over the
-// measured window.
+// driveLeases renews the Leases open-loop as drive sends heartbeats, takes
+// the CPU time of this process and of the peers (name: pid) over the
+// measured window, and counts it as tallyWindow does: the answers that
+// arrived in it, and the latency and errors of the renewals due in it.
 func driveLeases(ks []*simKubelet, lc *leaseClient, l heartbeatLoad, warmup, measure time.Duration, peers map[string]int) leaseResult {
 	n := len(ks)
 	res := leaseResult{load: l, lat: &latencies{}, peerCPU: map[string]time.Duration{}, peerRSS: map[string]int64{}}
 	var (
-		wg                   sync.WaitGroup
-		mu                   sync.Mutex
-		renewals, errs, reco int
-		maxLat               time.Duration
-		firstErr             error
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		outs []outcome
 	)
 	start := time.Now().Add(10 * time.Millisecond)
 	from, to := start.Add(warmup), start.Add(warmup+measure)
@@ -468,10 +469,9 @@ func driveLeases(ks []*simKubelet, lc *leaseClient, l heartbeatLoad, warmup, mea
 			if due.After(now) || !due.Before(to) {
 				break
 			}
-			counted := !due.Before(from)
 			s := ks[k%n]
 			if !s.busy.CompareAndSwap(false, true) {
-				if counted {
+				if !due.Before(from) {
 					mu.Lock()
 					res.late++
 					mu.Unlock()
@@ -482,25 +482,10 @@ func driveLeases(ks []*simKubelet, lc *leaseClient, l heartbeatLoad, warmup, mea
 				defer s.busy.Store(false)
 				re := s.conn == nil
 				err := lc.renew(s)
-				d := time.Since(due)
-				if !counted {
-					return
-				}
+				o := outcome{due: due, done: time.Now(), err: err, reconnected: re}
 				mu.Lock()
-				defer mu.Unlock()
-				if re {
-					reco++
-				}
-				if err != nil {
-					errs++
-					if firstErr == nil {
-						firstErr = err
-					}
-					return
-				}
-				renewals++
-				maxLat = max(maxLat, d)
-				res.lat.d = append(res.lat.d, d)
+				outs = append(outs, o)
+				mu.Unlock()
 			})
 		}
 	}
@@ -512,7 +497,10 @@ func driveLeases(ks []*simKubelet, lc *leaseClient, l heartbeatLoad, warmup, mea
 	res.window = to.Sub(from)
 	res.rssBytes = procStatusBytes("/proc/self/status", "VmRSS:")
 	wg.Wait()
-	res.renewals, res.errors, res.reconnected, res.maxLat, res.firstErr = renewals, errs, reco, maxLat, firstErr
+	t := tallyWindow(outs, from, to)
+	res.renewals, res.answeredLate, res.errors, res.reconnected = t.answered, t.answeredLate, t.errors, t.reconnects
+	res.maxLat, res.firstErr = t.maxLat, t.firstErr
+	res.lat.add(t.lat...)
 	return res
 }
 
