@@ -116,7 +116,7 @@ vrrp_instance VI_BENCH {
 // vipTrial is what one failover measured.
 type vipTrial struct {
 	failover time.Duration // from the active's link down to the first answer from the other
-	lost     int           // probes sent after the fault that got no answer before the other's first
+	lost     int           // probes sent from the fault until the other's first answer that got no answer (lostProbes)
 	flips    int           // probes answered by a member after another had taken over
 	restore  time.Duration // keepalived: from A's link up to the first answer from A again
 }
@@ -138,12 +138,10 @@ func trial(tb testing.TB, d *failovertest.Bed, v vipVariant, act string, explain
 		tb.Fatalf("no answer from %s within 30 s of %s's link going down (last probes %v)\n%s", other, act, d.Probes.Last(10), explain())
 	}
 	r.failover = first.Done.Sub(fault)
+	// watch (1 s or more) outlasts the timeout of every probe sent
+	// before the first answer: their results are in.
 	time.Sleep(watch)
-	for _, p := range d.Probes.Since(fault) {
-		if p.Member == "" && p.Done.Before(first.Done) {
-			r.lost++
-		}
-	}
+	r.lost = lostProbes(d.Probes.Since(fault), fault, first.Done)
 	up := d.SetLink(tb, act, true)
 	if !v.hummingbird() {
 		firstA, ok := d.Probes.First(up, act, 30*time.Second)
@@ -163,6 +161,22 @@ func trial(tb testing.TB, d *failovertest.Bed, v vipVariant, act string, explain
 		r.flips = max(len(failovertest.Interleaved(d.Probes.Since(fault)))-1, 0)
 	}
 	return r
+}
+
+// lostProbes counts what a client sees lost in a failover: the probes
+// sent from the fault until the first answer of the new active (at) that
+// got no answer, whenever they ended. A probe sent to the lost member
+// fails only at its own timeout (200 ms), often after the new active has
+// answered: counting only the failures that came before that answer
+// counts none in a failover shorter than the timeout.
+func lostProbes(probes []failovertest.Probe, fault, at time.Time) int {
+	n := 0
+	for _, p := range probes {
+		if p.Member == "" && !p.Sent.Before(fault) && p.Sent.Before(at) {
+			n++
+		}
+	}
+	return n
 }
 
 // holder waits until exactly one of A and B holds the VIP and answers.
@@ -278,8 +292,9 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 // Metrics: heard-pkt/s (the packets per second the standby receives from
 // the active before the trials: a VRRP advert is one, a Hummingbird
 // probe a TCP request and the acknowledgement of the answer); p50-ms,
-// p99-ms, max-ms, min-ms of the failover time; lost (probes without an
-// answer per failover); flips (probes that broke the order of answering
+// p99-ms, max-ms, min-ms of the failover time; lost (per failover, the
+// probes sent from the cut until the first answer that got no answer,
+// whenever their timeout ended them); flips (probes that broke the order of answering
 // members: must be 0); restore-ms (keepalived: A's link up to A answering
 // again, p50); planned-lost (Hummingbird: probes that found nobody at the
 // VIP over as many planned switchovers as trials: must be 0) and
@@ -363,8 +378,68 @@ func TestVIPBenchSetup(t *testing.T) {
 		if r.failover > 2*time.Second {
 			t.Errorf("%s: failover took %v, want well under 2 s", v.name, r.failover)
 		}
+		// A probe starts every 10 ms, and none can be answered between the
+		// cut and the new active's first answer: at least half of those
+		// sent in that time must count as lost.
+		if want := int(r.failover / (20 * time.Millisecond)); r.lost < want {
+			t.Errorf("%s: %d probes lost in a failover of %v, want at least %d", v.name, r.lost, r.failover, want)
+		}
 		if planned.lost > 0 || planned.reset > 0 {
 			t.Errorf("%s: in a planned switchover %d probes found nobody at the VIP and %d were reset: %v", v.name, planned.lost, planned.reset, planned.what)
 		}
+	}
+}
+
+func TestLostProbes(t *testing.T) {
+	t.Parallel()
+	fault := time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
+	ms := func(n int) time.Time { return fault.Add(time.Duration(n) * time.Millisecond) }
+	probe := func(sent, done int, m string) failovertest.Probe {
+		return failovertest.Probe{Sent: ms(sent), Done: ms(done), Member: m}
+	}
+	tests := []struct {
+		name   string
+		probes []failovertest.Probe
+		at     time.Time
+		want   int
+	}{
+		{
+			// The new active answers 107 ms after the cut; the probes sent
+			// to the lost member before then time out 200 ms after they
+			// were sent, after that answer.
+			name: "a failover shorter than the probes' timeout",
+			probes: []failovertest.Probe{
+				probe(0, 200, ""), probe(10, 210, ""), probe(50, 250, ""), probe(90, 290, ""),
+				probe(100, 107, "B"), probe(110, 112, "B"),
+			},
+			at:   ms(107),
+			want: 4,
+		},
+		{
+			name:   "a probe that fails at once, before the answer",
+			probes: []failovertest.Probe{probe(20, 21, ""), probe(300, 302, "B")},
+			at:     ms(302),
+			want:   1,
+		},
+		{
+			name:   "failures after the first answer are not the failover's",
+			probes: []failovertest.Probe{probe(100, 102, "B"), probe(120, 320, "")},
+			at:     ms(102),
+			want:   0,
+		},
+		{
+			name:   "answered probes sent before the first answer arrived are not lost",
+			probes: []failovertest.Probe{probe(95, 106, "B"), probe(100, 107, "B"), probe(60, 260, "")},
+			at:     ms(106),
+			want:   1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := lostProbes(tt.probes, fault, tt.at); got != tt.want {
+				t.Errorf("lostProbes = %d, want %d", got, tt.want)
+			}
+		})
 	}
 }
