@@ -64,6 +64,9 @@ func startControlled(t *testing.T, heartbeat time.Duration, mutate func(*control
 			MgmtIP: d.Addr[m], Group: "press"}); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := c.Locks.Unlock(ctx, memberName(m), "test"); err != nil { // in service: a locked member is never active
+			t.Fatal(err)
+		}
 		tok, err := c.Tokens.CreateSpec(ctx, "test", auth.Spec{Kind: auth.KindEnroll, MaxUses: 1, Host: memberName(m)})
 		if err != nil {
 			t.Fatal(err)
