@@ -18,15 +18,7 @@ func TestMain(m *testing.M) {
 }
 
 // requireBed skips the test unless the end-to-end tests were asked for.
-func requireBed(t *testing.T) {
-	t.Helper()
-	if os.Getenv("HB_E2E") != "1" {
-		t.Skip("end-to-end test: set HB_E2E=1 to run it on the test bed (needs root and test/bed/prepare)")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("HB_E2E=1 but not root: the test bed needs root")
-	}
-}
+func requireBed(t *testing.T) { t.Helper(); testbed.Require(t) }
 
 // TestOwnerOnCluster, against the bed's kube-apiserver: a kubelet cannot write the mark, neither
 // on its own Node nor when it registers (NodeRestriction, which the mark relies on); Cordon and

@@ -16,6 +16,19 @@ import (
 	"time"
 )
 
+// Require skips tb unless the end-to-end tests were asked for (HB_E2E=1),
+// and fails it when they were but the test does not run as root, which
+// the bed needs.
+func Require(tb testing.TB) {
+	tb.Helper()
+	if os.Getenv("HB_E2E") != "1" {
+		tb.Skip("end-to-end test: set HB_E2E=1 to run it on the test bed (needs root and test/bed/prepare)")
+	}
+	if os.Geteuid() != 0 {
+		tb.Fatal("HB_E2E=1 but not root: the test bed needs root")
+	}
+}
+
 // Main runs a test binary's tests with beds that never outlive it: first it takes down beds left
 // by test binaries that were killed, and if this one is interrupted (SIGINT, SIGTERM) it takes
 // down its own beds before it exits. Call it from TestMain: os.Exit(testbed.Main(m)).
