@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -395,6 +396,9 @@ func (t *Tracker) apply(ctx context.Context, h store.Host, reports []report) err
 			if err != nil {
 				return err
 			}
+			if err := t.memberAlarm(tx, a, h, r.status.Missing, now); err != nil {
+				return err
+			}
 			if a, err = tx.AppByName(r.app); err != nil {
 				return err
 			}
@@ -501,6 +505,36 @@ func (t *Tracker) switchEvent(tx store.Tx, a store.App, sw store.AppSwitch, now 
 	return tx.AppendEvent(&store.Event{UUID: t.cfg.NewUUID(), Time: now, EntityType: "app", EntityID: "app=" + a.Name,
 		Action: "app.switchover", Actor: "agent", Reason: reason})
 }
+
+// memberAlarm raises 400.001 for member h of app a while its agent lacks
+// the capabilities missing (comma-separated), and clears it when it has
+// them all.
+func (t *Tracker) memberAlarm(tx store.Tx, a store.App, h store.Host, missing string, now time.Time) error {
+	entity := MemberEntity(a.Name, h.Hostname)
+	if !isMember(a, h.ID) {
+		return nil // the witness holds no VIP
+	}
+	if missing == "" {
+		raised, err := tx.ListAlarms(store.AlarmFilter{EntityInstance: entity})
+		if err != nil || len(raised) == 0 {
+			return err
+		}
+		return fm.Clear(tx, fm.AlarmAppMember, "app", entity,
+			fmt.Sprintf("the agent of %s has the capabilities app %s needs", h.Hostname, a.Name), t.cfg.NewUUID(), now)
+	}
+	caps := strings.ReplaceAll(missing, ",", ", ")
+	return fm.Raise(tx, store.Alarm{
+		UUID: t.cfg.NewUUID(), AlarmID: fm.AlarmAppMember, EntityType: "app", EntityInstance: entity, Severity: fm.Major,
+		Reason: fmt.Sprintf("%s cannot be the active member of app %s: its agent lacks %s; it stays a standby that is never elected",
+			h.Hostname, a.Name, caps),
+		AlarmType: "operational", ProbableCause: "underlying resource unavailable", ServiceAffecting: false,
+		ProposedRepairAction: fmt.Sprintf("Give hb-agent on %s %s (the shipped systemd unit and DaemonSet do: "+
+			"deploy/README.md, \"What the agent needs\"), then restart it.", h.Hostname, caps),
+	}, t.cfg.NewUUID(), now)
+}
+
+// MemberEntity is the alarm entity of host hostname as a member of app.
+func MemberEntity(app, hostname string) string { return "app=" + app + ".host=" + hostname }
 
 // wantAlarm: an app whose group elected an active member has lost its
 // redundancy while no other member is a healthy standby.

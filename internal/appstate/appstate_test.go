@@ -484,3 +484,84 @@ func testTwoControllers(t *testing.T, f *fixture) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestMemberLacksCapabilities: a member whose agent reports capabilities
+// it lacks gets alarm 400.001 naming the host, the app and the
+// capabilities (and nothing else the agent wrote), raised once; it is
+// cleared when the agent reports none, and when the app is deleted. The
+// witness, which holds no VIP, gets none.
+func TestMemberLacksCapabilities(t *testing.T) {
+	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, be.DSN(t))
+			tr := f.tracker(t)
+			entity := appstate.MemberEntity("plc", "edge-02")
+			alarms := func() []store.Alarm {
+				t.Helper()
+				var as []store.Alarm
+				if err := f.st.Read(context.Background(), func(tx store.Tx) error {
+					var err error
+					as, err = tx.ListAlarms(store.AlarmFilter{})
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				var out []store.Alarm
+				for _, a := range as {
+					if a.AlarmID == "400.001" {
+						out = append(out, a)
+					}
+				}
+				return out
+			}
+			lacking := wire.AppStatus{Name: "plc", Role: wire.RoleStandby, Missing: []string{
+				"CAP_NET_RAW (announcing the VIP with gratuitous ARP)", "CAP_NET_ADMIN (holding the VIP)",
+				"CAP_NET_ADMIN again", "\x1b[31mred", "rm -rf /"}}
+			for range 3 {
+				f.now = f.now.Add(time.Second)
+				f.beat(tr, "edge-02", lacking)
+				f.beat(tr, "edge-03", wire.AppStatus{Name: "plc", Role: wire.RoleWitness, Missing: lacking.Missing})
+			}
+			got := alarms()
+			if len(got) != 1 || got[0].EntityInstance != entity || got[0].Severity != "major" {
+				t.Fatalf("alarms 400.001: %+v, want one, major, on %s", got, entity)
+			}
+			want := "edge-02 cannot be the active member of app plc: its agent lacks CAP_NET_ADMIN, CAP_NET_RAW; " +
+				"it stays a standby that is never elected"
+			if got[0].Reason != want {
+				t.Errorf("reason %q, want %q", got[0].Reason, want)
+			}
+			var sets int
+			if err := f.st.Read(context.Background(), func(tx store.Tx) error {
+				evs, err := tx.ListEvents(store.EventFilter{EntityID: entity, Action: "alarm.set"})
+				sets = len(evs)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if sets != 1 {
+				t.Errorf("%d alarm.set events, want 1", sets)
+			}
+
+			// The agent restarted with its capabilities.
+			f.now = f.now.Add(time.Second)
+			f.beat(tr, "edge-02", wire.AppStatus{Name: "plc", Role: wire.RoleStandby, Healthy: true})
+			if got := alarms(); len(got) != 0 {
+				t.Errorf("after a report with nothing missing: %+v", got)
+			}
+			f.now = f.now.Add(time.Second)
+			f.beat(tr, "edge-01", lacking)
+			if got := alarms(); len(got) != 1 || got[0].EntityInstance != appstate.MemberEntity("plc", "edge-01") {
+				t.Fatalf("edge-01 lacking: %+v", got)
+			}
+			if err := f.inv.DeleteApp(context.Background(), "t", "plc"); err != nil {
+				t.Fatal(err)
+			}
+			if got := alarms(); len(got) != 0 {
+				t.Errorf("after the app was deleted: %+v", got)
+			}
+		})
+	}
+}

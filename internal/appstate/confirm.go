@@ -3,7 +3,9 @@ package appstate
 import (
 	"cmp"
 	"encoding/json"
+	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"hummingbird.io/hummingbird/internal/apitype"
@@ -47,6 +49,11 @@ func isVoter(a store.App, id int64) bool {
 		(a.Witness != nil && a.Witness.HostID == id)
 }
 
+// isMember says whether host id is a member of a (not its witness).
+func isMember(a store.App, id int64) bool {
+	return slices.ContainsFunc(a.Members, func(m store.AppMember) bool { return m.HostID == id })
+}
+
 // lastSwitch is a reported switchover as stored in a report: host ids
 // instead of uuids, so that two voters' reports of the same switchover are
 // the same text.
@@ -73,6 +80,7 @@ func reportOf(a store.App, members map[string]int64, hostID int64, st *wire.AppS
 		r.ActiveHostID, r.Epoch = id, epochOf(st.Epoch)
 	}
 	r.SwitchoverSeq = epochOf(st.SwitchoverSeq)
+	r.Missing = missingCaps(st.Missing)
 	if l := st.Last; l != nil && members[l.To] != 0 && (l.From == "" || members[l.From] != 0) &&
 		wire.SwitchReason(l.Reason) && l.Epoch > 0 && l.DurationMillis >= 0 {
 		b, err := json.Marshal(lastSwitch{Epoch: epochOf(l.Epoch), At: l.At.UTC().Truncate(time.Microsecond),
@@ -82,6 +90,25 @@ func reportOf(a store.App, members map[string]int64, hostID int64, st *wire.AppS
 		}
 	}
 	return r
+}
+
+// capName is a Linux capability's name as the agents report it.
+var capName = regexp.MustCompile(`^CAP_[A-Z_]{1,32}$`)
+
+// missingCaps keeps, of what an agent says it lacks, the capability names
+// ("CAP_NET_ADMIN (what it is for)" gives CAP_NET_ADMIN), sorted and
+// comma-separated; anything else an agent sends is dropped, so that no
+// text of its own reaches an alarm.
+func missingCaps(reported []string) string {
+	var names []string
+	for _, m := range reported {
+		name, _, _ := strings.Cut(m, " ")
+		if capName.MatchString(name) && !slices.Contains(names, name) && len(names) < 8 {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return strings.Join(names, ",")
 }
 
 // role is a voter's reported role, or down when it is none a voter has.

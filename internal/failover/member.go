@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +53,10 @@ type member struct {
 	cancel  context.CancelFunc
 	stopped chan struct{}
 
+	// missing are the capabilities the agent lacks for the app's VIP (set
+	// once, at the start): while any is missing it never takes the role.
+	missing []string
+
 	// vipMu orders the changes of the VIP on the node with the state
 	// that decided them: a lease timer's removal finishing after a
 	// renewal's addition left an active member without its VIP.
@@ -92,6 +97,13 @@ func newMember(m *Manager, app wire.App, self wire.AppMember, dir string) (*memb
 			return nil, fmt.Errorf("app %s: VIP %q: %w", app.Name, app.VIP, err)
 		}
 		mb.vip = p
+		if !self.Witness {
+			mb.missing = MissingCapabilities()
+		}
+		if len(mb.missing) > 0 {
+			mb.log.Warn("this member cannot hold the app's VIP and never takes the active role: give the agent the "+
+				"capabilities deploy/README.md lists under \"What the agent needs\"", "missing", strings.Join(mb.missing, ", "))
+		}
 	}
 	h, err := newHealthCheck(app, mb.notify)
 	if err != nil {
@@ -346,10 +358,10 @@ func (mb *member) lead(ctx context.Context) {
 	lost := mb.lostAt
 	mb.lostAt = time.Time{}
 	mb.mu.Unlock()
-	if mb.self.Witness || mb.isLocked() {
-		// The outage started when this witness (or locked member) last
-		// heard from the active; the app member it hands over to
-		// completes the switch.
+	if mb.self.Witness || mb.isLocked() || len(mb.missing) > 0 {
+		// The outage started when this witness (or locked member, or
+		// member that cannot hold the VIP) last heard from the active;
+		// the app member it hands over to completes the switch.
 		if lost.IsZero() {
 			lost = time.Now()
 		}
@@ -901,9 +913,10 @@ func (mb *member) isLocked() bool {
 }
 
 // eligible says whether this member may take the active role now: an app
-// member (not the witness) whose host is not locked and whose app is healthy.
+// member (not the witness) whose host is not locked, whose agent has the
+// permissions the app needs, and whose app is healthy.
 func (mb *member) eligible() bool {
-	return !mb.self.Witness && !mb.isLocked() && mb.health.healthy.Load()
+	return !mb.self.Witness && !mb.isLocked() && len(mb.missing) == 0 && mb.health.healthy.Load()
 }
 
 // poke wakes the leader loop.
@@ -923,6 +936,9 @@ func (mb *member) status() wire.AppStatus {
 	s := wire.AppStatus{
 		Name: mb.app.Name, Role: wire.RoleStandby, Active: st.Active, Epoch: st.Epoch,
 		Healthy: healthy, SwitchoverSeq: st.SwitchoverSeq, Last: st.Last,
+	}
+	if !mb.self.Witness {
+		s.Missing = mb.missing
 	}
 	switch {
 	case mb.self.Witness:

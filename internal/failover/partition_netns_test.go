@@ -7,14 +7,17 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/appstate"
 	"hummingbird.io/hummingbird/internal/auth"
 	"hummingbird.io/hummingbird/internal/controller"
 	"hummingbird.io/hummingbird/internal/controller/controllertest"
 	"hummingbird.io/hummingbird/internal/failover/failovertest"
+	"hummingbird.io/hummingbird/internal/fm"
 	"hummingbird.io/hummingbird/internal/mgmtnet/dhcp/dhcptest"
 	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/store"
@@ -34,7 +37,9 @@ type controlled struct {
 
 func memberName(m string) string { return "edge-" + strings.ToLower(m) }
 
-func startControlled(t *testing.T, heartbeat time.Duration, mutate func(*controller.Config)) *controlled {
+// Agents of the members in weak run without CAP_NET_ADMIN and CAP_NET_RAW,
+// as an agent started by hand by a user without them would.
+func startControlled(t *testing.T, heartbeat time.Duration, mutate func(*controller.Config), weak ...string) *controlled {
 	t.Helper()
 	d := failovertest.New(t, "A", "B", "W")
 	d.StopApp("W")
@@ -74,7 +79,11 @@ func startControlled(t *testing.T, heartbeat time.Duration, mutate func(*control
 		dir := filepath.Join(t.TempDir(), m)
 		dhcptest.Exec(t, d.NS[m], bin, "join", "--controller", ctl.URL, "--token", tok.Secret,
 			"--ca-hash", pki.CAHash(c.CA.Cert), "--hostname", memberName(m), "--state-dir", dir)
-		p := dhcptest.Start(t, d.NS[m], bin, "run", "--state-dir", dir, "--local-socket", filepath.Join(dir, "agent.sock"))
+		args := []string{bin, "run", "--state-dir", dir, "--local-socket", filepath.Join(dir, "agent.sock")}
+		if slices.Contains(weak, m) {
+			args = append([]string{"setpriv", "--bounding-set=-net_admin,-net_raw", "--"}, args...)
+		}
+		p := dhcptest.Start(t, d.NS[m], args[0], args[1:]...)
 		t.Cleanup(p.Stop)
 		agents[m] = p
 	}
@@ -278,4 +287,60 @@ func TestRenewalKeepsGroup(t *testing.T) {
 	}
 	t.Logf("generations %v, then A %d, B %d, W %d; %d probes, %d not answered by %s (at most %d in a row)", before,
 		gen(after, "A"), gen(after, "B"), gen(after, "W"), len(probes), len(missed), act, longest)
+}
+
+// TestMemberLackingCapabilities: a member whose agent lacks CAP_NET_ADMIN
+// and CAP_NET_RAW (it cannot hold the VIP) is shown unhealthy, alarm
+// 400.001 names its host, the app and what it lacks, and it never holds
+// the VIP: not at the first election, and not when the other member's
+// agent is killed (then nobody does, and 400.002 says so).
+func TestMemberLackingCapabilities(t *testing.T) {
+	c := startControlled(t, 0, nil, "A")
+	st := c.ctl.Controller.Store
+	never := func(what string, d time.Duration) {
+		t.Helper()
+		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			if c.d.HoldsVIP(t, "A") {
+				t.Fatalf("%s: A, whose agent lacks CAP_NET_ADMIN, holds the VIP\n%s", what, c.agents["A"].Output())
+			}
+		}
+	}
+	a := c.wait("B active, A an unhealthy standby", 30*time.Second, func(a store.App) bool {
+		ma := c.member(a, "A")
+		return a.ActiveHostname == "edge-b" && ma.Role == "standby" && !ma.Healthy
+	})
+	c.d.WaitActive(t, "B", 5*time.Second, func() string { return "" })
+	never("B active", 2*time.Second)
+	entity := appstate.MemberEntity("press", "edge-a")
+	var alarms []store.Alarm
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if err := st.Read(t.Context(), func(tx store.Tx) (err error) {
+			alarms, err = tx.ListAlarms(store.AlarmFilter{EntityInstance: entity})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(alarms) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(alarms) != 1 || alarms[0].AlarmID != fm.AlarmAppMember ||
+		!strings.Contains(alarms[0].Reason, "CAP_NET_ADMIN, CAP_NET_RAW") || !strings.Contains(alarms[0].Reason, "edge-a") {
+		t.Errorf("alarms on %s: %+v, want 400.001 naming edge-a and CAP_NET_ADMIN, CAP_NET_RAW", entity, alarms)
+	}
+	t.Logf("epoch %d, B active; alarm: %s", a.Epoch, alarms[0].Reason)
+
+	c.agents["B"].Signal(syscall.SIGKILL)
+	never("B's agent killed", 3*time.Second)
+	c.wait("400.002: no healthy standby", 10*time.Second, func(store.App) bool {
+		var n int
+		if err := st.Read(t.Context(), func(tx store.Tx) error {
+			as, err := tx.ListAlarms(store.AlarmFilter{EntityInstance: "app=press"})
+			n = len(as)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	})
 }

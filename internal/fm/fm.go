@@ -23,6 +23,11 @@ const (
 // redundant app has no healthy standby (major), on entity app=NAME.
 const AlarmAppRedundancy = "400.002"
 
+// AlarmAppMember is StarlingX's service group failure, for one member: the
+// member cannot serve as the app's active member because its agent lacks
+// a permission the app needs (major), on entity app=NAME.host=HOSTNAME.
+const AlarmAppMember = "400.001"
+
 // Severities, least to most severe.
 const (
 	Warning  = "warning"

@@ -431,6 +431,20 @@ func (s *Service) DeleteApp(ctx context.Context, actor, name string) error {
 		if err := fm.Clear(tx, fm.AlarmAppRedundancy, "app", "app="+a.Name, "app "+a.Name+" deleted", s.newUUID(), s.stamp()); err != nil {
 			return err
 		}
+		for _, m := range a.Members {
+			// appstate.MemberEntity, which imports this package.
+			entity := "app=" + a.Name + ".host=" + m.Hostname
+			raised, err := tx.ListAlarms(store.AlarmFilter{EntityInstance: entity})
+			if err != nil {
+				return err
+			}
+			if len(raised) == 0 {
+				continue
+			}
+			if err := fm.Clear(tx, fm.AlarmAppMember, "app", entity, "app "+a.Name+" deleted", s.newUUID(), s.stamp()); err != nil {
+				return err
+			}
+		}
 		return s.appEvent(tx, "app.delete", actor, a.Name, fmt.Sprintf("app %s deleted from group %s", a.Name, a.Group))
 	})
 }

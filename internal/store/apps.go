@@ -183,17 +183,17 @@ func (t *sqlTx) SetAppMemberStatus(appID int64, s AppMemberStatus) error {
 
 func (t *sqlTx) SetAppReport(appID int64, r AppReport) error {
 	_, err := t.exec("set app report", `INSERT INTO app_reports (app_id, host_id, active_host_id, epoch, role, healthy,
-		switchover_seq, last_switch, reported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		switchover_seq, last_switch, missing, reported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (app_id, host_id) DO UPDATE SET active_host_id = excluded.active_host_id, epoch = excluded.epoch,
 		role = excluded.role, healthy = excluded.healthy, switchover_seq = excluded.switchover_seq,
-		last_switch = excluded.last_switch, reported_at = excluded.reported_at`,
-		appID, r.HostID, r.ActiveHostID, r.Epoch, r.Role, r.Healthy, r.SwitchoverSeq, r.LastSwitch, utc(r.ReportedAt))
+		last_switch = excluded.last_switch, missing = excluded.missing, reported_at = excluded.reported_at`,
+		appID, r.HostID, r.ActiveHostID, r.Epoch, r.Role, r.Healthy, r.SwitchoverSeq, r.LastSwitch, r.Missing, utc(r.ReportedAt))
 	return err
 }
 
 func (t *sqlTx) AppReports(appID int64) ([]AppReport, error) {
 	rows, err := t.tx.QueryContext(t.ctx, `SELECT host_id, active_host_id, epoch, role, healthy, switchover_seq,
-		last_switch, reported_at FROM app_reports WHERE app_id = $1 ORDER BY host_id`, appID)
+		last_switch, missing, reported_at FROM app_reports WHERE app_id = $1 ORDER BY host_id`, appID)
 	if err != nil {
 		return nil, t.wrap("app reports", err)
 	}
@@ -202,7 +202,7 @@ func (t *sqlTx) AppReports(appID int64) ([]AppReport, error) {
 	for rows.Next() {
 		var r AppReport
 		if err := rows.Scan(&r.HostID, &r.ActiveHostID, &r.Epoch, &r.Role, &r.Healthy, &r.SwitchoverSeq,
-			&r.LastSwitch, &r.ReportedAt); err != nil {
+			&r.LastSwitch, &r.Missing, &r.ReportedAt); err != nil {
 			return nil, t.wrap("app reports", err)
 		}
 		r.ReportedAt = r.ReportedAt.UTC()

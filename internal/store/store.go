@@ -402,7 +402,10 @@ type AppReport struct {
 	Healthy       bool
 	SwitchoverSeq int64
 	LastSwitch    string // the reported last switchover (JSON); "": none
-	ReportedAt    time.Time
+	// Missing are the capabilities the member's agent lacks for the app,
+	// comma-separated ("CAP_NET_ADMIN,CAP_NET_RAW"); "": none.
+	Missing    string
+	ReportedAt time.Time
 }
 
 // AppSwitch is a change of an app's active member.

@@ -26,7 +26,10 @@ import (
 //	   controller's CA that names a member.
 //	4: a member whose host is locked (AppMember.Locked) never takes an
 //	   app's active role and hands it on when it has it.
-const CapabilityVersion = 4
+//	5: a member whose agent lacks a permission its app needs (an app with
+//	   a VIP needs CAP_NET_ADMIN and CAP_NET_RAW) reports it
+//	   (AppStatus.Missing), is unhealthy, and never takes the active role.
+const CapabilityVersion = 5
 
 // Paths of the agent API, served by the controller over mutual TLS (all but
 // JoinPath, which is authenticated by the enrollment token).
@@ -395,8 +398,13 @@ type AppStatus struct {
 	// it, Epoch the term it was elected in (0: none yet).
 	Active string `json:"active,omitempty"`
 	Epoch  uint64 `json:"epoch"`
-	// Healthy: this member's copy of the app passes its health check.
+	// Healthy: this member's copy of the app passes its health check, and
+	// its agent has every permission the app needs.
 	Healthy bool `json:"healthy"`
+	// Missing lists the permissions (Linux capabilities) the agent lacks
+	// to serve as this app's active member, each as "CAP_X (what it is
+	// for)"; while any is missing the member never takes the active role.
+	Missing []string `json:"missing,omitempty"`
 	// Peers is how many other members this member heard from within the
 	// last second (only the active knows; others report 0).
 	Peers int `json:"peers"`
