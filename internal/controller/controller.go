@@ -303,7 +303,7 @@ func (c *Controller) setup(ctx context.Context) error {
 
 	var nodesChanged, appsChanged func()
 	if cluster != nil {
-		c.Nodes = nodes.New(c.Store, cluster, nodes.Config{Interval: c.cfg.NodeSyncInterval, Log: c.log})
+		c.Nodes = nodes.New(c.Store, cluster, nodes.Config{Interval: c.cfg.NodeSyncInterval, Log: c.log, Heartbeats: c.Monitor})
 		nodesChanged = c.Nodes.Kick
 		c.Workloads = workloads.New(c.Store, cluster, workloads.Config{Interval: c.cfg.AppSyncInterval, Log: c.log})
 		appsChanged = c.Workloads.Kick

@@ -256,6 +256,18 @@ func (m *Monitor) NextHeartbeat(hostID int64) (time.Time, bool) {
 	return b.next, true
 }
 
+// LastHeartbeat is when the controller last received a heartbeat of a
+// host's agent; false when it has received none since it started.
+func (m *Monitor) LastHeartbeat(hostID int64) (time.Time, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.beats[hostID]
+	if !ok || b.boot == "" {
+		return time.Time{}, false
+	}
+	return b.last, true
+}
+
 // Forget stops watching a host (its agent was removed or the host deleted).
 func (m *Monitor) Forget(hostID int64) {
 	m.mu.Lock()

@@ -677,3 +677,41 @@ func TestTwoMonitors(t *testing.T) {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }
+
+// TestLastHeartbeat: the time of the last heartbeat received since the
+// monitor started, none before the first, and none after a restart
+// until the agent is heard again.
+func TestLastHeartbeat(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, h, c, mk := setup(t, storetest.SQLiteDSN(t))
+	m := mk()
+	if got, ok := m.LastHeartbeat(h.ID); ok {
+		t.Errorf("before any heartbeat: %v", got)
+	}
+	for seq := range uint64(2) {
+		c.advance(7 * time.Second)
+		if _, err := m.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: seq + 1, Boot: "b1"}, ""); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := m.LastHeartbeat(h.ID); !ok || !got.Equal(c.now()) {
+			t.Errorf("after heartbeat %d at %v: %v %v", seq+1, c.now(), got, ok)
+		}
+	}
+	c.advance(time.Minute)
+	m.Check(ctx)
+	if got, ok := m.LastHeartbeat(h.ID); !ok || !got.Equal(c.now().Add(-time.Minute)) {
+		t.Errorf("a minute of silence later: %v %v, want the last heartbeat's time", got, ok)
+	}
+	m = mk() // a restart
+	if got, ok := m.LastHeartbeat(h.ID); ok {
+		t.Errorf("after a restart: %v, want none until heard", got)
+	}
+	if _, err := m.Heartbeat(ctx, h, wire.Heartbeat{Capability: 1, Seq: 1, Boot: "b2"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	m.Forget(h.ID)
+	if got, ok := m.LastHeartbeat(h.ID); ok {
+		t.Errorf("forgotten: %v", got)
+	}
+}

@@ -13,7 +13,10 @@
 //   - stores the Node's Ready state, the reason when it is not Ready, and its kubelet's version
 //     with the host, for host-show;
 //   - raises alarm 200.006 for a host whose Node is NotReady while its agent still heartbeats (the
-//     kubelet is down, not the host), and clears it when the Node is Ready again.
+//     kubelet is down, not the host): the host is available and its agent sent a heartbeat after
+//     the reconciler first saw the Node NotReady. A host cut off from the controller stops both,
+//     and gets the heartbeat alarms alone: 200.006 is not raised for it, or cleared once its
+//     heartbeats stop. It is cleared when the Node is Ready again.
 package nodes
 
 import (
@@ -21,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -65,9 +69,19 @@ func Labels(h store.Host, group map[string]string) map[string]string {
 type Config struct {
 	// Interval is the time between passes.
 	Interval time.Duration
-	Log      *slog.Logger
-	Now      func() time.Time
-	NewUUID  func() string
+	// Heartbeats tells when a host's agent last heartbeated (the controller's heartbeat
+	// monitor); nil: never, and 200.006 is not raised.
+	Heartbeats Heartbeats
+	Log        *slog.Logger
+	Now        func() time.Time
+	NewUUID    func() string
+}
+
+// Heartbeats is what the reconciler needs of the heartbeat monitor (mtce.Monitor).
+type Heartbeats interface {
+	// LastHeartbeat is when the agent of a host last heartbeated; false: not since the
+	// controller started.
+	LastHeartbeat(hostID int64) (time.Time, bool)
 }
 
 // Reconciler runs the passes.
@@ -77,6 +91,10 @@ type Reconciler struct {
 	cfg     Config
 	log     *slog.Logger
 	kick    chan struct{}
+
+	mu sync.Mutex
+	// notReady is when a pass first saw a host's Node NotReady, by host id.
+	notReady map[int64]time.Time
 }
 
 // New makes a reconciler of the cluster's Nodes.
@@ -93,7 +111,8 @@ func New(st store.Store, cluster *kube.Cluster, cfg Config) *Reconciler {
 	if cfg.NewUUID == nil {
 		cfg.NewUUID = uuid.NewString
 	}
-	return &Reconciler{st: st, cluster: cluster, cfg: cfg, log: cfg.Log.With("logger", "nodes"), kick: make(chan struct{}, 1)}
+	return &Reconciler{st: st, cluster: cluster, cfg: cfg, log: cfg.Log.With("logger", "nodes"), kick: make(chan struct{}, 1),
+		notReady: map[int64]time.Time{}}
 }
 
 // Kick asks for a pass soon, after a change that affects Nodes' labels.
@@ -212,6 +231,19 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 	for _, n := range list {
 		byName[n.Name] = n
 	}
+	r.mu.Lock()
+	if len(r.notReady) > 0 {
+		ids := make(map[int64]bool, len(hosts))
+		for _, h := range hosts {
+			ids[h.ID] = true
+		}
+		for id := range r.notReady {
+			if !ids[id] {
+				delete(r.notReady, id) // the host was deleted
+			}
+		}
+	}
+	r.mu.Unlock()
 	var errs []error
 	for _, h := range hosts {
 		n, ok := byName[h.Hostname]
@@ -251,6 +283,30 @@ const AlarmKubelet = "200.006"
 
 func kubeletEntity(h store.Host) string { return "host=" + h.Hostname + ".process=kubelet" }
 
+// heardSinceNotReady notes when the Node of host id was first seen NotReady, and says whether
+// its agent heartbeated after that: a kubelet that stopped while its host answers. The time
+// is the controller's own on both sides, so the API server's clock does not enter it.
+func (r *Reconciler) heardSinceNotReady(id int64) bool {
+	r.mu.Lock()
+	since, ok := r.notReady[id]
+	if !ok {
+		since = r.cfg.Now()
+		r.notReady[id] = since
+	}
+	r.mu.Unlock()
+	if r.cfg.Heartbeats == nil {
+		return false
+	}
+	last, ok := r.cfg.Heartbeats.LastHeartbeat(id)
+	return ok && last.After(since)
+}
+
+func (r *Reconciler) forgetNotReady(id int64) {
+	r.mu.Lock()
+	delete(r.notReady, id)
+	r.mu.Unlock()
+}
+
 // record stores what was read of h's Node, and raises or clears its kubelet alarm, when either
 // changed. A Node of h's name that is not h's is recorded as NodeConflict, with the reason,
 // and nothing else of it.
@@ -266,8 +322,11 @@ func (r *Reconciler) record(ctx context.Context, h store.Host, n kube.Node, exis
 		}
 	}
 	// The host answers but its Node does not: the kubelet is down, not the host.
-	kubeletDown := want.State == "NotReady" &&
-		(h.Availability == inventory.AvailAvailable || h.Availability == inventory.AvailDegraded)
+	kubeletDown := want.State == "NotReady" && h.Availability == inventory.AvailAvailable &&
+		r.heardSinceNotReady(h.ID)
+	if want.State != "NotReady" {
+		r.forgetNotReady(h.ID)
+	}
 	entity := kubeletEntity(h)
 	same := want.State == h.NodeState && want.KubeletVersion == h.KubeletVersion && want.Reason == h.NodeReason
 	if same && kubeletDown == alarmed {
@@ -285,7 +344,8 @@ func (r *Reconciler) record(ctx context.Context, h store.Host, n kube.Node, exis
 			return fm.Raise(tx, store.Alarm{
 				UUID: r.cfg.NewUUID(), AlarmID: AlarmKubelet, EntityType: "host", EntityInstance: entity,
 				Severity: fm.Major, AlarmType: "processing-error", ProbableCause: "underlying resource unavailable",
-				Reason:               fmt.Sprintf("%s is degraded: its kubelet is not running or not reporting (Node NotReady: %s)", h.Hostname, want.Reason),
+				Reason: fmt.Sprintf("the kubelet of %s is not running or not reporting (Node NotReady: %s); "+
+					"the host is available: its agent still heartbeats", h.Hostname, want.Reason),
 				ProposedRepairAction: "Check the kubelet on the host: systemctl status kubelet containerd; journalctl -u kubelet.",
 			}, r.cfg.NewUUID(), now)
 		}
@@ -294,8 +354,10 @@ func (r *Reconciler) record(ctx context.Context, h store.Host, n kube.Node, exis
 			reason = fmt.Sprintf("the Node named like %s is not its own", h.Hostname)
 		} else if want.State == "" {
 			reason = fmt.Sprintf("%s has no Node", h.Hostname)
-		} else if want.State == "NotReady" {
+		} else if want.State == "NotReady" && h.Availability != inventory.AvailAvailable {
 			reason = fmt.Sprintf("%s is %s: its own alarms stand for it", h.Hostname, h.Availability)
+		} else if want.State == "NotReady" {
+			reason = fmt.Sprintf("the agent of %s has not heartbeated since its Node went NotReady: its heartbeat alarms stand for it", h.Hostname)
 		}
 		return fm.Clear(tx, AlarmKubelet, "host", entity, reason, r.cfg.NewUUID(), now)
 	})

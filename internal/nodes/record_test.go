@@ -2,6 +2,8 @@ package nodes
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +15,8 @@ import (
 )
 
 // TestRecord: the Node's state is stored with the host when it changes, and alarm 200.006
-// stands exactly while the Node is NotReady and the host still heartbeats.
+// stands exactly while the Node is NotReady and the host still heartbeats: it is available and
+// its agent heartbeated after the Node was seen NotReady.
 func TestRecord(t *testing.T) {
 	t.Parallel()
 	for _, be := range storetest.Backends() {
@@ -29,7 +32,9 @@ func TestRecord(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := New(st, nil, Config{Now: func() time.Time { return time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC) }})
+			now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+			beats := lastBeats{}
+			r := New(st, nil, Config{Now: func() time.Time { return now }, Heartbeats: beats})
 			notReady := kube.Node{Name: "edge-1", State: kube.NodeState{Exists: true, KubeletVersion: "v1.37.2", Reason: "Kubelet stopped posting node status.", Owner: added.UUID}}
 			ready := kube.Node{Name: "edge-1", State: kube.NodeState{Exists: true, Ready: true, KubeletVersion: "v1.37.2", Reason: "kubelet is posting ready status", Owner: added.UUID}}
 			// Nodes of its name that are not the host's: none of their state is taken as the host's.
@@ -37,6 +42,7 @@ func TestRecord(t *testing.T) {
 			foreign.State.Owner = ""
 			otherHost := notReady
 			otherHost.State.Owner = "00000000-0000-4000-8000-0000000000ff"
+			// beat: the agent heartbeats after the step's pass, before the next one.
 			steps := []struct {
 				name         string
 				availability string
@@ -44,20 +50,32 @@ func TestRecord(t *testing.T) {
 				exists       bool
 				state        string
 				alarm        bool
+				beat         bool
 			}{
-				{"offline host, no node", inventory.AvailOffline, kube.Node{}, false, "", false},
-				{"ready", inventory.AvailOffline, ready, true, "Ready", false},
-				{"not ready, host silent too", inventory.AvailOffline, notReady, true, "NotReady", false},
-				{"not ready, host heartbeats", inventory.AvailAvailable, notReady, true, "NotReady", true},
-				{"again: nothing new", inventory.AvailAvailable, notReady, true, "NotReady", true},
-				{"degraded host", inventory.AvailDegraded, notReady, true, "NotReady", true},
-				{"ready again", inventory.AvailAvailable, ready, true, "Ready", false},
-				{"not ready, not the host's", inventory.AvailAvailable, foreign, true, "Conflict", false},
-				{"ready again", inventory.AvailAvailable, ready, true, "Ready", false},
-				{"not ready, another host's", inventory.AvailAvailable, otherHost, true, "Conflict", false},
-				{"node deleted", inventory.AvailAvailable, kube.Node{}, false, "", false},
+				{"offline host, no node", inventory.AvailOffline, kube.Node{}, false, "", false, true},
+				{"ready", inventory.AvailAvailable, ready, true, "Ready", false, false},
+				// Cut off: its heartbeats stop and its Node goes NotReady, before the
+				// heartbeat monitor notices (the host is still available).
+				{"not ready, no heartbeat since", inventory.AvailAvailable, notReady, true, "NotReady", false, false},
+				{"still none", inventory.AvailAvailable, notReady, true, "NotReady", false, false},
+				{"heartbeats missed", inventory.AvailDegraded, notReady, true, "NotReady", false, true},
+				// The agent heartbeats again: the kubelet is down, not the host.
+				{"not ready, host heartbeats", inventory.AvailAvailable, notReady, true, "NotReady", true, false},
+				{"again: nothing new", inventory.AvailAvailable, notReady, true, "NotReady", true, false},
+				{"heartbeats stop: the heartbeat alarms stand for it", inventory.AvailDegraded, notReady, true, "NotReady", false, false},
+				{"failed host", inventory.AvailFailed, notReady, true, "NotReady", false, true},
+				{"back", inventory.AvailAvailable, notReady, true, "NotReady", true, false},
+				{"ready again", inventory.AvailAvailable, ready, true, "Ready", false, true},
+				// Seen NotReady anew: a heartbeat from before does not count.
+				{"not ready again", inventory.AvailAvailable, notReady, true, "NotReady", false, false},
+				{"ready again", inventory.AvailAvailable, ready, true, "Ready", false, true},
+				{"not ready, not the host's", inventory.AvailAvailable, foreign, true, "Conflict", false, true},
+				{"ready again", inventory.AvailAvailable, ready, true, "Ready", false, true},
+				{"not ready, another host's", inventory.AvailAvailable, otherHost, true, "Conflict", false, true},
+				{"node deleted", inventory.AvailAvailable, kube.Node{}, false, "", false, true},
 			}
 			for _, s := range steps {
+				now = now.Add(time.Second)
 				var h store.Host
 				var alarmed bool
 				if err := st.Write(ctx, func(tx store.Tx) error {
@@ -96,6 +114,13 @@ func TestRecord(t *testing.T) {
 				if (len(alarms) == 1 && alarms[0].AlarmID == AlarmKubelet && alarms[0].Severity == "major") != s.alarm || len(alarms) > 1 {
 					t.Errorf("%s: alarms %+v, want raised %v", s.name, alarms, s.alarm)
 				}
+				if len(alarms) == 1 && (strings.Contains(alarms[0].Reason, "degraded") || !strings.Contains(alarms[0].Reason, "available")) {
+					t.Errorf("%s: alarm text %q, want it to say the host is available", s.name, alarms[0].Reason)
+				}
+				if s.beat {
+					now = now.Add(time.Second)
+					beats[h.ID] = now
+				}
 			}
 			var events []store.Event
 			if err := st.Read(ctx, func(tx store.Tx) error {
@@ -109,9 +134,17 @@ func TestRecord(t *testing.T) {
 			for _, e := range events {
 				actions = append(actions, e.Action)
 			}
-			if len(actions) != 2 || actions[0] != "alarm.clear" || actions[1] != "alarm.set" {
-				t.Errorf("kubelet alarm events, newest first: %v; want one set and one clear", actions)
+			if want := []string{"alarm.clear", "alarm.set", "alarm.clear", "alarm.set"}; !slices.Equal(actions, want) {
+				t.Errorf("kubelet alarm events, newest first: %v; want %v", actions, want)
 			}
 		})
 	}
+}
+
+// lastBeats is when each host's agent last heartbeated, by host id.
+type lastBeats map[int64]time.Time
+
+func (b lastBeats) LastHeartbeat(id int64) (time.Time, bool) {
+	t, ok := b[id]
+	return t, ok
 }

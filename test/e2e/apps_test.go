@@ -43,12 +43,7 @@ func TestRedundantApp(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
 	defer cancel()
 
-	bin := filepath.Join(t.TempDir(), "hb-agent")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "hummingbird.io/hummingbird/cmd/hb-agent")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build hb-agent: %v\n%s", err, out)
-	}
+	bin := buildAgent(t, ctx)
 	b := testbed.Start(t, ctx, testbed.Options{Hosts: 2, Kubelet: true})
 	cp := b.ControlPlane
 	witness, err := b.AddHost(ctx, testbed.HostOptions{})
@@ -262,6 +257,18 @@ func joinNode(t *testing.T, ctx context.Context, b *testbed.Bed, h *testbed.Host
 	if _, err := b.ControlPlane.WaitNodeReady(ctx, h.Name); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// buildAgent builds hb-agent, static, as the bed's hosts run it.
+func buildAgent(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hb-agent")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "hummingbird.io/hummingbird/cmd/hb-agent")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build hb-agent: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // startAgent puts hb-agent into h, joins it with a one-use enroll token and the pinned CA, and

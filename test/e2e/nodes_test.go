@@ -2,38 +2,46 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/client"
 	"hummingbird.io/hummingbird/internal/controller"
 	"hummingbird.io/hummingbird/internal/controller/controllertest"
-	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/kube"
 	"hummingbird.io/hummingbird/internal/nodes"
-	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/testbed"
 )
 
 // TestNodesFollowInventory: a host's Node carries its role, group, group labels and labels;
 // drift and a re-created Node are put right, removed labels go while others' stay, a group
 // change follows; host-show has the Node's state; a NotReady Node of a host that still
-// heartbeats raises 200.006 until it is Ready again.
+// heartbeats raises 200.006 until it is Ready again, and a host cut off (its agent silent too)
+// gets the heartbeat alarms alone.
 func TestNodesFollowInventory(t *testing.T) {
 	requireBed(t)
 	checkNothingLeft(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
+	bin := buildAgent(t, ctx)
 	b := testbed.Start(t, ctx, testbed.Options{Hosts: 1, Kubelet: true})
 	h := b.Hosts[0]
 	cp := b.ControlPlane
 	joinAndRun(t, ctx, b, h)
 
+	// The host's agent heartbeats every 5 s: a silent host is degraded after 15 s, before
+	// its Node goes NotReady (20 s on the bed).
+	bridge := fmt.Sprintf("10.251.%d.1", b.Index)
 	ctl := controllertest.Start(t, "", func(c *controller.Config) {
 		c.Kubeconfig = cp.Kubeconfig
+		c.Listen = net.JoinHostPort(bridge, "0")
 		c.NodeSyncInterval = time.Second
-		c.MgmtSubnet, c.MgmtControllerIPs = "10.251.0.0/16", []string{"10.251.0.1"}
+		c.MgmtSubnet, c.MgmtControllerIPs = fmt.Sprintf("10.251.%d.0/24", b.Index), []string{bridge}
+		c.Heartbeat.Interval, c.Heartbeat.DegradeAfter, c.Heartbeat.FailAfter = 5*time.Second, 3, 6
 	})
 	c := ctl.Client(t, ctl.AdminToken)
 	for _, g := range []string{"press", "paint"} {
@@ -49,6 +57,8 @@ func TestNodesFollowInventory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	startAgent(t, ctx, ctl, c, h, bin)
+	waitHost(t, ctx, ctl, h.Name, func(h apitype.Host) bool { return h.Availability == "available" })
 	// Joined by hand, the Node is not the host's until a cluster admin says so: host-show says
 	// Conflict, and Hummingbird labels nothing.
 	waitHost(t, ctx, ctl, h.Name, func(h apitype.Host) bool {
@@ -131,16 +141,6 @@ func TestNodesFollowInventory(t *testing.T) {
 	vouch(t, ctx, cp, h.Name, added.UUID)
 	labelsAre("node made again", map[string]*string{nodes.LabelGroup: s("paint"), nodes.LabelPersonality: s("edgeworker")})
 
-	// The agent heartbeats (the host is available) while the kubelet is down.
-	hostID := host.ID
-	if err := ctl.Controller.Store.Write(ctx, func(tx store.Tx) error {
-		return tx.SetHostState(hostID, inventory.AvailAvailable, "enabled", time.Now())
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := h.SSH(ctx, "systemctl stop kubelet"); err != nil {
-		t.Fatalf("stopping the kubelet: %v\n%s", err, out)
-	}
 	entity := "host=" + h.Name + ".process=kubelet"
 	waitAlarm := func(want bool) {
 		t.Helper()
@@ -151,6 +151,9 @@ func TestNodesFollowInventory(t *testing.T) {
 				t.Fatal(err)
 			}
 			if (len(alarms) == 1 && alarms[0].AlarmID == nodes.AlarmKubelet) == want {
+				if want && !strings.Contains(alarms[0].ReasonText, "available") {
+					t.Errorf("alarm text %q, want it to say the host is available", alarms[0].ReasonText)
+				}
 				return
 			}
 			if time.Now().After(deadline) {
@@ -158,6 +161,31 @@ func TestNodesFollowInventory(t *testing.T) {
 			}
 			time.Sleep(time.Second)
 		}
+	}
+
+	// Cut off: neither the agent nor the kubelet answers. The host gets the heartbeat
+	// alarms; its Node goes NotReady, and 200.006 is not raised for it.
+	cutAt := time.Now()
+	for _, cmd := range []string{"systemctl kill --signal=SIGSTOP hb-agent", "systemctl stop kubelet"} {
+		if out, err := h.SSH(ctx, cmd); err != nil {
+			t.Fatalf("%s: %v\n%s", cmd, err, out)
+		}
+	}
+	waitHost(t, ctx, ctl, h.Name, func(h apitype.Host) bool { return h.NodeState == "NotReady" && h.Availability != "available" })
+	time.Sleep(3 * time.Second) // three node passes
+	evs, err := c.ListEvents(ctx, client.EventFilter{EntityID: entity, Action: "alarm.set"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.Time.After(cutAt) {
+			t.Errorf("200.006 raised for a host cut off: %+v", e)
+		}
+	}
+	waitAlarm(false)
+	// The agent heartbeats again while the kubelet is down: that is the kubelet's failure.
+	if out, err := h.SSH(ctx, "systemctl kill --signal=SIGCONT hb-agent"); err != nil {
+		t.Fatalf("thawing the agent: %v\n%s", err, out)
 	}
 	waitAlarm(true)
 	host = waitHost(t, ctx, ctl, h.Name, func(h apitype.Host) bool { return h.NodeState == "NotReady" })
