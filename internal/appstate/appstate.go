@@ -48,6 +48,9 @@ type Config struct {
 	NewUUID         func() string
 	Log             *slog.Logger
 	RefreshInterval time.Duration // 0: DefaultRefreshInterval
+	// ActiveChanged, when set, is called (outside any transaction) after the members
+	// confirmed a new active member of an app: the Service's endpoints follow it.
+	ActiveChanged func()
 }
 
 // Tracker is the in-memory view of the apps and the processing of their
@@ -374,8 +377,9 @@ func epochOf(v uint64) int64 {
 func (t *Tracker) apply(ctx context.Context, h store.Host, reports []report) error {
 	now := t.now()
 	var (
-		stored  []*entry
-		alarmed map[int64]bool
+		stored    []*entry
+		alarmed   map[int64]bool
+		newActive bool
 	)
 	t.mu.RLock()
 	known := make(map[int64]bool, len(t.alarmed))
@@ -384,7 +388,7 @@ func (t *Tracker) apply(ctx context.Context, h store.Host, reports []report) err
 	}
 	t.mu.RUnlock()
 	err := t.st.Write(ctx, func(tx store.Tx) error {
-		stored, alarmed = nil, map[int64]bool{}
+		stored, alarmed, newActive = nil, map[int64]bool{}, false
 		for _, r := range reports {
 			a, err := tx.AppByName(r.app)
 			if errors.Is(err, store.ErrNotFound) {
@@ -399,9 +403,11 @@ func (t *Tracker) apply(ctx context.Context, h store.Host, reports []report) err
 			if err := t.memberAlarm(tx, a, h, r.status.Missing, now); err != nil {
 				return err
 			}
+			before := a.Epoch
 			if a, err = tx.AppByName(r.app); err != nil {
 				return err
 			}
+			newActive = newActive || a.Epoch != before
 			if raised, ok := known[a.ID]; !ok || raised != wantAlarm(a) {
 				if err := t.alarm(tx, a); err != nil {
 					return err
@@ -414,6 +420,9 @@ func (t *Tracker) apply(ctx context.Context, h store.Host, reports []report) err
 	})
 	if err != nil {
 		return err
+	}
+	if newActive && t.cfg.ActiveChanged != nil {
+		t.cfg.ActiveChanged()
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()

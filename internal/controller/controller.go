@@ -255,7 +255,13 @@ func (c *Controller) setup(ctx context.Context) error {
 			"network", pool.Network, "mode", pool.Row.Mode)
 	}
 
-	c.Apps = appstate.New(c.Store, appstate.Config{Log: c.log})
+	// The reconciler of the apps' objects is made below, when there is a cluster.
+	var activeChanged func()
+	c.Apps = appstate.New(c.Store, appstate.Config{Log: c.log, ActiveChanged: func() {
+		if activeChanged != nil {
+			activeChanged()
+		}
+	}})
 	if err := c.Apps.Refresh(ctx); err != nil {
 		return fmt.Errorf("apps: %w", err)
 	}
@@ -307,6 +313,7 @@ func (c *Controller) setup(ctx context.Context) error {
 		nodesChanged = c.Nodes.Kick
 		c.Workloads = workloads.New(c.Store, cluster, workloads.Config{Interval: c.cfg.AppSyncInterval, Log: c.log})
 		appsChanged = c.Workloads.Kick
+		activeChanged = c.Workloads.Kick
 	}
 
 	reg := prometheus.NewRegistry()

@@ -5,12 +5,15 @@ package kube
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // EnsureNamespace creates the namespace name with labels unless it exists; created says whether
@@ -161,4 +164,53 @@ func objectError(verb, kind, ns, name string, err error) error {
 		return fmt.Errorf("%s %s: %w (the cluster refuses what the app asks for: correct the app, by deleting it and adding it again)", verb, what, err)
 	}
 	return fmt.Errorf("%s %s: %w", verb, what, err)
+}
+
+// Pod is what the controller reads of an app's pod: where it runs and its Ready condition.
+type Pod struct {
+	// App is the pod's value of the label the listing selected on.
+	Name, Node, App string
+	Ready           bool
+	// Reason is the Ready condition's reason, as its last writer set it.
+	Reason string
+}
+
+// Pods lists the pods in ns that carry the label key, with its value as their App.
+func (c *Cluster) Pods(ctx context.Context, ns, key string) ([]Pod, error) {
+	list, err := c.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: key})
+	if err != nil {
+		return nil, objectError("listing", "Pods", ns, "", err)
+	}
+	out := make([]Pod, 0, len(list.Items))
+	for _, p := range list.Items {
+		pod := Pod{Name: p.Name, Node: p.Spec.NodeName, App: p.Labels[key]}
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == corev1.PodReady {
+				pod.Ready, pod.Reason = cond.Status == corev1.ConditionTrue, cond.Reason
+			}
+		}
+		out = append(out, pod)
+	}
+	return out, nil
+}
+
+// SetPodReady sets the Ready condition of pod name in its status, as the node lifecycle
+// controller does for the pods of a Node that stopped reporting: Endpoints and EndpointSlices
+// follow at once. The pod's kubelet writes the condition again when its own view of it changes.
+func (c *Cluster) SetPodReady(ctx context.Context, ns, name string, ready bool, reason, message string, now time.Time) error {
+	status := corev1.ConditionFalse
+	if ready {
+		status = corev1.ConditionTrue
+	}
+	patch, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": []any{map[string]any{
+		"type": corev1.PodReady, "status": status, "reason": reason, "message": message,
+		"lastTransitionTime": metav1.NewTime(now).Rfc3339Copy(),
+	}}}})
+	if err != nil {
+		return err
+	}
+	if _, err := c.cs.CoreV1().Pods(ns).Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+		return objectError("setting the Ready condition of", "Pod", ns, name, err)
+	}
+	return nil
 }

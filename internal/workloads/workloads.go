@@ -9,6 +9,17 @@
 //   - a Service hb-app-NAME of the app's port (none when it has no port), whose one endpoint is
 //     therefore the active member's pod.
 //
+// A pod's readiness is its kubelet's to report, and a kubelet cut off from the cluster with its
+// node reports nothing: the old active's pod stayed Ready, an endpoint of the Service, until
+// Kubernetes found its Node NotReady (40 s by default). So once the members confirm a new active
+// member (a majority of them, see package appstate), the reconciler sets the Ready condition of
+// every other member's pod that is still Ready to False itself, with reason ReasonNotActive, as
+// Kubernetes' node lifecycle controller does for a silent Node's pods; the EndpointSlice
+// follows at once. A pod it so marked on the member that is active again is set Ready again
+// (its kubelet, which saw no change, writes nothing). The controller does this on each pass and
+// as soon as appstate tells it of a new active member; while no controller runs, the old
+// active's pod stays an endpoint until its Node is NotReady, as without Hummingbird.
+//
 // It puts right the objects that drift or are deleted, comparing only the fields it sets, so a
 // pass that finds everything in order writes nothing; and it deletes the objects of apps that are
 // gone. The objects carry app.kubernetes.io/managed-by=hummingbird; others are never touched.
@@ -89,10 +100,19 @@ func (r *Reconciler) Run(ctx context.Context) {
 // Pass counts the writes of one pass.
 type Pass struct {
 	Created, Updated, Deleted int
+	// Marked is the number of pods whose Ready condition the pass set (ReasonNotActive).
+	Marked int
 }
 
 // Writes is the number of objects the pass wrote.
-func (p Pass) Writes() int { return p.Created + p.Updated + p.Deleted }
+func (p Pass) Writes() int { return p.Created + p.Updated + p.Deleted + p.Marked }
+
+// ReasonNotActive is the reason of the Ready condition the reconciler sets False on the pod of
+// a member that is not its app's active member; ReasonActive of one it sets True again.
+const (
+	ReasonNotActive = "HummingbirdNotActive"
+	ReasonActive    = "HummingbirdActive"
+)
 
 // managedSelector selects the objects of apps that Hummingbird made.
 const managedSelector = LabelManagedBy + "=" + ManagedBy + "," + LabelApp
@@ -183,10 +203,60 @@ func (r *Reconciler) Sync(ctx context.Context) (Pass, error) {
 		p.Deleted++
 		r.log.Info("deleted the Service of an app that is gone or has no port", "app", svc.Labels[LabelApp], "service", svc.Name)
 	}
+	if len(want) > 0 {
+		if err := r.syncReady(ctx, &p, apps); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) > 0 {
 		return p, fmt.Errorf("%d failures in the objects of %d apps, the first: %w", len(errs), len(apps), errs[0])
 	}
 	return p, nil
+}
+
+// syncReady keeps the Ready condition of the apps' pods from claiming what the members say is
+// not so: see the package comment.
+func (r *Reconciler) syncReady(ctx context.Context, p *Pass, apps []store.App) error {
+	pods, err := r.cluster.Pods(ctx, Namespace, LabelApp)
+	if err != nil {
+		return err
+	}
+	byApp := map[string][]kube.Pod{}
+	for _, pod := range pods {
+		byApp[pod.App] = append(byApp[pod.App], pod)
+	}
+	now := time.Now()
+	var errs []error
+	for _, a := range apps {
+		if a.ActiveHostname == "" {
+			continue // no active member confirmed: the kubelets' word stands
+		}
+		for _, pod := range byApp[a.Name] {
+			var ready bool
+			var reason, msg string
+			switch {
+			case pod.Node != a.ActiveHostname && pod.Ready:
+				reason, msg = ReasonNotActive, fmt.Sprintf("%s is not the active member of app %s: %s is, in epoch %d (Hummingbird)",
+					pod.Node, a.Name, a.ActiveHostname, a.Epoch)
+			case pod.Node == a.ActiveHostname && !pod.Ready && pod.Reason == ReasonNotActive:
+				ready, reason, msg = true, ReasonActive, fmt.Sprintf("%s is the active member of app %s again, in epoch %d (Hummingbird)",
+					pod.Node, a.Name, a.Epoch)
+			default:
+				continue
+			}
+			if err := r.cluster.SetPodReady(ctx, Namespace, pod.Name, ready, reason, msg, now); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			p.Marked++
+			r.log.Info("set the readiness of an app's pod", "app", a.Name, "node", pod.Node, "ready", ready, "active", a.ActiveHostname,
+				"epoch", a.Epoch)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%d pods' readiness: %w", len(errs), errs[0])
+	}
+	return nil
 }
 
 // syncDaemonSet creates want, or puts have right.

@@ -538,3 +538,156 @@ func TestPlacementOnOwnedNodes(t *testing.T) {
 		t.Errorf("an app whose member's Node is its own: its pod went to %q (%s); want edge-2", node, why)
 	}
 }
+
+// TestReadinessFollowsActive: once the members confirm an active member, the pods of the app's
+// other members that their kubelets last reported Ready (a kubelet cut off with its node reports
+// nothing new) are set NotReady by the reconciler, and the Service's EndpointSlice holds the
+// active member's pod alone; a pod it so marked is set Ready again when its member is active
+// again; a pod its kubelet reported NotReady is left so; with no active member confirmed, the
+// kubelets' word stands. The pods are the DaemonSet's, on Nodes without kubelets, their status
+// written here as kubelets would.
+func TestReadinessFollowsActive(t *testing.T) {
+	requireBed(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	b := testbed.Start(t, ctx, testbed.Options{})
+	cp := b.ControlPlane
+	cluster, err := kube.Load(cp.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := newInventory(t)
+	ips := map[string]string{"edge-1": "10.99.0.1", "edge-2": "10.99.0.2"}
+	kubelet := func(kind, name string, status map[string]any) {
+		t.Helper()
+		patch, _ := json.Marshal(map[string]any{"status": status})
+		args := []string{"patch", kind, name, "--subresource=status", "--type=merge", "-p", string(patch)}
+		if kind == "pod" {
+			args = append(args, "--namespace", workloads.Namespace)
+		}
+		if out, err := cp.Kubectl(ctx, args...); err != nil {
+			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+		}
+	}
+	for _, n := range []string{"edge-1", "edge-2"} {
+		if err := cp.CreateNode(ctx, n, map[string]string{"kubernetes.io/hostname": n, kube.LabelHost: inv.uuids[n]}); err != nil {
+			t.Fatal(err)
+		}
+		kubelet("node", n, map[string]any{"conditions": []any{map[string]any{"type": "Ready", "status": "True", "reason": "KubeletReady",
+			"lastHeartbeatTime": time.Now().UTC().Format(time.RFC3339), "lastTransitionTime": time.Now().UTC().Format(time.RFC3339)}},
+			"addresses": []any{map[string]any{"type": "InternalIP", "address": ips[n]}}})
+	}
+	inv.addApp("press", "registry.example/press:1", 8080, "", "edge-1", "edge-2")
+	r := workloads.New(inv.st, cluster, workloads.Config{Log: testLog(t)})
+	sync := func(what string, marked int) {
+		t.Helper()
+		p, err := r.Sync(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if p.Marked != marked {
+			t.Errorf("%s: the pass set the readiness of %d pods, want %d", what, p.Marked, marked)
+		}
+	}
+	sync("first pass", 0)
+	pods := map[string]string{} // node -> pod name
+	waitFor(t, ctx, "the DaemonSet's two pods", func() bool {
+		list, err := cluster.Pods(ctx, workloads.Namespace, workloads.LabelApp)
+		for _, p := range list {
+			if p.Node != "" { // scheduled
+				pods[p.Node] = p.Name
+			}
+		}
+		return err == nil && len(pods) == 2
+	})
+	podReady := func(node string, ready bool, reason string) {
+		t.Helper()
+		status := "False"
+		if ready {
+			status = "True"
+		}
+		kubelet("pod", pods[node], map[string]any{"phase": "Running", "hostIP": ips[node], "podIP": ips[node],
+			"podIPs":     []any{map[string]any{"ip": ips[node]}},
+			"conditions": []any{map[string]any{"type": "Ready", "status": status, "reason": reason}}})
+	}
+	// Both Ready, as two kubelets last said (the old active's cut off since).
+	podReady("edge-1", true, "")
+	podReady("edge-2", true, "")
+	sync("no active member confirmed", 0)
+	setActive := func(host string, epoch int64) {
+		t.Helper()
+		if err := inv.st.Write(ctx, func(tx store.Tx) error {
+			a, err := tx.AppByName("press")
+			if err != nil {
+				return err
+			}
+			_, err = tx.SetAppActive(a.ID, inv.hosts[host], epoch)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readiness := func() map[string]string {
+		t.Helper()
+		list, err := cluster.Pods(ctx, workloads.Namespace, workloads.LabelApp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, p := range list {
+			out[p.Node] = fmt.Sprintf("%v %s", p.Ready, p.Reason)
+		}
+		return out
+	}
+	endpoints := func(want string) {
+		t.Helper()
+		var got []string
+		waitFor(t, ctx, "the Service's ready endpoints to be "+want, func() bool {
+			var eps struct {
+				Items []struct {
+					Endpoints []struct {
+						Addresses  []string `json:"addresses"`
+						Conditions struct {
+							Ready *bool `json:"ready"`
+						} `json:"conditions"`
+					} `json:"endpoints"`
+				} `json:"items"`
+			}
+			if err := cp.GetJSON(ctx, &eps, "endpointslices", "--namespace", workloads.Namespace, "-l",
+				"kubernetes.io/service-name="+workloads.Name("press")); err != nil {
+				return false
+			}
+			got = nil
+			for _, s := range eps.Items {
+				for _, e := range s.Endpoints {
+					if e.Conditions.Ready != nil && *e.Conditions.Ready {
+						got = append(got, e.Addresses...)
+					}
+				}
+			}
+			return len(got) == 1 && got[0] == want
+		})
+	}
+	setActive("edge-2", 3)
+	sync("edge-2 confirmed active", 1)
+	if diff := cmp.Diff(map[string]string{"edge-1": "false " + workloads.ReasonNotActive, "edge-2": "true "}, readiness()); diff != "" {
+		t.Errorf("edge-2 active (-want +got):\n%s", diff)
+	}
+	endpoints(ips["edge-2"])
+	sync("again", 0)
+
+	setActive("edge-1", 4)
+	sync("edge-1 confirmed active again", 2)
+	if diff := cmp.Diff(map[string]string{"edge-1": "true " + workloads.ReasonActive, "edge-2": "false " + workloads.ReasonNotActive},
+		readiness()); diff != "" {
+		t.Errorf("edge-1 active again (-want +got):\n%s", diff)
+	}
+	endpoints(ips["edge-1"])
+
+	// A pod its kubelet reports NotReady stays so, also on the active member.
+	podReady("edge-1", false, "ContainersNotReady")
+	sync("edge-1's kubelet reports its pod NotReady", 0)
+	if got := readiness()["edge-1"]; got != "false ContainersNotReady" {
+		t.Errorf("edge-1's pod after its kubelet's report: %s", got)
+	}
+}
