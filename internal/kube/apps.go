@@ -173,6 +173,8 @@ type Pod struct {
 	Ready           bool
 	// Reason is the Ready condition's reason, as its last writer set it.
 	Reason string
+	// Running: every container of the pod runs.
+	Running bool
 }
 
 // Pods lists the pods in ns that carry the label key, with its value as their App.
@@ -183,7 +185,10 @@ func (c *Cluster) Pods(ctx context.Context, ns, key string) ([]Pod, error) {
 	}
 	out := make([]Pod, 0, len(list.Items))
 	for _, p := range list.Items {
-		pod := Pod{Name: p.Name, Node: p.Spec.NodeName, App: p.Labels[key]}
+		pod := Pod{Name: p.Name, Node: p.Spec.NodeName, App: p.Labels[key], Running: len(p.Status.ContainerStatuses) > 0}
+		for _, c := range p.Status.ContainerStatuses {
+			pod.Running = pod.Running && c.State.Running != nil
+		}
 		for _, cond := range p.Status.Conditions {
 			if cond.Type == corev1.PodReady {
 				pod.Ready, pod.Reason = cond.Status == corev1.ConditionTrue, cond.Reason

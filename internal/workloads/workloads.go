@@ -14,9 +14,11 @@
 // Kubernetes found its Node NotReady (40 s by default). So once the members confirm a new active
 // member (a majority of them, see package appstate), the reconciler sets the Ready condition of
 // every other member's pod that is still Ready to False itself, with reason ReasonNotActive, as
-// Kubernetes' node lifecycle controller does for a silent Node's pods; the EndpointSlice
-// follows at once. A pod it so marked on the member that is active again is set Ready again
-// (its kubelet, which saw no change, writes nothing). The controller does this on each pass and
+// Kubernetes' node lifecycle controller does for a silent Node's pods; and it sets the new
+// active member's pod Ready when its containers run, without waiting for its kubelet's next
+// readiness probe (up to its period, 1 s, later; the probe, which asks the same agent, then
+// agrees). The EndpointSlice follows at once. A pod it marked NotReady on the member that is
+// active again is set Ready again (its kubelet, which saw no change, writes nothing). The controller does this on each pass and
 // as soon as appstate tells it of a new active member; while no controller runs, the old
 // active's pod stays an endpoint until its Node is NotReady, as without Hummingbird.
 //
@@ -238,8 +240,8 @@ func (r *Reconciler) syncReady(ctx context.Context, p *Pass, apps []store.App) e
 			case pod.Node != a.ActiveHostname && pod.Ready:
 				reason, msg = ReasonNotActive, fmt.Sprintf("%s is not the active member of app %s: %s is, in epoch %d (Hummingbird)",
 					pod.Node, a.Name, a.ActiveHostname, a.Epoch)
-			case pod.Node == a.ActiveHostname && !pod.Ready && pod.Reason == ReasonNotActive:
-				ready, reason, msg = true, ReasonActive, fmt.Sprintf("%s is the active member of app %s again, in epoch %d (Hummingbird)",
+			case pod.Node == a.ActiveHostname && !pod.Ready && (pod.Reason == ReasonNotActive || pod.Running):
+				ready, reason, msg = true, ReasonActive, fmt.Sprintf("%s is the active member of app %s, in epoch %d (Hummingbird)",
 					pod.Node, a.Name, a.Epoch)
 			default:
 				continue

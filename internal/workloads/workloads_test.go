@@ -543,7 +543,8 @@ func TestPlacementOnOwnedNodes(t *testing.T) {
 // other members that their kubelets last reported Ready (a kubelet cut off with its node reports
 // nothing new) are set NotReady by the reconciler, and the Service's EndpointSlice holds the
 // active member's pod alone; a pod it so marked is set Ready again when its member is active
-// again; a pod its kubelet reported NotReady is left so; with no active member confirmed, the
+// again, and so is the active member's pod whose containers run; a pod its kubelet reported
+// NotReady is left so unless it runs on the active member; with no active member confirmed, the
 // kubelets' word stands. The pods are the DaemonSet's, on Nodes without kubelets, their status
 // written here as kubelets would.
 func TestReadinessFollowsActive(t *testing.T) {
@@ -690,4 +691,18 @@ func TestReadinessFollowsActive(t *testing.T) {
 	if got := readiness()["edge-1"]; got != "false ContainersNotReady" {
 		t.Errorf("edge-1's pod after its kubelet's report: %s", got)
 	}
+
+	// A new active member's pod whose containers run is Ready at once, before its kubelet's
+	// next readiness probe says so.
+	kubelet("pod", pods["edge-2"], map[string]any{
+		"conditions": []any{map[string]any{"type": "Ready", "status": "False", "reason": "ContainersNotReady"}},
+		"containerStatuses": []any{map[string]any{"name": "app", "image": "registry.example/press:1", "imageID": "",
+			"ready": false, "restartCount": 0, "state": map[string]any{"running": map[string]any{"startedAt": time.Now().UTC().Format(time.RFC3339)}}}}})
+	setActive("edge-2", 5)
+	sync("edge-2 confirmed active, its container running", 1)
+	if diff := cmp.Diff(map[string]string{"edge-1": "false ContainersNotReady", "edge-2": "true " + workloads.ReasonActive},
+		readiness()); diff != "" {
+		t.Errorf("edge-2 active, running (-want +got):\n%s", diff)
+	}
+	endpoints(ips["edge-2"])
 }
