@@ -9,9 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -20,11 +18,9 @@ import (
 
 	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/client"
-	"hummingbird.io/hummingbird/internal/controller"
-	"hummingbird.io/hummingbird/internal/controller/controllertest"
 	"hummingbird.io/hummingbird/internal/fm"
-	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/testbed"
+	"hummingbird.io/hummingbird/internal/testbed/apptest"
 )
 
 // TestRedundantApp runs a redundant app end to end on real parts: a controller with the bed's
@@ -36,60 +32,18 @@ import (
 // raises 400.002, thawing it clears it. With the controller stopped, killing the active member's
 // agent moves the VIP and the Service's endpoint to the standby all the same, and the controller,
 // started again, reports the failover. Locking the active member's host moves the app first.
-// Deleting the app takes its pods, Service and VIP away.
+// Cutting the active member off (its kubelet too) leaves the standby's pod as the Service's one
+// ready endpoint within seconds. Deleting the app takes its pods, Service and VIP away.
 func TestRedundantApp(t *testing.T) {
 	requireBed(t)
 	checkNothingLeft(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
 	defer cancel()
 
-	bin := buildAgent(t, ctx)
-	b := testbed.Start(t, ctx, testbed.Options{Hosts: 2, Kubelet: true})
-	cp := b.ControlPlane
-	witness, err := b.AddHost(ctx, testbed.HostOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	members := b.Hosts[:2]
-	for _, h := range members {
-		joinNode(t, ctx, b, h)
-	}
-
-	bridge := fmt.Sprintf("10.251.%d.1", b.Index)
-	ctl := controllertest.Start(t, "", func(c *controller.Config) {
-		c.Kubeconfig = cp.Kubeconfig
-		c.Listen = net.JoinHostPort(bridge, "0")
-		c.MgmtSubnet, c.MgmtControllerIPs = fmt.Sprintf("10.251.%d.0/24", b.Index), []string{bridge}
-		c.NodeSyncInterval = time.Second
-		c.Heartbeat.Interval, c.Heartbeat.DegradeAfter, c.Heartbeat.FailAfter = time.Second, 3, 6
-	})
-	api := ctl.Client(t, ctl.AdminToken)
-	if _, err := api.AddGroup(ctx, apitype.GroupCreate{Name: "line-1"}); err != nil {
-		t.Fatal(err)
-	}
-	for _, h := range b.Hosts {
-		added, err := api.AddHost(ctx, apitype.HostCreate{Hostname: h.Name, Personality: "edgeworker",
-			MgmtIP: h.IP.String(), MgmtMAC: h.MAC.String(), Group: "line-1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h != witness {
-			vouch(t, ctx, cp, h.Name, added.UUID) // joined by hand
-		}
-		startAgent(t, ctx, ctl, api, h, bin)
-	}
-	for _, h := range b.Hosts {
-		waitHost(t, ctx, ctl, h.Name, func(h apitype.Host) bool { return h.Availability == "available" })
-		if _, err := api.UnlockHost(ctx, h.Name); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	vip := fmt.Sprintf("10.251.%d.200", b.Index)
-	if _, err := api.AddApp(ctx, apitype.AppCreate{Name: "press", Group: "line-1", Image: testbed.HelloImage, Port: 8080,
-		VIP: vip + "/24", Members: []string{members[0].Name, members[1].Name}, Witness: witness.Name, Health: "http"}); err != nil {
-		t.Fatal(err)
-	}
+	ab := apptest.Start(t, ctx, nil)
+	b, cp, ctl, api := ab.Bed, ab.Bed.ControlPlane, ab.Controller, ab.API
+	vip := ab.VIP
+	ab.AddApp(t, ctx)
 	// The pods start (the images are in the hosts already), the members elect an active one.
 	start := time.Now()
 	app := waitApp(t, ctx, api, "an active member and a healthy standby", func(a apitype.App) bool {
@@ -220,6 +174,26 @@ func TestRedundantApp(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The active member cut off, its kubelet with it: the controller takes its pod out of the
+	// Service, long before Kubernetes would find its Node NotReady (20 s on the bed).
+	app = checkActive(t, ctx, api, cp, b.Hosts, vip, "")
+	cut, standby := ab.Host(app.Active), ab.Host(app.Standbys[0])
+	fault = time.Now()
+	apptest.SetLink(t, ctx, cut, false)
+	pctx, pcancel = context.WithTimeout(ctx, 10*time.Second)
+	pollUntil(t, pctx, "the Service's one ready endpoint on the standby", func() error {
+		ready, err := apptest.ReadyEndpoints(ctx, cp)
+		if err != nil || !slices.Equal(ready, []string{standby.IP.String()}) {
+			return fmt.Errorf("ready endpoints %v (%v), want %s", ready, err, standby.IP)
+		}
+		return nil
+	})
+	pcancel()
+	t.Logf("%s cut off: the Service's one ready endpoint is %s's pod after %v", cut.Name, standby.Name,
+		time.Since(fault).Round(time.Millisecond))
+	apptest.SetLink(t, ctx, cut, true)
+	checkActive(t, ctx, api, cp, b.Hosts, vip, "")
+
 	// Deleted: pods, Service and VIP go.
 	if err := api.DeleteApp(ctx, "press"); err != nil {
 		t.Fatal(err)
@@ -238,59 +212,6 @@ func TestRedundantApp(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-// joinNode joins h to the bed's cluster with kubeadm and waits for its Node to be Ready.
-func joinNode(t *testing.T, ctx context.Context, b *testbed.Bed, h *testbed.Host) {
-	t.Helper()
-	if err := h.ImportImages(ctx); err != nil {
-		t.Fatal(err)
-	}
-	join, err := b.ControlPlane.JoinCommand(ctx, h.Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	join = append(join, "--ignore-preflight-errors=FileContent--proc-sys-net-bridge-bridge-nf-call-iptables,SystemVerification")
-	if out, err := h.SSH(ctx, strings.Join(join, " ")); err != nil {
-		t.Fatalf("kubeadm join %s: %v\n%s", h.Name, err, out)
-	}
-	if _, err := b.ControlPlane.WaitNodeReady(ctx, h.Name); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// buildAgent builds hb-agent, static, as the bed's hosts run it.
-func buildAgent(t *testing.T, ctx context.Context) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "hb-agent")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "hummingbird.io/hummingbird/cmd/hb-agent")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build hb-agent: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// startAgent puts hb-agent into h, joins it with a one-use enroll token and the pinned CA, and
-// runs it as the unit hb-agent.
-func startAgent(t *testing.T, ctx context.Context, ctl *controllertest.Instance, api *client.Client, h *testbed.Host, bin string) {
-	t.Helper()
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(h.Dir, "root", "usr", "local", "bin", "hb-agent"), data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := api.CreateToken(ctx, apitype.TokenCreate{Type: "enroll", Uses: 1, Host: h.Name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := fmt.Sprintf("hb-agent join --controller %s --token %s --ca-hash %s --hostname %s && systemd-run --unit hb-agent /usr/local/bin/hb-agent run",
-		ctl.URL, tok.Secret, pki.CAHash(ctl.Controller.CA.Cert), h.Name)
-	if out, err := h.SSH(ctx, cmd); err != nil {
-		t.Fatalf("starting the agent on %s: %v\n%s", h.Name, err, out)
-	}
 }
 
 // waitApp polls the app until ok says yes, for up to three minutes.
@@ -388,26 +309,9 @@ func nodesAgree(t *testing.T, ctx context.Context, cp *testbed.ControlPlane, hos
 			return fmt.Errorf("the pod on %s is ready: %t", p.Spec.NodeName, p.ready())
 		}
 	}
-	var eps struct {
-		Items []struct {
-			Endpoints []struct {
-				Addresses  []string `json:"addresses"`
-				Conditions struct {
-					Ready *bool `json:"ready"`
-				} `json:"conditions"`
-			} `json:"endpoints"`
-		} `json:"items"`
-	}
-	if err := cp.GetJSON(ctx, &eps, "endpointslices", "--namespace", "hummingbird-apps", "-l", "kubernetes.io/service-name=hb-app-press"); err != nil {
+	ready, err := apptest.ReadyEndpoints(ctx, cp)
+	if err != nil {
 		return err
-	}
-	var ready []string
-	for _, s := range eps.Items {
-		for _, e := range s.Endpoints {
-			if e.Conditions.Ready != nil && *e.Conditions.Ready {
-				ready = append(ready, e.Addresses...)
-			}
-		}
 	}
 	if len(ready) != 1 || ready[0] != act.IP.String() {
 		return fmt.Errorf("the Service's ready endpoints are %v, want %s", ready, act.IP)

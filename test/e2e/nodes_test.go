@@ -15,6 +15,7 @@ import (
 	"hummingbird.io/hummingbird/internal/kube"
 	"hummingbird.io/hummingbird/internal/nodes"
 	"hummingbird.io/hummingbird/internal/testbed"
+	"hummingbird.io/hummingbird/internal/testbed/apptest"
 )
 
 // TestNodesFollowInventory: a host's Node carries its role, group, group labels and labels;
@@ -27,7 +28,7 @@ func TestNodesFollowInventory(t *testing.T) {
 	checkNothingLeft(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
-	bin := buildAgent(t, ctx)
+	bin := apptest.BuildAgent(t, ctx)
 	b := testbed.Start(t, ctx, testbed.Options{Hosts: 1, Kubelet: true})
 	h := b.Hosts[0]
 	cp := b.ControlPlane
@@ -57,7 +58,7 @@ func TestNodesFollowInventory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	startAgent(t, ctx, ctl, c, h, bin)
+	apptest.StartAgent(t, ctx, ctl, c, h, bin)
 	waitHost(t, ctx, ctl, h.Name, func(h apitype.Host) bool { return h.Availability == "available" })
 	// Joined by hand, the Node is not the host's until a cluster admin says so: host-show says
 	// Conflict, and Hummingbird labels nothing.
