@@ -22,6 +22,7 @@ import (
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/store/storetest"
 	"hummingbird.io/hummingbird/internal/testbed"
+	"hummingbird.io/hummingbird/internal/testbed/apptest"
 	"hummingbird.io/hummingbird/internal/workloads"
 )
 
@@ -642,31 +643,9 @@ func TestReadinessFollowsActive(t *testing.T) {
 	}
 	endpoints := func(want string) {
 		t.Helper()
-		var got []string
 		waitFor(t, ctx, "the Service's ready endpoints to be "+want, func() bool {
-			var eps struct {
-				Items []struct {
-					Endpoints []struct {
-						Addresses  []string `json:"addresses"`
-						Conditions struct {
-							Ready *bool `json:"ready"`
-						} `json:"conditions"`
-					} `json:"endpoints"`
-				} `json:"items"`
-			}
-			if err := cp.GetJSON(ctx, &eps, "endpointslices", "--namespace", workloads.Namespace, "-l",
-				"kubernetes.io/service-name="+workloads.Name("press")); err != nil {
-				return false
-			}
-			got = nil
-			for _, s := range eps.Items {
-				for _, e := range s.Endpoints {
-					if e.Conditions.Ready != nil && *e.Conditions.Ready {
-						got = append(got, e.Addresses...)
-					}
-				}
-			}
-			return len(got) == 1 && got[0] == want
+			got, err := apptest.ReadyEndpoints(ctx, cp)
+			return err == nil && len(got) == 1 && got[0] == want
 		})
 	}
 	setActive("edge-2", 3)
