@@ -322,9 +322,10 @@ func (r *Reconciler) record(ctx context.Context, h store.Host, n kube.Node, exis
 		}
 	}
 	// The host answers but its Node does not: the kubelet is down, not the host.
-	kubeletDown := want.State == "NotReady" && h.Availability == inventory.AvailAvailable &&
-		r.heardSinceNotReady(h.ID)
-	if want.State != "NotReady" {
+	kubeletDown := false
+	if want.State == "NotReady" {
+		kubeletDown = r.heardSinceNotReady(h.ID) && h.Availability == inventory.AvailAvailable
+	} else {
 		r.forgetNotReady(h.ID)
 	}
 	entity := kubeletEntity(h)
