@@ -15,11 +15,11 @@
 // member (a majority of them, see package appstate), the reconciler sets the Ready condition of
 // every other member's pod that is still Ready to False itself, with reason ReasonNotActive, as
 // Kubernetes' node lifecycle controller does for a silent Node's pods; and it sets the new
-// active member's pod Ready when its containers run, without waiting for its kubelet's next
-// readiness probe (up to its period, 1 s, later; the probe, which asks the same agent, then
-// agrees). The EndpointSlice follows at once. A pod it marked NotReady on the member that is
-// active again is set Ready again (its kubelet, which saw no change, writes nothing). The controller does this on each pass and
-// as soon as appstate tells it of a new active member; while no controller runs, the old
+// active member's pod Ready when its containers run, once, when it first sees its epoch, without
+// waiting for its kubelet's next readiness probe (up to its period, 1 s, later; the probe, which
+// asks the same agent, then agrees; a kubelet that says NotReady after that is left alone). The EndpointSlice follows at once. A pod it marked NotReady on the member that is
+// active again is set Ready again (its kubelet, which saw no change, writes nothing). The
+// controller does this on each pass and as soon as appstate tells it of a new active member; while no controller runs, the old
 // active's pod stays an endpoint until its Node is NotReady, as without Hummingbird.
 //
 // It puts right the objects that drift or are deleted, comparing only the fields it sets, so a
@@ -54,6 +54,9 @@ type Reconciler struct {
 	cfg     Config
 	log     *slog.Logger
 	kick    chan struct{}
+	// epochs is the epoch of each app's active member as the last pass saw it (passes run one
+	// at a time).
+	epochs map[string]int64
 }
 
 // New makes a reconciler of the apps' objects in cluster.
@@ -64,7 +67,8 @@ func New(st store.Store, cluster *kube.Cluster, cfg Config) *Reconciler {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Reconciler{st: st, cluster: cluster, cfg: cfg, log: cfg.Log.With("logger", "workloads"), kick: make(chan struct{}, 1)}
+	return &Reconciler{st: st, cluster: cluster, cfg: cfg, log: cfg.Log.With("logger", "workloads"), kick: make(chan struct{}, 1),
+		epochs: map[string]int64{}}
 }
 
 // Kick asks for a pass soon, after an app was added, deleted or changed.
@@ -233,6 +237,10 @@ func (r *Reconciler) syncReady(ctx context.Context, p *Pass, apps []store.App) e
 		if a.ActiveHostname == "" {
 			continue // no active member confirmed: the kubelets' word stands
 		}
+		// A new active member's pod is made Ready once, when its epoch is first seen: later, a
+		// kubelet that says NotReady knows better (its probe asks the member's agent).
+		fresh := r.epochs[a.Name] != a.Epoch
+		r.epochs[a.Name] = a.Epoch
 		for _, pod := range byApp[a.Name] {
 			var ready bool
 			var reason, msg string
@@ -240,7 +248,7 @@ func (r *Reconciler) syncReady(ctx context.Context, p *Pass, apps []store.App) e
 			case pod.Node != a.ActiveHostname && pod.Ready:
 				reason, msg = ReasonNotActive, fmt.Sprintf("%s is not the active member of app %s: %s is, in epoch %d (Hummingbird)",
 					pod.Node, a.Name, a.ActiveHostname, a.Epoch)
-			case pod.Node == a.ActiveHostname && !pod.Ready && (pod.Reason == ReasonNotActive || pod.Running):
+			case pod.Node == a.ActiveHostname && !pod.Ready && (pod.Reason == ReasonNotActive || pod.Running && fresh):
 				ready, reason, msg = true, ReasonActive, fmt.Sprintf("%s is the active member of app %s, in epoch %d (Hummingbird)",
 					pod.Node, a.Name, a.Epoch)
 			default:

@@ -544,9 +544,9 @@ func TestPlacementOnOwnedNodes(t *testing.T) {
 // other members that their kubelets last reported Ready (a kubelet cut off with its node reports
 // nothing new) are set NotReady by the reconciler, and the Service's EndpointSlice holds the
 // active member's pod alone; a pod it so marked is set Ready again when its member is active
-// again, and so is the active member's pod whose containers run; a pod its kubelet reported
-// NotReady is left so unless it runs on the active member; with no active member confirmed, the
-// kubelets' word stands. The pods are the DaemonSet's, on Nodes without kubelets, their status
+// again, and so, once, is a new active member's pod whose containers run; a pod its kubelet
+// reported NotReady is left so otherwise; with no active member confirmed, the kubelets' word
+// stands. The pods are the DaemonSet's, on Nodes without kubelets, their status
 // written here as kubelets would.
 func TestReadinessFollowsActive(t *testing.T) {
 	requireBed(t)
@@ -684,4 +684,10 @@ func TestReadinessFollowsActive(t *testing.T) {
 		t.Errorf("edge-2 active, running (-want +got):\n%s", diff)
 	}
 	endpoints(ips["edge-2"])
+	// Once only: a kubelet that says NotReady after that knows better.
+	podReady("edge-2", false, "ContainersNotReady")
+	sync("edge-2's kubelet reports its pod NotReady", 0)
+	if got := readiness()["edge-2"]; got != "false ContainersNotReady" {
+		t.Errorf("edge-2's pod after its kubelet's report: %s", got)
+	}
 }
