@@ -44,6 +44,8 @@ func BenchmarkServiceFollows(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// client-go's default rate limit (5 requests a second) would set the resolution here.
+	cfg.QPS, cfg.Burst = 1000, 1000
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -91,15 +93,42 @@ func BenchmarkServiceFollows(b *testing.B) {
 		from := time.Now()
 		apptest.SetLink(b, ctx, act, false)
 		want := []string{stby.IP.String()}
+		// When the controller shows the standby active, and when the pods' Ready conditions
+		// (old active's False, standby's True) are so in the API: where the time goes.
+		var confirmed, oldOut, newIn time.Duration
 		for !slices.Equal(ready(), want) {
 			if time.Since(from) > 2*time.Minute {
 				b.Fatalf("trial %d: the Service kept %v for 2 minutes after %s was cut off", i, ready(), act.Name)
+			}
+			if confirmed == 0 {
+				if a, err := ab.API.GetApp(ctx, "press"); err == nil && a.Active == stby.Name {
+					confirmed = time.Since(from)
+				}
+			}
+			if oldOut == 0 || newIn == 0 {
+				pods, _ := cs.CoreV1().Pods("hummingbird-apps").List(ctx, metav1.ListOptions{LabelSelector: "hummingbird.io/app=press"})
+				for _, p := range pods.Items {
+					for _, c := range p.Status.Conditions {
+						if c.Type != "Ready" {
+							continue
+						}
+						if p.Spec.NodeName == act.Name && c.Status != "True" && oldOut == 0 {
+							oldOut = time.Since(from)
+						}
+						if p.Spec.NodeName == stby.Name && c.Status == "True" && newIn == 0 {
+							newIn = time.Since(from)
+						}
+					}
+				}
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
 		d := time.Since(from)
 		follows.add(d)
 		list = append(list, strconv.FormatInt(d.Milliseconds(), 10))
+		b.Logf("trial %d: the controller shows %s active after %v, %s's pod NotReady after %v, %s's Ready after %v, the Service follows after %v",
+			i, stby.Name, confirmed.Round(time.Millisecond), act.Name, oldOut.Round(time.Millisecond), stby.Name,
+			newIn.Round(time.Millisecond), d.Round(time.Millisecond))
 		apptest.SetLink(b, ctx, act, true)
 	}
 	b.StopTimer()

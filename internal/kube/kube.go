@@ -34,6 +34,10 @@ func Load(path string) (*Cluster, error) {
 		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
 	}
 	cfg.UserAgent = "hummingbird-controller"
+	// client-go's default, 5 requests a second with bursts of 10, is shared by every part of
+	// the controller that talks to the cluster: a failover's readiness writes waited behind
+	// the Node and app passes for up to a second. kube-scheduler's limits.
+	cfg.QPS, cfg.Burst = 50, 100
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)

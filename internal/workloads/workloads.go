@@ -15,9 +15,10 @@
 // member (a majority of them, see package appstate), the reconciler sets the Ready condition of
 // every other member's pod that is still Ready to False itself, with reason ReasonNotActive, as
 // Kubernetes' node lifecycle controller does for a silent Node's pods; and it sets the new
-// active member's pod Ready when its containers run, once, when it first sees its epoch, without
-// waiting for its kubelet's next readiness probe (up to its period, 1 s, later; the probe, which
-// asks the same agent, then agrees; a kubelet that says NotReady after that is left alone). The EndpointSlice follows at once. A pod it marked NotReady on the member that is
+// active member's pod Ready when its containers run, in the first moments (Config.Settle) of its
+// epoch, without waiting for its kubelet's next readiness probe (up to its period, 1 s, later;
+// the probe, which asks the same agent, then agrees; a kubelet that says NotReady after that is
+// left alone). The EndpointSlice follows at once. A pod it marked NotReady on the member that is
 // active again is set Ready again (its kubelet, which saw no change, writes nothing). The
 // controller does this on each pass and as soon as appstate tells it of a new active member; while no controller runs, the old
 // active's pod stays an endpoint until its Node is NotReady, as without Hummingbird.
@@ -28,9 +29,11 @@
 package workloads
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -44,7 +47,11 @@ import (
 type Config struct {
 	// Interval is the time between passes; 15 s when zero.
 	Interval time.Duration
-	Log      *slog.Logger
+	// Settle is how long after a pass first sees a new active member it makes that member's
+	// running pod Ready, passing again every eighth of it; 2 s (twice the pods' readiness probe
+	// period) when zero.
+	Settle time.Duration
+	Log    *slog.Logger
 }
 
 // Reconciler runs the passes.
@@ -54,9 +61,9 @@ type Reconciler struct {
 	cfg     Config
 	log     *slog.Logger
 	kick    chan struct{}
-	// epochs is the epoch of each app's active member as the last pass saw it (passes run one
-	// at a time).
-	epochs map[string]int64
+	// epochs is the epoch of each app's active member as the passes saw it first (passes run
+	// one at a time).
+	epochs map[string]epochSeen
 }
 
 // New makes a reconciler of the apps' objects in cluster.
@@ -64,11 +71,14 @@ func New(st store.Store, cluster *kube.Cluster, cfg Config) *Reconciler {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 15 * time.Second
 	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = 2 * time.Second
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Reconciler{st: st, cluster: cluster, cfg: cfg, log: cfg.Log.With("logger", "workloads"), kick: make(chan struct{}, 1),
-		epochs: map[string]int64{}}
+		epochs: map[string]epochSeen{}}
 }
 
 // Kick asks for a pass soon, after an app was added, deleted or changed.
@@ -233,40 +243,74 @@ func (r *Reconciler) syncReady(ctx context.Context, p *Pass, apps []store.App) e
 	}
 	now := time.Now()
 	var errs []error
+	recheck := false
 	for _, a := range apps {
 		if a.ActiveHostname == "" {
 			continue // no active member confirmed: the kubelets' word stands
 		}
-		// A new active member's pod is made Ready once, when its epoch is first seen: later, a
-		// kubelet that says NotReady knows better (its probe asks the member's agent).
-		fresh := r.epochs[a.Name] != a.Epoch
-		r.epochs[a.Name] = a.Epoch
+		// A new active member's pod is made Ready in the first moments of its epoch (a status its
+		// kubelet wrote just before may land after ours): later, a kubelet that says NotReady
+		// knows better, its probe asking the member's agent.
+		seen, ok := r.epochs[a.Name]
+		if !ok || seen.epoch != a.Epoch {
+			seen = epochSeen{epoch: a.Epoch, at: now}
+			r.epochs[a.Name] = seen
+		}
+		fresh := now.Sub(seen.at) < r.cfg.Settle
+		recheck = recheck || fresh
+		type mark struct {
+			pod         kube.Pod
+			ready       bool
+			reason, msg string
+		}
+		var marks []mark
 		for _, pod := range byApp[a.Name] {
-			var ready bool
-			var reason, msg string
 			switch {
 			case pod.Node != a.ActiveHostname && pod.Ready:
-				reason, msg = ReasonNotActive, fmt.Sprintf("%s is not the active member of app %s: %s is, in epoch %d (Hummingbird)",
-					pod.Node, a.Name, a.ActiveHostname, a.Epoch)
+				marks = append(marks, mark{pod, false, ReasonNotActive, fmt.Sprintf(
+					"%s is not the active member of app %s: %s is, in epoch %d (Hummingbird)", pod.Node, a.Name, a.ActiveHostname, a.Epoch)})
 			case pod.Node == a.ActiveHostname && !pod.Ready && (pod.Reason == ReasonNotActive || pod.Running && fresh):
-				ready, reason, msg = true, ReasonActive, fmt.Sprintf("%s is the active member of app %s, in epoch %d (Hummingbird)",
-					pod.Node, a.Name, a.Epoch)
-			default:
-				continue
+				marks = append(marks, mark{pod, true, ReasonActive, fmt.Sprintf(
+					"%s is the active member of app %s, in epoch %d (Hummingbird)", pod.Node, a.Name, a.Epoch)})
 			}
-			if err := r.cluster.SetPodReady(ctx, Namespace, pod.Name, ready, reason, msg, now); err != nil {
+		}
+		// The new active's pod first, then the others', apart: the EndpointSlice controller
+		// takes a change that comes while its cache still lacks its own last write as a
+		// conflict and tries again only after a second.
+		slices.SortStableFunc(marks, func(x, y mark) int { return cmp.Compare(b2i(y.ready), b2i(x.ready)) })
+		for i, m := range marks {
+			if i > 0 && m.ready != marks[i-1].ready {
+				time.Sleep(r.cfg.Settle / 20)
+			}
+			if err := r.cluster.SetPodReady(ctx, Namespace, m.pod.Name, m.ready, m.reason, m.msg, now); err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			p.Marked++
-			r.log.Info("set the readiness of an app's pod", "app", a.Name, "node", pod.Node, "ready", ready, "active", a.ActiveHostname,
-				"epoch", a.Epoch)
+			r.log.Info("set the readiness of an app's pod", "app", a.Name, "node", m.pod.Node, "ready", m.ready,
+				"active", a.ActiveHostname, "epoch", a.Epoch)
 		}
+	}
+	if recheck {
+		time.AfterFunc(r.cfg.Settle/8, r.Kick) // again soon, while the new epoch settles
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%d pods' readiness: %w", len(errs), errs[0])
 	}
 	return nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// epochSeen is an app's epoch and when a pass first saw it.
+type epochSeen struct {
+	epoch int64
+	at    time.Time
 }
 
 // syncDaemonSet creates want, or puts have right.

@@ -544,8 +544,8 @@ func TestPlacementOnOwnedNodes(t *testing.T) {
 // other members that their kubelets last reported Ready (a kubelet cut off with its node reports
 // nothing new) are set NotReady by the reconciler, and the Service's EndpointSlice holds the
 // active member's pod alone; a pod it so marked is set Ready again when its member is active
-// again, and so, once, is a new active member's pod whose containers run; a pod its kubelet
-// reported NotReady is left so otherwise; with no active member confirmed, the kubelets' word
+// again, and so is a new active member's pod whose containers run, in the first moments of its
+// epoch; a pod its kubelet reported NotReady is left so otherwise; with no active member confirmed, the kubelets' word
 // stands. The pods are the DaemonSet's, on Nodes without kubelets, their status
 // written here as kubelets would.
 func TestReadinessFollowsActive(t *testing.T) {
@@ -580,7 +580,8 @@ func TestReadinessFollowsActive(t *testing.T) {
 			"addresses": []any{map[string]any{"type": "InternalIP", "address": ips[n]}}})
 	}
 	inv.addApp("press", "registry.example/press:1", 8080, "", "edge-1", "edge-2")
-	r := workloads.New(inv.st, cluster, workloads.Config{Log: testLog(t)})
+	// A new active member's pod is made Ready in the first pass of its epoch alone.
+	r := workloads.New(inv.st, cluster, workloads.Config{Log: testLog(t), Settle: time.Nanosecond})
 	sync := func(what string, marked int) {
 		t.Helper()
 		p, err := r.Sync(ctx)
@@ -684,7 +685,7 @@ func TestReadinessFollowsActive(t *testing.T) {
 		t.Errorf("edge-2 active, running (-want +got):\n%s", diff)
 	}
 	endpoints(ips["edge-2"])
-	// Once only: a kubelet that says NotReady after that knows better.
+	// Once the epoch settled, a kubelet that says NotReady knows better.
 	podReady("edge-2", false, "ContainersNotReady")
 	sync("edge-2's kubelet reports its pod NotReady", 0)
 	if got := readiness()["edge-2"]; got != "false ContainersNotReady" {
