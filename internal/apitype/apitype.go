@@ -18,6 +18,35 @@ const (
 	PersonalityEdgeworker = "edgeworker"
 )
 
+// Personalities lists the personalities a host may have.
+var Personalities = []string{PersonalityController, PersonalityWorker, PersonalityStorage, PersonalityEdgeworker}
+
+// Host states.
+const (
+	AdminLocked       = "locked"
+	AdminUnlocked     = "unlocked"
+	OperDisabled      = "disabled"
+	OperEnabled       = "enabled"
+	AvailOffline      = "offline"
+	AvailOnline       = "online"
+	AvailAvailable    = "available"
+	AvailDegraded     = "degraded"
+	AvailFailed       = "failed"
+	ProvUnprovisioned = "unprovisioned"
+	ProvProvisioning  = "provisioning"
+	ProvProvisioned   = "provisioned"
+	ProvFailed        = "failed"
+)
+
+// HostEnums lists the values each enumerated host field (and list filter) takes.
+var HostEnums = map[string][]string{
+	"personality":    Personalities,
+	"administrative": {AdminLocked, AdminUnlocked},
+	"operational":    {OperDisabled, OperEnabled},
+	"availability":   {AvailOffline, AvailOnline, AvailAvailable, AvailDegraded, AvailFailed},
+	"invprovision":   {ProvUnprovisioned, ProvProvisioning, ProvProvisioned, ProvFailed},
+}
+
 // Host is one host of the inventory, StarlingX-shaped.
 type Host struct {
 	ID             int64             `json:"id"`
@@ -150,6 +179,9 @@ const (
 	RoleOperator = "operator"
 	RoleReader   = "reader"
 )
+
+// Roles lists the roles of API tokens, most powerful first.
+var Roles = []string{RoleAdmin, RoleOperator, RoleReader}
 
 // Group is a group (federation) of hosts.
 type Group struct {

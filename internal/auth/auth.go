@@ -38,7 +38,7 @@ const tokenPrefix = "hb_"
 var rank = map[string]int{apitype.RoleReader: 1, apitype.RoleOperator: 2, apitype.RoleAdmin: 3}
 
 // Roles lists the roles, most powerful first.
-var Roles = []string{apitype.RoleAdmin, apitype.RoleOperator, apitype.RoleReader}
+var Roles = apitype.Roles
 
 // Principal is who made a request.
 type Principal struct {

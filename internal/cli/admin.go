@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"hummingbird.io/hummingbird/internal/apitype"
-	"hummingbird.io/hummingbird/internal/auth"
 	"hummingbird.io/hummingbird/internal/client"
 	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/version"
@@ -62,12 +61,12 @@ func (a *app) tokenCreate() *cobra.Command {
 		}),
 	}
 	cmd.Flags().StringVar(&req.Type, "type", "api", "api (a bearer token with a role) or enroll (lets hb-agent join a node)")
-	cmd.Flags().StringVar(&req.Role, "role", "", "api tokens: one of "+strings.Join(auth.Roles, ", "))
+	cmd.Flags().StringVar(&req.Role, "role", "", "api tokens: one of "+strings.Join(apitype.Roles, ", "))
 	cmd.Flags().Int64Var(&req.Uses, "uses", 0, "enroll tokens: how many joins (default: no limit)")
 	cmd.Flags().StringVar(&req.Host, "host", "", "enroll tokens: the only host it admits (without it, only hosts with no agent yet; see host-agent-reset)")
 	cmd.Flags().StringVar(&req.Description, "description", "", "what the token is for")
 	cmd.Flags().DurationVar(&ttl, "ttl", 0, "lifetime, like 24h (default: no expiry)")
-	_ = cmd.RegisterFlagCompletionFunc("role", cobra.FixedCompletions(auth.Roles, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("role", cobra.FixedCompletions(apitype.Roles, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 

@@ -12,7 +12,6 @@ import (
 
 	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/client"
-	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/problem"
 	"hummingbird.io/hummingbird/internal/wire"
 )
@@ -123,7 +122,7 @@ func (a *app) hostAdd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVarP(&req.Hostname, "hostname", "n", "", "hostname (RFC 1123: lowercase letters, digits, '-')")
-	f.StringVarP(&req.Personality, "personality", "p", "", "one of "+strings.Join(inventory.Personalities, ", "))
+	f.StringVarP(&req.Personality, "personality", "p", "", "one of "+strings.Join(apitype.Personalities, ", "))
 	f.StringVarP(&req.MgmtMAC, "mgmt-mac", "m", "", "MAC of the management interface")
 	f.StringVarP(&req.MgmtIP, "mgmt-ip", "i", "", "management address (required on a static pool; pins one on a dynamic pool)")
 	f.StringVar(&req.Pool, "pool", "", "address pool of the host (default: the management pool)")
@@ -136,7 +135,7 @@ func (a *app) hostAdd() *cobra.Command {
 	f.StringVar(&req.SSHUser, "ssh-user", "", "user the controller logs in as over SSH to provision the host (default: root)")
 	f.StringVar(&req.SSHKey, "ssh-key", "", "name (not path) of a private key in the controller's SSH key directory (default: the key named default)")
 	required(cmd, "hostname", "personality")
-	_ = cmd.RegisterFlagCompletionFunc("personality", cobra.FixedCompletions(inventory.Personalities, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("personality", cobra.FixedCompletions(apitype.Personalities, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 
@@ -188,7 +187,7 @@ func (a *app) hostList() *cobra.Command {
 	fl.StringVar(&f.Group, "group", "", "only hosts of this group")
 	fl.StringArrayVar(&f.Labels, "label", nil, "only hosts with this label: key or key=value (repeat: all must match)")
 	fl.IntVar(&f.PageSize, "page-size", 0, "hosts fetched per request (default: the controller's)")
-	for name, vals := range inventory.Enums {
+	for name, vals := range apitype.HostEnums {
 		_ = cmd.RegisterFlagCompletionFunc(name, cobra.FixedCompletions(vals, cobra.ShellCompDirectiveNoFileComp))
 	}
 	return cmd

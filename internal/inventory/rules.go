@@ -13,40 +13,31 @@ import (
 	"hummingbird.io/hummingbird/internal/problem"
 )
 
-// Host states.
+// Host states (apitype's, where hbctl finds them without this package).
 const (
-	AdminLocked       = "locked"
-	AdminUnlocked     = "unlocked"
-	OperDisabled      = "disabled"
-	OperEnabled       = "enabled"
-	AvailOffline      = "offline"
-	AvailOnline       = "online"
-	AvailAvailable    = "available"
-	AvailDegraded     = "degraded"
-	AvailFailed       = "failed"
-	ProvUnprovisioned = "unprovisioned"
-	ProvProvisioning  = "provisioning"
-	ProvProvisioned   = "provisioned"
-	ProvFailed        = "failed"
+	AdminLocked       = apitype.AdminLocked
+	AdminUnlocked     = apitype.AdminUnlocked
+	OperDisabled      = apitype.OperDisabled
+	OperEnabled       = apitype.OperEnabled
+	AvailOffline      = apitype.AvailOffline
+	AvailOnline       = apitype.AvailOnline
+	AvailAvailable    = apitype.AvailAvailable
+	AvailDegraded     = apitype.AvailDegraded
+	AvailFailed       = apitype.AvailFailed
+	ProvUnprovisioned = apitype.ProvUnprovisioned
+	ProvProvisioning  = apitype.ProvProvisioning
+	ProvProvisioned   = apitype.ProvProvisioned
+	ProvFailed        = apitype.ProvFailed
 )
 
 // Personalities lists the personalities a host may have.
-var Personalities = []string{
-	apitype.PersonalityController, apitype.PersonalityWorker,
-	apitype.PersonalityStorage, apitype.PersonalityEdgeworker,
-}
+var Personalities = apitype.Personalities
 
 // BMTypes lists the board management types a non-edgeworker host may have.
 var BMTypes = []string{"ipmi", "redfish", "dynamic"}
 
 // Enums lists the values each enumerated host field (and list filter) takes.
-var Enums = map[string][]string{
-	"personality":    Personalities,
-	"administrative": {AdminLocked, AdminUnlocked},
-	"operational":    {OperDisabled, OperEnabled},
-	"availability":   {AvailOffline, AvailOnline, AvailAvailable, AvailDegraded, AvailFailed},
-	"invprovision":   {ProvUnprovisioned, ProvProvisioning, ProvProvisioned, ProvFailed},
-}
+var Enums = apitype.HostEnums
 
 // CheckEnum says whether v is one of the values field takes.
 func CheckEnum(field, v string) error {
