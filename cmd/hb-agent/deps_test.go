@@ -1,49 +1,24 @@
 package main
 
 import (
-	"os"
-	"os/exec"
-	"sort"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	"hummingbird.io/hummingbird/internal/deplist"
 )
 
 // TestDependencies keeps hb-agent small: the packages it links beyond the
-// standard library must be exactly those in deps.txt. A change to the list
-// is a decision, made by editing deps.txt in the same commit:
-//
-//	go list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./cmd/hb-agent | sort > cmd/hb-agent/deps.txt
+// standard library must be exactly those in deps.txt (see package deplist),
+// and only the standard library, Hummingbird's own packages and the raft
+// library with its dependencies.
 func TestDependencies(t *testing.T) {
 	t.Parallel()
-	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	want, err := os.ReadFile("deps.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := func(s string) []string {
-		var out []string
-		for _, l := range strings.Split(s, "\n") {
-			if l = strings.TrimSpace(l); l != "" {
-				out = append(out, l)
-			}
-		}
-		sort.Strings(out)
-		return out
-	}
-	got := lines(string(out))
-	if diff := cmp.Diff(lines(string(want)), got); diff != "" {
-		t.Errorf("hb-agent's dependencies changed (-deps.txt +now); keep the agent small, or update deps.txt on purpose:\n%s", diff)
-	}
-	for _, p := range got {
+	deplist.Check(t, "keep the agent small", func(p string) string {
 		if !strings.HasPrefix(p, "hummingbird.io/hummingbird/") && !raftDeps[p] {
-			t.Errorf("hb-agent links %s: the agent may use only the standard library, Hummingbird's own packages and the raft library with its dependencies", p)
+			return "the agent may use only the standard library, Hummingbird's own packages and the raft library with its dependencies"
 		}
-	}
+		return ""
+	})
 }
 
 // raftDeps are the third-party packages the agent may link: hashicorp/raft,

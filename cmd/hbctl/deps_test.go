@@ -1,53 +1,27 @@
 package main
 
 import (
-	"os"
-	"os/exec"
-	"sort"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	"hummingbird.io/hummingbird/internal/deplist"
 )
 
 // TestDependencies keeps hbctl a thin client of the API: the packages it
-// links beyond the standard library must be exactly those in deps.txt, and
-// none of the controller's (the store and its database drivers and
-// migrations, the inventory, authentication, Kubernetes' client). A change
-// to the list is a decision, made by editing deps.txt in the same commit:
-//
-//	go list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./cmd/hbctl | sort > cmd/hbctl/deps.txt
+// links beyond the standard library must be exactly those in deps.txt (see
+// package deplist), and none of the controller's (the store and its
+// database drivers and migrations, the inventory, authentication,
+// Kubernetes' client).
 func TestDependencies(t *testing.T) {
 	t.Parallel()
-	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
-	if err != nil {
-		t.Fatalf("go list: %v", err)
-	}
-	want, err := os.ReadFile("deps.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := func(s string) []string {
-		var out []string
-		for _, l := range strings.Split(s, "\n") {
-			if l = strings.TrimSpace(l); l != "" {
-				out = append(out, l)
-			}
-		}
-		sort.Strings(out)
-		return out
-	}
-	got := lines(string(out))
-	if diff := cmp.Diff(lines(string(want)), got); diff != "" {
-		t.Errorf("hbctl's dependencies changed (-deps.txt +now); keep hbctl a client of the API, or update deps.txt on purpose:\n%s", diff)
-	}
-	for _, p := range got {
+	deplist.Check(t, "keep hbctl a client of the API", func(p string) string {
 		for _, bad := range controllerOnly {
 			if strings.HasPrefix(p, bad) {
-				t.Errorf("hbctl links %s, which belongs to the controller: move what hbctl needs of it to apitype", p)
+				return "it belongs to the controller: move what hbctl needs of it to apitype"
 			}
 		}
-	}
+		return ""
+	})
 }
 
 // controllerOnly are import path prefixes hbctl must never link, even when
