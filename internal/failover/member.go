@@ -358,16 +358,34 @@ func (mb *member) lead(ctx context.Context) {
 	lost := mb.lostAt
 	mb.lostAt = time.Time{}
 	mb.mu.Unlock()
-	if mb.self.Witness || mb.isLocked() || len(mb.missing) > 0 {
-		// The outage started when this witness (or locked member, or
-		// member that cannot hold the VIP) last heard from the active;
-		// the app member it hands over to completes the switch.
-		if lost.IsZero() {
-			lost = time.Now()
+	reason := "failure"
+	for {
+		if !mb.mayLead() {
+			// The outage started when this witness (or locked member, or
+			// member that cannot hold the VIP) last heard from the active;
+			// the app member it hands over to completes the switch. A
+			// locked member unlocked before any other took the role takes
+			// it here.
+			if lost.IsZero() {
+				lost = time.Now()
+			}
+			if !mb.handOn(ctx, reason, lost) {
+				return
+			}
 		}
-		mb.handOn(ctx, "failure", lost)
-		return
+		var handOn bool
+		if lost, handOn = mb.holdActive(ctx, term, lost); !handOn {
+			return
+		}
+		reason = "planned"
 	}
+}
+
+// holdActive claims the active role in term, the outage having started
+// at lost (zero: none), and holds it until leadership moves or ends;
+// handOn says the host was locked and no other member took the role: the
+// leader, no longer active since then, is to hand it on.
+func (mb *member) holdActive(ctx context.Context, term uint64, lost time.Time) (since time.Time, handOn bool) {
 	var again askAgain
 	if now := time.Now(); !mb.health.healthy.Load() {
 		if mb.handover(ctx, "", 0, "unhealthy", now) {
@@ -440,8 +458,7 @@ func (mb *member) lead(ctx context.Context) {
 			}
 			mb.log.Warn("the host is locked and no other member can take the active role: the app stops here")
 			mb.demote("host locked", false)
-			mb.handOn(ctx, "planned", now)
-			return
+			return now, true
 		}
 		if now := time.Now(); mb.health.healthy.Load() {
 			again = askAgain{}
@@ -719,19 +736,24 @@ func (mb *member) handover(ctx context.Context, to string, seq uint64, reason st
 
 // handOn hands the role to another member, trying until one takes it: a
 // witness, or a locked member, that stayed leader without handing over
-// would keep every member standby.
-func (mb *member) handOn(ctx context.Context, reason string, since time.Time) {
+// would keep every member standby. It reports true when this member may
+// take the role itself first (its host was unlocked), false when the
+// role moved or leadership ended.
+func (mb *member) handOn(ctx context.Context, reason string, since time.Time) bool {
 	var again askAgain
 	for {
+		if mb.mayLead() {
+			return true
+		}
 		if now := time.Now(); again.due(now) {
 			if mb.handover(ctx, "", 0, reason, since) {
-				return
+				return false
 			}
 			again.failed(now, mb.renew)
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-mb.wake:
 		case <-time.After(time.Until(again.next)):
 		}
@@ -910,6 +932,14 @@ func (mb *member) isLocked() bool {
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
 	return mb.locked
+}
+
+// mayLead says whether this member may hold the active role at all: an
+// app member (not the witness) whose host is not locked and whose agent
+// has the permissions the app needs. Its app's health is not asked: an
+// unhealthy leader holds the role until a healthy member takes it.
+func (mb *member) mayLead() bool {
+	return !mb.self.Witness && !mb.isLocked() && len(mb.missing) == 0
 }
 
 // eligible says whether this member may take the active role now: an app

@@ -180,6 +180,11 @@ func TestRedundantApp(t *testing.T) {
 	cut, standby := ab.Host(app.Active), ab.Host(app.Standbys[0])
 	fault = time.Now()
 	apptest.SetLink(t, ctx, cut, false)
+	defer func() {
+		if t.Failed() {
+			dumpApp(t, ctx, api, cp, standby, ab.Witness)
+		}
+	}()
 	pctx, pcancel = context.WithTimeout(ctx, 10*time.Second)
 	pollUntil(t, pctx, "the Service's one ready endpoint on the standby", func() error {
 		ready, err := apptest.ReadyEndpoints(ctx, cp)
@@ -343,6 +348,21 @@ func (p appPod) ready() bool {
 		}
 	}
 	return false
+}
+
+// dumpApp logs what the controller, the cluster and the agents on hosts say of the app press,
+// for a failed test.
+func dumpApp(t *testing.T, ctx context.Context, api *client.Client, cp *testbed.ControlPlane, hosts ...*testbed.Host) {
+	t.Helper()
+	ctx = context.WithoutCancel(ctx)
+	app, err := api.GetApp(ctx, "press")
+	t.Logf("the controller's app press: %+v %v", app, err)
+	out, err := cp.Kubectl(ctx, "get", "pods", "--namespace", "hummingbird-apps", "-o", "yaml")
+	t.Logf("the app's pods (%v):\n%s", err, out)
+	for _, h := range hosts {
+		out, _ := h.SSH(ctx, "journalctl --no-pager -n 60 -u hb-agent")
+		t.Logf("the agent on %s:\n%s", h.Name, out)
+	}
 }
 
 // appPods lists the pods of the app press.

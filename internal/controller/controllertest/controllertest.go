@@ -4,10 +4,11 @@
 package controllertest
 
 import (
+	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
 
 	"hummingbird.io/hummingbird/internal/client"
@@ -25,6 +26,37 @@ type Instance struct {
 
 	cfg  controller.Config
 	stop func() error // ends the running controller; nil while stopped
+	log  logTail      // what the controller logged, shown when the test fails
+}
+
+// logTail keeps the last logTailMax bytes written to it.
+type logTail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+// logTailMax bounds what a failing test shows of the controller's log.
+const logTailMax = 64 << 10
+
+func (l *logTail) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	if over := len(l.buf) - 2*logTailMax; over > 0 {
+		l.buf = append(l.buf[:0], l.buf[len(l.buf)-logTailMax:]...)
+	}
+	return len(p), nil
+}
+
+// tail is the last logTailMax bytes, from a line's start.
+func (l *logTail) tail() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buf[max(0, len(l.buf)-logTailMax):]
+	if i := bytes.IndexByte(b, '\n'); i >= 0 && len(b) < len(l.buf) {
+		b = b[i+1:]
+	}
+	return bytes.Clone(b)
 }
 
 // Start runs a controller on the database dsn ("" for SQLite in a
@@ -42,6 +74,11 @@ func Start(t testing.TB, dsn string, mutate func(*controller.Config)) *Instance 
 		mutate(&cfg)
 	}
 	in := &Instance{DataDir: cfg.DataDir, cfg: cfg}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the end of the controller's log (debug level):\n%s", in.log.tail())
+		}
+	})
 	in.run(t)
 	in.AdminToken = in.Controller.AdminToken
 	t.Cleanup(func() {
@@ -59,7 +96,7 @@ func Start(t testing.TB, dsn string, mutate func(*controller.Config)) *Instance 
 func (in *Instance) run(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewTextHandler(&in.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c, err := controller.New(ctx, in.cfg, log)
 	if err != nil {
 		cancel()
