@@ -315,6 +315,16 @@ func newBootstrapToken() (string, error) {
 	return string(b[:6]) + "." + string(b[6:]), nil
 }
 
+// Reach is the control plane of a bed that another process brought up (test/bed/up), reached
+// through its cluster-admin kubeconfig, for Kubectl and GetJSON.
+func Reach(kubeconfig string) (*ControlPlane, error) {
+	cache, err := DefaultCache()
+	if err != nil {
+		return nil, err
+	}
+	return &ControlPlane{Kubeconfig: kubeconfig, cache: cache}, nil
+}
+
 // Kubectl runs the bed's kubectl as the cluster admin and returns its standard output.
 func (cp *ControlPlane) Kubectl(ctx context.Context, args ...string) ([]byte, error) {
 	return run(ctx, cp.cache.Bin("kubectl"), append([]string{"--kubeconfig", cp.Kubeconfig}, args...)...)

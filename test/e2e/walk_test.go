@@ -3,17 +3,23 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/client"
+	"hummingbird.io/hummingbird/internal/nodes"
+	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/testbed"
+	"hummingbird.io/hummingbird/internal/testbed/apptest"
 )
 
 // walkBlock is the shell block of test/bed/README.md that follows the line "<!-- walk -->".
@@ -55,10 +61,16 @@ func shellEnv(t *testing.T, path string) map[string]string {
 
 // TestOperatorWalk runs the walk of test/bed/README.md exactly as written, copy-pasted into
 // bash, in a directory that holds the repository's files and nothing else, so that its relative
-// paths (the data directory among them) are the operator's: a bed with one bare host, a
-// controller pointed at it, the host added and provisioned, its agent joined and run by the
-// shipped systemd unit, the host unlocked. The host must then be in service, made available by
-// its agent's heartbeats, and the agent must run under the unit with the unit's capabilities.
+// paths (the data directory among them) are the operator's: a bed with three bare hosts, a
+// controller pointed at it, the hosts added, two provisioned, every agent joined and run by the
+// shipped systemd unit, the hosts unlocked, a redundant app on the two with the third as its
+// witness. Then, on that bed, what the walk's last paragraph suggests: the hosts are in
+// service and each agent runs under the unit with its capabilities; the active member holds
+// the VIP; locking it moves the app first and cordons its Node, unlocking puts it back as a
+// standby; a drain held by a PodDisruptionBudget is left with host-lock-cancel; cutting the
+// active member off (its kubelet with it) while the standby's kubelet is stopped leaves the
+// standby's pod as the Service's one ready endpoint within seconds, and 200.006 is raised for
+// the standby, whose agent heartbeats, never for the cut-off host, which fails.
 func TestOperatorWalk(t *testing.T) {
 	requireBed(t)
 	checkNothingLeft(t)
@@ -112,7 +124,6 @@ func TestOperatorWalk(t *testing.T) {
 	t.Logf("the walk took %v:\n%s", time.Since(start).Round(time.Second), tail(string(out), 12))
 
 	env := shellEnv(t, filepath.Join(dir, "bed.env"))
-	host := env["BED_HOST_1"]
 	if _, err := os.Stat(filepath.Join(dir, "bed-data", "hummingbird.db")); err != nil {
 		t.Errorf("the relative data directory: %v", err)
 	}
@@ -128,43 +139,316 @@ func TestOperatorWalk(t *testing.T) {
 		}
 		return string(out)
 	}
-	// In service: the agent's first heartbeat made it available.
-	deadline := time.Now().Add(time.Minute)
-	for {
-		var h map[string]any
-		if err := json.Unmarshal([]byte(hbctl("host-show", host, "-f", "json")), &h); err != nil {
-			t.Fatal(err)
+	w := walkBed(t, ctx, dir, env)
+
+	// In service: each agent's heartbeats made its host available; the members are provisioned
+	// and their Nodes Ready.
+	pollUntil(t, ctx, "the hosts in service", func() error {
+		for _, h := range w.hosts {
+			got, err := w.api.GetHost(ctx, h.name)
+			if err != nil {
+				return err
+			}
+			state := []string{got.Administrative, got.Operational, got.Availability}
+			if want := []string{"unlocked", "enabled", "available"}; !slices.Equal(state, want) {
+				return fmt.Errorf("%s: %v, want %v", h.name, state, want)
+			}
+			if h != w.witness && (got.InvProvision != "provisioned" || got.NodeState != "Ready") {
+				return fmt.Errorf("%s: %s with Node %q, want provisioned and Ready", h.name, got.InvProvision, got.NodeState)
+			}
 		}
-		state := []any{h["administrative"], h["operational"], h["availability"], h["invprovision"], h["node_state"]}
-		want := []any{"unlocked", "enabled", "available", "provisioned", "Ready"}
-		if equalAny(state, want) {
-			break
+		return nil
+	})
+	// Each agent runs under the shipped unit, with its capabilities, and iptables' lock is
+	// writable in its mount namespace.
+	for _, h := range w.hosts {
+		unit, err := h.ssh(ctx, "systemctl show -p ActiveState,CapabilityBoundingSet hb-agent; "+
+			"grep ' /run/xtables.lock ' /proc/$(systemctl show -p MainPID --value hb-agent)/mountinfo")
+		if err != nil || !strings.Contains(unit, "ActiveState=active") || !strings.Contains(unit, "cap_net_admin") ||
+			!strings.Contains(unit, "/run/xtables.lock rw") {
+			t.Errorf("the agent's unit on %s: %v\n%s", h.name, err, unit)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s after the walk: %v, want %v", host, state, want)
-		}
-		time.Sleep(2 * time.Second)
 	}
-	ssh := strings.Fields(env["BED_SSH_1"])
-	// The unit's sandbox: iptables' lock is writable in the agent's mount namespace.
-	unit, err := exec.CommandContext(ctx, ssh[0], append(ssh[1:], "systemctl show -p ActiveState,CapabilityBoundingSet hb-agent; "+
-		"grep ' /run/xtables.lock ' /proc/$(systemctl show -p MainPID --value hb-agent)/mountinfo")...).CombinedOutput()
-	if err != nil || !strings.Contains(string(unit), "ActiveState=active") || !strings.Contains(string(unit), "cap_net_admin") ||
-		!strings.Contains(string(unit), "/run/xtables.lock rw") {
-		t.Errorf("the agent's unit on %s: %v\n%s", host, err, unit)
+	// The agent under that unit holds the app's VIP: one active member, one standby.
+	app := w.waitApp(t, ctx, "an active member and a standby", func(a apitype.App) bool { return a.Active != "" && len(a.Standbys) == 1 })
+	w.checkVIP(t, ctx, w.host(app.Active))
+	act, stb := w.host(app.Active), w.host(app.Standbys[0])
+
+	// Locked means out of service: the lock of the active member moves the app first and
+	// cordons its Node; host-unlock puts it back, as a standby.
+	start = time.Now()
+	hbctl("host-lock", act.name)
+	w.checkLockState(t, ctx, act, "locked", "disabled", true)
+	if app = w.waitApp(t, ctx, "the app off the locked host", func(a apitype.App) bool { return a.Active == stb.name }); app.Active == act.name {
+		t.Errorf("the locked host %s is the app's active member", act.name)
+	}
+	w.checkVIP(t, ctx, stb)
+	t.Logf("host-lock of the active member %s: the app on %s, the host locked, its Node cordoned, after %v",
+		act.name, stb.name, time.Since(start).Round(time.Second))
+	hbctl("host-unlock", act.name)
+	w.checkLockState(t, ctx, act, "unlocked", "enabled", false)
+	w.waitApp(t, ctx, "the unlocked host a standby again", func(a apitype.App) bool {
+		return a.Active == stb.name && slices.Equal(a.Standbys, []string{act.name})
+	})
+	act, stb = stb, act
+
+	// A drain that a PodDisruptionBudget holds can be left: host-lock-cancel uncordons the
+	// Node, the host stays unlocked and in service, and the budget's pod runs on.
+	if out, err := w.cp.KubectlInput(ctx, []byte(fmt.Sprintf(walkWorkloads, stb.name, testbed.HelloImage)), "apply", "-f", "-"); err != nil {
+		t.Fatalf("creating the held workload: %v\n%s", err, out)
+	}
+	pollUntil(t, ctx, "the budget's pod running", func() error {
+		var pdb struct {
+			Status struct {
+				CurrentHealthy int `json:"currentHealthy"`
+			} `json:"status"`
+		}
+		if err := w.cp.GetJSON(ctx, &pdb, "pdb", "--namespace", "default", "walk"); err != nil {
+			return err
+		}
+		if pdb.Status.CurrentHealthy != 1 {
+			return fmt.Errorf("the budget counts %d healthy pods", pdb.Status.CurrentHealthy)
+		}
+		return nil
+	})
+	hbctl("host-lock", stb.name, "--no-wait")
+	pollUntil(t, ctx, "the budget to hold the drain", func() error {
+		op, err := w.api.LockOperation(ctx, stb.name)
+		if err != nil {
+			return err
+		}
+		if op.State != "draining" || !strings.Contains(op.Message, "disruption budget walk") {
+			return fmt.Errorf("the lock is %s: %s", op.State, op.Message)
+		}
+		return nil
+	})
+	hbctl("host-lock-cancel", stb.name)
+	w.checkLockState(t, ctx, stb, "unlocked", "enabled", false)
+	if op, err := w.api.LockOperation(ctx, stb.name); err != nil || op.State != "cancelled" {
+		t.Errorf("the lock after host-lock-cancel: %+v, %v; want it cancelled", op, err)
+	}
+	if events, err := w.api.ListEvents(ctx, client.EventFilter{EntityID: "host=" + stb.name}); err != nil ||
+		!slices.ContainsFunc(events, func(e apitype.Event) bool { return e.Action == "host.lock.cancel" }) {
+		t.Errorf("no host.lock.cancel event of %s (%v)", stb.name, err)
+	}
+	if out, err := w.cp.KubectlInput(ctx, []byte(fmt.Sprintf(walkWorkloads, stb.name, testbed.HelloImage)), "delete", "-f", "-"); err != nil {
+		t.Fatalf("deleting the held workload: %v\n%s", err, out)
+	}
+
+	// The active member cut off, its kubelet with it, and the standby's kubelet stopped: the
+	// Service's one ready endpoint is the standby's pod within seconds. The cut-off host gets
+	// the heartbeat alarms alone; the standby, whose agent heartbeats on, gets 200.006.
+	if out, err := stb.ssh(ctx, "systemctl stop kubelet"); err != nil {
+		t.Fatalf("stopping the kubelet of %s: %v\n%s", stb.name, err, out)
+	}
+	fault := w.setLink(t, ctx, act, false)
+	t.Cleanup(func() { w.setLink(t, context.WithoutCancel(ctx), act, true) })
+	pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+	pollUntil(t, pctx, "the Service's one ready endpoint on the standby", func() error {
+		ready, err := apptest.ReadyEndpoints(ctx, w.cp)
+		if err != nil || !slices.Equal(ready, []string{stb.ip}) {
+			return fmt.Errorf("ready endpoints %v (%v), want %s", ready, err, stb.ip)
+		}
+		return nil
+	})
+	pcancel()
+	t.Logf("%s cut off: the Service's one ready endpoint is %s's pod after %v", act.name, stb.name, time.Since(fault).Round(time.Millisecond))
+	w.checkVIP(t, ctx, stb)
+	pctx, pcancel = context.WithTimeout(ctx, 2*time.Minute)
+	pollUntil(t, pctx, "200.006 on the standby alone, the cut-off host failed", func() error {
+		alarms, err := w.api.ListAlarms(ctx, "", "")
+		if err != nil {
+			return err
+		}
+		var kubelet *apitype.Alarm
+		for i, a := range alarms {
+			if a.AlarmID != nodes.AlarmKubelet {
+				continue
+			}
+			if strings.HasPrefix(a.EntityInstanceID, "host="+act.name+".") {
+				t.Fatalf("200.006 raised for the cut-off host %s, whose agent cannot heartbeat: %+v", act.name, a)
+			}
+			if strings.HasPrefix(a.EntityInstanceID, "host="+stb.name+".") {
+				kubelet = &alarms[i]
+			}
+		}
+		cut, err := w.api.GetHost(ctx, act.name)
+		if err != nil {
+			return err
+		}
+		if kubelet == nil || cut.Availability != "failed" {
+			return fmt.Errorf("200.006 of %s: %+v; %s is %s", stb.name, kubelet, act.name, cut.Availability)
+		}
+		if !strings.Contains(kubelet.ReasonText, "the host is available") || kubelet.Severity != "major" {
+			return fmt.Errorf("200.006 of %s: %s, %q; want major, saying the host is available", stb.name, kubelet.Severity, kubelet.ReasonText)
+		}
+		return nil
+	})
+	pcancel()
+	t.Logf("%s failed with the heartbeat alarms alone; 200.006 on %s, %v after the fault", act.name, stb.name, time.Since(fault).Round(time.Second))
+}
+
+// walkWorkloads is a Deployment of one pod on Node %[1]s, and a PodDisruptionBudget that lets
+// none of it go.
+const walkWorkloads = `
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: walk, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: walk}}
+  template:
+    metadata: {labels: {app: walk}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      nodeSelector: {kubernetes.io/hostname: %[1]s}
+      containers: [{name: hello, image: %[2]s, imagePullPolicy: Never}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: walk, namespace: default}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: walk}}
+`
+
+// walk is the bed the walk brought up, as bed.env describes it, and its controller.
+type walk struct {
+	hosts   []*walkHost
+	witness *walkHost
+	index   int    // the bed's number N: 10.251.N.0/24, namespaces hbN-HOST
+	vip     string // BED_VIP
+	api     *client.Client
+	cp      *testbed.ControlPlane
+}
+
+type walkHost struct {
+	name, ip string
+	sshLine  []string
+}
+
+// ssh runs a command on the host as the walk's ssh line does.
+func (h *walkHost) ssh(ctx context.Context, command string) (string, error) {
+	out, err := exec.CommandContext(ctx, h.sshLine[0], append(h.sshLine[1:], command)...).CombinedOutput()
+	return string(out), err
+}
+
+// walkBed reads the walk's bed.env and reaches its controller and cluster.
+func walkBed(t *testing.T, ctx context.Context, dir string, env map[string]string) *walk {
+	t.Helper()
+	w := &walk{vip: env["BED_VIP"]}
+	if _, err := fmt.Sscanf(env["BED_NET"], "10.251.%d.0/24", &w.index); err != nil {
+		t.Fatalf("BED_NET %q: %v", env["BED_NET"], err)
+	}
+	for i := 1; env[fmt.Sprintf("BED_HOST_%d", i)] != ""; i++ {
+		w.hosts = append(w.hosts, &walkHost{name: env[fmt.Sprintf("BED_HOST_%d", i)], ip: env[fmt.Sprintf("BED_IP_%d", i)],
+			sshLine: strings.Fields(env[fmt.Sprintf("BED_SSH_%d", i)])})
+	}
+	if len(w.hosts) != 3 || w.vip == "" {
+		t.Fatalf("bed.env names %d hosts and VIP %q, want 3 and one", len(w.hosts), w.vip)
+	}
+	w.witness = w.hosts[2]
+	ca, err := os.ReadFile(filepath.Join(dir, "bed-data", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := os.ReadFile(filepath.Join(dir, "bed-data", "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, err := pki.Pool(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.api, err = client.New(client.Options{URL: "https://" + env["BED_GW"] + ":6385", Token: strings.TrimSpace(string(token)), Roots: roots}); err != nil {
+		t.Fatal(err)
+	}
+	if w.cp, err = testbed.Reach(env["KUBECONFIG"]); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func (w *walk) host(name string) *walkHost {
+	for _, h := range w.hosts {
+		if h.name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+// waitApp polls the app press until ok says yes, for up to two minutes.
+func (w *walk) waitApp(t *testing.T, ctx context.Context, what string, ok func(apitype.App) bool) apitype.App {
+	t.Helper()
+	var app apitype.App
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	pollUntil(t, pctx, what, func() error {
+		var err error
+		if app, err = w.api.GetApp(ctx, "press"); err != nil {
+			return err
+		}
+		if !ok(app) {
+			return fmt.Errorf("the app: active %q, standbys %v", app.Active, app.Standbys)
+		}
+		return nil
+	})
+	return app
+}
+
+// checkVIP waits up to 10 s for h alone to hold the VIP on its eth0, and the VIP to answer.
+func (w *walk) checkVIP(t *testing.T, ctx context.Context, h *walkHost) {
+	t.Helper()
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	pollUntil(t, pctx, "the VIP on "+h.name+" alone", func() error {
+		for _, o := range w.hosts {
+			out, err := exec.CommandContext(ctx, "ip", "-n", fmt.Sprintf("hb%d-%s", w.index, o.name), "-o", "addr", "show", "dev", "eth0").Output()
+			if err != nil {
+				return fmt.Errorf("addresses of %s: %v", o.name, err)
+			}
+			if on := strings.Contains(string(out), " "+w.vip+"/"); on != (o == h) {
+				return fmt.Errorf("%s holds the VIP: %v", o.name, on)
+			}
+		}
+		if body, err := get(ctx, "http://"+w.vip+":8080/"); err != nil || strings.TrimSpace(body) != "hello from Hummingbird" {
+			return fmt.Errorf("the VIP answered %q, %v", body, err)
+		}
+		return nil
+	})
+}
+
+// checkLockState checks a host's administrative and operational states and its Node's
+// spec.unschedulable.
+func (w *walk) checkLockState(t *testing.T, ctx context.Context, h *walkHost, admin, oper string, unschedulable bool) {
+	t.Helper()
+	got, err := w.api.GetHost(ctx, h.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var node struct {
+		Spec struct {
+			Unschedulable bool `json:"unschedulable"`
+		} `json:"spec"`
+	}
+	if err := w.cp.GetJSON(ctx, &node, "node", h.name); err != nil {
+		t.Fatal(err)
+	}
+	if got.Administrative != admin || got.Operational != oper || node.Spec.Unschedulable != unschedulable {
+		t.Errorf("host %s is %s/%s with Node unschedulable %v; want %s/%s and %v", h.name, got.Administrative, got.Operational,
+			node.Spec.Unschedulable, admin, oper, unschedulable)
 	}
 }
 
-func equalAny(a, b []any) bool {
-	if len(a) != len(b) {
-		return false
+// setLink sets h's eth0 up or down from outside the host, and says when.
+func (w *walk) setLink(t *testing.T, ctx context.Context, h *walkHost, up bool) time.Time {
+	t.Helper()
+	state := map[bool]string{true: "up", false: "down"}[up]
+	if out, err := exec.CommandContext(ctx, "ip", "-n", fmt.Sprintf("hb%d-%s", w.index, h.name), "link", "set", "eth0", state).CombinedOutput(); err != nil {
+		t.Errorf("setting %s's eth0 %s: %v\n%s", h.name, state, err, out)
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return time.Now()
 }
 
 // tail is the last n lines of s.

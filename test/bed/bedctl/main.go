@@ -15,6 +15,7 @@
 //	BED_DIR       the bed's directory (test/bed/down BED_DIR takes it down)
 //	BED_NET       its management subnet, 10.251.N.0/24
 //	BED_GW        the bridge's address on it, 10.251.N.1: where a controller listens
+//	BED_VIP       an address on it no host has, 10.251.N.200: for an app's VIP
 //	KUBECONFIG    the bed's cluster-admin kubeconfig
 //	BED_SSH_KEY   the key every host's root accepts
 //	BED_HOST_i, BED_IP_i, BED_MAC_i, BED_SSH_i
@@ -170,6 +171,7 @@ func writeEnv(path string, b *testbed.Bed) error {
 	set("BED_DIR", b.Dir)
 	set("BED_NET", fmt.Sprintf("10.251.%d.0/24", b.Index))
 	set("BED_GW", gw)
+	set("BED_VIP", fmt.Sprintf("10.251.%d.200", b.Index))
 	set("KUBECONFIG", b.ControlPlane.Kubeconfig)
 	set("BED_SSH_KEY", b.SSHKey())
 	for i, h := range b.Hosts {
