@@ -178,7 +178,7 @@ func TestOperatorWalk(t *testing.T) {
 	// cordons its Node; host-unlock puts it back, as a standby.
 	start = time.Now()
 	hbctl("host-lock", act.name)
-	w.checkLockState(t, ctx, act, "locked", "disabled", true)
+	checkLockState(t, ctx, w.api, w.cp, act.name, "locked", "disabled", true)
 	if app = w.waitApp(t, ctx, "the app off the locked host", func(a apitype.App) bool { return a.Active == stb.name }); app.Active == act.name {
 		t.Errorf("the locked host %s is the app's active member", act.name)
 	}
@@ -186,7 +186,7 @@ func TestOperatorWalk(t *testing.T) {
 	t.Logf("host-lock of the active member %s: the app on %s, the host locked, its Node cordoned, after %v",
 		act.name, stb.name, time.Since(start).Round(time.Second))
 	hbctl("host-unlock", act.name)
-	w.checkLockState(t, ctx, act, "unlocked", "enabled", false)
+	checkLockState(t, ctx, w.api, w.cp, act.name, "unlocked", "enabled", false)
 	w.waitApp(t, ctx, "the unlocked host a standby again", func(a apitype.App) bool {
 		return a.Active == stb.name && slices.Equal(a.Standbys, []string{act.name})
 	})
@@ -223,7 +223,7 @@ func TestOperatorWalk(t *testing.T) {
 		return nil
 	})
 	hbctl("host-lock-cancel", stb.name)
-	w.checkLockState(t, ctx, stb, "unlocked", "enabled", false)
+	checkLockState(t, ctx, w.api, w.cp, stb.name, "unlocked", "enabled", false)
 	if op, err := w.api.LockOperation(ctx, stb.name); err != nil || op.State != "cancelled" {
 		t.Errorf("the lock after host-lock-cancel: %+v, %v; want it cancelled", op, err)
 	}
@@ -417,28 +417,6 @@ func (w *walk) checkVIP(t *testing.T, ctx context.Context, h *walkHost) {
 		}
 		return nil
 	})
-}
-
-// checkLockState checks a host's administrative and operational states and its Node's
-// spec.unschedulable.
-func (w *walk) checkLockState(t *testing.T, ctx context.Context, h *walkHost, admin, oper string, unschedulable bool) {
-	t.Helper()
-	got, err := w.api.GetHost(ctx, h.name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var node struct {
-		Spec struct {
-			Unschedulable bool `json:"unschedulable"`
-		} `json:"spec"`
-	}
-	if err := w.cp.GetJSON(ctx, &node, "node", h.name); err != nil {
-		t.Fatal(err)
-	}
-	if got.Administrative != admin || got.Operational != oper || node.Spec.Unschedulable != unschedulable {
-		t.Errorf("host %s is %s/%s with Node unschedulable %v; want %s/%s and %v", h.name, got.Administrative, got.Operational,
-			node.Spec.Unschedulable, admin, oper, unschedulable)
-	}
 }
 
 // setLink sets h's eth0 up or down from outside the host, and says when.
