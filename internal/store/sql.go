@@ -69,7 +69,18 @@ func (s *sqlStore) once(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn
 		cerr, retry := s.classify(err)
 		return fmt.Errorf("begin transaction: %w", cerr), retry
 	}
-	if err := fn(&sqlTx{dialect: s.dialect, tx: tx, ctx: ctx, classify: s.classify}); err != nil {
+	t := &sqlTx{dialect: s.dialect, tx: tx, ctx: ctx, classify: s.classify}
+	if f, ok := FenceFrom(ctx); ok && (opts == nil || !opts.ReadOnly) {
+		// A leader's write: first of all, is it still the leader?
+		inner := fn
+		fn = func(tx Tx) error {
+			if err := tx.CheckEpoch(f.Duty, f.Epoch); err != nil {
+				return err
+			}
+			return inner(tx)
+		}
+	}
+	if err := fn(t); err != nil {
 		_ = tx.Rollback()
 		var de *driverError
 		if errors.As(err, &de) {

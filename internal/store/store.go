@@ -118,6 +118,18 @@ type Tx interface {
 	ListGroups() ([]Group, error)
 	DeleteGroup(name string) error
 
+	// Leadership reads a duty's lease row, or fails with ErrNotFound when
+	// no controller ever led it.
+	Leadership(duty string) (Leadership, error)
+	// SwapLeadership writes l only while the duty's row is still at
+	// version old (0: there is no row yet), and fails with ErrNotFound when
+	// another controller wrote it first.
+	SwapLeadership(l Leadership, old int64) error
+	// CheckEpoch fails with ErrFenced unless epoch is the duty's epoch. On
+	// PostgreSQL it holds the row until the transaction ends, so that no
+	// new leader's claim commits between the check and the commit.
+	CheckEpoch(duty string, epoch int64) error
+
 	// AppendEvent gives e the next event id and stores it.
 	AppendEvent(e *Event) error
 	ListEvents(f EventFilter) ([]Event, error)
