@@ -62,6 +62,8 @@ type Tracker struct {
 
 	// refreshMu serializes rebuilds of the view.
 	refreshMu sync.Mutex
+	// kick asks Run for a rebuild now.
+	kick chan struct{}
 
 	mu       sync.RWMutex
 	apps     map[string]*entry // by name
@@ -95,13 +97,22 @@ func New(st store.Store, cfg Config) *Tracker {
 	if cfg.RefreshInterval <= 0 {
 		cfg.RefreshInterval = DefaultRefreshInterval
 	}
-	return &Tracker{st: st, cfg: cfg, log: cfg.Log.With("logger", "appstate"), apps: map[string]*entry{},
+	return &Tracker{st: st, cfg: cfg, log: cfg.Log.With("logger", "appstate"), kick: make(chan struct{}, 1), apps: map[string]*entry{},
 		hostApps: map[int64][]string{}, versions: map[int64]uint64{}, fast: map[int64]bool{}, alarmed: map[int64]bool{}}
 }
 
 func (t *Tracker) now() time.Time { return t.cfg.Clock().UTC().Truncate(time.Microsecond) }
 
-// Run rebuilds the view every RefreshInterval until ctx ends.
+// Kick asks Run to rebuild the view now; it does not block.
+func (t *Tracker) Kick() {
+	select {
+	case t.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run rebuilds the view every RefreshInterval, and when kicked, until ctx
+// ends.
 func (t *Tracker) Run(ctx context.Context) {
 	tick := time.NewTicker(t.cfg.RefreshInterval)
 	defer tick.Stop()
@@ -110,9 +121,10 @@ func (t *Tracker) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if err := t.Refresh(ctx); err != nil && ctx.Err() == nil {
-				t.log.Warn("refreshing the apps failed", "err", err)
-			}
+		case <-t.kick:
+		}
+		if err := t.Refresh(ctx); err != nil && ctx.Err() == nil {
+			t.log.Warn("refreshing the apps failed", "err", err)
 		}
 	}
 }
