@@ -54,12 +54,6 @@ type Deps struct {
 	Cluster *kube.Cluster
 	// Provision runs provisioning jobs; nil refuses them.
 	Provision *provision.Runner
-	// NodesChanged, when set, is told that hosts' labels or groups changed,
-	// so their Kubernetes Nodes follow soon.
-	NodesChanged func()
-	// AppsChanged, when set, is told that apps were added, deleted or
-	// changed, so that their objects in the cluster follow soon.
-	AppsChanged func()
 	// Locks locks and unlocks hosts; nil refuses it.
 	Locks *hostlock.Locker
 	// Apps is the view of redundant apps the agent API serves; it is told of

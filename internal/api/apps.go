@@ -124,14 +124,12 @@ func (s *Server) switchoverApp(r *http.Request, p auth.Principal) (any, error) {
 	return out, nil
 }
 
-// appsChanged rebuilds the view of apps, so that the next heartbeat of each
-// member tells its agent to fetch its new desired state, and asks for the
-// apps' objects in the cluster to follow. A failure is logged: the periodic
-// rebuild catches up.
+// appsChanged rebuilds this controller's view of apps at once, so that the
+// next heartbeat of each member that reaches it tells its agent to fetch its
+// new desired state. (The reconcilers, and the other controllers' views,
+// react to the change's event: package feed.) A failure is logged: the
+// periodic rebuild catches up.
 func (s *Server) appsChanged(ctx context.Context) {
-	if s.d.AppsChanged != nil {
-		s.d.AppsChanged()
-	}
 	if s.d.Apps == nil {
 		return
 	}

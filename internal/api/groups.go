@@ -77,7 +77,6 @@ func (s *Server) assignGroupLabels(r *http.Request, p auth.Principal) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	s.nodesChanged()
 	return groupLabelsOut(l), nil
 }
 
@@ -86,6 +85,5 @@ func (s *Server) removeGroupLabels(r *http.Request, p auth.Principal) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	s.nodesChanged()
 	return groupLabelsOut(l), nil
 }

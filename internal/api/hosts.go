@@ -82,7 +82,6 @@ func (s *Server) addHost(r *http.Request, p auth.Principal) (any, error) {
 		return nil, err
 	}
 	// A Node of its name may exist already: its own, or one in conflict for host-show to say.
-	s.nodesChanged()
 	return hostOut(h), nil
 }
 
@@ -103,7 +102,6 @@ func (s *Server) updateHost(r *http.Request, p auth.Principal) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.nodesChanged()
 	s.appsChanged(r.Context()) // a member's name or address may have changed
 	return hostOut(h), nil
 }
@@ -132,7 +130,6 @@ func (s *Server) assignLabels(r *http.Request, p auth.Principal) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.nodesChanged()
 	return labelsOut(h), nil
 }
 
@@ -141,17 +138,9 @@ func (s *Server) removeLabels(r *http.Request, p auth.Principal) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.nodesChanged()
 	return labelsOut(h), nil
 }
 
 func (s *Server) upgradeHost(r *http.Request, p auth.Principal) (any, error) {
 	return nil, s.d.Inventory.Upgrade(r.Context(), p.Actor(), r.PathValue("host"))
-}
-
-// nodesChanged tells the Node reconciler that labels or groups changed.
-func (s *Server) nodesChanged() {
-	if s.d.NodesChanged != nil {
-		s.d.NodesChanged()
-	}
 }

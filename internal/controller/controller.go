@@ -18,22 +18,26 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"hummingbird.io/hummingbird/internal/api"
 	"hummingbird.io/hummingbird/internal/appstate"
 	"hummingbird.io/hummingbird/internal/auth"
+	"hummingbird.io/hummingbird/internal/feed"
 	"hummingbird.io/hummingbird/internal/fm"
 	"hummingbird.io/hummingbird/internal/hostlock"
 	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/kube"
+	"hummingbird.io/hummingbird/internal/leader"
 	"hummingbird.io/hummingbird/internal/mgmtnet/dhcp"
 	"hummingbird.io/hummingbird/internal/mtce"
 	"hummingbird.io/hummingbird/internal/nodes"
 	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/provision"
 	"hummingbird.io/hummingbird/internal/store"
+	"hummingbird.io/hummingbird/internal/supervisor"
 	"hummingbird.io/hummingbird/internal/version"
 	"hummingbird.io/hummingbird/internal/wire"
 	"hummingbird.io/hummingbird/internal/workloads"
@@ -87,6 +91,10 @@ type Config struct {
 	// AgentRenewBefore is how long before its certificate expires an
 	// agent is asked to renew it.
 	AgentRenewBefore time.Duration
+	// LeaderLease is how long the leader's lease lasts without renewal
+	// (package leader): a controller that shares the database takes the
+	// leader's duties over about this long after the leader is lost.
+	LeaderLease time.Duration
 }
 
 // Defaults returns the zero-setup configuration.
@@ -102,6 +110,7 @@ func Defaults() Config {
 		NodeSyncInterval:  15 * time.Second,
 		AppSyncInterval:   15 * time.Second,
 		AgentRenewBefore:  pki.AgentCertValidity / 3,
+		LeaderLease:       leader.DefaultTTL,
 	}
 }
 
@@ -127,6 +136,15 @@ type Controller struct {
 	Workloads *workloads.Reconciler
 	// AdminToken is the first admin token when this start made it.
 	AdminToken string
+	// ID names this run of the controller among those that share the
+	// database (a new one at each start).
+	ID string
+	// Elector campaigns for the leadership of the duties that run once.
+	Elector *leader.Elector
+	// Feed tells the parts of changes from the event log.
+	Feed *feed.Feed
+	// parts are the background parts Serve runs (see parts).
+	parts *supervisor.Supervisor
 }
 
 // New opens the data directory and the database and prepares the API; it
@@ -154,6 +172,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Controller, error)
 	}
 	if err := cfg.Heartbeat.Check(); err != nil {
 		return nil, err
+	}
+	if cfg.LeaderLease < 500*time.Millisecond || cfg.LeaderLease > time.Minute {
+		return nil, fmt.Errorf("--leader-lease %v: give a duration from 500ms to 1m, such as %v (the default)", cfg.LeaderLease, leader.DefaultTTL)
 	}
 	if _, err := dhcpRelays(cfg.DHCPRelays); err != nil {
 		return nil, err
@@ -189,7 +210,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Controller, error)
 	if err != nil {
 		return nil, err
 	}
-	c := &Controller{cfg: cfg, log: log, Store: st}
+	c := &Controller{cfg: cfg, log: log, Store: st, ID: uuid.NewString()}
 	if err := c.setup(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -198,6 +219,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Controller, error)
 }
 
 func (c *Controller) setup(ctx context.Context) error {
+	// Every part writes through the feed's store, whose writes that append
+	// an event wake the feed at once.
+	c.Feed = feed.New(c.Store, 0, c.log)
+	c.Store = c.Feed.Store()
 	now := time.Now()
 	ca, caCreated, err := pki.EnsureCA(c.cfg.DataDir, now)
 	if err != nil {
@@ -307,33 +332,37 @@ func (c *Controller) setup(ctx context.Context) error {
 		return fmt.Errorf("ending the provisioning jobs of the last run: %w", err)
 	}
 
-	var nodesChanged, appsChanged func()
+	// Reactions to changes come from their events, whichever controller
+	// made them. The apps' view answers heartbeats on every controller;
+	// hosts are its members. The confirmed active member of an app also
+	// kicks the apps' objects in process at once, for the Service to follow.
+	c.Feed.On("apps", c.Apps.Kick, "app.", "host.")
 	if cluster != nil {
 		c.Nodes = nodes.New(c.Store, cluster, nodes.Config{Interval: c.cfg.NodeSyncInterval, Log: c.log, Heartbeats: c.Monitor})
-		nodesChanged = c.Nodes.Kick
+		c.Feed.On("nodes", c.Nodes.Kick, "host.add", "host.update", "host.delete", "host.label.", "group.label.")
 		c.Workloads = workloads.New(c.Store, cluster, workloads.Config{Interval: c.cfg.AppSyncInterval, Log: c.log})
-		appsChanged = c.Workloads.Kick
+		c.Feed.On("workloads", c.Workloads.Kick, "app.", "host.update", "host.delete")
 		activeChanged = c.Workloads.Kick
 	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	c.api = api.New(api.Deps{
-		Inventory:    c.Inventory,
-		Tokens:       c.Tokens,
-		Ready:        c.Store.Ping,
-		Version:      version.String(),
-		Log:          c.log,
-		Registry:     reg,
-		Cluster:      cluster,
-		Provision:    c.Provision,
-		NodesChanged: nodesChanged,
-		AppsChanged:  appsChanged,
-		Locks:        c.Locks,
-		Apps:         c.Apps,
+		Inventory: c.Inventory,
+		Tokens:    c.Tokens,
+		Ready:     c.Store.Ping,
+		Version:   version.String(),
+		Log:       c.log,
+		Registry:  reg,
+		Cluster:   cluster,
+		Provision: c.Provision,
+		Locks:     c.Locks,
+		Apps:      c.Apps,
 		Agents: &api.AgentDeps{Store: c.Store, CA: c.CA, Monitor: c.Monitor, AutoAdd: c.cfg.AgentAutoAdd,
 			RenewBefore: c.cfg.AgentRenewBefore},
 	})
+	c.Elector = leader.New(leader.Config{Store: c.Store, ID: c.ID, Address: c.cfg.Listen, TTL: c.cfg.LeaderLease, Log: c.log})
+	c.parts = supervisor.New(c.partList(), c.Elector, supervisor.DefaultBackoff, c.log)
 	return nil
 }
 
@@ -343,91 +372,83 @@ func (c *Controller) API() *api.Server { return c.api }
 // TLSConfig returns the serving TLS configuration.
 func (c *Controller) TLSConfig() *tls.Config { return c.tls }
 
-// Serve serves the API with TLS on ln, and DHCP on the configured
-// interfaces, until ctx ends, then shuts down gracefully.
+// Serve serves the API with TLS on ln and runs the background parts (see
+// parts) until ctx ends, then shuts down gracefully.
 func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	dhcpDone := make(chan error, 1)
 	if len(c.cfg.DHCPInterfaces) > 0 {
-		// Open the sockets now, so that a wrong interface fails the start.
-		var listeners []dhcp.Listener
+		// Open the sockets once now, so that a wrong interface fails the
+		// start; the DHCP part opens its own while it leads.
 		for _, name := range c.cfg.DHCPInterfaces {
 			l, err := dhcp.Listen(name)
 			if err != nil {
-				for _, o := range listeners {
-					o.Conn.Close()
-				}
 				return fmt.Errorf("%w (check --dhcp-interface)", err)
 			}
-			listeners = append(listeners, l)
+			l.Conn.Close()
 		}
-		relays, err := dhcpRelays(c.cfg.DHCPRelays)
-		if err != nil {
-			return err
-		}
-		srv, err := dhcp.New(dhcp.Config{Listeners: listeners, Relays: relays, Inventory: c.Inventory, Logger: c.log.With("logger", "dhcp")})
-		if err != nil {
-			return err
-		}
-		go func() {
-			err := srv.Run(ctx)
-			if err != nil && ctx.Err() == nil {
-				c.log.Error("the DHCP server stopped; stopping the controller", "err", err)
-				cancel()
-			}
-			dhcpDone <- err
-		}()
-		c.log.Info("serving DHCP", "interfaces", c.cfg.DHCPInterfaces)
-	} else {
-		close(dhcpDone)
 	}
-	monitorDone := make(chan struct{})
-	go func() { c.Monitor.Run(ctx); close(monitorDone) }()
-	provisionDone := make(chan struct{})
-	go func() { c.Provision.Run(ctx); close(provisionDone) }()
-	nodesDone := make(chan struct{})
-	if c.Nodes != nil {
-		go func() { c.Nodes.Run(ctx); close(nodesDone) }()
-	} else {
-		close(nodesDone)
-	}
-	workloadsDone := make(chan struct{})
-	if c.Workloads != nil {
-		go func() { c.Workloads.Run(ctx); close(workloadsDone) }()
-	} else {
-		close(workloadsDone)
-	}
-	locksDone := make(chan struct{})
-	go func() { c.Locks.Run(ctx); close(locksDone) }()
-	appsDone := make(chan struct{})
-	go func() { c.Apps.Run(ctx); close(appsDone) }()
-	webhookDone := make(chan struct{})
-	if c.cfg.AlarmWebhook != "" {
-		go func() {
-			w := &fm.Webhook{URL: c.cfg.AlarmWebhook, Store: c.Store, Log: c.log}
-			if err := w.Run(ctx); err != nil {
-				c.log.Error("alarm webhook stopped", "err", err)
-			}
-			close(webhookDone)
-		}()
-	} else {
-		close(webhookDone)
-	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	partsDone := make(chan struct{})
+	go func() { c.parts.Run(ctx); close(partsDone) }()
 	err := c.serveAPI(ctx, ln)
 	cancel()
-	<-monitorDone
-	<-provisionDone
-	<-nodesDone
-	<-workloadsDone
-	<-locksDone
-	<-appsDone
-	<-webhookDone
-	if derr := <-dhcpDone; derr != nil && !errors.Is(derr, context.Canceled) {
-		err = errors.Join(err, fmt.Errorf("dhcp: %w", derr))
-	}
+	<-partsDone
 	return err
 }
+
+// partList is every background part of the controller, in one list. The
+// duties that must run once however many controllers share the database
+// run on the leader alone: the heartbeat monitor's deadlines, the Node and
+// app reconcilers, the alarm webhook and DHCP. The event feed, which kicks
+// the parts that react to changes, and the apps' view, which answers
+// heartbeats, run on every controller, and so do the provisioning and lock
+// jobs' runners, which run the jobs this controller's API started.
+func (c *Controller) partList() []supervisor.Spec {
+	void := func(run func(context.Context)) supervisor.Part {
+		return supervisor.Func(func(ctx context.Context) error { run(ctx); return nil })
+	}
+	parts := []supervisor.Spec{
+		{Name: "feed", Part: c.Feed},
+		{Name: "apps", Part: void(c.Apps.Run)},
+		{Name: "provision", Part: void(c.Provision.Run)},
+		{Name: "locks", Part: void(c.Locks.Run)},
+		{Name: "monitor", Leader: true, Part: void(c.Monitor.Run)},
+	}
+	if c.Nodes != nil {
+		parts = append(parts, supervisor.Spec{Name: "nodes", Leader: true, Part: void(c.Nodes.Run)})
+	}
+	if c.Workloads != nil {
+		parts = append(parts, supervisor.Spec{Name: "workloads", Leader: true, Part: void(c.Workloads.Run)})
+	}
+	if c.cfg.AlarmWebhook != "" {
+		w := &fm.Webhook{URL: c.cfg.AlarmWebhook, Store: c.Store, Log: c.log}
+		parts = append(parts, supervisor.Spec{Name: "webhook", Leader: true, Part: w})
+	}
+	if len(c.cfg.DHCPInterfaces) > 0 {
+		parts = append(parts, supervisor.Spec{Name: "dhcp", Leader: true, Part: supervisor.Func(c.runDHCP)})
+	}
+	return parts
+}
+
+// runDHCP serves DHCP on the configured interfaces until ctx ends.
+func (c *Controller) runDHCP(ctx context.Context) error {
+	relays, err := dhcpRelays(c.cfg.DHCPRelays)
+	if err != nil {
+		return err
+	}
+	srv, err := dhcp.New(dhcp.Config{Interfaces: c.cfg.DHCPInterfaces, Relays: relays, Inventory: c.Inventory,
+		Logger: c.log.With("logger", "dhcp")})
+	if err != nil {
+		return err
+	}
+	if err := srv.Run(ctx); err != nil {
+		return fmt.Errorf("%w (check --dhcp-interface)", err)
+	}
+	return nil
+}
+
+// Parts says what each background part is doing.
+func (c *Controller) Parts() []supervisor.State { return c.parts.States() }
 
 func (c *Controller) serveAPI(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{

@@ -6,10 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"hummingbird.io/hummingbird/internal/controller"
+	"hummingbird.io/hummingbird/internal/controller/controllertest"
 	"hummingbird.io/hummingbird/internal/mtce"
 	"hummingbird.io/hummingbird/internal/store"
+	"hummingbird.io/hummingbird/internal/store/storetest"
 )
 
 // TestBadSettingsWriteNothing: a controller told something wrong refuses
@@ -27,6 +30,7 @@ func TestBadSettingsWriteNothing(t *testing.T) {
 		"webhook": func(c *controller.Config) { c.AlarmWebhook = "mailto:ops@example.com" },
 		"relay":   func(c *controller.Config) { c.DHCPRelays = []string{"10.20.0.1", "relay.example"} },
 		"tls":     func(c *controller.Config) { c.TLSCert = "/nonexistent.crt" },
+		"lease":   func(c *controller.Config) { c.LeaderLease = 100 * time.Millisecond },
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -84,5 +88,69 @@ func TestDataDirIsPrivate(t *testing.T) {
 		if got := st.Mode().Perm(); got != mode {
 			t.Errorf("%s has mode %v, want %v", filepath.Base(p), got, mode)
 		}
+	}
+}
+
+// TestOneLeader: two controllers on one PostgreSQL database both serve, and the duties that run
+// once run on one of them; stopped, it hands them to the other at once, and started again it
+// follows.
+func TestOneLeader(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
+	a := controllertest.Start(t, dsn, nil)
+	b := controllertest.Start(t, dsn, nil)
+	// running says which of the named parts run on in.
+	running := func(in *controllertest.Instance) map[string]bool {
+		out := map[string]bool{}
+		for _, p := range in.Controller.Parts() {
+			out[p.Name] = p.Running
+		}
+		return out
+	}
+	// leaderOf waits up to 5 s for exactly one of the instances to lead with its monitor
+	// running, the other's not, and the apps' view running on both.
+	leaderOf := func(ins ...*controllertest.Instance) *controllertest.Instance {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			var leaders []*controllertest.Instance
+			ok := true
+			for _, in := range ins {
+				r := running(in)
+				lead := in.Controller.Elector.Leading() != nil
+				if lead {
+					leaders = append(leaders, in)
+				}
+				ok = ok && r["apps"] && r["monitor"] == lead
+			}
+			if ok && len(leaders) == 1 {
+				return leaders[0]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after 5 s: %d leaders; parts %v and %v", len(leaders), running(ins[0]), running(ins[1]))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	lead := leaderOf(a, b)
+	other := a
+	if lead == a {
+		other = b
+	}
+	epoch := lead.Controller.Elector.Leading().Epoch
+	lead.Stop(t)
+	start := time.Now()
+	if got := leaderOf(other); got != other {
+		t.Fatal("the other controller does not lead")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the other controller led %v after the leader stopped cleanly, want within a second", d)
+	}
+	if got := other.Controller.Elector.Leading().Epoch; got != epoch+1 {
+		t.Errorf("epoch %d after %d, want the next", got, epoch)
+	}
+	lead.Restart(t)
+	if got := leaderOf(a, b); got != other {
+		t.Error("the restarted controller took the lead from the running one")
 	}
 }
