@@ -3,9 +3,13 @@
 // part names the event actions it reacts to, and is kicked when one is appended, by this
 // controller or another sharing the database.
 //
-// The feed reads the events after its cursor (events get their ids from one counter row, so
-// they become visible in id order). A write through Store that appended an event wakes it at
-// once; the writes of other controllers are seen at the next poll.
+// The feed reads the events after its cursor. Ids need not become visible in order: on
+// PostgreSQL they come from a sequence, handed out before the transaction commits, so a lower
+// id can appear after a higher one, and a rolled-back transaction leaves a gap for good. The
+// cursor therefore stops below the first id not seen yet, and the events after it that were
+// seen are remembered; a gap still open after GapWait is given up as a rollback's. A write
+// through Store that appended an event wakes the feed at once; the writes of other controllers
+// are seen at the next poll.
 package feed
 
 import (
@@ -24,6 +28,10 @@ const DefaultPoll = time.Second
 
 // batch bounds the events read at once.
 const batch = 500
+
+// GapWait is how long the feed waits for a missing event id before it counts it as a
+// rolled-back transaction's: longer than any transaction that appends an event.
+const GapWait = 10 * time.Second
 
 // Feed tails the event log.
 type Feed struct {
@@ -76,11 +84,11 @@ func (f *Feed) Notify() {
 
 // Run tails the log from its end until ctx ends.
 func (f *Feed) Run(ctx context.Context) error {
-	var cursor int64
+	var t tail
 	if err := f.st.Read(ctx, func(tx store.Tx) error {
 		last, err := tx.ListEvents(store.EventFilter{Limit: 1})
 		if len(last) > 0 {
-			cursor = last[0].ID
+			t.cursor = last[0].ID
 		}
 		return err
 	}); err != nil {
@@ -98,7 +106,7 @@ func (f *Feed) Run(ctx context.Context) error {
 		for {
 			var evs []store.Event
 			if err := f.st.Read(ctx, func(tx store.Tx) (err error) {
-				evs, err = tx.EventsAfter(cursor, nil, batch)
+				evs, err = tx.EventsAfter(t.cursor, nil, batch)
 				return err
 			}); err != nil {
 				if ctx.Err() != nil {
@@ -107,15 +115,60 @@ func (f *Feed) Run(ctx context.Context) error {
 				f.log.Warn("reading the event log failed", "err", err)
 				break
 			}
-			if len(evs) == 0 {
-				break
+			if fresh := t.take(evs, time.Now()); len(fresh) > 0 {
+				f.dispatch(fresh)
 			}
-			cursor = evs[len(evs)-1].ID
-			f.dispatch(evs)
 			if len(evs) < batch {
 				break
 			}
 		}
+	}
+}
+
+// tail is a position in the event log: every id up to cursor was seen or given up, and seen
+// holds the ids after it that were, with when the first gap below them was noticed.
+type tail struct {
+	cursor  int64
+	seen    map[int64]bool
+	gapFrom time.Time // zero: no gap open
+}
+
+// take returns the events of evs (read after the cursor) not seen before, and moves the cursor
+// over every id seen since, and over a gap open for GapWait.
+func (t *tail) take(evs []store.Event, now time.Time) []store.Event {
+	if t.seen == nil {
+		t.seen = map[int64]bool{}
+	}
+	var fresh []store.Event
+	for _, e := range evs {
+		if !t.seen[e.ID] {
+			t.seen[e.ID] = true
+			fresh = append(fresh, e)
+		}
+	}
+	for {
+		for t.seen[t.cursor+1] {
+			delete(t.seen, t.cursor+1)
+			t.cursor++
+		}
+		if len(t.seen) == 0 {
+			t.gapFrom = time.Time{}
+			return fresh
+		}
+		if t.gapFrom.IsZero() {
+			t.gapFrom = now
+		}
+		if now.Sub(t.gapFrom) < GapWait {
+			return fresh
+		}
+		// Given up: a rolled-back transaction's id. Skip to the next one seen.
+		next := int64(0)
+		for id := range t.seen {
+			if next == 0 || id < next {
+				next = id
+			}
+		}
+		t.cursor, t.gapFrom = next-1, time.Time{}
 	}
 }
 
