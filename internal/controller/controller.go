@@ -293,6 +293,7 @@ func (c *Controller) setup(ctx context.Context) error {
 	hb := c.cfg.Heartbeat
 	hb.Log = c.log
 	hb.Apps = c.Apps
+	hb.ID = c.ID
 	c.Monitor = mtce.New(c.Store, hb)
 	if err := c.Monitor.Start(ctx); err != nil {
 		return fmt.Errorf("heartbeat monitor: %w", err)
@@ -400,9 +401,10 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 // duties that must run once however many controllers share the database
 // run on the leader alone: the heartbeat monitor's deadlines, the Node and
 // app reconcilers, the alarm webhook and DHCP. The event feed, which kicks
-// the parts that react to changes, and the apps' view, which answers
-// heartbeats, run on every controller, and so do the provisioning and lock
-// jobs' runners, which run the jobs this controller's API started.
+// the parts that react to changes, the apps' view, which answers
+// heartbeats, and the notes of the hosts heard from, which the leader's
+// monitor counts, run on every controller, and so do the provisioning and
+// lock jobs' runners, which run the jobs this controller's API started.
 func (c *Controller) partList() []supervisor.Spec {
 	void := func(run func(context.Context)) supervisor.Part {
 		return supervisor.Func(func(ctx context.Context) error { run(ctx); return nil })
@@ -412,6 +414,7 @@ func (c *Controller) partList() []supervisor.Spec {
 		{Name: "apps", Part: void(c.Apps.Run)},
 		{Name: "provision", Part: void(c.Provision.Run)},
 		{Name: "locks", Part: void(c.Locks.Run)},
+		{Name: "heard", Part: void(c.Monitor.RunFlush)},
 		{Name: "monitor", Leader: true, Part: void(c.Monitor.Run)},
 	}
 	if c.Nodes != nil {

@@ -73,7 +73,10 @@ type Config struct {
 	Personalities map[string]Timing
 	Clock         func() time.Time
 	NewUUID       func() string
-	Log           *slog.Logger
+	// ID names this controller among those that share the database: its
+	// notes of the hosts it heard from carry it (see Flush).
+	ID  string
+	Log *slog.Logger
 	// Apps, when set, takes the app statuses of every heartbeat and gives
 	// the host's desired-state version.
 	Apps Apps
@@ -129,6 +132,9 @@ type beat struct {
 	seq          uint64
 	availability string // as stored
 	name         string
+	// heard: another controller heard the agent (see Apply); boot and seq
+	// are this controller's own.
+	heard bool
 }
 
 // Monitor is the heartbeat table and its watcher.
@@ -140,6 +146,15 @@ type Monitor struct {
 
 	mu    sync.Mutex
 	beats map[int64]*beat
+	// pending are the hosts heard since the last Flush; noted counts the
+	// notes written.
+	pending map[int64]bool
+	noted   int64
+	// applied is the last note of each other controller that Apply
+	// applied, in this term of leadership.
+	applied map[string]int64
+	// leading: Run runs, and counts this controller's heartbeats itself.
+	leading bool
 }
 
 // New returns a Monitor; Start loads the enrolled hosts.
@@ -153,7 +168,8 @@ func New(st store.Store, cfg Config) *Monitor {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Monitor{st: st, cfg: cfg, log: cfg.Log.With("logger", "mtce"), beats: map[int64]*beat{}}
+	return &Monitor{st: st, cfg: cfg, log: cfg.Log.With("logger", "mtce"), beats: map[int64]*beat{},
+		pending: map[int64]bool{}, applied: map[string]int64{}}
 }
 
 func (m *Monitor) now() time.Time { return m.cfg.Clock().UTC().Truncate(time.Microsecond) }
@@ -220,6 +236,7 @@ func (m *Monitor) Heartbeat(ctx context.Context, h store.Host, hb wire.Heartbeat
 	}
 	b.boot, b.seq, b.last, b.name = hb.Boot, hb.Seq, now, h.Hostname
 	current := b.availability
+	m.pending[h.ID] = true
 	m.mu.Unlock()
 
 	if current != inventory.AvailAvailable {
@@ -262,7 +279,7 @@ func (m *Monitor) LastHeartbeat(hostID int64) (time.Time, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	b, ok := m.beats[hostID]
-	if !ok || b.boot == "" {
+	if !ok || (b.boot == "" && !b.heard) {
 		return time.Time{}, false
 	}
 	return b.last, true
@@ -286,7 +303,7 @@ func (m *Monitor) Check(ctx context.Context) {
 	var todo []due
 	m.mu.Lock()
 	for id, b := range m.beats {
-		if b.availability == inventory.AvailOffline && b.boot == "" {
+		if b.availability == inventory.AvailOffline && b.boot == "" && !b.heard {
 			continue // never heard since it joined: stays offline
 		}
 		last := b.last
@@ -324,6 +341,19 @@ func (m *Monitor) Run(ctx context.Context) {
 	for _, t := range m.cfg.Personalities {
 		shortest = min(shortest, t.Interval)
 	}
+	// Run starts a term of leadership (or the controller): what another
+	// leader heard before is not known here, so, as after a start, nothing
+	// is declared degraded or failed before the thresholds have passed.
+	m.mu.Lock()
+	m.started = m.now()
+	m.applied = map[string]int64{}
+	m.leading = true
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		m.leading = false
+		m.mu.Unlock()
+	}()
 	t := time.NewTicker(max(shortest/4, 50*time.Millisecond))
 	defer t.Stop()
 	for {
@@ -331,6 +361,9 @@ func (m *Monitor) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if err := m.Apply(ctx); err != nil && ctx.Err() == nil {
+				m.log.Warn("reading what other controllers heard failed", "err", err)
+			}
 			m.Check(ctx)
 		}
 	}

@@ -20,10 +20,22 @@ import (
 	"hummingbird.io/hummingbird/internal/wire"
 )
 
-type clock struct{ t time.Time }
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
-func (c *clock) now() time.Time          { return c.t }
-func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
 
 func setup(t *testing.T, dsn string) (store.Store, store.Host, *clock, func() *mtce.Monitor) {
 	t.Helper()
@@ -606,14 +618,15 @@ func TestRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := mk() // every host 10 s, workers 1 s: Run checks every 250 ms
-	if _, err := m.Heartbeat(ctx, w, wire.Heartbeat{Capability: 1, Seq: 1, Boot: "b1"}, ""); err != nil {
-		t.Fatal(err)
-	}
-	c.advance(3 * time.Second) // before Run: the clock is not moved while it runs
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { m.Run(runCtx); close(done) }()
 	defer func() { cancel(); <-done }()
+	time.Sleep(50 * time.Millisecond) // Run started: its grace counts from now
+	if _, err := m.Heartbeat(ctx, w, wire.Heartbeat{Capability: 1, Seq: 1, Boot: "b1"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	c.advance(3 * time.Second)
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		var got string

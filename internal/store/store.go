@@ -130,6 +130,13 @@ type Tx interface {
 	// new leader's claim commits between the check and the commit.
 	CheckEpoch(duty string, epoch int64) error
 
+	// AppendHeard stores a controller's note of the hosts it heard from;
+	// ListHeard lists every note, by controller and seq; DeleteHeard
+	// deletes a controller's notes up to seq upTo.
+	AppendHeard(h Heard) error
+	ListHeard() ([]Heard, error)
+	DeleteHeard(controller string, upTo int64) error
+
 	// AppendEvent gives e the next event id and stores it.
 	AppendEvent(e *Event) error
 	ListEvents(f EventFilter) ([]Event, error)
