@@ -89,6 +89,11 @@ func (s *sqlStore) once(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn
 		return err, false
 	}
 	if err := tx.Commit(); err != nil {
+		if errors.Is(err, sql.ErrTxDone) && ctx.Err() != nil {
+			// database/sql rolled the transaction back when ctx ended: say so,
+			// so that callers see their cancellation or deadline.
+			return fmt.Errorf("commit: %w", ctx.Err()), false
+		}
 		cerr, retry := s.classify(err)
 		return fmt.Errorf("commit: %w", cerr), retry
 	}

@@ -286,3 +286,31 @@ func testReopen(t *testing.T, dsn string) {
 		t.Fatalf("after reopen: %v", err)
 	}
 }
+
+// TestCancelledWrite: a write whose context ends before it commits fails with the context's
+// error (database/sql reports its own rollback as ErrTxDone), and stores nothing.
+func TestCancelledWrite(t *testing.T) {
+	t.Parallel()
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			s := storetest.Open(t, b.DSN(t))
+			ctx, cancel := context.WithCancel(context.Background())
+			h := host(1, "edge-01")
+			err := s.Write(ctx, func(tx store.Tx) error {
+				if err := tx.InsertHost(&h); err != nil {
+					return err
+				}
+				cancel()
+				time.Sleep(50 * time.Millisecond) // database/sql rolls back meanwhile
+				return nil
+			})
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("a write cancelled before its commit: %v, want context.Canceled", err)
+			}
+			if err := s.Read(context.Background(), func(tx store.Tx) error { _, err := tx.HostByHostname("edge-01"); return err }); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("the cancelled write's host: %v, want none", err)
+			}
+		})
+	}
+}
