@@ -70,6 +70,7 @@ func (s *settings) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&s.cfg.AppSyncInterval, "app-sync-interval", d.AppSyncInterval, "how often redundant apps' DaemonSets and Services are made to follow the inventory (and soon after every change)")
 	fs.BoolVar(&s.cfg.AgentAutoAdd, "agent-auto-add", false, "add nodes that join with a valid enroll token but are not in the inventory, as edgeworkers")
 	fs.DurationVar(&s.cfg.AgentRenewBefore, "agent-renew-before", d.AgentRenewBefore, "how long before its certificate expires (90 days after it was signed) an agent renews it")
+	fs.StringVar(&s.cfg.Name, "name", "", "this controller's name among those sharing the database (default: the machine's hostname)")
 	fs.DurationVar(&s.cfg.LeaderLease, "leader-lease", d.LeaderLease, "how long the leader's lease lasts unrenewed: controllers sharing a PostgreSQL database take the leader's duties over about this long after it is lost")
 	fs.StringVar(&s.cfg.AlarmWebhook, "alarm-webhook", "", "URL that receives every alarm raise and clear as JSON, retried until delivered")
 	fs.StringVar(&s.logLevel, "log-level", "info", "debug, info, warn or error")

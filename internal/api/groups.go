@@ -87,3 +87,11 @@ func (s *Server) removeGroupLabels(r *http.Request, p auth.Principal) (any, erro
 	}
 	return groupLabelsOut(l), nil
 }
+
+func (s *Server) listControllers(r *http.Request, _ auth.Principal) (any, error) {
+	cs, err := s.d.Inventory.ListControllers(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	return apitype.ControllerList{Controllers: cs}, nil
+}

@@ -130,6 +130,7 @@ func TestSpecShapesMatchAPITypes(t *testing.T) {
 		"TokenCreated": apitype.TokenCreated{}, "TokenList": apitype.TokenList{}, "Event": apitype.Event{},
 		"EventList": apitype.EventList{}, "Version": apitype.Version{}, "Error": apitype.Error{},
 		"ErrorBody": apitype.ErrorBody{}, "App": apitype.App{}, "AppCreate": apitype.AppCreate{}, "AppList": apitype.AppList{},
+		"Controller": apitype.Controller{}, "ControllerList": apitype.ControllerList{},
 	} {
 		ref := doc.Components.Schemas[name]
 		if ref == nil {
@@ -604,6 +605,9 @@ func specControllerCases(t *testing.T, sh *specHarness) {
 		specCase{name: "metrics openmetrics", method: "GET", path: "/metrics", want: 200,
 			header: map[string]string{"Accept": "application/openmetrics-text;version=1.0.0"}},
 		specCase{name: "version", method: "GET", path: "/v1/version", token: reader, want: 200},
+		specCase{name: "controller list", method: "GET", path: "/v1/controllers", token: reader, want: 200},
+		specCase{name: "controller list unknown query", method: "GET", path: "/v1/controllers?all=1", token: reader, want: 400},
+		specCase{name: "controller list without token", method: "GET", path: "/v1/controllers", want: 401, offSpec: true},
 		specCase{name: "version without token", method: "GET", path: "/v1/version", want: 401, offSpec: true},
 		specCase{name: "expired token", method: "GET", path: "/v1/version", token: expired, want: 401},
 		specCase{name: "malformed token", method: "GET", path: "/v1/version", token: "secret", want: 401},

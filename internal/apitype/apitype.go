@@ -339,3 +339,33 @@ type ErrorBody struct {
 	Message string `json:"message"`
 	Field   string `json:"field,omitempty"`
 }
+
+// Controller is one of the controllers that share the database: GET /v1/controllers
+// (hbctl controller-list).
+type Controller struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	Version string `json:"version"`
+	// State is up, or lost while the leader counts it lost (alarm 400.005: it stopped renewing
+	// its row).
+	State  string `json:"state"`
+	Leader bool   `json:"leader"`
+	// Duties are the parts the leader runs; empty on the others.
+	Duties []string `json:"duties"`
+	// Epoch is the leader's epoch; 0 on the others.
+	Epoch     int64     `json:"epoch"`
+	StartedAt time.Time `json:"started_at"`
+	// LastSeen is the controller's own clock at its last renewal.
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// ControllerList is the body of GET /v1/controllers, by name.
+type ControllerList struct {
+	Controllers []Controller `json:"controllers"`
+}
+
+// Controller states.
+const (
+	ControllerUp   = "up"
+	ControllerLost = "lost"
+)

@@ -167,6 +167,36 @@ func (a *app) clusterCommand() *cobra.Command {
 	}
 }
 
+func (a *app) controllerList() *cobra.Command {
+	return &cobra.Command{
+		Use:   "controller-list",
+		Short: "List the controllers that share the database: which leads, its epoch and duties, which are lost",
+		Args:  a.args(),
+		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
+			cs, err := c.ListControllers(ctx)
+			if err != nil {
+				return err
+			}
+			if cs == nil {
+				cs = []apitype.Controller{}
+			}
+			v := view{raw: cs, list: true, names: []string{"name", "address", "version", "state", "leader", "epoch", "duties", "last_seen"}}
+			for _, ct := range cs {
+				epoch := ""
+				if ct.Leader {
+					epoch = strconv.FormatInt(ct.Epoch, 10)
+				}
+				v.rows = append(v.rows, []field{
+					{"name", ct.Name}, {"address", ct.Address}, {"version", ct.Version}, {"state", ct.State},
+					{"leader", strconv.FormatBool(ct.Leader)}, {"epoch", epoch}, {"duties", strings.Join(ct.Duties, ", ")},
+					{"started_at", timeText(ct.StartedAt)}, {"last_seen", timeText(ct.LastSeen)},
+				})
+			}
+			return a.show(v)
+		}),
+	}
+}
+
 func (a *app) caShow() *cobra.Command {
 	return &cobra.Command{
 		Use:   "ca-show",

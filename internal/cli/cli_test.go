@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"gopkg.in/yaml.v3"
@@ -406,5 +407,28 @@ func TestCAShow(t *testing.T) {
 	}
 	if out := h.ok("ca-show"); !strings.Contains(out, "| not_after") {
 		t.Errorf("ca-show table:\n%s", out)
+	}
+}
+
+// TestControllerList: controller-list shows the one controller, leading in the first epoch
+// with its duties; json gives the same as the API.
+func TestControllerList(t *testing.T) {
+	t.Parallel()
+	h := newHbctl(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := h.ok("controller-list", "-c", "state,leader,epoch,duties", "-f", "value")
+		if got == "up true 1 monitor, controllers\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("controller-list: %q, want the controller up, leading in epoch 1 with its duties", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var list []apitype.Controller
+	if err := json.Unmarshal([]byte(h.ok("controller-list", "-f", "json")), &list); err != nil || len(list) != 1 ||
+		!list[0].Leader || !strings.HasPrefix(list[0].Name, "controller-") {
+		t.Errorf("controller-list -f json: %+v, %v", list, err)
 	}
 }

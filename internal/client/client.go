@@ -371,3 +371,9 @@ func (c *Client) Version(ctx context.Context) (apitype.Version, error) {
 	var out apitype.Version
 	return out, c.do(ctx, "GET", "/v1/version", nil, nil, &out)
 }
+
+// ListControllers lists the controllers that share the controller's database.
+func (c *Client) ListControllers(ctx context.Context) ([]apitype.Controller, error) {
+	var out apitype.ControllerList
+	return out.Controllers, c.do(ctx, "GET", "/v1/controllers", nil, nil, &out)
+}

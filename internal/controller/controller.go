@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -36,6 +37,7 @@ import (
 	"hummingbird.io/hummingbird/internal/nodes"
 	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/provision"
+	"hummingbird.io/hummingbird/internal/roster"
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/supervisor"
 	"hummingbird.io/hummingbird/internal/version"
@@ -91,6 +93,9 @@ type Config struct {
 	// AgentRenewBefore is how long before its certificate expires an
 	// agent is asked to renew it.
 	AgentRenewBefore time.Duration
+	// Name is this controller's name among those that share the database
+	// ("" for the machine's hostname); a restart keeps it.
+	Name string
 	// LeaderLease is how long the leader's lease lasts without renewal
 	// (package leader): a controller that shares the database takes the
 	// leader's duties over about this long after the leader is lost.
@@ -143,8 +148,13 @@ type Controller struct {
 	Elector *leader.Elector
 	// Feed tells the parts of changes from the event log.
 	Feed *feed.Feed
-	// parts are the background parts Serve runs (see parts).
+	// parts are the background parts Serve runs (see partList).
 	parts *supervisor.Supervisor
+	// roster renews this controller's row and, on the leader, watches the
+	// others'.
+	roster *roster.Roster
+	// addr is where the API listens, once Serve listens.
+	addr atomic.Value
 }
 
 // New opens the data directory and the database and prepares the API; it
@@ -172,6 +182,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Controller, error)
 	}
 	if err := cfg.Heartbeat.Check(); err != nil {
 		return nil, err
+	}
+	if cfg.Name == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("--name not given and no hostname: %w", err)
+		}
+		cfg.Name = host
 	}
 	if cfg.LeaderLease < 500*time.Millisecond || cfg.LeaderLease > time.Minute {
 		return nil, fmt.Errorf("--leader-lease %v: give a duration from 500ms to 1m, such as %v (the default)", cfg.LeaderLease, leader.DefaultTTL)
@@ -363,7 +380,17 @@ func (c *Controller) setup(ctx context.Context) error {
 			RenewBefore: c.cfg.AgentRenewBefore},
 	})
 	c.Elector = leader.New(leader.Config{Store: c.Store, ID: c.ID, Address: c.cfg.Listen, TTL: c.cfg.LeaderLease, Log: c.log})
-	c.parts = supervisor.New(c.partList(), c.Elector, supervisor.DefaultBackoff, c.log)
+	c.addr.Store(c.cfg.Listen)
+	parts := c.partList()
+	var duties []string
+	for _, p := range parts {
+		if p.Leader {
+			duties = append(duties, p.Name)
+		}
+	}
+	c.roster = roster.New(roster.Config{Store: c.Store, Name: c.cfg.Name, RunID: c.ID, Version: version.String(),
+		Address: func() string { return c.addr.Load().(string) }, Duties: duties, Every: c.cfg.LeaderLease, Log: c.log})
+	c.parts = supervisor.New(parts, c.Elector, supervisor.DefaultBackoff, c.log)
 	return nil
 }
 
@@ -387,6 +414,7 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 			l.Conn.Close()
 		}
 	}
+	c.addr.Store(ln.Addr().String())
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	partsDone := make(chan struct{})
@@ -415,7 +443,9 @@ func (c *Controller) partList() []supervisor.Spec {
 		{Name: "provision", Part: void(c.Provision.Run)},
 		{Name: "locks", Part: void(c.Locks.Run)},
 		{Name: "heard", Part: void(c.Monitor.RunFlush)},
+		{Name: "roster", Part: supervisor.Func(func(ctx context.Context) error { return c.roster.Run(ctx) })},
 		{Name: "monitor", Leader: true, Part: void(c.Monitor.Run)},
+		{Name: "controllers", Leader: true, Part: supervisor.Func(func(ctx context.Context) error { return c.roster.Watch(ctx) })},
 	}
 	if c.Nodes != nil {
 		parts = append(parts, supervisor.Spec{Name: "nodes", Leader: true, Part: void(c.Nodes.Run)})

@@ -5,11 +5,16 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/controller"
 	"hummingbird.io/hummingbird/internal/controller/controllertest"
+	"hummingbird.io/hummingbird/internal/inventory"
+	"hummingbird.io/hummingbird/internal/leader"
 	"hummingbird.io/hummingbird/internal/mtce"
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/store/storetest"
@@ -138,6 +143,33 @@ func TestOneLeader(t *testing.T) {
 		other = b
 	}
 	epoch := lead.Controller.Elector.Leading().Epoch
+	// Both list both (controller-list), the leader with its epoch and duties.
+	listed := func(in *controllertest.Instance, want int) []apitype.Controller {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			cs, err := in.Controller.Inventory.ListControllers(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cs) == want {
+				return cs
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d controllers listed, want %d: %+v", len(cs), want, cs)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	for _, in := range []*controllertest.Instance{a, b} {
+		for _, c := range listed(in, 2) {
+			isLead := c.Address == strings.TrimPrefix(lead.URL, "https://")
+			if c.Leader != isLead || c.State != apitype.ControllerUp || (isLead && (c.Epoch != epoch || !slices.Contains(c.Duties, "monitor"))) ||
+				(!isLead && (c.Epoch != 0 || len(c.Duties) != 0)) {
+				t.Errorf("listed %+v; the leader is at %s in epoch %d", c, lead.URL, epoch)
+			}
+		}
+	}
 	lead.Stop(t)
 	start := time.Now()
 	if got := leaderOf(other); got != other {
@@ -149,8 +181,19 @@ func TestOneLeader(t *testing.T) {
 	if got := other.Controller.Elector.Leading().Epoch; got != epoch+1 {
 		t.Errorf("epoch %d after %d, want the next", got, epoch)
 	}
+	// A controller that stopped cleanly is not listed, and not lost.
+	if cs := listed(other, 1); !cs[0].Leader || cs[0].Epoch != epoch+1 {
+		t.Errorf("after the leader stopped: %+v", cs)
+	}
 	lead.Restart(t)
 	if got := leaderOf(a, b); got != other {
 		t.Error("the restarted controller took the lead from the running one")
+	}
+}
+
+// TestLeaderDuty: the leadership row controller-list reads is the one the elector writes.
+func TestLeaderDuty(t *testing.T) {
+	if leader.Duty != inventory.LeaderDuty {
+		t.Errorf("the elector leads %q, controller-list reads %q", leader.Duty, inventory.LeaderDuty)
 	}
 }

@@ -28,6 +28,11 @@ const AlarmAppRedundancy = "400.002"
 // a permission the app needs (major), on entity app=NAME.host=HOSTNAME.
 const AlarmAppMember = "400.001"
 
+// AlarmControllerLost is StarlingX's service manager's loss of communication
+// with its peer controller: a controller sharing the database stopped
+// renewing its row (major), on entity controller=NAME; the leader raises it.
+const AlarmControllerLost = "400.005"
+
 // Severities, least to most severe.
 const (
 	Warning  = "warning"

@@ -130,6 +130,13 @@ type Tx interface {
 	// new leader's claim commits between the check and the commit.
 	CheckEpoch(duty string, epoch int64) error
 
+	// PutController writes a controller's row; ListControllers lists them
+	// by name; DeleteController deletes the row of name while it is still
+	// run runID's.
+	PutController(c Controller) error
+	ListControllers() ([]Controller, error)
+	DeleteController(name, runID string) error
+
 	// AppendHeard stores a controller's note of the hosts it heard from;
 	// ListHeard lists every note, by controller and seq; DeleteHeard
 	// deletes a controller's notes up to seq upTo.

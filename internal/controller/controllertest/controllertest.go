@@ -6,15 +6,20 @@ package controllertest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"hummingbird.io/hummingbird/internal/client"
 	"hummingbird.io/hummingbird/internal/controller"
 	"hummingbird.io/hummingbird/internal/pki"
 )
+
+// instances numbers the controllers started, for their names.
+var instances atomic.Int64
 
 // Instance is a running controller.
 type Instance struct {
@@ -69,6 +74,8 @@ func Start(t testing.TB, dsn string, mutate func(*controller.Config)) *Instance 
 	cfg := controller.Defaults()
 	cfg.DataDir = t.TempDir()
 	cfg.Listen = "127.0.0.1:0"
+	// Several controllers of one test, or of tests in parallel, may share a database.
+	cfg.Name = fmt.Sprintf("controller-%d", instances.Add(1))
 	cfg.DB = dsn
 	if mutate != nil {
 		mutate(&cfg)
