@@ -241,11 +241,17 @@ func (c *Controller) setup(ctx context.Context) error {
 	c.Feed = feed.New(c.Store, 0, c.log)
 	c.Store = c.Feed.Store()
 	now := time.Now()
+	if err := c.checkSharedCA(ctx); err != nil {
+		return err
+	}
 	ca, caCreated, err := pki.EnsureCA(c.cfg.DataDir, now)
 	if err != nil {
 		return err
 	}
 	c.CA = ca
+	if err := c.pinCA(ctx); err != nil {
+		return err
+	}
 	var cert tls.Certificate
 	if c.cfg.TLSCert != "" {
 		if cert, err = tls.LoadX509KeyPair(c.cfg.TLSCert, c.cfg.TLSKey); err != nil {
@@ -394,6 +400,54 @@ func (c *Controller) setup(ctx context.Context) error {
 	return nil
 }
 
+// settingCAHash is the setting that holds the pin of the CA every controller
+// on the database signs agents' certificates with.
+const settingCAHash = "ca_hash"
+
+// checkSharedCA refuses to make a CA of its own in a controller whose data
+// directory has none, when the database is shared with controllers that use
+// one already: agents enrolled through one controller must be accepted by
+// every other.
+func (c *Controller) checkSharedCA(ctx context.Context) error {
+	if _, err := os.Stat(filepath.Join(c.cfg.DataDir, pki.CACertFile)); err == nil {
+		return nil // pinCA compares it
+	}
+	var pin string
+	err := c.Store.Read(ctx, func(tx store.Tx) (err error) { pin, err = tx.Setting(settingCAHash); return err })
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // the first controller on this database
+	} else if err != nil {
+		return err
+	}
+	return fmt.Errorf("the database is shared with controllers whose CA is %s, and %s has none: copy %s and %s from "+
+		"another controller's data directory into it before starting this one (its agents must be accepted by every controller)",
+		pin, c.cfg.DataDir, pki.CACertFile, pki.CAKeyFile)
+}
+
+// pinCA writes this controller's CA pin as the database's at the first
+// start on it, and refuses a CA that is not the pinned one.
+func (c *Controller) pinCA(ctx context.Context) error {
+	ours := pki.CAHash(c.CA.Cert)
+	var pin string
+	err := c.Store.Write(ctx, func(tx store.Tx) error {
+		var err error
+		if pin, err = tx.Setting(settingCAHash); errors.Is(err, store.ErrNotFound) {
+			pin = ours
+			return tx.InitSetting(settingCAHash, ours)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("pinning the controllers' CA in the database: %w", err)
+	}
+	if pin != ours {
+		return fmt.Errorf("this controller's CA (%s in %s) is %s, but the controllers sharing this database use %s: "+
+			"replace %s and %s with theirs (agents enrolled through either must be accepted by both)",
+			pki.CACertFile, c.cfg.DataDir, ours, pin, pki.CACertFile, pki.CAKeyFile)
+	}
+	return nil
+}
+
 // API returns the REST API server.
 func (c *Controller) API() *api.Server { return c.api }
 
@@ -414,7 +468,7 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 			l.Conn.Close()
 		}
 	}
-	c.addr.Store(ln.Addr().String())
+	c.addr.Store(shownAddress(ln.Addr()))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	partsDone := make(chan struct{})
@@ -547,6 +601,21 @@ func NewAdminToken(ctx context.Context, cfg Config) (string, error) {
 		return "", err
 	}
 	return c.Secret, nil
+}
+
+// shownAddress is where the API listens, as another machine would reach it:
+// the machine's hostname in place of a wildcard address.
+func shownAddress(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if name, err := os.Hostname(); err == nil {
+			host = name
+		}
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // dhcpRelays parses --dhcp-relay.

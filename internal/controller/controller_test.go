@@ -16,6 +16,7 @@ import (
 	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/leader"
 	"hummingbird.io/hummingbird/internal/mtce"
+	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/store/storetest"
 )
@@ -103,7 +104,7 @@ func TestOneLeader(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.PostgresDSN(t)
 	a := controllertest.Start(t, dsn, nil)
-	b := controllertest.Start(t, dsn, nil)
+	b := controllertest.Start(t, dsn, shareCA(t, a))
 	// running says which of the named parts run on in.
 	running := func(in *controllertest.Instance) map[string]bool {
 		out := map[string]bool{}
@@ -195,5 +196,55 @@ func TestOneLeader(t *testing.T) {
 func TestLeaderDuty(t *testing.T) {
 	if leader.Duty != inventory.LeaderDuty {
 		t.Errorf("the elector leads %q, controller-list reads %q", leader.Duty, inventory.LeaderDuty)
+	}
+}
+
+// shareCA gives a controller the CA of in, as an operator copies it.
+func shareCA(t *testing.T, in *controllertest.Instance) func(*controller.Config) {
+	return func(c *controller.Config) {
+		for _, name := range []string{pki.CACertFile, pki.CAKeyFile} {
+			b, err := os.ReadFile(filepath.Join(in.DataDir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(c.DataDir, name), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// TestSharedCA: a controller that joins a database other controllers use refuses to make a
+// CA of its own, or to run with another CA than theirs, and says which files to copy; with
+// theirs it starts.
+func TestSharedCA(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
+	first := controllertest.Start(t, dsn, nil)
+	try := func(mutate func(*controller.Config)) error {
+		cfg := controller.Defaults()
+		cfg.DataDir, cfg.DB, cfg.Listen, cfg.Name = t.TempDir(), dsn, "127.0.0.1:0", "second"
+		if mutate != nil {
+			mutate(&cfg)
+		}
+		c, err := controller.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := try(nil); err == nil || !strings.Contains(err.Error(), "copy ca.crt and ca.key from another controller's data directory") {
+		t.Errorf("a controller without a CA: %v; want it refused, saying what to copy", err)
+	}
+	err := try(func(c *controller.Config) {
+		if _, _, err := pki.EnsureCA(c.DataDir, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if err == nil || !strings.Contains(err.Error(), "replace ca.crt and ca.key with theirs") || !strings.Contains(err.Error(), pki.CAHash(first.Controller.CA.Cert)) {
+		t.Errorf("a controller with another CA: %v; want it refused, naming the pinned CA", err)
+	}
+	if err := try(shareCA(t, first)); err != nil {
+		t.Errorf("a controller with the shared CA: %v", err)
 	}
 }

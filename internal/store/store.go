@@ -130,6 +130,12 @@ type Tx interface {
 	// new leader's claim commits between the check and the commit.
 	CheckEpoch(duty string, epoch int64) error
 
+	// Setting reads a setting every controller agrees on (ErrNotFound when
+	// none was written); InitSetting writes it if none was, and fails with
+	// ErrNotFound otherwise.
+	Setting(name string) (string, error)
+	InitSetting(name, value string) error
+
 	// PutController writes a controller's row; ListControllers lists them
 	// by name; DeleteController deletes the row of name while it is still
 	// run runID's.
