@@ -5,9 +5,9 @@
 //
 // The feed reads the events after its cursor. Ids need not become visible in order: on
 // PostgreSQL they come from a sequence, handed out before the transaction commits, so a lower
-// id can appear after a higher one, and a rolled-back transaction leaves a gap for good. The
-// cursor therefore stops below the first id not seen yet, and the events after it that were
-// seen are remembered; a gap still open after GapWait is given up as a rollback's. A write
+// id can appear after a higher one, and a rolled-back transaction leaves a gap for good. A
+// Cursor therefore stops below the first id not seen yet, and remembers the events after it
+// that were; a gap still open after GapWait is given up as a rollback's. A write
 // through Store that appended an event wakes the feed at once; the writes of other controllers
 // are seen at the next poll.
 package feed
@@ -84,16 +84,17 @@ func (f *Feed) Notify() {
 
 // Run tails the log from its end until ctx ends.
 func (f *Feed) Run(ctx context.Context) error {
-	var t tail
+	var start int64
 	if err := f.st.Read(ctx, func(tx store.Tx) error {
 		last, err := tx.ListEvents(store.EventFilter{Limit: 1})
 		if len(last) > 0 {
-			t.cursor = last[0].ID
+			start = last[0].ID
 		}
 		return err
 	}); err != nil {
 		return err
 	}
+	t := NewCursor(start)
 	tick := time.NewTicker(f.poll)
 	defer tick.Stop()
 	for {
@@ -106,7 +107,7 @@ func (f *Feed) Run(ctx context.Context) error {
 		for {
 			var evs []store.Event
 			if err := f.st.Read(ctx, func(tx store.Tx) (err error) {
-				evs, err = tx.EventsAfter(t.cursor, nil, batch)
+				evs, err = tx.EventsAfter(t.At(), nil, batch)
 				return err
 			}); err != nil {
 				if ctx.Err() != nil {
@@ -125,51 +126,75 @@ func (f *Feed) Run(ctx context.Context) error {
 	}
 }
 
-// tail is a position in the event log: every id up to cursor was seen or given up, and seen
-// holds the ids after it that were, with when the first gap below them was noticed.
-type tail struct {
-	cursor  int64
-	seen    map[int64]bool
+// Cursor is a position in the event log that misses no event whose id became visible late:
+// every id up to At was done (or given up as a rolled-back transaction's, after GapWait), and
+// the ids after it that were done are remembered. The feed and the alarm webhook read with one.
+type Cursor struct {
+	at      int64
+	done    map[int64]bool
 	gapFrom time.Time // zero: no gap open
 }
 
-// take returns the events of evs (read after the cursor) not seen before, and moves the cursor
-// over every id seen since, and over a gap open for GapWait.
-func (t *tail) take(evs []store.Event, now time.Time) []store.Event {
-	if t.seen == nil {
-		t.seen = map[int64]bool{}
-	}
-	var fresh []store.Event
+// NewCursor starts after id at.
+func NewCursor(at int64) *Cursor { return &Cursor{at: at, done: map[int64]bool{}} }
+
+// At is the id up to which every event is done: where to read after, and what to store.
+func (c *Cursor) At() int64 { return c.at }
+
+// Fresh is the events of evs (read after At) not done yet, in order.
+func (c *Cursor) Fresh(evs []store.Event) []store.Event {
+	var out []store.Event
 	for _, e := range evs {
-		if !t.seen[e.ID] {
-			t.seen[e.ID] = true
-			fresh = append(fresh, e)
+		if e.ID > c.at && !c.done[e.ID] {
+			out = append(out, e)
 		}
 	}
+	return out
+}
+
+// Done notes an event as handled.
+func (c *Cursor) Done(id int64) {
+	if id > c.at {
+		c.done[id] = true
+	}
+}
+
+// Advance moves At over every id done since, and over a gap open for GapWait.
+func (c *Cursor) Advance(now time.Time) {
 	for {
-		for t.seen[t.cursor+1] {
-			delete(t.seen, t.cursor+1)
-			t.cursor++
+		for c.done[c.at+1] {
+			delete(c.done, c.at+1)
+			c.at++
 		}
-		if len(t.seen) == 0 {
-			t.gapFrom = time.Time{}
-			return fresh
+		if len(c.done) == 0 {
+			c.gapFrom = time.Time{}
+			return
 		}
-		if t.gapFrom.IsZero() {
-			t.gapFrom = now
+		if c.gapFrom.IsZero() {
+			c.gapFrom = now
 		}
-		if now.Sub(t.gapFrom) < GapWait {
-			return fresh
+		if now.Sub(c.gapFrom) < GapWait {
+			return
 		}
-		// Given up: a rolled-back transaction's id. Skip to the next one seen.
+		// Given up: a rolled-back transaction's id. Skip to the next one done.
 		next := int64(0)
-		for id := range t.seen {
+		for id := range c.done {
 			if next == 0 || id < next {
 				next = id
 			}
 		}
-		t.cursor, t.gapFrom = next-1, time.Time{}
+		c.at, c.gapFrom = next-1, time.Time{}
 	}
+}
+
+// take notes evs done and returns those not done before, then advances.
+func (c *Cursor) take(evs []store.Event, now time.Time) []store.Event {
+	fresh := c.Fresh(evs)
+	for _, e := range fresh {
+		c.Done(e.ID)
+	}
+	c.Advance(now)
+	return fresh
 }
 
 // dispatch kicks every subscription that one of evs matches, once.

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"time"
 
+	"hummingbird.io/hummingbird/internal/feed"
 	"hummingbird.io/hummingbird/internal/store"
 )
 
@@ -89,25 +90,36 @@ func (w *Webhook) Run(ctx context.Context) error {
 	if w.Base == 0 {
 		w.Base, w.Max = time.Second, 5*time.Minute
 	}
-	cursor, err := w.start(ctx)
+	start, err := w.start(ctx)
 	if err != nil {
 		return err
 	}
+	// Every event is read, not only alarms: an id missing below the alarms read may be an
+	// alarm whose transaction commits late (see feed.Cursor).
+	cursor := feed.NewCursor(start)
 	failures := 0
 	for {
 		var evs []store.Event
 		err := w.Store.Read(ctx, func(tx store.Tx) error {
 			var err error
-			evs, err = tx.EventsAfter(cursor, []string{"alarm.set", "alarm.clear"}, 100)
+			evs, err = tx.EventsAfter(cursor.At(), nil, 500)
 			return err
 		})
-		for _, e := range evs {
-			if err != nil {
-				break
+		if err == nil {
+			stored := cursor.At()
+			for _, e := range cursor.Fresh(evs) {
+				if e.Action == "alarm.set" || e.Action == "alarm.clear" {
+					if err = w.deliver(ctx, e); err != nil {
+						break
+					}
+				}
+				cursor.Done(e.ID)
 			}
-			if err = w.deliver(ctx, e); err == nil {
-				cursor = e.ID
-				err = w.Store.Write(ctx, func(tx store.Tx) error { return tx.SetCursor(webhookCursor, cursor) })
+			cursor.Advance(time.Now())
+			if at := cursor.At(); at != stored {
+				if werr := w.Store.Write(ctx, func(tx store.Tx) error { return tx.SetCursor(webhookCursor, at) }); err == nil {
+					err = werr
+				}
 			}
 		}
 		wait := w.Poll

@@ -191,3 +191,56 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestWebhookLateCommit: on PostgreSQL an alarm's event id is handed out before its
+// transaction commits; an alarm that commits after a later one is still delivered, once.
+func TestWebhookLateCommit(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := storetest.Open(t, storetest.PostgresDSN(t))
+	raise := func(ctx context.Context, entity string, hold <-chan struct{}) error {
+		return st.Write(ctx, func(tx store.Tx) error {
+			err := fm.Raise(tx, store.Alarm{UUID: "a-" + entity, AlarmID: fm.AlarmHeartbeatLoss, EntityType: "host",
+				EntityInstance: entity, Severity: fm.Major, Reason: "r", AlarmType: "communication",
+				ProbableCause: "c", ProposedRepairAction: "p"}, "e-"+entity, time.Now().UTC().Truncate(time.Microsecond))
+			if hold != nil {
+				<-hold
+			}
+			return err
+		})
+	}
+	rcv := &receiver{}
+	srv := httptest.NewServer(rcv)
+	t.Cleanup(srv.Close)
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	w := &fm.Webhook{URL: srv.URL, Store: st, Poll: 10 * time.Millisecond, Base: 5 * time.Millisecond, Max: 40 * time.Millisecond}
+	go func() { w.Run(wctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(100 * time.Millisecond) // started: what follows is new to it
+
+	// edge-01's alarm takes its event id first and commits last.
+	hold := make(chan struct{})
+	late := make(chan error, 1)
+	go func() { late <- raise(ctx, "host=edge-01", hold) }()
+	time.Sleep(100 * time.Millisecond)
+	if err := raise(ctx, "host=edge-02", nil); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(rcv.seen()) < 1 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the webhook moved past edge-02's event
+	close(hold)
+	if err := <-late; err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"set 200.005 host=edge-02", "set 200.005 host=edge-01"}
+	for deadline := time.Now().Add(5 * time.Second); len(rcv.seen()) < 2 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // a duplicate would show now
+	if diff := cmp.Diff(want, rcv.seen()); diff != "" {
+		t.Errorf("notifications (-want +got):\n%s", diff)
+	}
+}

@@ -9,9 +9,9 @@ import (
 	"hummingbird.io/hummingbird/internal/store"
 )
 
-// TestTail: the cursor stops below an id not seen yet, so that an event whose transaction
+// TestCursor: the cursor stops below an id not seen yet, so that an event whose transaction
 // commits after a higher id's is still taken, once; a gap open for GapWait is given up.
-func TestTail(t *testing.T) {
+func TestCursor(t *testing.T) {
 	t.Parallel()
 	evs := func(ids ...int64) []store.Event {
 		var out []store.Event
@@ -28,7 +28,7 @@ func TestTail(t *testing.T) {
 		return out
 	}
 	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
-	tl := tail{cursor: 10}
+	tl := NewCursor(10)
 	for _, step := range []struct {
 		read   []int64 // what EventsAfter(cursor) returned
 		after  time.Duration
@@ -44,8 +44,8 @@ func TestTail(t *testing.T) {
 		{read: nil, after: 20 * time.Second, cursor: 17},
 	} {
 		got := tl.take(evs(step.read...), at.Add(step.after))
-		if diff := cmp.Diff(step.fresh, ids(got)); diff != "" || tl.cursor != step.cursor {
-			t.Errorf("after reading %v at +%v: fresh %v, cursor %d; want %v, %d", step.read, step.after, ids(got), tl.cursor, step.fresh, step.cursor)
+		if diff := cmp.Diff(step.fresh, ids(got)); diff != "" || tl.At() != step.cursor {
+			t.Errorf("after reading %v at +%v: fresh %v, cursor %d; want %v, %d", step.read, step.after, ids(got), tl.At(), step.fresh, step.cursor)
 		}
 	}
 }
