@@ -13,8 +13,6 @@ import (
 	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/controller"
 	"hummingbird.io/hummingbird/internal/controller/controllertest"
-	"hummingbird.io/hummingbird/internal/inventory"
-	"hummingbird.io/hummingbird/internal/leader"
 	"hummingbird.io/hummingbird/internal/mtce"
 	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/store"
@@ -189,13 +187,6 @@ func TestOneLeader(t *testing.T) {
 	lead.Restart(t)
 	if got := leaderOf(a, b); got != other {
 		t.Error("the restarted controller took the lead from the running one")
-	}
-}
-
-// TestLeaderDuty: the leadership row controller-list reads is the one the elector writes.
-func TestLeaderDuty(t *testing.T) {
-	if leader.Duty != inventory.LeaderDuty {
-		t.Errorf("the elector leads %q, controller-list reads %q", leader.Duty, inventory.LeaderDuty)
 	}
 }
 

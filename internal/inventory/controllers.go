@@ -6,11 +6,10 @@ import (
 
 	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/fm"
+	"hummingbird.io/hummingbird/internal/leader"
+	"hummingbird.io/hummingbird/internal/roster"
 	"hummingbird.io/hummingbird/internal/store"
 )
-
-// LeaderDuty is the leadership row the controllers' leader holds (package leader's Duty).
-const LeaderDuty = "controller"
 
 // ListControllers lists the controllers that share the database: which leads, in which epoch
 // and with which duties, and which the leader counts lost (alarm 400.005).
@@ -22,7 +21,7 @@ func (s *Service) ListControllers(ctx context.Context) ([]apitype.Controller, er
 		if err != nil {
 			return err
 		}
-		lead, err := tx.Leadership(LeaderDuty)
+		lead, err := tx.Leadership(leader.Duty)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
@@ -39,7 +38,7 @@ func (s *Service) ListControllers(ctx context.Context) ([]apitype.Controller, er
 		for _, r := range rows {
 			c := apitype.Controller{Name: r.Name, Address: r.Address, Version: r.Version, State: apitype.ControllerUp,
 				Duties: []string{}, StartedAt: r.StartedAt, LastSeen: r.SeenAt}
-			if lost["controller="+r.Name] {
+			if lost[roster.Entity(r.Name)] {
 				c.State = apitype.ControllerLost
 			}
 			if lead.Holder != "" && lead.Holder == r.RunID {

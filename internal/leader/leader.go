@@ -21,7 +21,6 @@ package leader
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -267,6 +266,3 @@ func (t *Term) End(campaign context.Context) {
 	}
 	e.log.Info("gave the leadership up", "epoch", t.Epoch)
 }
-
-// String describes the term for logs.
-func (t *Term) String() string { return fmt.Sprintf("epoch %d", t.Epoch) }

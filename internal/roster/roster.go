@@ -8,7 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
+	"net"
 	"time"
 
 	"github.com/google/uuid"
@@ -202,8 +202,8 @@ func (r *Roster) alarm(tx store.Tx, c store.Controller, lost bool, at time.Time)
 }
 
 func hostOf(addr string) string {
-	if i := strings.LastIndex(addr, ":"); i > 0 {
-		return addr[:i]
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
 	}
 	return addr
 }
