@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,6 +24,11 @@ import (
 // per variant (default 20).
 const envVIPTrials = "HB_BENCH_VIP_TRIALS"
 
+// envVIPLogs, when set, logs when each trial cut a link and got its
+// first answer, and the agents' logs after a Hummingbird variant: the
+// timeline of a slow failover.
+const envVIPLogs = "HB_BENCH_VIP_LOGS"
+
 // vipVariant is one way of moving the VIP: keepalived (version, advert)
 // or Hummingbird's failover (heartbeat).
 type vipVariant struct {
@@ -32,6 +38,7 @@ type vipVariant struct {
 	heartbeat time.Duration // Hummingbird: the app's heartbeat time
 	probes    int           // Hummingbird: probes per heartbeat time (0: the default)
 	lean      bool          // Hummingbird: lean probing
+	sweep     bool          // Hummingbird: one of the sweep's, held to bound
 }
 
 func (v vipVariant) hummingbird() bool { return v.heartbeat > 0 }
@@ -48,11 +55,52 @@ func (v vipVariant) period() time.Duration {
 	return v.advert
 }
 
-var vipVariants = []vipVariant{
-	{name: "keepalived-vrrp2-advert1s", version: 2, advert: time.Second},
-	{name: "keepalived-vrrp3-advert100ms", version: 3, advert: 100 * time.Millisecond},
-	{name: "hummingbird-default", heartbeat: wire.DefaultHeartbeatMillis * time.Millisecond},
-	{name: "hummingbird-probe100ms", heartbeat: 300 * time.Millisecond, probes: 3, lean: true},
+// vipVariants are every variant BenchmarkVIPFailover runs, in order:
+// keepalived at its defaults and at 100, 30 and 10 ms adverts, then
+// Hummingbird at its defaults, at tuned keepalived's probe rate, and over
+// the sweep of heartbeat times (20 ms to 1 s) with 3 and 5 probes, lean
+// or not, where a probe interval stays at least wire.MinProbeMillis.
+// Name one with -bench 'VIPFailover/NAME$'.
+var vipVariants = func() []vipVariant {
+	vs := []vipVariant{
+		{name: "keepalived-vrrp2-advert1s", version: 2, advert: time.Second},
+		{name: "keepalived-vrrp3-advert100ms", version: 3, advert: 100 * time.Millisecond},
+		{name: "keepalived-vrrp3-advert30ms", version: 3, advert: 30 * time.Millisecond},
+		{name: "keepalived-vrrp3-advert10ms", version: 3, advert: 10 * time.Millisecond},
+		{name: "hummingbird-default", heartbeat: wire.DefaultHeartbeatMillis * time.Millisecond},
+		{name: "hummingbird-probe100ms", heartbeat: 300 * time.Millisecond, probes: 3, lean: true},
+	}
+	for _, ms := range []int{20, 30, 50, 100, 200, 300, 500, 1000} {
+		for _, probes := range []int{3, 5} {
+			if ms/probes < wire.MinProbeMillis {
+				continue
+			}
+			for _, lean := range []bool{false, true} {
+				name := fmt.Sprintf("hummingbird-hb%dms-p%d", ms, probes)
+				if lean {
+					name += "-lean"
+				}
+				vs = append(vs, vipVariant{name: name, heartbeat: time.Duration(ms) * time.Millisecond, probes: probes, lean: lean, sweep: true})
+			}
+		}
+	}
+	return vs
+}()
+
+// variant is the variant named name.
+func variant(tb testing.TB, name string) vipVariant {
+	tb.Helper()
+	i := slices.IndexFunc(vipVariants, func(v vipVariant) bool { return v.name == name })
+	if i < 0 {
+		tb.Fatalf("no VIP variant %q", name)
+	}
+	return vipVariants[i]
+}
+
+// bound is the sweep's goal for the variant's p99 failover: the
+// heartbeat time, two probe intervals and 15 ms.
+func (v vipVariant) bound() time.Duration {
+	return v.heartbeat + 2*v.period() + 15*time.Millisecond
 }
 
 // keepalived starts keepalived on both members with the variant's
@@ -138,6 +186,9 @@ func trial(tb testing.TB, d *failovertest.Bed, v vipVariant, act string, explain
 		tb.Fatalf("no answer from %s within 30 s of %s's link going down (last probes %v)\n%s", other, act, d.Probes.Last(10), explain())
 	}
 	r.failover = first.Done.Sub(fault)
+	if os.Getenv(envVIPLogs) != "" {
+		tb.Logf("%s: %s's link cut at %s, first answer from %s at %s (%v)", v.name, act, fault.Format("15:04:05.000"), other, first.Done.Format("15:04:05.000"), r.failover)
+	}
 	// watch (1 s or more) outlasts the timeout of every probe sent
 	// before the first answer: their results are in.
 	time.Sleep(watch)
@@ -202,11 +253,45 @@ type plannedResult struct {
 	what        []string // when and how each of them failed
 }
 
+// traffic is what the members of a variant send and receive while the
+// active serves, in packets per second: what the standby receives from
+// the active (heard), every packet the standby receives and sends on its
+// link, and every packet the witness (Hummingbird's third voter) does.
+type traffic struct {
+	heard, standbyIn, standbyOut, witness float64
+}
+
+// standby is what the standby receives and sends in all.
+func (t traffic) standby() float64 { return t.standbyIn + t.standbyOut }
+
+// measureTraffic counts the traffic of d's members over 3 s with act
+// active and (witness) W voting.
+func measureTraffic(tb testing.TB, d *failovertest.Bed, act string, witness bool) traffic {
+	tb.Helper()
+	sb := peerOf(act)
+	rx0, tx0 := d.Counters(tb, sb)
+	var wrx0, wtx0 uint64
+	if witness {
+		wrx0, wtx0 = d.Counters(tb, "W")
+	}
+	start := time.Now()
+	t := traffic{heard: d.Received(tb, sb, act, 3*time.Second)}
+	rx1, tx1 := d.Counters(tb, sb)
+	var wrx1, wtx1 uint64
+	if witness {
+		wrx1, wtx1 = d.Counters(tb, "W")
+	}
+	secs := time.Since(start).Seconds()
+	t.standbyIn, t.standbyOut = float64(rx1-rx0)/secs, float64(tx1-tx0)/secs
+	t.witness = float64(wrx1-wrx0+wtx1-wtx0) / secs
+	return t
+}
+
 // runVIPTrials starts v's members on d, waits for an active one, counts
-// the packets per second the standby B (or A) receives from it over 3 s
-// (heard), and measures n failovers; for Hummingbird, it then makes n
-// planned switchovers and counts what their probes saw.
-func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, n int) (trials []vipTrial, planned plannedResult, heard float64) {
+// its members' traffic over 3 s, and measures n failovers; for
+// Hummingbird, it then makes n planned switchovers and counts what their
+// probes saw.
+func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, n int) (trials []vipTrial, planned plannedResult, tr traffic) {
 	tb.Helper()
 	var explain func() string
 	if v.hummingbird() {
@@ -227,7 +312,7 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 			}
 		}()
 		act := holder(tb, d, explain)
-		heard = d.Received(tb, peerOf(act), act, 3*time.Second)
+		tr = measureTraffic(tb, d, act, true)
 		for range n {
 			trials = append(trials, trial(tb, d, v, act, explain))
 			act = holder(tb, d, explain)
@@ -264,17 +349,20 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 			}
 			act = next
 		}
-		return trials, planned, heard
+		if os.Getenv(envVIPLogs) != "" {
+			tb.Log(explain())
+		}
+		return trials, planned, tr
 	}
 	stop, logs := keepalived(d, tb, v)
 	defer stop()
 	explain = logs
 	d.WaitActive(tb, "A", 30*time.Second, explain)
-	heard = d.Received(tb, "B", "A", 3*time.Second)
+	tr = measureTraffic(tb, d, "A", false)
 	for range n {
 		trials = append(trials, trial(tb, d, v, "A", explain))
 	}
-	return trials, plannedResult{}, heard
+	return trials, plannedResult{}, tr
 }
 
 // BenchmarkVIPFailover measures how long a VIP takes to move from a member
@@ -283,24 +371,27 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 // nothing more) to the first HTTP answer from the other member at the VIP,
 // over HB_BENCH_VIP_TRIALS trials (default 20) per variant, all on one bed
 // of namespaces: members A and B (and W, Hummingbird's witness, which
-// serves no app), and the client. Variants: keepalived with VRRPv2 and
-// 1 s adverts (its defaults) and VRRPv3 with 0.1 s adverts (tuned), and
-// Hummingbird at its defaults (a heartbeat time of 100 ms with 5 probes:
-// the active probes each member every 20 ms) and at tuned keepalived's
-// probe rate (300 ms with 3 lean probes: one message every 100 ms, and an
-// election after three silent probes, as VRRP's). b.N is ignored: run with -benchtime 1x.
+// serves no app), and the client. Variants (vipVariants): keepalived with
+// VRRPv2 and 1 s adverts (its defaults) and VRRPv3 with 100, 30 and 10 ms
+// adverts; Hummingbird at its defaults (a heartbeat time of 100 ms with
+// 5 probes), at tuned keepalived's probe rate (300 ms with 3 lean
+// probes), and the sweep: heartbeat times of 20 ms to 1 s with 3 and 5
+// probes, lean or not. b.N is ignored: run with -benchtime 1x.
 // Metrics: heard-pkt/s (the packets per second the standby receives from
-// the active before the trials: a VRRP advert is one, a Hummingbird
-// probe a TCP request and the acknowledgement of the answer); p50-ms,
-// p99-ms, max-ms, min-ms of the failover time; lost (per failover, the
-// probes sent from the cut until the first answer that got no answer,
-// whenever their timeout ended them); flips (probes that broke the order of answering
-// members: must be 0); restore-ms (keepalived: A's link up to A answering
-// again, p50); planned-lost (Hummingbird: probes that found nobody at the
-// VIP over as many planned switchovers as trials: must be 0) and
-// planned-reset (connections reset because the VIP moved between their
-// handshake and their request, which the new active passes on to the old
-// one: must be 0 too).
+// the active before the trials), standby-pkt/s (every packet the standby
+// receives and sends on its link: probes, answers, TCP acknowledgements,
+// ARP), witness-pkt/s (the same at Hummingbird's witness); p50-ms,
+// p99-ms, max-ms, min-ms of the failover time; bound-ms (the sweep's
+// goal for p99: the heartbeat time, two probe intervals and 15 ms); lost
+// (per failover, the probes sent from the cut until the first answer that
+// got no answer, whenever their timeout ended them); flips (probes that
+// broke the order of answering members: must be 0); restore-ms
+// (keepalived: A's link up to A answering again, p50); planned-lost
+// (Hummingbird: probes that found nobody at the VIP over as many planned
+// switchovers as trials: must be 0) and planned-reset (connections reset
+// because the VIP moved between their handshake and their request, which
+// the new active passes on to the old one: must be 0 too). The last line
+// is a table of every variant run.
 func BenchmarkVIPFailover(b *testing.B) {
 	n := 20
 	if s := os.Getenv(envVIPTrials); s != "" {
@@ -316,9 +407,10 @@ func BenchmarkVIPFailover(b *testing.B) {
 	}
 	d := failovertest.New(b, "A", "B", "W")
 	d.StopApp("W")
+	var rows []string
 	for _, v := range vipVariants {
 		b.Run(v.name, func(b *testing.B) {
-			trials, planned, heard := runVIPTrials(b, d, bin, v, n)
+			trials, planned, tr := runVIPTrials(b, d, bin, v, n)
 			var fo, re latencies
 			lost, flips := 0, 0
 			var list []string
@@ -336,22 +428,32 @@ func BenchmarkVIPFailover(b *testing.B) {
 			b.ReportMetric(ms(fo.percentile(0)), "min-ms")
 			b.ReportMetric(float64(lost)/float64(len(trials)), "lost")
 			b.ReportMetric(float64(flips), "flips")
-			b.ReportMetric(heard, "heard-pkt/s")
+			b.ReportMetric(tr.heard, "heard-pkt/s")
+			b.ReportMetric(tr.standby(), "standby-pkt/s")
+			within := "n/a"
 			if v.hummingbird() {
+				b.ReportMetric(tr.witness, "witness-pkt/s")
 				b.ReportMetric(float64(planned.lost), "planned-lost")
 				b.ReportMetric(float64(planned.reset), "planned-reset")
 				if len(planned.what) > 0 {
 					b.Logf("%s: planned switchovers' failed probes: %s", v.name, strings.Join(planned.what, "; "))
 				}
+				if v.sweep {
+					b.ReportMetric(ms(v.bound()), "bound-ms")
+					within = fmt.Sprintf("%t (%.0f ms)", fo.percentile(0.99) <= v.bound(), ms(v.bound()))
+				}
 			} else {
 				b.ReportMetric(ms(re.percentile(0.5)), "restore-ms")
 			}
 			load, _ := os.ReadFile("/proc/loadavg")
-			b.Logf("%s: the standby receives %.1f packets/s from the active; %d failovers: p50 %.0f ms, p99 %.0f ms, min %.0f ms, max %.0f ms; %.1f probes lost per failover; %d flips; over %d planned switchovers %d probes lost and %d reset; all (ms): %s; loadavg %s",
-				v.name, heard, len(trials), ms(fo.percentile(0.5)), ms(fo.percentile(0.99)), ms(fo.percentile(0)), ms(fo.percentile(1)),
+			b.Logf("%s: the standby receives %.1f packets/s from the active, %.1f in all, and sends %.1f; the witness receives and sends %.1f; %d failovers: p50 %.0f ms, p99 %.0f ms, min %.0f ms, max %.0f ms; %.1f probes lost per failover; %d flips; over %d planned switchovers %d probes lost and %d reset; all (ms): %s; loadavg %s",
+				v.name, tr.heard, tr.standbyIn, tr.standbyOut, tr.witness, len(trials), ms(fo.percentile(0.5)), ms(fo.percentile(0.99)), ms(fo.percentile(0)), ms(fo.percentile(1)),
 				float64(lost)/float64(len(trials)), flips, len(trials), planned.lost, planned.reset, strings.Join(list, " "), strings.TrimSpace(string(load)))
+			rows = append(rows, fmt.Sprintf("| %s | %.0f | %.0f | %.0f ms | %.0f ms | %s | %d |", v.name, tr.standby(), tr.witness,
+				ms(fo.percentile(0.5)), ms(fo.percentile(0.99)), within, flips))
 		})
 	}
+	b.Logf("all variants run:\n| variant | standby pkt/s (in+out) | witness pkt/s | p50 | p99 | p99 within the bound | flips |\n|---|---|---|---|---|---|---|\n%s", strings.Join(rows, "\n"))
 }
 
 // TestVIPBenchSetup runs BenchmarkVIPFailover's bed with one failover of
@@ -365,12 +467,16 @@ func TestVIPBenchSetup(t *testing.T) {
 	}
 	d := failovertest.New(t, "A", "B", "W")
 	d.StopApp("W")
-	for _, v := range vipVariants[1:3] {
-		trials, planned, heard := runVIPTrials(t, d, bin, v, 1)
+	for _, name := range []string{"keepalived-vrrp3-advert100ms", "hummingbird-default"} {
+		v := variant(t, name)
+		trials, planned, tr := runVIPTrials(t, d, bin, v, 1)
 		r := trials[0]
-		t.Logf("%s: %+v, planned switchover: %+v, the standby receives %.1f packets/s from the active", v.name, r, planned, heard)
-		if heard == 0 {
-			t.Errorf("%s: the standby received nothing from the active in 3 s", v.name)
+		t.Logf("%s: %+v, planned switchover: %+v, traffic: %+v", v.name, r, planned, tr)
+		if tr.heard == 0 || tr.standbyIn < tr.heard {
+			t.Errorf("%s: the standby received %.1f packets/s from the active and %.1f in all", v.name, tr.heard, tr.standbyIn)
+		}
+		if v.hummingbird() && (tr.standbyOut == 0 || tr.witness == 0) {
+			t.Errorf("%s: the standby sent %.1f packets/s and the witness sent and received %.1f: every member answers the active", v.name, tr.standbyOut, tr.witness)
 		}
 		if r.flips > 0 {
 			t.Errorf("%s: %d probes answered out of order", v.name, r.flips)

@@ -20,6 +20,15 @@ type confirmTransport struct {
 
 	mu   sync.Mutex
 	sent map[raft.ServerID]confirmation
+	logs map[raft.ServerID]peerLog
+}
+
+// peerLog is the last index of a peer's log as its latest answer in term
+// (received at at) said.
+type peerLog struct {
+	term  uint64
+	at    time.Time
+	index uint64
 }
 
 // confirmation is when an AppendEntries of term that a peer accepted was
@@ -30,22 +39,44 @@ type confirmation struct {
 }
 
 func newConfirmTransport(t *raft.NetworkTransport) *confirmTransport {
-	return &confirmTransport{NetworkTransport: t, sent: map[raft.ServerID]confirmation{}}
+	return &confirmTransport{NetworkTransport: t, sent: map[raft.ServerID]confirmation{}, logs: map[raft.ServerID]peerLog{}}
 }
 
 // AppendEntries sends args to the peer and, when it accepts them, notes
-// when they were sent.
+// when they were sent; it notes the peer's last log index from every
+// answer of the same term.
 func (t *confirmTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	at := time.Now()
 	err := t.NetworkTransport.AppendEntries(id, target, args, resp)
-	if err == nil && resp.Success && resp.Term == args.Term {
+	if err == nil && resp.Term == args.Term {
 		t.mu.Lock()
-		if c := t.sent[id]; c.term != args.Term || at.After(c.at) {
-			t.sent[id] = confirmation{term: args.Term, at: at}
+		if resp.Success {
+			if c := t.sent[id]; c.term != args.Term || at.After(c.at) {
+				t.sent[id] = confirmation{term: args.Term, at: at}
+			}
 		}
+		t.logs[id] = peerLog{term: args.Term, at: time.Now(), index: resp.LastLog}
 		t.mu.Unlock()
 	}
 	return err
+}
+
+// behind says whether a peer answered an AppendEntries of term after
+// since with a log that ends before index. Raft's leader sends a peer
+// that failed to take entries nothing more until its next commit message
+// (a heartbeat time or more apart under lean probing) or a new entry,
+// while its heartbeats get through: a member back from an outage could
+// still lack the entries when the active fails next, and no member that
+// lacks them can win the election that follows.
+func (t *confirmTransport) behind(term, index uint64, since time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, l := range t.logs {
+		if l.term == term && l.at.After(since) && l.index < index {
+			return true
+		}
+	}
+	return false
 }
 
 // AppendEntriesPipeline refuses a pipeline, so that raft replicates with

@@ -26,7 +26,7 @@ func TestConfirmTransport(t *testing.T) {
 			req := rpc.Command.(*raft.AppendEntriesRequest)
 			time.Sleep(delay)
 			// The peer follows term 7 only.
-			rpc.Respond(&raft.AppendEntriesResponse{Term: 7, Success: req.Term == 7}, nil)
+			rpc.Respond(&raft.AppendEntriesResponse{Term: 7, Success: req.Term == 7, LastLog: 12}, nil)
 		}
 	}()
 	tcp, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
@@ -78,5 +78,23 @@ func TestConfirmTransport(t *testing.T) {
 	}
 	if again, ok := tr.confirmed(7, 1); !ok || !again.Equal(at) {
 		t.Errorf("after a refused heartbeat, term 7 confirmed at %v %v, want %v", again, ok, at)
+	}
+
+	// The peer's log ends at 12: it lacks 13 in term 7, by its answers
+	// since before the first heartbeat, and nothing is known of answers
+	// after the last one or in another term.
+	for _, c := range []struct {
+		term, index uint64
+		since       time.Time
+		want        bool
+	}{
+		{7, 13, sent.Add(-time.Second), true},
+		{7, 12, sent.Add(-time.Second), false},
+		{7, 13, time.Now(), false},
+		{9, 13, sent.Add(-time.Second), false},
+	} {
+		if got := tr.behind(c.term, c.index, c.since); got != c.want {
+			t.Errorf("behind(term %d, index %d, since %s) = %t, want %t", c.term, c.index, c.since.Format("15:04:05.000"), got, c.want)
+		}
 	}
 }

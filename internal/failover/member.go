@@ -412,6 +412,7 @@ func (mb *member) holdActive(ctx context.Context, term uint64, lost time.Time) (
 	// without waiting for its entry to go stale. Only under a valid lease:
 	// a late announcement from a member that was frozen would pull the
 	// neighbours back to it.
+	prevLast, nudged := mb.r.LastIndex(), time.Time{}
 	announceEvery := 500 * time.Millisecond
 	nextAnnounce := time.Now().Add(50 * time.Millisecond)
 	for {
@@ -438,6 +439,14 @@ func (mb *member) holdActive(ctx context.Context, term uint64, lost time.Time) (
 		if at, ok := mb.trans.confirmed(term, len(mb.app.Members)/2); ok {
 			mb.extend(ctx, at.Add(lease))
 		}
+		// A member that answers but lacks entries at least a renewal old
+		// is sent them at once: a barrier is a new entry, and raft sends
+		// new entries to every member without waiting.
+		if mb.trans.behind(term, prevLast, start) && time.Since(nudged) >= renew {
+			nudged = time.Now()
+			go mb.r.Barrier(5 * mb.hb)
+		}
+		prevLast = mb.r.LastIndex()
 		if time.Now().After(nextPeers) {
 			nextPeers = time.Now().Add(time.Second)
 			go mb.countPeers(ctx)

@@ -105,6 +105,40 @@ func TestLinkCut(t *testing.T) {
 	checkProbes(t, d, fault, g)
 }
 
+// TestCutAgainSoonAfterReturn cuts the active's link, brings it back, and
+// cuts the new active's link 1.1 s later, under lean probing (a heartbeat
+// time of 100 ms, 3 probes). The member that came back must have the
+// group's log by then and win the election itself: it lacked the entries
+// of its successor's takeover, which raft's leader sent it only at its
+// next commit message, a heartbeat time or more after its first answer,
+// and the witness had to be elected first and hand over (500 to 850 ms).
+func TestCutAgainSoonAfterReturn(t *testing.T) {
+	d, g, act := start(t, wire.App{HeartbeatMillis: 100, Probes: 3, LeanProbes: true})
+	fault := d.SetLink(t, act, false)
+	took := takeover(t, d, g, fault, other(act))
+	t.Logf("%s's link cut; %s answers after %v", act, other(act), took)
+	// The new active's attempts to reach the member cut off each wait
+	// for their timeout, 10 heartbeat times: its second is under way when
+	// the link comes back, and ends 2 s after the takeover, the entries
+	// unsent. Raft's leader tries again at its next commit message, 0.5
+	// to 1 s later under lean probing: the second cut comes before that.
+	first := fault.Add(took)
+	time.Sleep(time.Until(first.Add(1300 * time.Millisecond)))
+	back := d.SetLink(t, act, true)
+	time.Sleep(time.Until(first.Add(2400 * time.Millisecond)))
+	act = other(act)
+	again := d.SetLink(t, act, false)
+	took = takeover(t, d, g, again, other(act))
+	t.Logf("%s's link cut %v after the other's came back; %s answers after %v", act, again.Sub(back).Round(time.Millisecond), other(act), took)
+	if took > 400*time.Millisecond {
+		t.Errorf("failover took %v, want well under 400 ms; what happened when:\n%s", took,
+			timeline(d, g, fault, event{At: fault, Who: "test", What: other(act) + "'s link cut"},
+				event{At: back, Who: "test", What: other(act) + "'s link back"}, event{At: again, Who: "test", What: act + "'s link cut"}))
+	}
+	d.SetLink(t, act, true)
+	checkProbes(t, d, again, g)
+}
+
 // start runs a group of A, B and the witness W (which serves no app) and
 // returns it with its first active member.
 func start(t *testing.T, app wire.App) (*failovertest.Bed, *failovertest.Group, string) {

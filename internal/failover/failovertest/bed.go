@@ -238,6 +238,23 @@ func (d *Bed) Received(tb testing.TB, m, from string, window time.Duration) floa
 	return d.count(tb, m, window, "INPUT", "-i", "eth0", "-s", d.Addr[from])
 }
 
+// Counters returns how many packets member m has received and sent on
+// its link, every kind counted (its interface's own counters): probes,
+// their answers, TCP acknowledgements, ARP.
+func (d *Bed) Counters(tb testing.TB, m string) (rx, tx uint64) {
+	tb.Helper()
+	f := strings.Fields(dhcptest.Exec(tb, d.NS[m], "cat", "/sys/class/net/eth0/statistics/rx_packets", "/sys/class/net/eth0/statistics/tx_packets"))
+	if len(f) != 2 {
+		tb.Fatalf("in %s: eth0's packet counters: %q", d.NS[m], f)
+	}
+	rx, err1 := strconv.ParseUint(f[0], 10, 64)
+	tx, err2 := strconv.ParseUint(f[1], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		tb.Fatalf("in %s: eth0's packet counters: %v", d.NS[m], err)
+	}
+	return rx, tx
+}
+
 // Dialled returns how many TCP connections per second member from opens
 // to member m's port, counted over window as Received counts: the SYNs m
 // receives.
