@@ -61,6 +61,20 @@ func (t *confirmTransport) AppendEntries(id raft.ServerID, target raft.ServerAdd
 	return err
 }
 
+// answered counts the peers that answered an AppendEntries of term after
+// since.
+func (t *confirmTransport) answered(term uint64, since time.Time) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, l := range t.logs {
+		if l.term == term && l.at.After(since) {
+			n++
+		}
+	}
+	return n
+}
+
 // behind says whether a peer answered an AppendEntries of term after
 // since with a log that ends before index. Raft's leader sends a peer
 // that failed to take entries nothing more until its next commit message

@@ -80,6 +80,17 @@ func TestConfirmTransport(t *testing.T) {
 		t.Errorf("after a refused heartbeat, term 7 confirmed at %v %v, want %v", again, ok, at)
 	}
 
+	// The active reports how many peers answered in the last second.
+	if n := tr.answered(7, sent.Add(-time.Second)); n != 1 {
+		t.Errorf("peers that answered in term 7: %d, want 1", n)
+	}
+	if n := tr.answered(8, sent.Add(-time.Second)); n != 0 {
+		t.Errorf("peers that answered in term 8: %d, want 0 (the peer answered in term 7)", n)
+	}
+	if n := tr.answered(7, time.Now()); n != 0 {
+		t.Errorf("peers that answered in term 7 from now: %d, want 0", n)
+	}
+
 	// The peer's log ends at 12: it lacks 13 in term 7, by its answers
 	// since before the first heartbeat, and nothing is known of answers
 	// after the last one or in another term.

@@ -447,9 +447,9 @@ func (mb *member) holdActive(ctx context.Context, term uint64, lost time.Time) (
 			go mb.r.Barrier(5 * mb.hb)
 		}
 		prevLast = mb.r.LastIndex()
-		if time.Now().After(nextPeers) {
-			nextPeers = time.Now().Add(time.Second)
-			go mb.countPeers(ctx)
+		if now := time.Now(); now.After(nextPeers) {
+			nextPeers = now.Add(time.Second)
+			mb.setPeers(mb.trans.answered(term, now.Add(-time.Second)))
 		}
 		if now := time.Now(); mb.vip.IsValid() && now.After(nextAnnounce) && now.Before(start.Add(lease)) && mb.role() == wire.RoleActive {
 			if err := mb.m.addrs.Announce(mb.vip); err != nil {
@@ -837,18 +837,11 @@ func (mb *member) serveStatus(c net.Conn) {
 	json.NewEncoder(c).Encode(peerState{Healthy: mb.eligible(), Role: mb.role(), Locked: mb.isLocked()})
 }
 
-// countPeers asks every other member for its status: the active reports
-// how many answered.
-func (mb *member) countPeers(ctx context.Context) {
-	n := 0
-	for _, p := range mb.app.Members {
-		if p.HostUUID == mb.self.HostUUID {
-			continue
-		}
-		if _, err := mb.peerStatus(ctx, p); err == nil {
-			n++
-		}
-	}
+// setPeers notes how many other members answered the active's probes in
+// the last second: the active reports it. (Asking each for its status
+// over a new connection every second cost about 10 packets a second at
+// every member, as many as a probe every 100 ms.)
+func (mb *member) setPeers(n int) {
 	mb.mu.Lock()
 	changed := mb.peers != n
 	mb.peers = n

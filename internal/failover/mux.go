@@ -180,12 +180,16 @@ func (m *mux) serve() {
 	}
 }
 
+// handle serves a connection a member opened. It reads requests and
+// answers each at once, so the kernel's delayed acknowledgement of a
+// request rides on its answer: acknowledging at once (quickAck, as the
+// member that sends the requests does for the answers) was one packet
+// more per probe at every member.
 func (m *mux) handle(raw net.Conn) {
 	if tc, ok := raw.(*net.TCPConn); ok {
 		if rc, err := tc.SyscallConn(); err == nil {
 			lowRTO("", "", rc)
 		}
-		raw = quickAck(tc)
 	}
 	raw.SetDeadline(time.Now().Add(2 * time.Second))
 	c := tls.Server(raw, m.serverTLS())
@@ -518,12 +522,13 @@ type memberAddr string
 func (a memberAddr) Network() string { return "tcp" }
 func (a memberAddr) String() string  { return string(a) }
 
-// quickAckConn acknowledges what it reads at once. A member answers each
-// message it gets, and the sender sends nothing more until that answer
-// or the next probe: the kernel's delayed acknowledgement of the answer
-// (a few to 40 ms) entered the answerer's round-trip time, and so its
-// retransmission timeout, which lengthened the wait for a lost answer
-// to tens of milliseconds, past a lease.
+// quickAckConn acknowledges what it reads at once: the connections a
+// member opens to send requests read answers with it. A member answers
+// each message it gets, and the sender sends nothing more until that
+// answer or the next probe: the kernel's delayed acknowledgement of the
+// answer (a few to 40 ms) entered the answerer's round-trip time, and so
+// its retransmission timeout, which lengthened the wait for a lost
+// answer to tens of milliseconds, past a lease.
 type quickAckConn struct {
 	*net.TCPConn
 	rc syscall.RawConn

@@ -306,8 +306,8 @@ func TestNoHealthyStandby(t *testing.T) {
 	if h := d.Holders(t); !slices.Equal(h, []string{act}) {
 		t.Fatalf("VIP held by %v with no healthy member, want %s to keep it\n%s", h, act, g.Logs())
 	}
-	// A status query a second (the active counting its peers), and at
-	// most one handover attempt a second.
+	// At most one handover attempt a second, each a status query (the
+	// active counts its peers from their answers to its probes).
 	rate := d.Dialled(t, other(act), act, wire.FailoverPort, 3*time.Second)
 	t.Logf("%s dials %s %.1f times a second while neither app is healthy", act, other(act), rate)
 	if rate > 5 {
