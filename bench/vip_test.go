@@ -39,6 +39,7 @@ type vipVariant struct {
 	probes    int           // Hummingbird: probes per heartbeat time (0: the default)
 	lean      bool          // Hummingbird: lean probing
 	sweep     bool          // Hummingbird: one of the sweep's, held to bound
+	loss      int           // percent of the packets every member's link drops (0: none)
 }
 
 func (v vipVariant) hummingbird() bool { return v.heartbeat > 0 }
@@ -81,6 +82,21 @@ var vipVariants = func() []vipVariant {
 					name += "-lean"
 				}
 				vs = append(vs, vipVariant{name: name, heartbeat: time.Duration(ms) * time.Millisecond, probes: probes, lean: lean, sweep: true})
+			}
+		}
+	}
+	// Under loss, keepalived and Hummingbird at about the same packets per
+	// second at the standby.
+	for _, pair := range [][2]string{
+		{"keepalived-vrrp3-advert30ms", "hummingbird-hb300ms-p3-lean"},
+		{"keepalived-vrrp3-advert10ms", "hummingbird-hb100ms-p3-lean"},
+	} {
+		for _, pct := range []int{5, 20} {
+			for _, name := range pair {
+				i := slices.IndexFunc(vs, func(v vipVariant) bool { return v.name == name })
+				v := vs[i]
+				v.name, v.loss, v.sweep = fmt.Sprintf("%s-loss%d", name, pct), pct, false
+				vs = append(vs, v)
 			}
 		}
 	}
@@ -253,6 +269,43 @@ type plannedResult struct {
 	what        []string // when and how each of them failed
 }
 
+// quietWatch is how long a variant under loss is watched, with no fault
+// but the loss, for switches of the answering member.
+const quietWatch = 10 * time.Second
+
+// switches counts the changes of the member answering probes, unanswered
+// probes left out.
+func switches(probes []failovertest.Probe) int {
+	n, cur := 0, ""
+	for _, p := range probes {
+		if p.Member != "" && p.Member != cur {
+			if cur != "" {
+				n++
+			}
+			cur = p.Member
+		}
+	}
+	return n
+}
+
+// withLoss makes every member's link (in members) drop pct percent of
+// the packets it receives, watches quietWatch for switches of the
+// answering member, and returns them with the function that ends the
+// loss.
+func withLoss(tb testing.TB, d *failovertest.Bed, members []string, pct int) (quiet int, end func()) {
+	tb.Helper()
+	for _, m := range members {
+		d.Loss(tb, m, pct)
+	}
+	from := time.Now()
+	time.Sleep(quietWatch)
+	return switches(d.Probes.Since(from)), func() {
+		for _, m := range members {
+			d.Loss(tb, m, 0)
+		}
+	}
+}
+
 // traffic is what the members of a variant send and receive while the
 // active serves, in packets per second: what the standby receives from
 // the active (heard), every packet the standby receives and sends on its
@@ -291,7 +344,7 @@ func measureTraffic(tb testing.TB, d *failovertest.Bed, act string, witness bool
 // its members' traffic over 3 s, and measures n failovers; for
 // Hummingbird, it then makes n planned switchovers and counts what their
 // probes saw.
-func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, n int) (trials []vipTrial, planned plannedResult, tr traffic) {
+func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, n int) (trials []vipTrial, planned plannedResult, tr traffic, quiet int) {
 	tb.Helper()
 	var explain func() string
 	if v.hummingbird() {
@@ -313,6 +366,12 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 		}()
 		act := holder(tb, d, explain)
 		tr = measureTraffic(tb, d, act, true)
+		if v.loss > 0 {
+			var end func()
+			quiet, end = withLoss(tb, d, []string{"A", "B", "W"}, v.loss)
+			defer end()
+			act = holder(tb, d, explain)
+		}
 		for range n {
 			trials = append(trials, trial(tb, d, v, act, explain))
 			act = holder(tb, d, explain)
@@ -352,17 +411,23 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 		if os.Getenv(envVIPLogs) != "" {
 			tb.Log(explain())
 		}
-		return trials, planned, tr
+		return trials, planned, tr, quiet
 	}
 	stop, logs := keepalived(d, tb, v)
 	defer stop()
 	explain = logs
 	d.WaitActive(tb, "A", 30*time.Second, explain)
 	tr = measureTraffic(tb, d, "A", false)
+	if v.loss > 0 {
+		var end func()
+		quiet, end = withLoss(tb, d, []string{"A", "B"}, v.loss)
+		defer end()
+		d.WaitActive(tb, "A", 30*time.Second, explain)
+	}
 	for range n {
 		trials = append(trials, trial(tb, d, v, "A", explain))
 	}
-	return trials, plannedResult{}, tr
+	return trials, plannedResult{}, tr, quiet
 }
 
 // BenchmarkVIPFailover measures how long a VIP takes to move from a member
@@ -376,7 +441,10 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 // adverts; Hummingbird at its defaults (a heartbeat time of 100 ms with
 // 5 probes), at tuned keepalived's probe rate (300 ms with 3 lean
 // probes), and the sweep: heartbeat times of 20 ms to 1 s with 3 and 5
-// probes, lean or not. b.N is ignored: run with -benchtime 1x.
+// probes, lean or not; and under 5 % and 20 % loss on every member's
+// link, keepalived at 30 and 10 ms adverts each beside the Hummingbird
+// variant of about its packet rate (the -lossN variants). b.N is
+// ignored: run with -benchtime 1x.
 // Metrics: heard-pkt/s (the packets per second the standby receives from
 // the active before the trials), standby-pkt/s (every packet the standby
 // receives and sends on its link: probes, answers, TCP acknowledgements,
@@ -386,7 +454,9 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 // (per failover, the probes sent from the cut until the first answer that
 // got no answer, whenever their timeout ended them); flips (probes that
 // broke the order of answering members: must be 0); restore-ms
-// (keepalived: A's link up to A answering again, p50); planned-lost
+// (keepalived: A's link up to A answering again, p50); quiet-switches
+// (under loss: changes of the answering member over 10 s of loss and no
+// fault, before the trials: must be 0); planned-lost
 // (Hummingbird: probes that found nobody at the VIP over as many planned
 // switchovers as trials: must be 0) and planned-reset (connections reset
 // because the VIP moved between their handshake and their request, which
@@ -410,7 +480,7 @@ func BenchmarkVIPFailover(b *testing.B) {
 	var rows []string
 	for _, v := range vipVariants {
 		b.Run(v.name, func(b *testing.B) {
-			trials, planned, tr := runVIPTrials(b, d, bin, v, n)
+			trials, planned, tr, quiet := runVIPTrials(b, d, bin, v, n)
 			var fo, re latencies
 			lost, flips := 0, 0
 			var list []string
@@ -430,6 +500,9 @@ func BenchmarkVIPFailover(b *testing.B) {
 			b.ReportMetric(float64(flips), "flips")
 			b.ReportMetric(tr.heard, "heard-pkt/s")
 			b.ReportMetric(tr.standby(), "standby-pkt/s")
+			if v.loss > 0 {
+				b.ReportMetric(float64(quiet), "quiet-switches")
+			}
 			within := "n/a"
 			if v.hummingbird() {
 				b.ReportMetric(tr.witness, "witness-pkt/s")
@@ -449,11 +522,11 @@ func BenchmarkVIPFailover(b *testing.B) {
 			b.Logf("%s: the standby receives %.1f packets/s from the active, %.1f in all, and sends %.1f; the witness receives and sends %.1f; %d failovers: p50 %.0f ms, p99 %.0f ms, min %.0f ms, max %.0f ms; %.1f probes lost per failover; %d flips; over %d planned switchovers %d probes lost and %d reset; all (ms): %s; loadavg %s",
 				v.name, tr.heard, tr.standbyIn, tr.standbyOut, tr.witness, len(trials), ms(fo.percentile(0.5)), ms(fo.percentile(0.99)), ms(fo.percentile(0)), ms(fo.percentile(1)),
 				float64(lost)/float64(len(trials)), flips, len(trials), planned.lost, planned.reset, strings.Join(list, " "), strings.TrimSpace(string(load)))
-			rows = append(rows, fmt.Sprintf("| %s | %.0f | %.0f | %.0f ms | %.0f ms | %s | %d |", v.name, tr.standby(), tr.witness,
-				ms(fo.percentile(0.5)), ms(fo.percentile(0.99)), within, flips))
+			rows = append(rows, fmt.Sprintf("| %s | %.0f | %.0f | %.0f ms | %.0f ms | %s | %d | %d |", v.name, tr.standby(), tr.witness,
+				ms(fo.percentile(0.5)), ms(fo.percentile(0.99)), within, flips, quiet))
 		})
 	}
-	b.Logf("all variants run:\n| variant | standby pkt/s (in+out) | witness pkt/s | p50 | p99 | p99 within the bound | flips |\n|---|---|---|---|---|---|---|\n%s", strings.Join(rows, "\n"))
+	b.Logf("all variants run:\n| variant | standby pkt/s (in+out) | witness pkt/s | p50 | p99 | p99 within the bound | flips | quiet switches |\n|---|---|---|---|---|---|---|---|\n%s", strings.Join(rows, "\n"))
 }
 
 // TestVIPBenchSetup runs BenchmarkVIPFailover's bed with one failover of
@@ -469,7 +542,7 @@ func TestVIPBenchSetup(t *testing.T) {
 	d.StopApp("W")
 	for _, name := range []string{"keepalived-vrrp3-advert100ms", "hummingbird-default"} {
 		v := variant(t, name)
-		trials, planned, tr := runVIPTrials(t, d, bin, v, 1)
+		trials, planned, tr, _ := runVIPTrials(t, d, bin, v, 1)
 		r := trials[0]
 		t.Logf("%s: %+v, planned switchover: %+v, traffic: %+v", v.name, r, planned, tr)
 		if tr.heard == 0 || tr.standbyIn < tr.heard {
