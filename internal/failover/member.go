@@ -35,6 +35,12 @@ func leaseFor(hb time.Duration) time.Duration    { return hb * 55 / 100 }
 func letGoFor(hb time.Duration) time.Duration    { return hb * 7 / 10 }
 func restRaftFor(hb time.Duration) time.Duration { return 5 * hb }
 
+// dialFor bounds a connection attempt to a member: half a heartbeat time,
+// and at least 250 ms (a connection and its TLS handshake take a few
+// milliseconds on a link that works; lost SYNs are covered by attempts
+// started every 25 ms).
+func dialFor(hb time.Duration) time.Duration { return max(250*time.Millisecond, hb/2) }
+
 // member runs this agent's part of one app's group.
 type member struct {
 	app     wire.App
@@ -141,6 +147,7 @@ func (mb *member) start(ctx context.Context) error {
 	}
 	certs, legacy := memberCerts(mb.app)
 	mb.stream = mb.m.mux.stream(mb.app.Name, raft.ServerAddress(mb.self.Address), members, certs, legacy, mb.serveStatus)
+	mb.stream.dialMax = dialFor(mb.hb)
 
 	hl := newRaftLogger("raft."+mb.app.Name, mb.m.raftLog, time.Now)
 	mb.trans = newConfirmTransport(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{

@@ -230,6 +230,19 @@ func (d *Bed) Loss(tb testing.TB, m string, pct int) {
 	}
 }
 
+// MemberLoss makes member m's link drop pct percent of the packets it
+// receives from the other members (0: none), and none of the client's:
+// the members' own traffic suffers the loss, and the client's probes
+// still say who answers at the VIP.
+func (d *Bed) MemberLoss(tb testing.TB, m string, pct int) {
+	tb.Helper()
+	dhcptest.Exec(tb, d.NS[m], "iptables", "-F", "INPUT")
+	if pct > 0 {
+		dhcptest.Exec(tb, d.NS[m], "iptables", "-A", "INPUT", "-i", "eth0", "!", "-s", Client, "-m", "statistic", "--mode", "random",
+			"--probability", fmt.Sprintf("%.2f", float64(pct)/100), "-j", "DROP")
+	}
+}
+
 // Received returns how many IP packets per second member m receives on
 // its link from member from, counted over window by a rule that only
 // counts (and is removed after).
