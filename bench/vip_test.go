@@ -289,19 +289,20 @@ func switches(probes []failovertest.Probe) int {
 }
 
 // withLoss makes every member's link (in members) drop pct percent of
-// the packets it receives, watches quietWatch for switches of the
-// answering member, and returns them with the function that ends the
-// loss.
+// the packets it receives from the other members (the client's probes
+// are left alone: they are what the trials read), watches quietWatch
+// for switches of the answering member, and returns them with the
+// function that ends the loss.
 func withLoss(tb testing.TB, d *failovertest.Bed, members []string, pct int) (quiet int, end func()) {
 	tb.Helper()
 	for _, m := range members {
-		d.Loss(tb, m, pct)
+		d.MemberLoss(tb, m, pct)
 	}
 	from := time.Now()
 	time.Sleep(quietWatch)
 	return switches(d.Probes.Since(from)), func() {
 		for _, m := range members {
-			d.Loss(tb, m, 0)
+			d.MemberLoss(tb, m, 0)
 		}
 	}
 }
