@@ -258,6 +258,11 @@ func (s *Service) Update(ctx context.Context, actor, ref string, u apitype.HostU
 		if err := checkUnique(tx, h); err != nil {
 			return err
 		}
+		if old.MgmtIP != "" && (old.MgmtIP != h.MgmtIP || old.PoolID != h.PoolID) {
+			if err := releaseAddress(tx, old.PoolID, old.MgmtIP); err != nil {
+				return err
+			}
+		}
 		h.UpdatedAt = s.stamp()
 		if err := tx.UpdateHost(&h); err != nil {
 			return err
@@ -363,6 +368,9 @@ func (s *Service) Delete(ctx context.Context, actor, ref string) (store.Host, er
 			return err
 		}
 		if err := tx.DeleteHost(h.ID); err != nil {
+			return err
+		}
+		if err := releaseAddress(tx, h.PoolID, h.MgmtIP); err != nil {
 			return err
 		}
 		return s.event(tx, s.stamp(), CodeHostCommand, "host.delete", actor, h,

@@ -319,6 +319,40 @@ func testDynamic(t *testing.T, f *fixture) {
 	if h, err := f.svc.Add(ctx, "t", apitype.HostCreate{Hostname: "worker-0", Personality: "worker"}); err != nil || h.MgmtIP != "192.168.204.5" {
 		t.Errorf("worker: %q, %v", h.MgmtIP, err)
 	}
+	// Allocation goes on past the pinned .50; addresses freed below where
+	// it got to are given first, lowest first, then it goes on above.
+	add := func(name string) string {
+		t.Helper()
+		h, err := f.svc.Add(ctx, "t", apitype.HostCreate{Hostname: name, Personality: "worker"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.MgmtIP
+	}
+	for i := 6; i <= 51; i++ {
+		if i == 50 {
+			continue
+		}
+		if got, want := add(fmt.Sprintf("worker-%d", i)), fmt.Sprintf("192.168.204.%d", i); got != want {
+			t.Fatalf("worker-%d: %s, want %s", i, got, want)
+		}
+	}
+	for _, h := range []string{"worker-30", "worker-7"} {
+		if _, err := f.svc.Delete(ctx, "t", h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got = []string{add("worker-a"), add("worker-b"), add("worker-c")}
+	if diff := cmp.Diff([]string{"192.168.204.7", "192.168.204.30", "192.168.204.52"}, got); diff != "" {
+		t.Errorf("after freeing .30 and .7 (-want +got):\n%s", diff)
+	}
+	// A host moved off an address frees it the same way.
+	if _, err := f.svc.Update(ctx, "t", "worker-9", apitype.HostUpdate{MgmtIP: ptr("192.168.204.60")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := add("worker-d"); got != "192.168.204.9" {
+		t.Errorf("after worker-9 moved to .60: %s, want 192.168.204.9", got)
+	}
 }
 
 func testPools(t *testing.T, f *fixture) {

@@ -243,22 +243,63 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return a
 }
 
-// Allocate returns the lowest address of the ranges (or of the network)
-// that is neither excluded nor in used. It looks at no more candidates
-// than there are used and excluded addresses, plus one.
-func (p Pool) Allocate(used map[netip.Addr]bool) (netip.Addr, bool) {
+// candidates returns up to n addresses of the ranges (or of the network)
+// at or above from (invalid: from the start), lowest first, that are not
+// excluded.
+func (p Pool) candidates(from netip.Addr, n int) []netip.Addr {
 	ranges := p.Ranges
 	if len(ranges) == 0 {
 		ranges = []Range{{p.Network.Addr(), lastAddr(p.Network)}}
 	}
+	var out []netip.Addr
 	for _, r := range ranges {
-		for a := r.First; a.IsValid() && r.contains(a); a = a.Next() {
-			if p.excluded(a) == "" && !used[a] {
-				return a, true
+		a := r.First
+		if from.IsValid() && a.Less(from) {
+			if r.Last.Less(from) {
+				continue
+			}
+			a = from
+		}
+		for ; a.IsValid() && r.contains(a); a = a.Next() {
+			if p.excluded(a) == "" {
+				if out = append(out, a); len(out) == n {
+					return out
+				}
 			}
 		}
 	}
-	return netip.Addr{}, false
+	return out
+}
+
+// Allocate returns the lowest address of the ranges (or of the network)
+// at or above from (invalid: from the start) that is neither excluded
+// nor held, asking held which of a batch of candidates are; ok is false
+// when there is none. Batches grow from 16 to 1024 addresses, so that
+// the first is small (from is usually free) and a long run of held
+// addresses costs few questions.
+func (p Pool) Allocate(from netip.Addr, held func([]netip.Addr) (map[netip.Addr]bool, error)) (a netip.Addr, ok bool, err error) {
+	for n := 16; ; n = min(4*n, 1024) {
+		cands := p.candidates(from, n)
+		if len(cands) == 0 {
+			return netip.Addr{}, false, nil
+		}
+		used, err := held(cands)
+		if err != nil {
+			return netip.Addr{}, false, err
+		}
+		for _, c := range cands {
+			if !used[c] {
+				return c, true, nil
+			}
+		}
+		if len(cands) < n {
+			return netip.Addr{}, false, nil
+		}
+		from = cands[len(cands)-1].Next()
+		if !from.IsValid() {
+			return netip.Addr{}, false, nil
+		}
+	}
 }
 
 // PoolInfo is a pool with how many hosts hold an address of it.
@@ -378,8 +419,8 @@ func poolInfo(tx store.Tx, row store.Pool) (PoolInfo, error) {
 	if err != nil {
 		return PoolInfo{}, fmt.Errorf("stored pool %s: %w", row.Name, err)
 	}
-	used, err := tx.UsedAddresses(row.ID)
-	return PoolInfo{Pool: p, Used: len(used)}, err
+	used, err := tx.CountPoolHosts(row.ID)
+	return PoolInfo{Pool: p, Used: used}, err
 }
 
 // GetPool returns a pool by name.
@@ -498,22 +539,79 @@ func (s *Service) assignAddress(tx store.Tx, h *store.Host, old *store.Host, poo
 	if err := tx.LockPool(row.ID); err != nil {
 		return err
 	}
-	usedList, err := tx.UsedAddresses(row.ID)
+	// Read again under the lock: another allocation may have moved it.
+	if row, err = tx.PoolByID(row.ID); err != nil {
+		return err
+	}
+	var from, stored netip.Addr
+	if row.AllocFrom != "" {
+		if stored, err = netip.ParseAddr(row.AllocFrom); err != nil {
+			return fmt.Errorf("stored pool %s: allocation start %q: %w", row.Name, row.AllocFrom, err)
+		}
+		from = stored
+	}
+	if old != nil && old.PoolID == row.ID && from.IsValid() {
+		// The host's own address, below the start, is free for it.
+		if own, err := netip.ParseAddr(old.MgmtIP); err == nil && own.Less(from) {
+			from = own
+		}
+	}
+	held := func(cands []netip.Addr) (map[netip.Addr]bool, error) {
+		list := make([]string, len(cands))
+		for i, c := range cands {
+			list[i] = c.String()
+		}
+		got, err := tx.HeldAddresses(list)
+		if err != nil {
+			return nil, err
+		}
+		used := make(map[netip.Addr]bool, len(got))
+		for _, u := range got {
+			// The host's own address is free for it.
+			if a, err := netip.ParseAddr(u); err == nil && (old == nil || u != old.MgmtIP) {
+				used[a] = true
+			}
+		}
+		return used, nil
+	}
+	a, ok, err := p.Allocate(from, held)
 	if err != nil {
 		return err
 	}
-	used := make(map[netip.Addr]bool, len(usedList))
-	for _, u := range usedList {
-		if a, err := netip.ParseAddr(u); err == nil && (old == nil || u != old.MgmtIP) {
-			used[a] = true
-		}
-	}
-	a, ok := p.Allocate(used)
 	if !ok {
 		return problem.Conflictf("mgmt_ip", "pool %s has no free address left; widen its ranges or free addresses", row.Name)
 	}
 	h.MgmtIP = a.String()
-	return nil
+	// Every address below a was held, and a is now; a host that took its
+	// own address back leaves the start where it was.
+	next := a.Next()
+	if !next.IsValid() || (stored.IsValid() && next.Less(stored)) {
+		return nil
+	}
+	return tx.SetPoolAllocFrom(row.ID, next.String())
+}
+
+// releaseAddress notes that the host holding ip of the pool poolID gave it
+// up: the pool's next allocation starts looking there, if not lower.
+func releaseAddress(tx store.Tx, poolID int64, ip string) error {
+	a, err := netip.ParseAddr(ip)
+	if poolID == 0 || err != nil {
+		return nil
+	}
+	if err := tx.LockPool(poolID); err != nil {
+		return err
+	}
+	row, err := tx.PoolByID(poolID)
+	if err != nil {
+		return err
+	}
+	if row.AllocFrom == "" {
+		return nil // the next allocation looks from the start anyway
+	}
+	if from, err := netip.ParseAddr(row.AllocFrom); err == nil && !a.Less(from) {
+		return nil
+	}
+	return tx.SetPoolAllocFrom(poolID, a.String())
 }
 
 // Binding implements mgmtnet.Inventory.

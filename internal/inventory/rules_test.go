@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -174,10 +175,70 @@ func TestAllocate(t *testing.T) {
 		{huge, addrs("10.0.0.1"), "10.0.0.2"},
 		{v6, nil, "fd00::1"},
 	} {
-		got, ok := tc.p.Allocate(tc.used)
-		if (tc.want == "" && ok) || (tc.want != "" && got.String() != tc.want) {
-			t.Errorf("%s Allocate(%v) = %v, %v; want %q", tc.p.Network, tc.used, got, ok, tc.want)
+		var asked int
+		held := func(cands []netip.Addr) (map[netip.Addr]bool, error) {
+			asked += len(cands)
+			return tc.used, nil
 		}
+		got, ok, err := tc.p.Allocate(netip.Addr{}, held)
+		if err != nil || (tc.want == "" && ok) || (tc.want != "" && got.String() != tc.want) {
+			t.Errorf("%s Allocate(%v) = %v, %v, %v; want %q", tc.p.Network, tc.used, got, ok, err, tc.want)
+		}
+		if asked > 16 {
+			t.Errorf("%s Allocate(%v) asked about %d addresses, want at most a first batch of 16", tc.p.Network, tc.used, asked)
+		}
+	}
+}
+
+// TestAllocateFrom starts allocations at a point, as a pool's stored start
+// makes them, and across long runs of held addresses, which are asked
+// about in growing batches.
+func TestAllocateFrom(t *testing.T) {
+	t.Parallel()
+	ranged := mustPool(t, "dynamic", "10.1.0.0/16", []string{"10.1.0.100-10.1.0.101", "10.1.1.0-10.1.3.255"}, nil, "")
+	// Held: every address from 10.1.1.0 up to (not including) 10.1.2.200.
+	heldBelow := netip.MustParseAddr("10.1.2.200")
+	var asked, batches int
+	held := func(cands []netip.Addr) (map[netip.Addr]bool, error) {
+		asked += len(cands)
+		batches++
+		m := map[netip.Addr]bool{}
+		for _, c := range cands {
+			if c.Less(heldBelow) {
+				m[c] = true
+			}
+		}
+		return m, nil
+	}
+	for _, tc := range []struct {
+		from        string
+		want        string
+		maxBatches  int
+		wantNothing bool
+	}{
+		{from: "", want: "10.1.2.200", maxBatches: 6},
+		{from: "10.1.0.101", want: "10.1.2.200", maxBatches: 6},
+		{from: "10.1.2.199", want: "10.1.2.200", maxBatches: 1},
+		{from: "10.1.2.250", want: "10.1.2.250", maxBatches: 1},
+		{from: "10.1.0.150", want: "10.1.2.200", maxBatches: 6}, // between the ranges
+		{from: "10.1.4.0", wantNothing: true, maxBatches: 0},
+	} {
+		asked, batches = 0, 0
+		var from netip.Addr
+		if tc.from != "" {
+			from = netip.MustParseAddr(tc.from)
+		}
+		got, ok, err := ranged.Allocate(from, held)
+		if err != nil || ok == tc.wantNothing || (ok && got.String() != tc.want) {
+			t.Errorf("Allocate(from %q) = %v, %v, %v; want %q (nothing: %t)", tc.from, got, ok, err, tc.want, tc.wantNothing)
+		}
+		if batches > tc.maxBatches {
+			t.Errorf("Allocate(from %q) asked %d times about %d addresses, want at most %d times", tc.from, batches, asked, tc.maxBatches)
+		}
+	}
+	failed := errors.New("the database cannot be reached")
+	if _, _, err := ranged.Allocate(netip.Addr{}, func([]netip.Addr) (map[netip.Addr]bool, error) { return nil, failed }); !errors.Is(err, failed) {
+		t.Errorf("Allocate with a failing lookup: %v, want %v", err, failed)
 	}
 }
 

@@ -1,15 +1,18 @@
 package store
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 const poolColumns = `id, uuid, name, role, mode, network, ranges, gateway, dns, ntp, reserved,
-	lease_seconds, created_at, updated_at`
+	lease_seconds, created_at, updated_at, alloc_from`
 
 func (t *sqlTx) InsertPool(p *Pool) error {
 	_, err := t.exec("insert pool", `INSERT INTO address_pools (`+poolColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		p.ID, p.UUID, p.Name, p.Role, p.Mode, p.Network, p.Ranges, p.Gateway, p.DNS, p.NTP,
-		p.Reserved, p.LeaseSeconds, utc(p.CreatedAt), utc(p.UpdatedAt))
+		p.Reserved, p.LeaseSeconds, utc(p.CreatedAt), utc(p.UpdatedAt), p.AllocFrom)
 	return err
 }
 
@@ -34,7 +37,7 @@ func (t *sqlTx) queryPools(op, q string, args ...any) ([]Pool, error) {
 	for rows.Next() {
 		var p Pool
 		if err := rows.Scan(&p.ID, &p.UUID, &p.Name, &p.Role, &p.Mode, &p.Network, &p.Ranges,
-			&p.Gateway, &p.DNS, &p.NTP, &p.Reserved, &p.LeaseSeconds, &p.CreatedAt, &p.UpdatedAt); err != nil {
+			&p.Gateway, &p.DNS, &p.NTP, &p.Reserved, &p.LeaseSeconds, &p.CreatedAt, &p.UpdatedAt, &p.AllocFrom); err != nil {
 			return nil, t.wrap(op, err)
 		}
 		p.CreatedAt, p.UpdatedAt = p.CreatedAt.UTC(), p.UpdatedAt.UTC()
@@ -88,22 +91,53 @@ func (t *sqlTx) HostsInPool(poolID int64, limit int) ([]Host, error) {
 		ORDER BY id LIMIT $2`, poolID, limit)
 }
 
-func (t *sqlTx) UsedAddresses(poolID int64) ([]string, error) {
-	rows, err := t.tx.QueryContext(t.ctx, `SELECT mgmt_ip FROM hosts
-		WHERE pool_id = $1 AND mgmt_ip IS NOT NULL`, poolID)
+func (t *sqlTx) SetPoolAllocFrom(id int64, addr string) error {
+	r, err := t.exec("set pool allocation start", `UPDATE address_pools SET alloc_from = $1 WHERE id = $2`, addr, id)
 	if err != nil {
-		return nil, t.wrap("used addresses", err)
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return fmt.Errorf("set allocation start of pool %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+func (t *sqlTx) HeldAddresses(addrs []string) ([]string, error) {
+	if len(addrs) == 0 {
+		return nil, nil
+	}
+	var q strings.Builder
+	q.WriteString(`SELECT mgmt_ip FROM hosts WHERE mgmt_ip IN (`)
+	args := make([]any, len(addrs))
+	for i, a := range addrs {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "$%d", i+1)
+		args[i] = a
+	}
+	q.WriteString(")")
+	rows, err := t.tx.QueryContext(t.ctx, q.String(), args...)
+	if err != nil {
+		return nil, t.wrap("held addresses", err)
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
 		var ip string
 		if err := rows.Scan(&ip); err != nil {
-			return nil, t.wrap("used addresses", err)
+			return nil, t.wrap("held addresses", err)
 		}
 		out = append(out, ip)
 	}
-	return out, t.wrap("used addresses", rows.Err())
+	return out, t.wrap("held addresses", rows.Err())
+}
+
+func (t *sqlTx) CountPoolHosts(poolID int64) (int, error) {
+	var n int
+	err := t.tx.QueryRowContext(t.ctx, `SELECT COUNT(*) FROM hosts
+		WHERE pool_id = $1 AND mgmt_ip IS NOT NULL`, poolID).Scan(&n)
+	return n, t.wrap("count pool hosts", err)
 }
 
 func (t *sqlTx) UpsertLease(l *Lease) error {

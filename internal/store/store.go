@@ -93,8 +93,14 @@ type Tx interface {
 	LockPool(id int64) error
 	// HostsInPool lists up to limit hosts whose address is from the pool.
 	HostsInPool(poolID int64, limit int) ([]Host, error)
-	// UsedAddresses lists the management addresses hosts of the pool hold.
-	UsedAddresses(poolID int64) ([]string, error)
+	// SetPoolAllocFrom stores where the pool's next allocation starts
+	// looking (Pool.AllocFrom).
+	SetPoolAllocFrom(id int64, addr string) error
+	// HeldAddresses returns those of addrs that a host holds as its
+	// management address.
+	HeldAddresses(addrs []string) ([]string, error)
+	// CountPoolHosts counts the hosts holding an address of the pool.
+	CountPoolHosts(poolID int64) (int, error)
 
 	// UpsertLease stores a DHCP lease, replacing the one of the same MAC.
 	UpsertLease(l *Lease) error
@@ -306,6 +312,11 @@ type Pool struct {
 	LeaseSeconds int64
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	// AllocFrom is where the next allocation of a dynamic pool starts
+	// looking: every address of the pool below it is held by a host
+	// (empty: look from the start). Pools do not change once made; a
+	// change of their ranges or reserved addresses would have to empty it.
+	AllocFrom string
 }
 
 // Lease is a DHCP lease the controller gave.
