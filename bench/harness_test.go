@@ -113,11 +113,19 @@ type server struct {
 // fresh data directory, serving HTTPS on 127.0.0.1:0, until tb ends.
 func startController(tb testing.TB, db string) *server {
 	tb.Helper()
+	return startControllerMode(tb, db, "static")
+}
+
+// startControllerMode is startController with the management network in
+// mode: static (hosts give their addresses) or dynamic (the controller
+// allocates them).
+func startControllerMode(tb testing.TB, db, mode string) *server {
+	tb.Helper()
 	cfg := controller.Defaults()
 	cfg.DataDir = tb.TempDir()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DB = db
-	cfg.MgmtMode = "static"
+	cfg.MgmtMode = mode
 	cfg.MgmtSubnet = mgmtSubnet
 	cfg.MgmtControllerIPs = []string{"10.0.0.1", "10.0.0.2"}
 	log := slog.New(slog.DiscardHandler)
