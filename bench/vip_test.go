@@ -273,21 +273,6 @@ type plannedResult struct {
 // but the loss, for switches of the answering member.
 const quietWatch = 10 * time.Second
 
-// switches counts the changes of the member answering probes, unanswered
-// probes left out.
-func switches(probes []failovertest.Probe) int {
-	n, cur := 0, ""
-	for _, p := range probes {
-		if p.Member != "" && p.Member != cur {
-			if cur != "" {
-				n++
-			}
-			cur = p.Member
-		}
-	}
-	return n
-}
-
 // withLoss makes every member's link (in members) drop pct percent of
 // the packets it receives from the other members (the client's probes
 // are left alone: they are what the trials read), watches quietWatch
@@ -300,7 +285,7 @@ func withLoss(tb testing.TB, d *failovertest.Bed, members []string, pct int) (qu
 	}
 	from := time.Now()
 	time.Sleep(quietWatch)
-	return switches(d.Probes.Since(from)), func() {
+	return failovertest.Switches(d.Probes.Since(from)), func() {
 		for _, m := range members {
 			d.MemberLoss(tb, m, 0)
 		}
@@ -546,7 +531,9 @@ func TestVIPBenchSetup(t *testing.T) {
 		trials, planned, tr, _ := runVIPTrials(t, d, bin, v, 1)
 		r := trials[0]
 		t.Logf("%s: %+v, planned switchover: %+v, traffic: %+v", v.name, r, planned, tr)
-		if tr.heard == 0 || tr.standbyIn < tr.heard {
+		// The two counts run over windows a few milliseconds apart: all
+		// the standby receives is at least most of what the active sends.
+		if tr.heard == 0 || tr.standbyIn < 0.9*tr.heard {
 			t.Errorf("%s: the standby received %.1f packets/s from the active and %.1f in all", v.name, tr.heard, tr.standbyIn)
 		}
 		if v.hummingbird() && (tr.standbyOut == 0 || tr.witness == 0) {

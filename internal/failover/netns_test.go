@@ -522,22 +522,6 @@ func TestPlannedSwitchoverKeepsConnections(t *testing.T) {
 	}
 }
 
-// switches counts the changes of answering member among probes.
-func switches(probes []failovertest.Probe) int {
-	ps := slices.Clone(probes)
-	slices.SortFunc(ps, func(a, b failovertest.Probe) int { return a.Sent.Compare(b.Sent) })
-	n, cur := 0, ""
-	for _, p := range ps {
-		if p.Member != "" && p.Member != cur {
-			if cur != "" {
-				n++
-			}
-			cur = p.Member
-		}
-	}
-	return n
-}
-
 func TestActiveCutOffFromPeers(t *testing.T) {
 	d, g, act := start(t, wire.App{})
 	// The client still reaches the old active: it must stop answering
@@ -556,7 +540,7 @@ func TestActiveCutOffFromPeers(t *testing.T) {
 		t.Errorf("after the partition healed, %s is active", got)
 	}
 	checkProbes(t, d, fault, g)
-	if n := switches(d.Probes.Since(fault.Add(-time.Second))); n != 1 {
+	if n := failovertest.Switches(d.Probes.Since(fault.Add(-time.Second))); n != 1 {
 		t.Errorf("%d switchovers, want 1", n)
 	}
 }
@@ -575,7 +559,7 @@ func TestGroupCutOffFromController(t *testing.T) {
 	}
 	d.Block(t, other(act), act, false)
 	time.Sleep(time.Second)
-	if n := switches(d.Probes.Since(from)); n != 0 {
+	if n := failovertest.Switches(d.Probes.Since(from)); n != 0 {
 		t.Errorf("%d switchovers while the active kept its majority", n)
 	}
 	checkProbes(t, d, from, g)
@@ -595,7 +579,7 @@ func TestPacketLoss(t *testing.T) {
 	t.Logf("under 20%% loss for 20 s: %d lapsed leases, %d elections begun (3 at the start)", strings.Count(logs, `why="lease expired"`), strings.Count(logs, "starting election"))
 	ps := d.Probes.Since(from)
 	lossNote := event{At: from, Who: "test", What: "20 % loss on every member's link begins"}
-	if n := switches(ps); n > 0 {
+	if n := failovertest.Switches(ps); n > 0 {
 		t.Errorf("%d switchovers under 20%% loss with every member alive, want none (flapping); what happened when:\n%s\nthe agents' logs:\n%s",
 			n, timeline(d, g, from, lossNote), g.Logs())
 	}
@@ -612,7 +596,7 @@ func TestPacketLoss(t *testing.T) {
 	// Counted from the start of the loss: under load the client may see no
 	// answer from the old active for a while before the cut, and a window
 	// that starts just before it would miss the one switchover.
-	if n := switches(d.Probes.Since(from)); n != 1 {
+	if n := failovertest.Switches(d.Probes.Since(from)); n != 1 {
 		t.Errorf("%d switchovers from the start of the loss to 5 s after the active's link was cut, want 1; what happened when:\n%s",
 			n, timeline(d, g, from, lossNote, event{At: fault, Who: "test", What: act + "'s link cut"}))
 	}

@@ -482,6 +482,23 @@ func (p *Prober) LastAll(n int, m string) bool {
 	return true
 }
 
+// Switches counts the changes of the member answering probes, in the
+// order they were sent; unanswered probes are left out.
+func Switches(probes []Probe) int {
+	ps := slices.Clone(probes)
+	slices.SortFunc(ps, func(a, b Probe) int { return a.Sent.Compare(b.Sent) })
+	n, cur := 0, ""
+	for _, p := range ps {
+		if p.Member != "" && p.Member != cur {
+			if cur != "" {
+				n++
+			}
+			cur = p.Member
+		}
+	}
+	return n
+}
+
 // Interleaved checks probes in the order they were sent: once a member
 // answered after another, the earlier one must not answer again (two
 // actives, or a flap). It returns the probes that broke that, at most
