@@ -419,7 +419,7 @@ func (mb *member) holdActive(ctx context.Context, term uint64, lost time.Time) (
 	// without waiting for its entry to go stale. Only under a valid lease:
 	// a late announcement from a member that was frozen would pull the
 	// neighbours back to it.
-	prevLast, nudged := mb.r.LastIndex(), time.Time{}
+	prevLast, lagging := mb.r.LastIndex(), askAgain{}
 	announceEvery := 500 * time.Millisecond
 	nextAnnounce := time.Now().Add(50 * time.Millisecond)
 	for {
@@ -448,10 +448,14 @@ func (mb *member) holdActive(ctx context.Context, term uint64, lost time.Time) (
 		}
 		// A member that answers but lacks entries at least a renewal old
 		// is sent them at once: a barrier is a new entry, and raft sends
-		// new entries to every member without waiting.
-		if mb.trans.behind(term, prevLast, start) && time.Since(nudged) >= renew {
-			nudged = time.Now()
+		// new entries to every member without waiting. While it still
+		// lacks them (a member that cannot take entries), barriers come at
+		// doubling intervals up to a second, as handover attempts do.
+		if now := time.Now(); !mb.trans.behind(term, prevLast, start) {
+			lagging = askAgain{}
+		} else if lagging.due(now) {
 			go mb.r.Barrier(5 * mb.hb)
+			lagging.failed(now, renew)
 		}
 		prevLast = mb.r.LastIndex()
 		if now := time.Now(); now.After(nextPeers) {
@@ -514,7 +518,7 @@ func (mb *member) holdActive(ctx context.Context, term uint64, lost time.Time) (
 
 // askAgain spaces out the handovers that find no member to take the
 // role: those of an active whose app is unhealthy, and of an elected
-// witness. Each asks every member for its status on a new TLS
+// witness (and the barriers sent to a member that lacks entries). Each asks every member for its status on a new TLS
 // connection; at every renewal (20 ms at the defaults) that would keep
 // the members' CPUs busy for as long as the fault lasts. After an attempt
 // that failed, the next comes a renewal period later, then at doubling
