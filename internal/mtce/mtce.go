@@ -178,22 +178,10 @@ func (m *Monitor) now() time.Time { return m.cfg.Clock().UTC().Truncate(time.Mic
 // start, which is the grace period after a restart.
 func (m *Monitor) Start(ctx context.Context) error {
 	m.started = m.now()
-	var hosts []store.Host
-	err := m.st.Read(ctx, func(tx store.Tx) error {
-		all, err := tx.ListHosts(store.HostFilter{})
-		if err != nil {
-			return err
-		}
-		for _, h := range all {
-			serial, err := tx.HostAgent(h.ID)
-			if err != nil {
-				return err
-			}
-			if serial != "" {
-				hosts = append(hosts, h)
-			}
-		}
-		return nil
+	var hosts []store.AgentHost
+	err := m.st.Read(ctx, func(tx store.Tx) (err error) {
+		hosts, err = tx.ListAgentHosts()
+		return err
 	})
 	if err != nil {
 		return err

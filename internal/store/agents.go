@@ -51,6 +51,24 @@ func (t *sqlTx) SwapHostAgent(id int64, old, serial string) error {
 	return t.one("swap host agent", `UPDATE hosts SET agent_serial = $1 WHERE id = $2 AND agent_serial = $3`, serial, id, old)
 }
 
+func (t *sqlTx) ListAgentHosts() ([]AgentHost, error) {
+	rows, err := t.tx.QueryContext(t.ctx, `SELECT id, hostname, personality, availability FROM hosts
+		WHERE agent_serial <> '' ORDER BY id`)
+	if err != nil {
+		return nil, t.wrap("list agent hosts", err)
+	}
+	defer rows.Close()
+	var out []AgentHost
+	for rows.Next() {
+		var h AgentHost
+		if err := rows.Scan(&h.ID, &h.Hostname, &h.Personality, &h.Availability); err != nil {
+			return nil, t.wrap("list agent hosts", err)
+		}
+		out = append(out, h)
+	}
+	return out, t.wrap("list agent hosts", rows.Err())
+}
+
 func (t *sqlTx) HostInventory(id int64) (string, string, error) {
 	var inv, hash string
 	err := t.tx.QueryRowContext(t.ctx, `SELECT inventory, inventory_hash FROM hosts WHERE id = $1`, id).Scan(&inv, &hash)

@@ -3,7 +3,11 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/store/storetest"
@@ -57,6 +61,52 @@ func TestSwapHostAgent(t *testing.T) {
 				return err
 			}); err != nil {
 				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestListAgentHosts: the hosts whose agent holds a certificate, by id,
+// and no others, on both databases.
+func TestListAgentHosts(t *testing.T) {
+	t.Parallel()
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			s := storetest.Open(t, b.DSN(t))
+			var got []store.AgentHost
+			err := s.Write(context.Background(), func(tx store.Tx) error {
+				for i, name := range []string{"edge-01", "edge-02", "edge-03", "edge-04"} {
+					h := host(int64(i+1), name)
+					if err := tx.InsertHost(&h); err != nil {
+						return err
+					}
+				}
+				for _, id := range []int64{3, 1, 4} {
+					if err := tx.SetHostAgent(id, fmt.Sprintf("serial-%d", id)); err != nil {
+						return err
+					}
+				}
+				if err := tx.SetHostAgent(4, ""); err != nil { // revoked
+					return err
+				}
+				if err := tx.SetHostState(3, "failed", "disabled", time.Unix(1_700_000_000, 0)); err != nil {
+					return err
+				}
+				var err error
+				got, err = tx.ListAgentHosts()
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h1 := host(1, "edge-01")
+			want := []store.AgentHost{
+				{ID: 1, Hostname: "edge-01", Personality: h1.Personality, Availability: h1.Availability},
+				{ID: 3, Hostname: "edge-03", Personality: h1.Personality, Availability: "failed"},
+			}
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("agent hosts (-want +got):\n%s", d)
 			}
 		})
 	}

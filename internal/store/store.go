@@ -68,6 +68,9 @@ type Tx interface {
 	// and fails with ErrNotFound when another transaction changed it
 	// first: two joins or renewals racing for one host, one wins.
 	SwapHostAgent(id int64, old, serial string) error
+	// ListAgentHosts lists the hosts whose agent holds a certificate, by
+	// id: no more of each than the heartbeat monitor keeps.
+	ListAgentHosts() ([]AgentHost, error)
 	// HostInventory and SetHostInventory read and write a host's hardware
 	// inventory (JSON of wire.Inventory) and its hash.
 	HostInventory(id int64) (inventory, hash string, err error)
@@ -257,6 +260,15 @@ type Host struct {
 	NodeReason     string
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+}
+
+// AgentHost is a host whose agent holds a certificate, as the heartbeat
+// monitor watches it.
+type AgentHost struct {
+	ID           int64
+	Hostname     string
+	Personality  string
+	Availability string
 }
 
 // ProvisionJob is the stored row of a provisioning job.
