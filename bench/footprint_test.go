@@ -3,11 +3,9 @@ package bench
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -161,29 +159,11 @@ func startAgent(tb testing.TB, bin string, interval time.Duration) *agentProcess
 // memory returns the agent's VmRSS and VmHWM in bytes.
 func (a *agentProcess) memory(tb testing.TB) (rss, hwm int64) {
 	tb.Helper()
-	status := fmt.Sprintf("/proc/%d/status", a.cmd.Process.Pid)
-	rss, hwm = procStatusBytes(status, "VmRSS:"), procStatusBytes(status, "VmHWM:")
-	if rss < 0 || hwm < 0 {
-		tb.Fatalf("no VmRSS or VmHWM in %s", status)
-	}
-	return rss, hwm
+	return procMemory(tb, a.cmd.Process.Pid)
 }
 
-// cpu returns the agent's user and system CPU time (utime+stime of
-// /proc/PID/stat, in clock ticks of 10 ms: USER_HZ is 100 on Linux).
+// cpu returns the agent's user and system CPU time.
 func (a *agentProcess) cpu(tb testing.TB) time.Duration {
 	tb.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", a.cmd.Process.Pid))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	// The fields after the command's closing parenthesis start at field 3
-	// (state); utime and stime are fields 14 and 15.
-	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		tb.Fatalf("/proc/%d/stat: %q", a.cmd.Process.Pid, data)
-	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond
+	return procCPU(tb, a.cmd.Process.Pid)
 }
