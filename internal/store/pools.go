@@ -87,8 +87,8 @@ func (t *sqlTx) LockPool(id int64) error {
 }
 
 func (t *sqlTx) HostsInPool(poolID int64, limit int) ([]Host, error) {
-	return t.queryHosts("hosts in pool", `SELECT `+hostSelect+` FROM hosts WHERE pool_id = $1
-		ORDER BY id LIMIT $2`, poolID, limit)
+	return t.queryHosts("hosts in pool", hostSelect+` WHERE h.pool_id = $1
+		ORDER BY h.id LIMIT $2`, poolID, limit)
 }
 
 func (t *sqlTx) SetPoolAllocFrom(id int64, addr string) error {

@@ -161,11 +161,13 @@ const hostColumns = `id, uuid, hostname, personality, administrative, operationa
 	availability, invprovision, mgmt_mac, mgmt_ip, location, host_group, bm_type, bm_ip,
 	bm_username, ssh_user, ssh_key, created_at, updated_at, pool_id`
 
-// hostSelect reads a host with the name of its pool and the state of its Node.
-const hostSelect = hostColumns + `, (SELECT p.name FROM address_pools p WHERE p.id = hosts.pool_id),
-	(SELECT n.state FROM host_nodes n WHERE n.host_id = hosts.id),
-	(SELECT n.kubelet_version FROM host_nodes n WHERE n.host_id = hosts.id),
-	(SELECT n.reason FROM host_nodes n WHERE n.host_id = hosts.id)`
+// hostSelect reads hosts (alias h) with the name of their pool and the
+// state of their Node: a query goes on with WHERE on h's columns.
+const hostSelect = `SELECT h.id, h.uuid, h.hostname, h.personality, h.administrative, h.operational,
+	h.availability, h.invprovision, h.mgmt_mac, h.mgmt_ip, h.location, h.host_group, h.bm_type, h.bm_ip,
+	h.bm_username, h.ssh_user, h.ssh_key, h.created_at, h.updated_at, h.pool_id,
+	p.name, n.state, n.kubelet_version, n.reason
+	FROM hosts h LEFT JOIN address_pools p ON p.id = h.pool_id LEFT JOIN host_nodes n ON n.host_id = h.id`
 
 // nullID stores id 0 as NULL, for optional references.
 func nullID(id int64) any {
@@ -231,7 +233,7 @@ func (t *sqlTx) DeleteHost(id int64) error {
 }
 
 func (t *sqlTx) hostWhere(op, where string, arg any) (Host, error) {
-	hosts, err := t.queryHosts(op, `SELECT `+hostSelect+` FROM hosts WHERE `+where, arg)
+	hosts, err := t.queryHosts(op, hostSelect+` WHERE `+where, arg)
 	if err != nil {
 		return Host{}, err
 	}
@@ -242,23 +244,23 @@ func (t *sqlTx) hostWhere(op, where string, arg any) (Host, error) {
 }
 
 func (t *sqlTx) HostByID(id int64) (Host, error) {
-	return t.hostWhere("host by id", `id = $1`, id)
+	return t.hostWhere("host by id", `h.id = $1`, id)
 }
 
 func (t *sqlTx) HostByUUID(u string) (Host, error) {
-	return t.hostWhere("host by uuid", `uuid = $1`, u)
+	return t.hostWhere("host by uuid", `h.uuid = $1`, u)
 }
 
 func (t *sqlTx) HostByHostname(n string) (Host, error) {
-	return t.hostWhere("host by hostname", `hostname = $1`, n)
+	return t.hostWhere("host by hostname", `h.hostname = $1`, n)
 }
 
 func (t *sqlTx) HostByMAC(m string) (Host, error) {
-	return t.hostWhere("host by mac", `mgmt_mac = $1`, m)
+	return t.hostWhere("host by mac", `h.mgmt_mac = $1`, m)
 }
 
 func (t *sqlTx) HostByIP(ip string) (Host, error) {
-	return t.hostWhere("host by ip", `mgmt_ip = $1`, ip)
+	return t.hostWhere("host by ip", `h.mgmt_ip = $1`, ip)
 }
 
 func (t *sqlTx) ListHosts(f HostFilter) ([]Host, error) {
@@ -276,7 +278,7 @@ func (t *sqlTx) ListHosts(f HostFilter) ([]Host, error) {
 		{"invprovision", f.InvProvision}, {"host_group", f.Group},
 	} {
 		if c.v != "" {
-			add(c.col+" = ?", c.v)
+			add("h."+c.col+" = ?", c.v)
 		}
 	}
 	for _, l := range f.Labels {
@@ -284,20 +286,20 @@ func (t *sqlTx) ListHosts(f HostFilter) ([]Host, error) {
 		// (key, value) index instead of scanning every host.
 		if l.HasValue {
 			args = append(args, l.Key, l.Value)
-			conds = append(conds, fmt.Sprintf(`id IN (SELECT host_id FROM host_labels
+			conds = append(conds, fmt.Sprintf(`h.id IN (SELECT host_id FROM host_labels
 				WHERE key = $%d AND value = $%d)`, len(args)-1, len(args)))
 		} else {
-			add(`id IN (SELECT host_id FROM host_labels WHERE key = ?)`, l.Key)
+			add(`h.id IN (SELECT host_id FROM host_labels WHERE key = ?)`, l.Key)
 		}
 	}
 	if f.AfterID > 0 {
-		add("id > ?", f.AfterID)
+		add("h.id > ?", f.AfterID)
 	}
-	q := `SELECT ` + hostSelect + ` FROM hosts`
+	q := hostSelect
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")
 	}
-	q += " ORDER BY id"
+	q += " ORDER BY h.id"
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
@@ -348,14 +350,21 @@ func (t *sqlTx) loadLabels(hosts []Host) error {
 		hosts[i].Labels = map[string]string{}
 		byID[hosts[i].ID] = &hosts[i]
 	}
-	// Exactly the hosts at hand, even when a filter left gaps between their
-	// ids: the ids are integers this store made, so they are written inline.
-	ids := make([]string, len(hosts))
-	for i, h := range hosts {
-		ids[i] = strconv.FormatInt(h.ID, 10)
+	// The hosts of a page are in order of id. When they are dense (a page
+	// of the whole inventory), one range of the primary key reads their
+	// labels; when a filter left wide gaps, exactly their ids do: the ids
+	// are integers this store made, so they are written inline.
+	lo, hi := hosts[0].ID, hosts[len(hosts)-1].ID
+	q := `SELECT host_id, key, value FROM host_labels WHERE host_id BETWEEN ` +
+		strconv.FormatInt(lo, 10) + ` AND ` + strconv.FormatInt(hi, 10)
+	if hi < lo || hi-lo+1 > 2*int64(len(hosts)) {
+		ids := make([]string, len(hosts))
+		for i, h := range hosts {
+			ids[i] = strconv.FormatInt(h.ID, 10)
+		}
+		q = `SELECT host_id, key, value FROM host_labels WHERE host_id IN (` + strings.Join(ids, ",") + `)`
 	}
-	rows, err := t.tx.QueryContext(t.ctx, `SELECT host_id, key, value FROM host_labels
-		WHERE host_id IN (`+strings.Join(ids, ",")+`)`)
+	rows, err := t.tx.QueryContext(t.ctx, q)
 	if err != nil {
 		return t.wrap("load labels", err)
 	}
