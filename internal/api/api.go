@@ -343,8 +343,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	})
 }
 
+// writeJSON answers with v as compact JSON: a page of a thousand hosts
+// costs half the time indented JSON does (jq or hbctl show it indented).
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.MarshalIndent(v, "", "  ")
+	b, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
 		b = []byte(`{"error":{"code":"internal","message":"internal error; the controller log has the details"}}`)

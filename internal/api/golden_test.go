@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -173,7 +174,13 @@ func (g *goldenServer) do(t *testing.T, name, method, path, token, body string) 
 			fmt.Fprintf(&b, "%s: %s\n", h, v)
 		}
 	}
-	if out := goldenSecret.ReplaceAllString(rec.Body.String(), `${1}<secret>"`); out != "" {
+	// The API answers compact JSON; the golden files show it indented.
+	shown := rec.Body.String()
+	var indented bytes.Buffer
+	if json.Indent(&indented, rec.Body.Bytes(), "", "  ") == nil {
+		shown = indented.String()
+	}
+	if out := goldenSecret.ReplaceAllString(shown, `${1}<secret>"`); out != "" {
 		fmt.Fprintf(&b, "\n%s", out)
 	}
 	goldenCompare(t, name, b.String())
