@@ -300,6 +300,7 @@ func inventoryHost(i int) apitype.HostCreate {
 	h.Labels = map[string]string{
 		"site": fmt.Sprintf("site-%03d", i%sites),
 		"zone": fmt.Sprintf("zone-%d", i%4),
+		"rack": fmt.Sprintf("rack-%04d", i%racks),
 	}
 	return h
 }
