@@ -33,14 +33,30 @@ func Load(path string) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
 	}
-	cfg.UserAgent = "hummingbird-controller"
+	c, err := FromConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// FromConfig prepares a client of the cluster cfg reaches, as Load does of a kubeconfig's. It
+// sets the user agent and the request limits that Load sets when cfg leaves them unset, on a
+// copy.
+func FromConfig(cfg *rest.Config) (*Cluster, error) {
+	cfg = rest.CopyConfig(cfg)
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "hummingbird-controller"
+	}
 	// client-go's default, 5 requests a second with bursts of 10, is shared by every part of
 	// the controller that talks to the cluster: a failover's readiness writes waited behind
 	// the Node and app passes for up to a second. kube-scheduler's limits.
-	cfg.QPS, cfg.Burst = 50, 100
+	if cfg.QPS == 0 && cfg.Burst == 0 {
+		cfg.QPS, cfg.Burst = 50, 100
+	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+		return nil, fmt.Errorf("the client of %s: %w", cfg.Host, err)
 	}
 	return &Cluster{cs: cs, cfg: cfg}, nil
 }
