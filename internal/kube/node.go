@@ -201,25 +201,11 @@ func (c *Cluster) CAHash() (string, error) { return c.caHash() }
 // that it removes the ones it no longer wants and leaves everyone else's alone.
 const ManagedLabelsAnnotation = "hummingbird.io/managed-labels"
 
-// Node is a Node as the controller reconciles it.
+// Node is a Node as the controller reconciles it (see NodeCache).
 type Node struct {
 	Name        string
 	State       NodeState
 	Annotations map[string]string
-}
-
-// Nodes lists the cluster's Nodes.
-func (c *Cluster) Nodes(ctx context.Context) ([]Node, error) {
-	list, err := c.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("listing nodes at %s: %w", c.cfg.Host, err)
-	}
-	out := make([]Node, 0, len(list.Items))
-	for i := range list.Items {
-		n := &list.Items[i]
-		out = append(out, Node{Name: n.Name, State: nodeState(n), Annotations: n.Annotations})
-	}
-	return out, nil
 }
 
 // ApplyManagedLabels makes the labels Hummingbird manages on a Node equal want: it sets the

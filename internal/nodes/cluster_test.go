@@ -209,6 +209,11 @@ func TestOwnedNodesOnCluster(t *testing.T) {
 	if out, err := cp.Kubectl(ctx, "label", "node", "cp-2", kube.LabelHost+"="+hosts["cp-2"].UUID); err != nil {
 		t.Fatalf("kubectl label: %v\n%s", err, out)
 	}
+	// The reconciler learns it by its watch of the Nodes.
+	waitFor(t, "the mark of cp-2 in the cache", func() bool {
+		n, _ := r.Cache().Node("cp-2")
+		return n.State.Owner == hosts["cp-2"].UUID
+	})
 	if err := r.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -17,19 +17,28 @@
 //     the reconciler first saw the Node NotReady. A host cut off from the controller stops both,
 //     and gets the heartbeat alarms alone: 200.006 is not raised for it, or cleared once its
 //     heartbeats stop. It is cleared when the Node is Ready again.
+//
+// It never lists the cluster's Nodes per pass: a cache lists them once, in pages, and then
+// follows a watch (kube.NodeCache). A pass takes only the Nodes and hosts that changed since the
+// last one, and a full pass every Config.Resync compares every host with its Node in the cache.
 package nodes
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/feed"
 	"hummingbird.io/hummingbird/internal/fm"
 	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/kube"
@@ -41,7 +50,7 @@ const (
 	LabelPersonality = "hummingbird.io/personality"
 	LabelGroup       = "hummingbird.io/group"
 	// RoleLabelPrefix makes the personality a node role (kubectl get nodes shows it).
-	RoleLabelPrefix = "node-role.kubernetes.io/"
+	RoleLabelPrefix = kube.NodeRolePrefix
 )
 
 // Labels are the labels a host's Node carries: its group's, then its own (which win), its
@@ -69,13 +78,24 @@ func Labels(h store.Host, group map[string]string) map[string]string {
 type Config struct {
 	// Interval is the time between passes.
 	Interval time.Duration
+	// Resync is the time between full passes, which compare every host with its Node; the
+	// passes between take only what changed. 0: DefaultResync.
+	Resync time.Duration
 	// Heartbeats tells when a host's agent last heartbeated (the controller's heartbeat
 	// monitor); nil: never, and 200.006 is not raised.
 	Heartbeats Heartbeats
-	Log        *slog.Logger
-	Now        func() time.Time
-	NewUUID    func() string
+	// Cache is how the Nodes are listed and watched; its Log and Now are these when unset.
+	Cache   kube.NodeCacheOptions
+	Log     *slog.Logger
+	Now     func() time.Time
+	NewUUID func() string
 }
+
+// DefaultResync is the time between full passes. A full pass reads every host from the store and
+// compares it with its Node in the cache, without asking the API server: it puts right what the
+// passes between could have missed (a change made to the store without an event, a write that
+// failed) at a cost that grows with the inventory, so it is rare.
+const DefaultResync = 10 * time.Minute
 
 // Heartbeats is what the reconciler needs of the heartbeat monitor (mtce.Monitor).
 type Heartbeats interface {
@@ -84,10 +104,21 @@ type Heartbeats interface {
 	LastHeartbeat(hostID int64) (time.Time, bool)
 }
 
-// Reconciler runs the passes.
+// Reconciler runs the passes. It reads the Nodes from a cache that lists them once and then
+// follows a watch (kube.NodeCache), never listing them per pass. A pass takes:
+//
+//   - the Nodes the watch changed since the last pass, and the hosts named like them;
+//   - the hosts the inventory changed, as the event log tells (added, updated, deleted,
+//     labelled, provisioned, or in a group whose labels changed), and the ones named by
+//     KickHosts;
+//   - the hosts whose Node is NotReady, for alarm 200.006, which follows their heartbeats;
+//
+// and, every Config.Resync, every host (a full pass, as Sync makes). A pass that finds nothing
+// changed costs one read of the event log.
 type Reconciler struct {
 	st      store.Store
 	cluster *kube.Cluster
+	cache   *kube.NodeCache // nil without a cluster
 	cfg     Config
 	log     *slog.Logger
 	kick    chan struct{}
@@ -95,12 +126,37 @@ type Reconciler struct {
 	mu sync.Mutex
 	// notReady is when a pass first saw a host's Node NotReady, by host id.
 	notReady map[int64]time.Time
+	// kicked are the hosts KickHosts named since the last pass.
+	kicked map[int64]struct{}
+
+	// pass is held by a pass, and guards the fields below.
+	pass sync.Mutex
+	// events is how far the passes read the event log; nil until a full pass.
+	events   *feed.Cursor
+	lastFull time.Time
+	// again are the names of the hosts and Nodes, and the groups, a failed pass leaves to the
+	// next.
+	again, againGroups map[string]struct{}
+	stats              Stats
+}
+
+// Stats counts the passes and what they did.
+type Stats struct {
+	// Passes are all passes made, FullPasses those that compared every host.
+	Passes, FullPasses int
+	// Hosts are the hosts compared with their Nodes, over all passes.
+	Hosts int
+	// Labelled are the Nodes whose labels a pass wrote.
+	Labelled int
 }
 
 // New makes a reconciler of the cluster's Nodes.
 func New(st store.Store, cluster *kube.Cluster, cfg Config) *Reconciler {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 15 * time.Second
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = DefaultResync
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -111,11 +167,23 @@ func New(st store.Store, cluster *kube.Cluster, cfg Config) *Reconciler {
 	if cfg.NewUUID == nil {
 		cfg.NewUUID = uuid.NewString
 	}
-	return &Reconciler{st: st, cluster: cluster, cfg: cfg, log: cfg.Log.With("logger", "nodes"), kick: make(chan struct{}, 1),
-		notReady: map[int64]time.Time{}}
+	if cfg.Cache.Log == nil {
+		cfg.Cache.Log = cfg.Log
+	}
+	if cfg.Cache.Now == nil {
+		cfg.Cache.Now = cfg.Now
+	}
+	r := &Reconciler{st: st, cluster: cluster, cfg: cfg, log: cfg.Log.With("logger", "nodes"), kick: make(chan struct{}, 1),
+		notReady: map[int64]time.Time{}, kicked: map[int64]struct{}{}, again: map[string]struct{}{},
+		againGroups: map[string]struct{}{}}
+	if cluster != nil {
+		r.cache = cluster.NewNodeCache(cfg.Cache)
+	}
+	return r
 }
 
-// Kick asks for a pass soon, after a change that affects Nodes' labels.
+// Kick asks for a pass soon, after a change that affects Nodes' labels. The pass finds the hosts
+// that changed in the event log.
 func (r *Reconciler) Kick() {
 	select {
 	case r.kick <- struct{}{}:
@@ -123,13 +191,42 @@ func (r *Reconciler) Kick() {
 	}
 }
 
-// Run makes passes until ctx ends.
+// KickHosts asks for a pass soon that compares the hosts with these ids with their Nodes, for a
+// change the event log does not tell.
+func (r *Reconciler) KickHosts(ids ...int64) {
+	r.mu.Lock()
+	for _, id := range ids {
+		r.kicked[id] = struct{}{}
+	}
+	r.mu.Unlock()
+	r.Kick()
+}
+
+// Cache is the reconciler's cache of the cluster's Nodes; nil without a cluster.
+func (r *Reconciler) Cache() *kube.NodeCache { return r.cache }
+
+// Stats counts the passes made so far.
+func (r *Reconciler) Stats() Stats {
+	r.pass.Lock()
+	defer r.pass.Unlock()
+	return r.stats
+}
+
+// Run makes passes until ctx ends: a full one first, once the cache has listed the Nodes, and
+// every Config.Resync; passes over what changed every Config.Interval and soon after a Kick.
+// The cache runs as long as ctx.
 func (r *Reconciler) Run(ctx context.Context) {
+	if r.cache != nil {
+		r.cache.Start(ctx)
+	}
+	r.pass.Lock()
+	r.events = nil // a new run starts with a full pass
+	r.pass.Unlock()
 	t := time.NewTicker(r.cfg.Interval)
 	defer t.Stop()
 	failing := false
 	for {
-		if err := r.Sync(ctx); err != nil && ctx.Err() == nil {
+		if err := r.step(ctx); err != nil && ctx.Err() == nil {
 			if !failing {
 				r.log.Warn("cannot reconcile the cluster's nodes; trying again", "err", err, "every", r.cfg.Interval)
 			}
@@ -145,6 +242,16 @@ func (r *Reconciler) Run(ctx context.Context) {
 		case <-r.kick:
 		}
 	}
+}
+
+// step makes the pass that is due: a full one, or one over what changed.
+func (r *Reconciler) step(ctx context.Context) error {
+	r.pass.Lock()
+	defer r.pass.Unlock()
+	if r.events == nil || r.cfg.Now().Sub(r.lastFull) >= r.cfg.Resync {
+		return r.full(ctx)
+	}
+	return r.changes(ctx)
 }
 
 // NodeConflict is the node state of a host named like a Node that is not its own.
@@ -174,10 +281,7 @@ const AdoptionSkew = time.Minute
 // Nodes joined by hand (kubeadm join outside Hummingbird) are not adopted: a cluster admin
 // vouches for one by labelling it kube.LabelHost=<host uuid>.
 func Adoptable(h store.Host, n kube.Node, jobs []store.ProvisionJob) bool {
-	if !n.State.Exists || n.State.Owner != "" || n.State.Created.IsZero() {
-		return false
-	}
-	if _, ok := n.State.Labels[RoleLabelPrefix+h.Personality]; !ok || h.Personality != apitype.PersonalityEdgeworker {
+	if !adoptionCandidate(h, n) {
 		return false
 	}
 	for _, j := range jobs {
@@ -191,46 +295,117 @@ func Adoptable(h store.Host, n kube.Node, jobs []store.ProvisionJob) bool {
 	return false
 }
 
-// Sync makes one pass.
+// adoptionCandidate is what Adoptable asks of n and h before it looks at h's jobs.
+func adoptionCandidate(h store.Host, n kube.Node) bool {
+	if !n.State.Exists || n.State.Owner != "" || n.State.Created.IsZero() {
+		return false
+	}
+	_, ok := n.State.Labels[RoleLabelPrefix+h.Personality]
+	return ok && h.Personality == apitype.PersonalityEdgeworker
+}
+
+// Sync makes one full pass: it compares every host with its Node, as the cache holds it. It
+// starts the cache if it does not run (it then runs as long as ctx), and waits until the cache
+// has listed the Nodes: before that, no host would have a Node.
 func (r *Reconciler) Sync(ctx context.Context) error {
-	var hosts []store.Host
-	var groups map[string]map[string]string
-	jobs := map[int64][]store.ProvisionJob{} // succeeded, by host
-	alarmed := map[string]bool{}             // entities with a kubelet alarm
-	if err := r.st.Read(ctx, func(tx store.Tx) error {
-		var err error
-		if hosts, err = tx.ListHosts(store.HostFilter{}); err != nil {
-			return err
-		}
-		alarms, err := tx.ListAlarms(store.AlarmFilter{})
-		if err != nil {
-			return err
-		}
-		for _, a := range alarms {
-			if a.AlarmID == AlarmKubelet {
-				alarmed[a.EntityInstance] = true
-			}
-		}
-		succeeded, err := tx.ListProvisionJobs(jobSucceeded)
-		if err != nil {
-			return err
-		}
-		for _, j := range succeeded {
-			jobs[j.HostID] = append(jobs[j.HostID], j)
-		}
-		groups, err = tx.AllGroupLabels()
-		return err
-	}); err != nil {
+	r.pass.Lock()
+	defer r.pass.Unlock()
+	return r.full(ctx)
+}
+
+// SyncChanges makes one pass over what changed since the last pass (see Reconciler); before the
+// first full pass, it makes that.
+func (r *Reconciler) SyncChanges(ctx context.Context) error {
+	r.pass.Lock()
+	defer r.pass.Unlock()
+	if r.events == nil {
+		return r.full(ctx)
+	}
+	return r.changes(ctx)
+}
+
+// synced starts the cache unless it runs, and waits until it has listed the Nodes.
+func (r *Reconciler) synced(ctx context.Context) error {
+	if r.cache == nil {
+		return errors.New("no cluster to reconcile the nodes of")
+	}
+	r.cache.Start(ctx)
+	return r.cache.WaitSynced(ctx)
+}
+
+// passData is what a pass reads of the store besides the hosts.
+type passData struct {
+	groups  map[string]map[string]string
+	alarmed map[string]bool // entities with a kubelet alarm
+	// jobs are the succeeded provisioning jobs by host; nil: not read yet. They are read for
+	// the first Node that could be adopted (adoptionCandidate).
+	jobs map[int64][]store.ProvisionJob
+}
+
+func (d *passData) read(tx store.Tx) error {
+	var err error
+	if d.groups, err = tx.AllGroupLabels(); err != nil {
 		return err
 	}
-	list, err := r.cluster.Nodes(ctx)
+	alarms, err := tx.ListAlarms(store.AlarmFilter{})
 	if err != nil {
 		return err
 	}
-	byName := make(map[string]kube.Node, len(list))
-	for _, n := range list {
-		byName[n.Name] = n
+	d.alarmed = map[string]bool{}
+	for _, a := range alarms {
+		if a.AlarmID == AlarmKubelet {
+			d.alarmed[a.EntityInstance] = true
+		}
 	}
+	return nil
+}
+
+func (d *passData) readJobs(tx store.Tx) error {
+	succeeded, err := tx.ListProvisionJobs(jobSucceeded)
+	if err != nil {
+		return err
+	}
+	d.jobs = map[int64][]store.ProvisionJob{}
+	for _, j := range succeeded {
+		d.jobs[j.HostID] = append(d.jobs[j.HostID], j)
+	}
+	return nil
+}
+
+// full makes a full pass.
+func (r *Reconciler) full(ctx context.Context) error {
+	if err := r.synced(ctx); err != nil {
+		return err
+	}
+	var hosts []store.Host
+	var d passData
+	var lastEvent int64
+	if err := r.st.Read(ctx, func(tx store.Tx) error {
+		last, err := tx.ListEvents(store.EventFilter{Limit: 1})
+		if err != nil {
+			return err
+		}
+		lastEvent = 0
+		if len(last) > 0 {
+			lastEvent = last[0].ID
+		}
+		if hosts, err = tx.ListHosts(store.HostFilter{}); err != nil {
+			return err
+		}
+		return d.read(tx)
+	}); err != nil {
+		return err
+	}
+	// Every host is taken from the store's snapshot, after which the event log is read from now
+	// on, and every Node as the cache holds it from here.
+	r.cache.Changed()
+	r.takeKicked()
+	clear(r.again)
+	clear(r.againGroups)
+	r.events = feed.NewCursor(lastEvent)
+	r.lastFull = r.cfg.Now()
+	r.stats.Passes++
+	r.stats.FullPasses++
 	r.mu.Lock()
 	if len(r.notReady) > 0 {
 		ids := make(map[int64]bool, len(hosts))
@@ -244,38 +419,183 @@ func (r *Reconciler) Sync(ctx context.Context) error {
 		}
 	}
 	r.mu.Unlock()
-	var errs []error
-	for _, h := range hosts {
-		n, ok := byName[h.Hostname]
-		if ok && Adoptable(h, n, jobs[h.ID]) {
-			if err := r.cluster.ClaimNode(ctx, n.Name, h.UUID, n.State.UID); err != nil {
-				errs = append(errs, err)
-			} else {
-				n.State.Owner = h.UUID
-				r.log.Info("adopted the node a provisioning job joined before nodes were marked", "host", h.Hostname,
-					"created", n.State.Created)
+	return r.reconcileAll(ctx, hosts, &d)
+}
+
+// changes makes a pass over what changed.
+func (r *Reconciler) changes(ctx context.Context) error {
+	if err := r.synced(ctx); err != nil {
+		return err
+	}
+	names, groups := r.again, r.againGroups
+	r.again, r.againGroups = map[string]struct{}{}, map[string]struct{}{}
+	for _, name := range r.cache.Changed() {
+		names[name] = struct{}{}
+	}
+	ids := r.takeKicked()
+	r.mu.Lock()
+	for id := range r.notReady {
+		ids[id] = struct{}{}
+	}
+	r.mu.Unlock()
+	hosts := map[int64]store.Host{}
+	var d passData
+	err := r.st.Read(ctx, func(tx store.Tx) error {
+		if err := r.readEvents(tx, names, groups); err != nil {
+			return err
+		}
+		if len(names) == 0 && len(ids) == 0 && len(groups) == 0 {
+			return nil
+		}
+		for name := range names {
+			h, err := tx.HostByHostname(name)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // a Node no host is named like, or a host deleted
+			} else if err != nil {
+				return err
+			}
+			hosts[h.ID] = h
+		}
+		for g := range groups {
+			hs, err := tx.ListHosts(store.HostFilter{Group: g})
+			if err != nil {
+				return err
+			}
+			for _, h := range hs {
+				hosts[h.ID] = h
 			}
 		}
-		if n.State.Owns(h.UUID) {
-			changed, err := r.cluster.ApplyManagedLabels(ctx, n, h.UUID, Labels(h, groups[h.Group]))
-			var notOwned *kube.NotOwnedError
+		for id := range ids {
+			if _, ok := hosts[id]; ok {
+				continue
+			}
+			h, err := tx.HostByID(id)
+			if errors.Is(err, store.ErrNotFound) {
+				r.forgetNotReady(id) // the host was deleted
+				continue
+			} else if err != nil {
+				return err
+			}
+			hosts[h.ID] = h
+		}
+		if len(hosts) == 0 {
+			return nil
+		}
+		return d.read(tx)
+	})
+	if err != nil {
+		// Whatever this pass took is left to the next.
+		maps.Copy(r.again, names)
+		maps.Copy(r.againGroups, groups)
+		r.mu.Lock()
+		maps.Copy(r.kicked, ids)
+		r.mu.Unlock()
+		return err
+	}
+	r.stats.Passes++
+	if len(hosts) == 0 {
+		return nil
+	}
+	list := slices.SortedFunc(maps.Values(hosts), func(a, b store.Host) int { return cmp.Compare(a.ID, b.ID) })
+	return r.reconcileAll(ctx, list, &d)
+}
+
+// readEvents reads the event log after the passes' cursor, and adds the hosts that the
+// inventory changed in a way that concerns their Nodes to names, and the groups whose labels
+// changed to groups.
+func (r *Reconciler) readEvents(tx store.Tx, names, groups map[string]struct{}) error {
+	const batch = 500
+	for {
+		evs, err := tx.EventsAfter(r.events.At(), nil, batch)
+		if err != nil {
+			return err
+		}
+		for _, e := range r.events.Fresh(evs) {
+			r.events.Done(e.ID)
 			switch {
-			case errors.As(err, &notOwned):
-				// Changed hands since it was listed: the next pass sees it as it is.
-			case err != nil:
-				errs = append(errs, err)
-			case changed:
-				r.log.Info("set the labels of a node", "host", h.Hostname)
+			case strings.HasPrefix(e.Action, "group.label."):
+				if g, ok := strings.CutPrefix(e.EntityID, "group="); ok {
+					groups[g] = struct{}{}
+				}
+			case e.Action == "host.add" || e.Action == "host.update" || e.Action == "host.delete" ||
+				strings.HasPrefix(e.Action, "host.label.") || e.Action == "host.provision."+jobSucceeded:
+				if name, ok := strings.CutPrefix(e.EntityID, "host="); ok {
+					names[name] = struct{}{}
+				}
 			}
 		}
-		if err := r.record(ctx, h, n, ok, alarmed[kubeletEntity(h)]); err != nil {
+		r.events.Advance(r.cfg.Now())
+		if len(evs) < batch {
+			return nil
+		}
+	}
+}
+
+func (r *Reconciler) takeKicked() map[int64]struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ids := r.kicked
+	r.kicked = map[int64]struct{}{}
+	return ids
+}
+
+// reconcileAll compares each of hosts with its Node. A host whose comparison failed is taken
+// again by the next pass.
+func (r *Reconciler) reconcileAll(ctx context.Context, hosts []store.Host, d *passData) error {
+	r.stats.Hosts += len(hosts)
+	var errs []error
+	failed := 0
+	for i, h := range hosts {
+		n, ok := r.cache.Node(h.Hostname)
+		if d.jobs == nil && ok && adoptionCandidate(h, n) {
+			if err := r.st.Read(ctx, d.readJobs); err != nil {
+				for _, h := range hosts[i:] {
+					r.again[h.Hostname] = struct{}{}
+				}
+				return err
+			}
+		}
+		if err := r.reconcile(ctx, h, n, ok, d); err != nil {
 			errs = append(errs, err)
+			failed++
+			r.again[h.Hostname] = struct{}{}
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%d of %d hosts: %w", len(errs), len(hosts), errs[0])
+		return fmt.Errorf("%d of %d hosts: %w", failed, len(hosts), errs[0])
 	}
 	return nil
+}
+
+// reconcile adopts h's Node if it may, sets its labels, and records it.
+func (r *Reconciler) reconcile(ctx context.Context, h store.Host, n kube.Node, ok bool, d *passData) error {
+	var errs []error
+	if ok && Adoptable(h, n, d.jobs[h.ID]) {
+		if err := r.cluster.ClaimNode(ctx, n.Name, h.UUID, n.State.UID); err != nil {
+			errs = append(errs, err)
+		} else {
+			n.State.Owner = h.UUID
+			r.log.Info("adopted the node a provisioning job joined before nodes were marked", "host", h.Hostname,
+				"created", n.State.Created)
+		}
+	}
+	if n.State.Owns(h.UUID) {
+		changed, err := r.cluster.ApplyManagedLabels(ctx, n, h.UUID, Labels(h, d.groups[h.Group]))
+		var notOwned *kube.NotOwnedError
+		switch {
+		case errors.As(err, &notOwned):
+			// Changed hands since it was seen: the watch tells, and the next pass sees it as it is.
+		case err != nil:
+			errs = append(errs, err)
+		case changed:
+			r.stats.Labelled++
+			r.log.Info("set the labels of a node", "host", h.Hostname)
+		}
+	}
+	if err := r.record(ctx, h, n, ok, d.alarmed[kubeletEntity(h)]); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // AlarmKubelet is the process failure alarm of a host whose kubelet is down.
