@@ -84,7 +84,7 @@ type Config struct {
 	// Heartbeats tells when a host's agent last heartbeated (the controller's heartbeat
 	// monitor); nil: never, and 200.006 is not raised.
 	Heartbeats Heartbeats
-	// Cache is how the Nodes are listed and watched; its Log and Now are these when unset.
+	// Cache is how the Nodes are listed and watched; its Log is this one when unset.
 	Cache   kube.NodeCacheOptions
 	Log     *slog.Logger
 	Now     func() time.Time
@@ -169,9 +169,6 @@ func New(st store.Store, cluster *kube.Cluster, cfg Config) *Reconciler {
 	}
 	if cfg.Cache.Log == nil {
 		cfg.Cache.Log = cfg.Log
-	}
-	if cfg.Cache.Now == nil {
-		cfg.Cache.Now = cfg.Now
 	}
 	r := &Reconciler{st: st, cluster: cluster, cfg: cfg, log: cfg.Log.With("logger", "nodes"), kick: make(chan struct{}, 1),
 		notReady: map[int64]time.Time{}, kicked: map[int64]struct{}{}, again: map[string]struct{}{},
