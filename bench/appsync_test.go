@@ -2,8 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
@@ -112,7 +110,7 @@ func measureAppSync(tb testing.TB, n, apps, passes int) appSyncResult {
 	if want := 1 + 2*apps; p.Created != want {
 		tb.Fatalf("the first pass made %d objects, want %d (the namespace, and each app's DaemonSet and Service)", p.Created, want)
 	}
-	cpu0, api0, w0 := selfCPU(tb), procCPU(tb, apiPID), time.Now()
+	cpu0, api0, w0 := cpuTime(tb), procCPU(tb, apiPID), time.Now()
 	for i := range passes {
 		p, err := r.Sync(ctx)
 		if err != nil {
@@ -123,17 +121,7 @@ func measureAppSync(tb testing.TB, n, apps, passes int) appSyncResult {
 		}
 	}
 	res.wall = time.Since(w0) / time.Duration(passes)
-	res.cpu = (selfCPU(tb) - cpu0) / time.Duration(passes)
+	res.cpu = (cpuTime(tb) - cpu0) / time.Duration(passes)
 	res.apiCPU = (procCPU(tb, apiPID) - api0) / time.Duration(passes)
 	return res
-}
-
-// selfCPU is the CPU time this process used so far.
-func selfCPU(tb testing.TB) time.Duration {
-	tb.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(fmt.Errorf("getrusage: %w", err))
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
