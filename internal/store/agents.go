@@ -135,23 +135,26 @@ func (t *sqlTx) queryAlarms(op, q string, args ...any) ([]Alarm, error) {
 }
 
 func (t *sqlTx) ListAlarms(f AlarmFilter) ([]Alarm, error) {
-	var (
-		conds []string
-		args  []any
-	)
-	if f.EntityInstance != "" {
-		args = append(args, f.EntityInstance)
-		conds = append(conds, fmt.Sprintf("entity_instance = $%d", len(args)))
-	}
-	if f.Severity != "" {
-		args = append(args, f.Severity)
-		conds = append(conds, fmt.Sprintf("severity = $%d", len(args)))
+	q, args := alarmsQuery(t.dialect, f)
+	return t.queryAlarms("list alarms", q, args...)
+}
+
+// alarmsQuery is the query of ListAlarms on dialect.
+func alarmsQuery(dialect string, f AlarmFilter) (string, []any) {
+	conds, args := eqTerms(dialect, eqFilter{"entity_instance", f.EntityInstance}, eqFilter{"severity", f.Severity})
+	if f.AfterID > 0 {
+		args = append(args, f.AfterID)
+		conds = append(conds, fmt.Sprintf("id > $%d", len(args)))
 	}
 	q := `SELECT ` + alarmColumns + ` FROM alarms`
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")
 	}
-	return t.queryAlarms("list alarms", q+" ORDER BY raised_at DESC, id DESC", args...)
+	q += " ORDER BY id"
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	return q, args
 }
 
 func (t *sqlTx) AlarmByUUID(uuid string) (Alarm, error) {

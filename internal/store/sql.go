@@ -470,26 +470,13 @@ func (t *sqlTx) AppendEvent(e *Event) error {
 	return err
 }
 
-func (t *sqlTx) ListEvents(f EventFilter) ([]Event, error) {
-	var (
-		conds []string
-		args  []any
-	)
-	add := func(col string, v any) {
-		args = append(args, v)
-		conds = append(conds, fmt.Sprintf("%s $%d", col, len(args)))
-	}
-	if f.EntityType != "" {
-		add("entity_type =", f.EntityType)
-	}
-	if f.EntityID != "" {
-		add("entity_id =", f.EntityID)
-	}
-	if f.Action != "" {
-		add("action =", f.Action)
-	}
+// eventsQuery is the query of ListEvents on dialect.
+func eventsQuery(dialect string, f EventFilter) (string, []any) {
+	conds, args := eqTerms(dialect,
+		eqFilter{"entity_id", f.EntityID}, eqFilter{"action", f.Action}, eqFilter{"entity_type", f.EntityType})
 	if f.BeforeID > 0 {
-		add("id <", f.BeforeID)
+		args = append(args, f.BeforeID)
+		conds = append(conds, fmt.Sprintf("id < $%d", len(args)))
 	}
 	q := `SELECT id, uuid, event_time, code, entity_type, entity_id, action, actor, reason FROM events`
 	if len(conds) > 0 {
@@ -499,6 +486,11 @@ func (t *sqlTx) ListEvents(f EventFilter) ([]Event, error) {
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
+	return q, args
+}
+
+func (t *sqlTx) ListEvents(f EventFilter) ([]Event, error) {
+	q, args := eventsQuery(t.dialect, f)
 	rows, err := t.tx.QueryContext(t.ctx, q, args...)
 	if err != nil {
 		return nil, t.wrap("list events", err)
@@ -515,4 +507,34 @@ func (t *sqlTx) ListEvents(f EventFilter) ([]Event, error) {
 		out = append(out, e)
 	}
 	return out, t.wrap("list events", rows.Err())
+}
+
+// eqFilter is an equality filter of a list: column col equals v, unless v
+// is empty.
+type eqFilter struct{ col, v string }
+
+// eqTerms are the terms and arguments of filters. Filters come most
+// selective first, and the first one given is the index the list is read
+// from: every filter column has an index with the id after it, in the
+// list's order. PostgreSQL chooses among them by its statistics; SQLite
+// has none (nothing runs ANALYZE) and takes any index that matches one
+// equality, such as the action's, reading 200,000 rows at 1,000,000
+// events where the entity's reads 100. On SQLite the filters after the
+// first are therefore written +col, which no index serves: they only sift
+// the rows the first one's index found.
+func eqTerms(dialect string, filters ...eqFilter) (conds []string, args []any) {
+	indexed := false
+	for _, f := range filters {
+		if f.v == "" {
+			continue
+		}
+		col := f.col
+		if indexed && dialect == "sqlite" {
+			col = "+" + col
+		}
+		indexed = true
+		args = append(args, f.v)
+		conds = append(conds, fmt.Sprintf("%s = $%d", col, len(args)))
+	}
+	return conds, args
 }

@@ -501,10 +501,14 @@ type Alarm struct {
 	UpdatedAt            time.Time
 }
 
-// AlarmFilter selects alarms; zero fields do not filter.
+// AlarmFilter selects alarms; zero fields do not filter. Alarms come back
+// by ascending id, the order they were raised in, after AfterID, at most
+// Limit of them (0: no limit, every alarm that matches).
 type AlarmFilter struct {
 	EntityInstance string
 	Severity       string
+	AfterID        int64
+	Limit          int
 }
 
 // Event is the stored row of an event-log entry.
