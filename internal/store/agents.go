@@ -197,10 +197,13 @@ func (t *sqlTx) EventsAfter(afterID int64, actions []string, limit int) ([]Event
 	return out, t.wrap("events after", rows.Err())
 }
 
-// Cursors live in the counters table under a "cursor:" prefix.
+// Cursors live in the counters table under cursorPrefix: every row there
+// is a reader's, and the prune keeps what the lowest one has not read.
+const cursorPrefix = "cursor:"
+
 func (t *sqlTx) Cursor(name string) (int64, bool, error) {
 	var v int64
-	err := t.tx.QueryRowContext(t.ctx, `SELECT value FROM counters WHERE name = $1`, "cursor:"+name).Scan(&v)
+	err := t.tx.QueryRowContext(t.ctx, `SELECT value FROM counters WHERE name = $1`, cursorPrefix+name).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
@@ -209,6 +212,61 @@ func (t *sqlTx) Cursor(name string) (int64, bool, error) {
 
 func (t *sqlTx) SetCursor(name string, v int64) error {
 	_, err := t.exec("set cursor", `INSERT INTO counters (name, value) VALUES ($1, $2)
-		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, "cursor:"+name, v)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, cursorPrefix+name, v)
 	return err
+}
+
+func (t *sqlTx) MinCursor() (string, int64, bool, error) {
+	var (
+		name string
+		v    int64
+	)
+	// substr, not LIKE: exact on both databases, whatever the collation;
+	// the table has a row per counter and per reader.
+	err := t.tx.QueryRowContext(t.ctx, `SELECT name, value FROM counters
+		WHERE substr(name, 1, $1) = $2 ORDER BY value, name LIMIT 1`, len(cursorPrefix), cursorPrefix).Scan(&name, &v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", 0, false, nil
+	}
+	if err != nil {
+		return "", 0, false, t.wrap("lowest cursor", err)
+	}
+	return strings.TrimPrefix(name, cursorPrefix), v, true, nil
+}
+
+func (t *sqlTx) EventIDs() (int64, int64, error) {
+	var lo, hi sql.NullInt64
+	// Two subqueries: SQLite reads MIN and MAX from the index only when a
+	// query has one of them.
+	err := t.tx.QueryRowContext(t.ctx, `SELECT (SELECT MIN(id) FROM events), (SELECT MAX(id) FROM events)`).Scan(&lo, &hi)
+	return lo.Int64, hi.Int64, t.wrap("event ids", err)
+}
+
+func (t *sqlTx) FirstEventSince(at time.Time) (int64, bool, error) {
+	var id int64
+	err := t.tx.QueryRowContext(t.ctx, `SELECT id FROM events WHERE event_time >= $1 ORDER BY id LIMIT 1`, utc(at)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return id, err == nil, t.wrap("first event since", err)
+}
+
+func (t *sqlTx) PruneEvents(beforeID int64, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, fmt.Errorf("prune events: limit %d: give a positive batch size", limit)
+	}
+	_, at, ok, err := t.MinCursor()
+	if err != nil {
+		return 0, err
+	}
+	if ok && at+1 < beforeID {
+		beforeID = at + 1
+	}
+	r, err := t.exec("prune events", fmt.Sprintf(`DELETE FROM events WHERE id IN
+		(SELECT id FROM events WHERE id < $1 ORDER BY id LIMIT %d)`, limit), beforeID)
+	if err != nil {
+		return 0, err
+	}
+	n, err := r.RowsAffected()
+	return int(n), t.wrap("prune events", err)
 }

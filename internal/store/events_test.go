@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -98,6 +99,194 @@ func TestAlarmPages(t *testing.T) {
 						t.Errorf("%+v paged by %d (-every +pages):\n%s", f, limit, diff)
 					}
 				}
+			}
+		})
+	}
+}
+
+// appendEvents stores n events, the i-th (from 0) at start plus i minutes,
+// and returns their ids.
+func appendEvents(t *testing.T, s store.Store, n int, start time.Time) []int64 {
+	t.Helper()
+	var ids []int64
+	if err := s.Write(context.Background(), func(tx store.Tx) error {
+		ids = ids[:0]
+		for i := range n {
+			e := store.Event{UUID: fmt.Sprintf("ev-%d-%d", start.Unix(), i), Time: start.Add(time.Duration(i) * time.Minute),
+				Code: "200.022", EntityType: "host", EntityID: "host=edge-01", Action: "host.state", Actor: "mtce", Reason: "r"}
+			if err := tx.AppendEvent(&e); err != nil {
+				return err
+			}
+			ids = append(ids, e.ID)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// eventIDs lists every stored event id, oldest first.
+func eventIDs(t *testing.T, s store.Store) []int64 {
+	t.Helper()
+	var evs []store.Event
+	if err := s.Read(context.Background(), func(tx store.Tx) (err error) {
+		evs, err = tx.EventsAfter(0, nil, 1_000_000)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out := []int64{}
+	for _, e := range evs {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+// TestPruneEvents: the prune deletes the oldest events in batches, below
+// the id it is given and never after the lowest cursor; FirstEventSince
+// and EventIDs find the bounds a retention policy prunes to.
+func TestPruneEvents(t *testing.T) {
+	t.Parallel()
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s := storetest.Open(t, b.DSN(t))
+			var lo, hi int64
+			if err := s.Read(ctx, func(tx store.Tx) (err error) { lo, hi, err = tx.EventIDs(); return err }); err != nil || lo != 0 || hi != 0 {
+				t.Fatalf("EventIDs of an empty log: %d, %d, %v; want 0, 0", lo, hi, err)
+			}
+			// Times with and without fractions of a second, which SQLite
+			// stores as text: the comparison must still be by time.
+			start := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+			ids := appendEvents(t, s, 10, start)
+			if err := s.Write(ctx, func(tx store.Tx) error {
+				e := store.Event{UUID: "frac", Time: start.Add(10*time.Minute + 500*time.Millisecond), Code: "200.022",
+					EntityType: "host", EntityID: "host=edge-01", Action: "host.state", Actor: "mtce", Reason: "r"}
+				err := tx.AppendEvent(&e)
+				ids = append(ids, e.ID)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			read := func(fn func(tx store.Tx) error) {
+				t.Helper()
+				if err := s.Read(ctx, fn); err != nil {
+					t.Fatal(err)
+				}
+			}
+			read(func(tx store.Tx) (err error) { lo, hi, err = tx.EventIDs(); return err })
+			if lo != ids[0] || hi != ids[10] {
+				t.Errorf("EventIDs: %d, %d; want %d, %d", lo, hi, ids[0], ids[10])
+			}
+			for _, c := range []struct {
+				at     time.Time
+				want   int64
+				wantOK bool
+			}{
+				{start.Add(-time.Hour), ids[0], true},
+				{start, ids[0], true},
+				{start.Add(time.Nanosecond * 1000), ids[1], true},
+				{start.Add(3*time.Minute + time.Second), ids[4], true},
+				{start.Add(10 * time.Minute), ids[10], true},
+				{start.Add(10*time.Minute + 499*time.Millisecond), ids[10], true},
+				{start.Add(10*time.Minute + 500*time.Millisecond), ids[10], true},
+				{start.Add(10*time.Minute + 501*time.Millisecond), 0, false},
+			} {
+				var (
+					id int64
+					ok bool
+				)
+				read(func(tx store.Tx) (err error) { id, ok, err = tx.FirstEventSince(c.at); return err })
+				if id != c.want || ok != c.wantOK {
+					t.Errorf("FirstEventSince(%v): %d, %v; want %d, %v", c.at, id, ok, c.want, c.wantOK)
+				}
+			}
+
+			prune := func(before int64, limit int) int {
+				t.Helper()
+				var n int
+				if err := s.Write(ctx, func(tx store.Tx) (err error) { n, err = tx.PruneEvents(before, limit); return err }); err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+			// Batches of 2 up to id 6: 2, 2, 1, then nothing.
+			for _, want := range []int{2, 2, 1, 0} {
+				if n := prune(ids[5], 2); n != want {
+					t.Fatalf("prune below %d by 2: %d, want %d", ids[5], n, want)
+				}
+			}
+			if diff := cmp.Diff(ids[5:], eventIDs(t, s)); diff != "" {
+				t.Errorf("after pruning below %d (-want +got):\n%s", ids[5], diff)
+			}
+
+			// A reader at ids[6] keeps what comes after it, another
+			// reader further on does not lower that.
+			if err := s.Write(ctx, func(tx store.Tx) error {
+				if err := tx.SetCursor("alarm-webhook", ids[6]); err != nil {
+					return err
+				}
+				return tx.SetCursor("z-reader", ids[9])
+			}); err != nil {
+				t.Fatal(err)
+			}
+			var (
+				name string
+				at   int64
+				ok   bool
+			)
+			read(func(tx store.Tx) (err error) { name, at, ok, err = tx.MinCursor(); return err })
+			if name != "alarm-webhook" || at != ids[6] || !ok {
+				t.Errorf("MinCursor: %q %d %v, want alarm-webhook %d true", name, at, ok, ids[6])
+			}
+			if n := prune(hi+1, 100); n != 2 {
+				t.Errorf("prune everything with a reader at %d: %d deleted, want 2", ids[6], n)
+			}
+			if diff := cmp.Diff(ids[7:], eventIDs(t, s)); diff != "" {
+				t.Errorf("after pruning with a reader at %d (-want +got):\n%s", ids[6], diff)
+			}
+			// The first reader moves on: the prune follows the lowest,
+			// up to its id.
+			if err := s.Write(ctx, func(tx store.Tx) error { return tx.SetCursor("alarm-webhook", hi) }); err != nil {
+				t.Fatal(err)
+			}
+			if n := prune(hi+1, 100); n != 3 {
+				t.Errorf("prune everything with the readers at %d and %d: %d deleted, want 3", ids[9], hi, n)
+			}
+			if diff := cmp.Diff(ids[10:], eventIDs(t, s)); diff != "" {
+				t.Errorf("after the reader moved on (-want +got):\n%s", diff)
+			}
+			if err := s.Write(ctx, func(tx store.Tx) (err error) { _, err = tx.PruneEvents(hi, 0); return err }); err == nil {
+				t.Error("PruneEvents with limit 0 succeeded; want an error")
+			}
+		})
+	}
+}
+
+// TestMinCursorNone: with no reader, the prune is bound only by its
+// caller.
+func TestMinCursorNone(t *testing.T) {
+	t.Parallel()
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s := storetest.Open(t, b.DSN(t))
+			ids := appendEvents(t, s, 3, t0)
+			err := s.Write(ctx, func(tx store.Tx) error {
+				if _, _, ok, err := tx.MinCursor(); err != nil || ok {
+					return fmt.Errorf("MinCursor of a new database: ok %v, %v; want none", ok, err)
+				}
+				n, err := tx.PruneEvents(ids[2]+1, 10)
+				if err == nil && n != 3 {
+					err = fmt.Errorf("pruned %d, want 3", n)
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
 			}
 		})
 	}

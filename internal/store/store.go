@@ -165,6 +165,19 @@ type Tx interface {
 	// EventsAfter lists events with one of actions after id afterID,
 	// oldest first, at most limit.
 	EventsAfter(afterID int64, actions []string, limit int) ([]Event, error)
+	// EventIDs are the oldest and the newest event id stored (0 and 0
+	// when the log is empty).
+	EventIDs() (oldest, newest int64, err error)
+	// FirstEventSince is the id of the first event, by id, whose time is
+	// at or after t; ok is false when every event is older. It reads the
+	// events before that one: as many as are older than t.
+	FirstEventSince(t time.Time) (id int64, ok bool, err error)
+	// PruneEvents deletes the oldest events, at most limit of them, all
+	// below id beforeID, and returns how many it deleted. The log stays
+	// whole from its oldest event on: no event is deleted while an older
+	// one is kept. It never deletes an event after a cursor (see Cursor),
+	// however old: what a reader that keeps one has not read stays.
+	PruneEvents(beforeID int64, limit int) (n int, err error)
 
 	// InsertProvisionJob stores a new job; the caller sets its ID (from
 	// NextID("provision_jobs")), UUID and times. A host has at most one job
@@ -225,9 +238,17 @@ type Tx interface {
 	// number is at most doneSeq; ended says whether one ended.
 	EndAppSwitchover(appID, doneSeq int64) (ended bool, err error)
 
-	// Cursor reads a named position (0 when never set); SetCursor stores it.
+	// Cursor reads a named position in the event log (0 and false when
+	// never set); SetCursor stores it. A cursor is the id up to which its
+	// reader is done with the log: PruneEvents keeps every event after
+	// the lowest cursor. A reader's cursor starts at the newest event (or
+	// at its stored value) and never moves back, so that a prune that read
+	// the cursors just before cannot delete an event a reader still needs.
 	Cursor(name string) (int64, bool, error)
 	SetCursor(name string, v int64) error
+	// MinCursor is the lowest cursor and its name; ok is false when no
+	// reader keeps one.
+	MinCursor() (name string, at int64, ok bool, err error)
 }
 
 // Host is the stored row of a host, with its labels.
