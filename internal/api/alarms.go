@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"hummingbird.io/hummingbird/internal/apitype"
@@ -27,15 +28,30 @@ func alarmOut(a store.Alarm) apitype.Alarm {
 
 func (s *Server) listAlarms(r *http.Request, _ auth.Principal) (any, error) {
 	q := r.URL.Query()
-	f := store.AlarmFilter{EntityInstance: q.Get("entity_instance_id"), Severity: q.Get("severity")}
+	limit, err := queryLimit(r, defaultPage, maxPage)
+	if err != nil {
+		return nil, err
+	}
+	f := store.AlarmFilter{EntityInstance: q.Get("entity_instance_id"), Severity: q.Get("severity"), Limit: limit + 1}
 	if sv := f.Severity; sv != "" && !slices.Contains(severities, sv) {
 		return nil, problem.Invalidf("severity", "severity %q is not one of: %s", sv, strings.Join(severities, ", "))
+	}
+	if m := q.Get("marker"); m != "" {
+		id, err := strconv.ParseInt(m, 10, 64)
+		if err != nil || id < 1 {
+			return nil, problem.Invalidf("marker", "marker %q is not one this API returned; use the next value of the previous page", m)
+		}
+		f.AfterID = id
 	}
 	alarms, err := s.d.Inventory.Alarms(r.Context(), f)
 	if err != nil {
 		return nil, err
 	}
-	out := apitype.AlarmList{Alarms: make([]apitype.Alarm, 0, len(alarms))}
+	out := apitype.AlarmList{Alarms: make([]apitype.Alarm, 0, min(len(alarms), limit))}
+	if len(alarms) > limit {
+		alarms = alarms[:limit]
+		out.Next = strconv.FormatInt(alarms[limit-1].ID, 10)
+	}
 	for _, a := range alarms {
 		out.Alarms = append(out.Alarms, alarmOut(a))
 	}

@@ -157,7 +157,7 @@ func New(d Deps) *Server {
 	s.handle("POST", "/v1/hosts/{host}/labels", apitype.RoleOperator, http.StatusOK, s.assignLabels)
 	s.handle("DELETE", "/v1/hosts/{host}/labels", apitype.RoleOperator, http.StatusOK, s.removeLabels, "key*")
 	s.handle("GET", "/v1/hosts/{host}/inventory", apitype.RoleReader, http.StatusOK, s.getHostInventory)
-	s.handle("GET", "/v1/alarms", apitype.RoleReader, http.StatusOK, s.listAlarms, "entity_instance_id", "severity")
+	s.handle("GET", "/v1/alarms", apitype.RoleReader, http.StatusOK, s.listAlarms, "entity_instance_id", "severity", "limit", "marker")
 	s.handle("GET", "/v1/alarms/{alarm}", apitype.RoleReader, http.StatusOK, s.getAlarm)
 	s.handle("GET", "/v1/events", apitype.RoleReader, http.StatusOK, s.listEvents,
 		"entity_type", "entity_id", "action", "limit", "marker")

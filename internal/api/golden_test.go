@@ -26,7 +26,9 @@ import (
 
 	"hummingbird.io/hummingbird/internal/api"
 	"hummingbird.io/hummingbird/internal/auth"
+	"hummingbird.io/hummingbird/internal/fm"
 	"hummingbird.io/hummingbird/internal/inventory"
+	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/store/storetest"
 )
 
@@ -319,6 +321,41 @@ func TestGoldenErrors(t *testing.T) {
 	} {
 		g.do(t, c.name, c.method, c.path, c.token, c.body)
 	}
+}
+
+// TestGoldenAlarms: alarm-list pages in the order alarms were raised, and
+// says what to fix in a bad limit or marker.
+func TestGoldenAlarms(t *testing.T) {
+	t.Parallel()
+	g := goldenNewServer(t)
+	reader := g.goldenToken(t, "reader")
+	ids := &goldenUUIDs{n: 100}
+	const repair = "Check the node's power and its network path to the controller, and that hb-agent runs on it (systemctl status hb-agent)."
+	for _, a := range []struct{ host, severity, state string }{
+		{"edge-01", fm.Major, "degraded"}, {"edge-02", fm.Critical, "failed"}, {"edge-03", fm.Major, "degraded"},
+	} {
+		g.clock.tick()
+		err := g.st.Write(context.Background(), func(tx store.Tx) error {
+			return fm.Raise(tx, store.Alarm{
+				UUID: ids.next(), AlarmID: fm.AlarmHeartbeatLoss, EntityType: "host", EntityInstance: "host=" + a.host,
+				Severity: a.severity, Reason: a.host + ": management heartbeat loss (" + a.state + ")",
+				AlarmType: "communication", ProbableCause: "loss of signal", ProposedRepairAction: repair,
+				ServiceAffecting: a.severity == fm.Critical,
+			}, ids.next(), g.clock.Now())
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	page1 := g.do(t, "alarm_list_page1", "GET", "/v1/alarms?limit=2", reader, "")
+	var alarms apitype.AlarmList
+	if err := json.Unmarshal(page1, &alarms); err != nil || alarms.Next == "" {
+		t.Fatalf("alarm_list_page1 answer has no next page: %v: %s", err, page1)
+	}
+	g.do(t, "alarm_list_page2", "GET", "/v1/alarms?limit=2&marker="+alarms.Next, reader, "")
+	g.do(t, "alarm_list_filtered", "GET", "/v1/alarms?severity=major&limit=1&marker=1", reader, "")
+	g.do(t, "error_bad_alarm_limit", "GET", "/v1/alarms?limit=0", reader, "")
+	g.do(t, "error_bad_alarm_marker", "GET", "/v1/alarms?marker=edge-01", reader, "")
 }
 
 func TestGoldenFaults(t *testing.T) {

@@ -1014,6 +1014,12 @@ current-context: c
 			RaisedAt: now, UpdatedAt: now}); err != nil {
 			return err
 		}
+		if _, err := tx.RaiseAlarm(&store.Alarm{UUID: "0d9a1b52-1111-4c3e-9a55-000000000002", AlarmID: "200.006",
+			EntityType: "host", EntityInstance: "host=edge-fm.process=kubelet", Severity: "major",
+			Reason: "edge-fm: the kubelet is not ready", AlarmType: "operational", ProbableCause: "application subsystem failure",
+			ProposedRepairAction: "Check the kubelet.", RaisedAt: now, UpdatedAt: now}); err != nil {
+			return err
+		}
 		inv, err := json.Marshal(wire.Inventory{CollectedAt: now, Kernel: "6.1.0",
 			CPUs: []wire.CPU{{Socket: 0, Model: "Atom", Cores: 4, Threads: 4}}, Memory: wire.Memory{TotalBytes: 8 << 30},
 			OS: wire.OS{ID: "debian", VersionID: "12", PrettyName: "Debian GNU/Linux 12 (bookworm)"}})
@@ -1028,6 +1034,10 @@ current-context: c
 	run(
 		specCase{name: "alarm list", method: "GET", path: "/v1/alarms?entity_instance_id=host%3Dedge-fm&severity=major", token: admin, want: 200},
 		specCase{name: "alarm list bad severity", method: "GET", path: "/v1/alarms?severity=urgent", token: admin, want: 400, offSpec: true},
+		specCase{name: "alarm list first page", method: "GET", path: "/v1/alarms?limit=1", token: admin, want: 200},
+		specCase{name: "alarm list last page", method: "GET", path: "/v1/alarms?severity=major&limit=1&marker=1", token: admin, want: 200},
+		specCase{name: "alarm list bad limit", method: "GET", path: "/v1/alarms?limit=1001", token: admin, want: 400, offSpec: true},
+		specCase{name: "alarm list bad marker", method: "GET", path: "/v1/alarms?marker=first", token: admin, want: 400, offSpec: true},
 		specCase{name: "alarm list without token", method: "GET", path: "/v1/alarms", want: 401, offSpec: true},
 		specCase{name: "alarm show", method: "GET", path: "/v1/alarms/" + alarmUUID, token: admin, want: 200},
 		specCase{name: "alarm show unknown", method: "GET", path: "/v1/alarms/nope", token: admin, want: 404},

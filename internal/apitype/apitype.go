@@ -297,9 +297,12 @@ type Alarm struct {
 	UpdatedAt            time.Time `json:"updated_at"` // when its severity or reason last changed
 }
 
-// AlarmList is the body of GET /v1/alarms, newest first.
+// AlarmList is the body of GET /v1/alarms: a page of the active alarms,
+// in the order they were raised (oldest first).
 type AlarmList struct {
 	Alarms []Alarm `json:"alarms"`
+	// Next is the marker of the next page; empty on the last.
+	Next string `json:"next,omitempty"`
 }
 
 // HostInventory is the body of GET /v1/hosts/{host}/inventory: what the
