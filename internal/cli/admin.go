@@ -113,17 +113,22 @@ func (a *app) eventList() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "event-list [flags]",
 		Short: "Show the event log, newest first",
+		Long: `Show a page of the event log, newest first: the last 100 events, or
+--limit of them. The marker of the next, older page goes to standard
+error; --marker shows that page.`,
 		Example: `  hbctl event-list
-  hbctl event-list --host edge-01 --limit 20`,
+  hbctl event-list --host edge-01 --limit 20
+  hbctl event-list --limit 1000 --marker 4711`,
 		Args: a.args(),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
 			if host != "" {
 				f.EntityType, f.EntityID = "host", "host="+host
 			}
-			evs, err := c.ListEvents(ctx, f)
+			page, err := c.EventPage(ctx, f)
 			if err != nil {
 				return err
 			}
+			evs := page.Events
 			if evs == nil {
 				evs = []apitype.Event{}
 			}
@@ -134,7 +139,11 @@ func (a *app) eventList() *cobra.Command {
 					{"entity", e.EntityID}, {"action", e.Action}, {"actor", e.Actor}, {"reason", e.Reason},
 				})
 			}
-			return a.show(v)
+			if err := a.show(v); err != nil {
+				return err
+			}
+			a.nextPage("events", page.Next)
+			return nil
 		}),
 	}
 	fl := cmd.Flags()
@@ -142,7 +151,8 @@ func (a *app) eventList() *cobra.Command {
 	fl.StringVar(&f.EntityType, "entity-type", "", "only events of this entity type (host, token)")
 	fl.StringVar(&f.EntityID, "entity", "", "only events of this entity, like host=edge-01")
 	fl.StringVar(&f.Action, "action", "", "only events of this action, like host.add")
-	fl.IntVar(&f.Limit, "limit", 0, "at most this many events (default 100)")
+	fl.IntVar(&f.Limit, "limit", 0, "at most this many events, 1 to 1000 (default 100)")
+	fl.StringVar(&f.Marker, "marker", "", "show the page after this marker, which the previous page printed")
 	return cmd
 }
 

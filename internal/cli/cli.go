@@ -181,6 +181,14 @@ func (a *app) withClient(fn func(ctx context.Context, c *client.Client, args []s
 
 func (a *app) show(v view) error { return print(a.io.Out, a.g.format, a.g.columns, v) }
 
+// nextPage tells on standard error how to show the page after the one
+// shown, when one follows: next is its marker.
+func (a *app) nextPage(what, next string) {
+	if next != "" {
+		fmt.Fprintf(a.io.Err, "More %s follow: add --marker %s for the next page.\n", what, escapeText(next))
+	}
+}
+
 // confirm asks a yes/no question; without a terminal it refuses.
 func (a *app) confirm(question string) (bool, error) {
 	if !a.io.Interactive {

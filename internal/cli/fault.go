@@ -27,19 +27,47 @@ func alarmFields(a apitype.Alarm) []field {
 var alarmListColumns = []string{"uuid", "alarm_id", "reason_text", "entity_instance_id", "severity", "timestamp"}
 
 func (a *app) faultCommands() []*cobra.Command {
-	var entity, severity, host string
+	var (
+		f        client.AlarmFilter
+		host     string
+		pageSize int
+	)
 	list := &cobra.Command{
-		Use:     "alarm-list",
-		Short:   "List the active alarms, newest first",
-		Example: "  hbctl alarm-list\n  hbctl alarm-list --host edge-01 --severity critical",
-		Args:    a.args(),
+		Use:   "alarm-list",
+		Short: "List the active alarms, in the order they were raised",
+		Long: `List the active alarms, in the order they were raised (oldest first).
+
+Every alarm is listed, fetched page by page. --limit shows one page of at
+most that many alarms instead, --marker the page after a marker, and the
+marker of the page after that goes to standard error.`,
+		Example: `  hbctl alarm-list
+  hbctl alarm-list --host edge-01 --severity critical
+  hbctl alarm-list --limit 100 --marker 4711`,
+		Args: a.args(),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, _ []string) error {
-			if host != "" {
-				entity = "host=" + host
+			if f.Limit < 0 || pageSize < 0 {
+				return &usageError{fmt.Errorf("--limit %d, --page-size %d: give a number of alarms from 1 to 1000", f.Limit, pageSize)}
 			}
-			alarms, err := c.ListAlarms(ctx, entity, severity)
-			if err != nil {
-				return err
+			if host != "" {
+				f.Entity = "host=" + host
+			}
+			var (
+				alarms []apitype.Alarm
+				next   string
+			)
+			if f.Limit > 0 || f.Marker != "" {
+				page, err := c.AlarmPage(ctx, f)
+				if err != nil {
+					return err
+				}
+				alarms, next = page.Alarms, page.Next
+			} else {
+				all := f
+				all.Limit = pageSize
+				var err error
+				if alarms, err = c.ListAlarmsFiltered(ctx, all); err != nil {
+					return err
+				}
 			}
 			if alarms == nil {
 				alarms = []apitype.Alarm{}
@@ -48,12 +76,20 @@ func (a *app) faultCommands() []*cobra.Command {
 			for _, al := range alarms {
 				v.rows = append(v.rows, alarmFields(al))
 			}
-			return a.show(v)
+			if err := a.show(v); err != nil {
+				return err
+			}
+			a.nextPage("alarms", next)
+			return nil
 		}),
 	}
-	list.Flags().StringVar(&host, "host", "", "only alarms of this host")
-	list.Flags().StringVar(&entity, "entity", "", "only alarms of this entity, like host=edge-01")
-	list.Flags().StringVar(&severity, "severity", "", "only alarms of this severity: warning, minor, major, critical")
+	fl := list.Flags()
+	fl.StringVar(&host, "host", "", "only alarms of this host")
+	fl.StringVar(&f.Entity, "entity", "", "only alarms of this entity, like host=edge-01")
+	fl.StringVar(&f.Severity, "severity", "", "only alarms of this severity: warning, minor, major, critical")
+	fl.IntVar(&f.Limit, "limit", 0, "show one page of at most this many alarms, 1 to 1000 (default 0: every alarm)")
+	fl.StringVar(&f.Marker, "marker", "", "show the page after this marker, which the previous page printed")
+	fl.IntVar(&pageSize, "page-size", 0, "alarms fetched per request when listing every alarm (default: the controller's)")
 	show := &cobra.Command{
 		Use:   "alarm-show UUID",
 		Short: "Show an active alarm",

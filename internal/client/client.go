@@ -289,18 +289,57 @@ func (c *Client) DeletePool(ctx context.Context, name string) error {
 	return c.do(ctx, "DELETE", "/v1/addrpools/"+url.PathEscape(name), nil, nil, nil)
 }
 
-// ListAlarms lists the active alarms; entity ("host=edge-01") and severity
-// filter when set.
-func (c *Client) ListAlarms(ctx context.Context, entity, severity string) ([]apitype.Alarm, error) {
+// AlarmFilter selects alarms in AlarmPage and ListAlarmsFiltered.
+type AlarmFilter struct {
+	Entity   string // like host=edge-01; "" for any
+	Severity string // "" for any
+	// Limit is the number of alarms a page holds (0: the server's
+	// default); Marker continues after the page whose Next it is.
+	Limit  int
+	Marker string
+}
+
+func (f AlarmFilter) query() url.Values {
 	q := url.Values{}
-	if entity != "" {
-		q.Set("entity_instance_id", entity)
+	for k, v := range map[string]string{"entity_instance_id": f.Entity, "severity": f.Severity, "marker": f.Marker} {
+		if v != "" {
+			q.Set(k, v)
+		}
 	}
-	if severity != "" {
-		q.Set("severity", severity)
+	if f.Limit > 0 {
+		q.Set("limit", fmt.Sprint(f.Limit))
 	}
+	return q
+}
+
+// AlarmPage returns one page of the active alarms, in the order they were
+// raised; its Next is the Marker of the next page ("" on the last).
+func (c *Client) AlarmPage(ctx context.Context, f AlarmFilter) (apitype.AlarmList, error) {
 	var out apitype.AlarmList
-	return out.Alarms, c.do(ctx, "GET", "/v1/alarms", q, nil, &out)
+	return out, c.do(ctx, "GET", "/v1/alarms", f.query(), nil, &out)
+}
+
+// ListAlarmsFiltered returns every active alarm f selects, following
+// pages of f.Limit alarms from f.Marker.
+func (c *Client) ListAlarmsFiltered(ctx context.Context, f AlarmFilter) ([]apitype.Alarm, error) {
+	var all []apitype.Alarm
+	for {
+		page, err := c.AlarmPage(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page.Alarms...)
+		if page.Next == "" {
+			return all, nil
+		}
+		f.Marker = page.Next
+	}
+}
+
+// ListAlarms lists every active alarm, following pages; entity
+// ("host=edge-01") and severity filter when set.
+func (c *Client) ListAlarms(ctx context.Context, entity, severity string) ([]apitype.Alarm, error) {
+	return c.ListAlarmsFiltered(ctx, AlarmFilter{Entity: entity, Severity: severity})
 }
 
 // GetAlarm returns an active alarm by uuid.
@@ -333,15 +372,18 @@ func (c *Client) DeleteToken(ctx context.Context, id string) error {
 }
 
 // EventFilter selects events; Limit 0 means the server's default page.
+// Marker continues with the events older than the page whose Next it is.
 type EventFilter struct {
 	EntityType, EntityID, Action string
 	Limit                        int
+	Marker                       string
 }
 
-// ListEvents returns one page of events, newest first.
-func (c *Client) ListEvents(ctx context.Context, f EventFilter) ([]apitype.Event, error) {
+// EventPage returns one page of events, newest first; its Next is the
+// Marker of the next page ("" on the last).
+func (c *Client) EventPage(ctx context.Context, f EventFilter) (apitype.EventList, error) {
 	q := url.Values{}
-	for k, v := range map[string]string{"entity_type": f.EntityType, "entity_id": f.EntityID, "action": f.Action} {
+	for k, v := range map[string]string{"entity_type": f.EntityType, "entity_id": f.EntityID, "action": f.Action, "marker": f.Marker} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -350,7 +392,13 @@ func (c *Client) ListEvents(ctx context.Context, f EventFilter) ([]apitype.Event
 		q.Set("limit", fmt.Sprint(f.Limit))
 	}
 	var out apitype.EventList
-	return out.Events, c.do(ctx, "GET", "/v1/events", q, nil, &out)
+	return out, c.do(ctx, "GET", "/v1/events", q, nil, &out)
+}
+
+// ListEvents returns one page of events, newest first.
+func (c *Client) ListEvents(ctx context.Context, f EventFilter) ([]apitype.Event, error) {
+	page, err := c.EventPage(ctx, f)
+	return page.Events, err
 }
 
 // Cluster returns the Kubernetes cluster the controller manages.
