@@ -73,6 +73,8 @@ func (s *settings) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.cfg.Name, "name", "", "this controller's name among those sharing the database (default: the machine's hostname)")
 	fs.DurationVar(&s.cfg.LeaderLease, "leader-lease", d.LeaderLease, "how long the leader's lease lasts unrenewed: controllers sharing a PostgreSQL database take the leader's duties over about this long after it is lost")
 	fs.StringVar(&s.cfg.AlarmWebhook, "alarm-webhook", "", "URL that receives every alarm raise and clear as JSON, retried until delivered")
+	fs.Int64Var(&s.cfg.EventRetention.Count, "event-retention-count", d.EventRetention.Count, "the most events the event log keeps, the newest (0: any number)")
+	fs.DurationVar(&s.cfg.EventRetention.Age, "event-retention-age", d.EventRetention.Age, "how long the event log keeps an event, like 2160h for 90 days (0: any age)")
 	fs.StringVar(&s.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&s.logFormat, "log-format", "text", "text or json")
 }

@@ -26,6 +26,7 @@ import (
 	"hummingbird.io/hummingbird/internal/api"
 	"hummingbird.io/hummingbird/internal/appstate"
 	"hummingbird.io/hummingbird/internal/auth"
+	"hummingbird.io/hummingbird/internal/eventlog"
 	"hummingbird.io/hummingbird/internal/feed"
 	"hummingbird.io/hummingbird/internal/fm"
 	"hummingbird.io/hummingbird/internal/hostlock"
@@ -74,6 +75,8 @@ type Config struct {
 	Heartbeat mtce.Config
 	// AlarmWebhook, when set, receives every alarm raise and clear.
 	AlarmWebhook string
+	// EventRetention is how much of the event log the leader keeps.
+	EventRetention eventlog.Policy
 	// Kubeconfig names the Kubernetes cluster the controller manages.
 	Kubeconfig string
 	// Provision is how hosts are provisioned; its WorkDir, KnownHosts,
@@ -116,6 +119,7 @@ func Defaults() Config {
 		AppSyncInterval:   15 * time.Second,
 		AgentRenewBefore:  pki.AgentCertValidity / 3,
 		LeaderLease:       leader.DefaultTTL,
+		EventRetention:    eventlog.DefaultPolicy,
 	}
 }
 
@@ -200,6 +204,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Controller, error)
 		if err := fm.CheckURL(cfg.AlarmWebhook); err != nil {
 			return nil, err
 		}
+	}
+	if err := cfg.EventRetention.Check(); err != nil {
+		return nil, err
 	}
 	if err := cfg.Provision.Check(); err != nil {
 		return nil, err
@@ -482,11 +489,12 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 // partList is every background part of the controller, in one list. The
 // duties that must run once however many controllers share the database
 // run on the leader alone: the heartbeat monitor's deadlines, the Node and
-// app reconcilers, the alarm webhook and DHCP. The event feed, which kicks
-// the parts that react to changes, the apps' view, which answers
-// heartbeats, and the notes of the hosts heard from, which the leader's
-// monitor counts, run on every controller, and so do the provisioning and
-// lock jobs' runners, which run the jobs this controller's API started.
+// app reconcilers, the alarm webhook, DHCP and the event log's retention.
+// The event feed, which kicks the parts that react to changes, the apps'
+// view, which answers heartbeats, and the notes of the hosts heard from,
+// which the leader's monitor counts, run on every controller, and so do
+// the provisioning and lock jobs' runners, which run the jobs this
+// controller's API started.
 func (c *Controller) partList() []supervisor.Spec {
 	void := func(run func(context.Context)) supervisor.Part {
 		return supervisor.Func(func(ctx context.Context) error { run(ctx); return nil })
@@ -500,6 +508,7 @@ func (c *Controller) partList() []supervisor.Spec {
 		{Name: "roster", Part: supervisor.Func(func(ctx context.Context) error { return c.roster.Run(ctx) })},
 		{Name: "monitor", Leader: true, Part: void(c.Monitor.Run)},
 		{Name: "controllers", Leader: true, Part: supervisor.Func(func(ctx context.Context) error { return c.roster.Watch(ctx) })},
+		{Name: "retention", Leader: true, Part: eventlog.New(eventlog.Config{Store: c.Store, Policy: c.cfg.EventRetention, Log: c.log})},
 	}
 	if c.Nodes != nil {
 		parts = append(parts, supervisor.Spec{Name: "nodes", Leader: true, Part: void(c.Nodes.Run)})

@@ -35,6 +35,8 @@ func TestBadSettingsWriteNothing(t *testing.T) {
 		"relay":   func(c *controller.Config) { c.DHCPRelays = []string{"10.20.0.1", "relay.example"} },
 		"tls":     func(c *controller.Config) { c.TLSCert = "/nonexistent.crt" },
 		"lease":   func(c *controller.Config) { c.LeaderLease = 100 * time.Millisecond },
+		"events":  func(c *controller.Config) { c.EventRetention.Count = -1 },
+		"age":     func(c *controller.Config) { c.EventRetention.Age = -time.Hour },
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
