@@ -181,5 +181,20 @@ variable and a key of the --config YAML file.`,
 			return nil
 		},
 	})
+	root.AddCommand(&cobra.Command{
+		Use:   "forget-reader NAME",
+		Short: "Let the event log be pruned past a reader that is gone for good, such as a removed alarm webhook (alarm-webhook)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := s.load(cmd, getenv); err != nil {
+				return err
+			}
+			if err := controller.ForgetReader(cmd.Context(), s.cfg, args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Forgot reader %s: the event log is pruned past it from the next pass.\n", args[0])
+			return nil
+		},
+	})
 	return root
 }

@@ -593,14 +593,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 // operator who lost theirs. It needs access to the data directory or the
 // database, which is the proof of authority.
 func NewAdminToken(ctx context.Context, cfg Config) (string, error) {
-	dsn := cfg.DB
-	if dsn == "" {
-		dsn = store.SQLitePath(cfg.DataDir)
-		if _, err := os.Stat(dsn); err != nil {
-			return "", fmt.Errorf("no database at %s: %w (give --data-dir or --db)", dsn, err)
-		}
-	}
-	st, err := store.Open(ctx, dsn)
+	st, err := openExisting(ctx, cfg)
 	if err != nil {
 		return "", err
 	}
@@ -610,6 +603,40 @@ func NewAdminToken(ctx context.Context, cfg Config) (string, error) {
 		return "", err
 	}
 	return c.Secret, nil
+}
+
+// ForgetReader deletes the position a reader of the event log keeps, for a
+// reader that is gone for good, such as an alarm webhook taken out of the
+// configuration: the event log keeps every event after it (see package
+// eventlog) until then. A webhook configured again starts at the newest
+// event. Like NewAdminToken it works on the database directly.
+func ForgetReader(ctx context.Context, cfg Config, name string) error {
+	st, err := openExisting(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var deleted bool
+	if err := st.Write(ctx, func(tx store.Tx) (err error) { deleted, err = tx.DeleteCursor(name); return err }); err != nil {
+		return err
+	}
+	if !deleted {
+		return fmt.Errorf("no reader %q keeps a position in the event log: give the reader the controller's warning "+
+			"\"a reader holds the event log past its retention\" names", name)
+	}
+	return nil
+}
+
+// openExisting opens the database of cfg, which a controller made before.
+func openExisting(ctx context.Context, cfg Config) (store.Store, error) {
+	dsn := cfg.DB
+	if dsn == "" {
+		dsn = store.SQLitePath(cfg.DataDir)
+		if _, err := os.Stat(dsn); err != nil {
+			return nil, fmt.Errorf("no database at %s: %w (give --data-dir or --db)", dsn, err)
+		}
+	}
+	return store.Open(ctx, dsn)
 }
 
 // shownAddress is where the API listens, as another machine would reach it:

@@ -228,7 +228,8 @@ func (p *Pruner) logPass(pass Pass) {
 			"retention_count", p.cfg.Policy.Count, "retention_age", p.cfg.Policy.Age.String())
 	}
 	if pass.Reader != "" {
-		p.log.Warn("a reader holds the event log past its retention: events after its cursor are kept until it reads them",
-			"reader", pass.Reader, "cursor", pass.Cursor, "kept_over_policy", pass.Bound-pass.Cursor-1)
+		p.log.Warn("a reader holds the event log past its retention",
+			"reader", pass.Reader, "cursor", pass.Cursor, "kept_over_policy", pass.Bound-pass.Cursor-1,
+			"hint", "the events after its cursor stay until it reads them; for a reader gone for good, such as a removed webhook, run hb-controller forget-reader "+pass.Reader)
 	}
 }

@@ -234,6 +234,15 @@ func (t *sqlTx) MinCursor() (string, int64, bool, error) {
 	return strings.TrimPrefix(name, cursorPrefix), v, true, nil
 }
 
+func (t *sqlTx) DeleteCursor(name string) (bool, error) {
+	r, err := t.exec("delete cursor", `DELETE FROM counters WHERE name = $1`, cursorPrefix+name)
+	if err != nil {
+		return false, err
+	}
+	n, _ := r.RowsAffected()
+	return n > 0, nil
+}
+
 func (t *sqlTx) EventIDs() (int64, int64, error) {
 	var lo, hi sql.NullInt64
 	// Two subqueries: SQLite reads MIN and MAX from the index only when a

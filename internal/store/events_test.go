@@ -261,6 +261,26 @@ func TestPruneEvents(t *testing.T) {
 			if err := s.Write(ctx, func(tx store.Tx) (err error) { _, err = tx.PruneEvents(hi, 0); return err }); err == nil {
 				t.Error("PruneEvents with limit 0 succeeded; want an error")
 			}
+
+			// A reader gone for good is forgotten: what it held goes (id
+			// 11), what the other reader has not read stays.
+			ids = append(ids, appendEvents(t, s, 3, start.Add(time.Hour))...)
+			var deleted [2]bool
+			if err := s.Write(ctx, func(tx store.Tx) (err error) {
+				if deleted[0], err = tx.DeleteCursor("z-reader"); err != nil {
+					return err
+				}
+				deleted[1], err = tx.DeleteCursor("z-reader")
+				return err
+			}); err != nil || deleted != [2]bool{true, false} {
+				t.Errorf("DeleteCursor twice: %v, %v; want true, then false", deleted, err)
+			}
+			if n := prune(ids[13]+1, 100); n != 1 {
+				t.Errorf("prune everything with the reader at %d left: %d deleted, want 1", hi, n)
+			}
+			if diff := cmp.Diff(ids[11:], eventIDs(t, s)); diff != "" {
+				t.Errorf("after forgetting a reader (-want +got):\n%s", diff)
+			}
 		})
 	}
 }

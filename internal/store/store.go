@@ -249,6 +249,9 @@ type Tx interface {
 	// MinCursor is the lowest cursor and its name; ok is false when no
 	// reader keeps one.
 	MinCursor() (name string, at int64, ok bool, err error)
+	// DeleteCursor forgets a reader's cursor, for a reader that is gone
+	// for good; deleted says whether there was one.
+	DeleteCursor(name string) (deleted bool, err error)
 }
 
 // Host is the stored row of a host, with its labels.
