@@ -135,6 +135,11 @@ func (t *sqlTx) queryAlarms(op, q string, args ...any) ([]Alarm, error) {
 }
 
 func (t *sqlTx) ListAlarms(f AlarmFilter) ([]Alarm, error) {
+	if f.Severity != "" {
+		if err := t.customPlans(); err != nil {
+			return nil, err
+		}
+	}
 	q, args := alarmsQuery(t.dialect, f)
 	return t.queryAlarms("list alarms", q, args...)
 }

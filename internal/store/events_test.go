@@ -311,3 +311,58 @@ func TestMinCursorNone(t *testing.T) {
 		})
 	}
 }
+
+// TestListFilters: each filter of the event list alone and together, in a
+// read-only transaction, newest first.
+func TestListFilters(t *testing.T) {
+	t.Parallel()
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s := storetest.Open(t, b.DSN(t))
+			kinds := []struct{ typ, id, action string }{
+				{"host", "host=edge-01", "host.add"}, {"host", "host=edge-02", "host.add"},
+				{"host", "host=edge-01", "host.state"}, {"token", "token=abc", "token.create"},
+				{"host", "host=edge-02", "host.state"}, {"host", "host=edge-01", "alarm.set"},
+			}
+			if err := s.Write(ctx, func(tx store.Tx) error {
+				for i, k := range kinds {
+					if err := tx.AppendEvent(&store.Event{UUID: fmt.Sprintf("f-%d", i), Time: t0, EntityType: k.typ,
+						EntityID: k.id, Action: k.action, Actor: "a", Reason: "r"}); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []struct {
+				f    store.EventFilter
+				want []int64
+			}{
+				{store.EventFilter{Action: "host.add"}, []int64{2, 1}},
+				{store.EventFilter{EntityType: "token"}, []int64{4}},
+				{store.EventFilter{EntityType: "host", Action: "host.state"}, []int64{5, 3}},
+				{store.EventFilter{EntityID: "host=edge-01"}, []int64{6, 3, 1}},
+				{store.EventFilter{EntityType: "host", EntityID: "host=edge-01", Action: "host.state"}, []int64{3}},
+				{store.EventFilter{Action: "host.state", BeforeID: 5, Limit: 1}, []int64{3}},
+				{store.EventFilter{Action: "nope"}, []int64{}},
+			} {
+				got := []int64{}
+				if err := s.Read(ctx, func(tx store.Tx) error {
+					evs, err := tx.ListEvents(c.f)
+					for _, e := range evs {
+						got = append(got, e.ID)
+					}
+					return err
+				}); err != nil {
+					t.Fatalf("%+v: %v", c.f, err)
+				}
+				if diff := cmp.Diff(c.want, got); diff != "" {
+					t.Errorf("%+v (-want +got):\n%s", c.f, diff)
+				}
+			}
+		})
+	}
+}

@@ -1,8 +1,11 @@
 package store
 
 // EventsQuery and AlarmsQuery are the queries of ListEvents and ListAlarms,
-// for the test of their plans.
+// and CustomPlansSQL what runs before them on PostgreSQL, for the test of
+// their plans.
 var (
 	EventsQuery = eventsQuery
 	AlarmsQuery = alarmsQuery
 )
+
+const CustomPlansSQL = customPlansSQL

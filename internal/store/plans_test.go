@@ -93,6 +93,9 @@ func TestListPlans(t *testing.T) {
 				q, args := store.EventsQuery(s.Dialect(), c.f)
 				checkPlan(t, db, s.Dialect(), fmt.Sprintf("events %+v", c.f), "events", c.index, q, args)
 			}
+			if s.Dialect() == "postgres" {
+				checkCustomPlan(t, db, store.EventFilter{Action: "host.add", Limit: 1001})
+			}
 			for _, c := range []struct {
 				f     store.AlarmFilter
 				index string
@@ -151,5 +154,74 @@ func checkPlan(t *testing.T, db *sql.DB, dialect, name, table, index, q string, 
 	}
 	if bad {
 		t.Errorf("%s: %s is not read through an index in order (want %s on SQLite):\n%s\n%s", name, table, index, q, plan)
+	}
+}
+
+// checkCustomPlan runs f's query as a statement prepared once, as pgx
+// does, seven times after store.CustomPlansSQL, and checks that the plan
+// is still made for the argument: for a rare action, through the action's
+// index, not backwards through every id. Without it PostgreSQL may switch
+// to a generic plan after five runs; the plan it would be is logged.
+func checkCustomPlan(t *testing.T, db *sql.DB, f store.EventFilter) {
+	t.Helper()
+	ctx := t.Context()
+	q, args := store.EventsQuery("postgres", f)
+	for _, custom := range []bool{false, true} {
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stmts := []string{"SET LOCAL plan_cache_mode = force_generic_plan", "PREPARE list AS " + q}
+		if custom {
+			stmts[0] = store.CustomPlansSQL
+		}
+		for _, q := range stmts {
+			if _, err := tx.Exec(q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		// EXECUTE takes no parameters: the arguments are written out.
+		var lits []string
+		for _, a := range args {
+			if s, ok := a.(string); ok {
+				lits = append(lits, "'"+strings.ReplaceAll(s, "'", "''")+"'")
+			} else {
+				lits = append(lits, fmt.Sprint(a))
+			}
+		}
+		execute := "EXECUTE list(" + strings.Join(lits, ", ") + ")"
+		for range 7 {
+			if _, err := tx.Exec(execute); err != nil {
+				t.Fatalf("%s: %v", execute, err)
+			}
+		}
+		var lines []string
+		rows, err := tx.Query("EXPLAIN " + execute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, line)
+		}
+		rows.Close()
+		tx.Rollback()
+		if _, err := conn.ExecContext(ctx, "DEALLOCATE list"); err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+		plan := strings.Join(lines, "\n")
+		generic := strings.Contains(plan, "events_pkey")
+		t.Logf("events %+v, prepared, the eighth run, custom plans %v (else generic):\n%s", f, custom, plan)
+		if custom && generic {
+			t.Errorf("events %+v: with %s the eighth run of a prepared list reads every id:\n%s", f, store.CustomPlansSQL, plan)
+		}
 	}
 }
