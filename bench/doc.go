@@ -8,5 +8,7 @@
 // showing hosts in an inventory of 10,000. README.md has the command that
 // runs them and the figures measured. The ordinary test TestBenchSetup runs
 // the same setup with a few hosts, so that go test ./... catches a broken
-// benchmark.
+// benchmark. BenchmarkEventList measures event-list and alarm-list pages
+// in a log of a million events and BenchmarkEventPrune the retention's
+// prune of it; TestEventListSetup runs both at 2,000 events.
 package bench

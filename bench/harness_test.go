@@ -121,13 +121,20 @@ func startController(tb testing.TB, db string) *server {
 // allocates them).
 func startControllerMode(tb testing.TB, db, mode string) *server {
 	tb.Helper()
+	return startControllerWith(tb, db, func(cfg *controller.Config) { cfg.MgmtMode = mode })
+}
+
+// startControllerWith is startController with the configuration adjusted
+// by mutate first.
+func startControllerWith(tb testing.TB, db string, mutate func(*controller.Config)) *server {
+	tb.Helper()
 	cfg := controller.Defaults()
 	cfg.DataDir = tb.TempDir()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DB = db
-	cfg.MgmtMode = mode
 	cfg.MgmtSubnet = mgmtSubnet
 	cfg.MgmtControllerIPs = []string{"10.0.0.1", "10.0.0.2"}
+	mutate(&cfg)
 	log := slog.New(slog.DiscardHandler)
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := controller.New(ctx, cfg, log)
