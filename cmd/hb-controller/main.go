@@ -66,7 +66,7 @@ func (s *settings) flags(fs *pflag.FlagSet) {
 	fs.IntVar(&s.cfg.Provision.Parallel, "provision-parallel", d.Provision.Parallel, "how many provisioning jobs run at once")
 	fs.DurationVar(&s.cfg.Provision.Timeout, "provision-timeout", d.Provision.Timeout, "how long one run of the playbook may take")
 	fs.DurationVar(&s.cfg.Provision.ReadyTimeout, "provision-ready-timeout", d.Provision.ReadyTimeout, "how long a provisioned host's Node may take to be Ready")
-	fs.DurationVar(&s.cfg.NodeSyncInterval, "node-sync-interval", d.NodeSyncInterval, "how often the cluster's Nodes are made to follow the inventory (labels, group, role) and their state is read")
+	fs.DurationVar(&s.cfg.NodeSyncInterval, "node-sync-interval", d.NodeSyncInterval, "how often the Nodes and hosts that changed are reconciled (labels, group, role; the Nodes are watched)")
 	fs.DurationVar(&s.cfg.AppSyncInterval, "app-sync-interval", d.AppSyncInterval, "how often redundant apps' DaemonSets and Services are made to follow the inventory (and soon after every change)")
 	fs.BoolVar(&s.cfg.AgentAutoAdd, "agent-auto-add", false, "add nodes that join with a valid enroll token but are not in the inventory, as edgeworkers")
 	fs.DurationVar(&s.cfg.AgentRenewBefore, "agent-renew-before", d.AgentRenewBefore, "how long before its certificate expires (90 days after it was signed) an agent renews it")
