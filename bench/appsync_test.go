@@ -32,8 +32,8 @@ const appSyncPasses = 10
 // -benchtime 1x.
 func BenchmarkAppSync(b *testing.B) {
 	requireBed(b)
-	n := envInt(b, envFleetHosts, 100_000)
-	apps := envInt(b, envAppSyncApps, fleetApps)
+	n := benchSize(b, envFleetHosts, 100_000, 1)
+	apps := benchSize(b, envAppSyncApps, fleetApps, 1)
 	if 3*apps > n {
 		b.Fatalf("%d apps need %d hosts; %s is %d", apps, 3*apps, envFleetHosts, n)
 	}

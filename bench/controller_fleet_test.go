@@ -54,7 +54,7 @@ const (
 // adding a column with a default and an index to the hosts table takes.
 // b.N is ignored: run with -benchtime 1x.
 func BenchmarkControllerFleet(b *testing.B) {
-	n := envInt(b, envFleetHosts, 100_000)
+	n := benchSize(b, envFleetHosts, 100_000, 1)
 	idle := time.Minute
 	if s := os.Getenv(envFleetIdle); s != "" {
 		var err error
@@ -107,20 +107,6 @@ func TestControllerFleetSetup(t *testing.T) {
 			}
 		})
 	}
-}
-
-// envInt reads a positive integer from an environment variable, or def.
-func envInt(tb testing.TB, name string, def int) int {
-	tb.Helper()
-	s := os.Getenv(name)
-	if s == "" {
-		return def
-	}
-	v, err := strconv.Atoi(s)
-	if err != nil || v <= 0 {
-		tb.Fatalf("%s=%q: give a positive number", name, s)
-	}
-	return v
 }
 
 // buildController builds cmd/hb-controller into a temporary directory.
