@@ -188,27 +188,28 @@ func (b *syncedBeats) set(id int64, t time.Time) {
 	b.at[id] = t
 }
 
-// TestSyncFollowsWatch runs passes against a fake API server of 2,000 Nodes: one paged list at
+// TestSyncFollowsWatch runs passes against a fake API server of 400 Nodes: one paged list at
 // start, and then no list at all, pass after pass, while Nodes change by the watch, the
 // inventory changes, the watch is closed and the server's history is lost. Each pass compares
 // only the hosts that changed, and a pass when nothing changed sends no request.
 func TestSyncFollowsWatch(t *testing.T) {
 	t.Parallel()
-	const n = 2000
+	const n, page = 400, 100
 	ctx := t.Context()
 	f := newFleet(t, n)
+	conflict, noNode := fmt.Sprintf("edge-%04d", n-2), fmt.Sprintf("edge-%04d", n-1)
 	clk := &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
 	beats := &syncedBeats{at: map[int64]time.Time{}}
-	r := New(f.st, f.cluster(t), Config{Now: clk.Now, Heartbeats: beats, Cache: kube.NodeCacheOptions{MinBackoff: 10 * time.Millisecond}})
+	r := New(f.st, f.cluster(t), Config{Now: clk.Now, Heartbeats: beats, Cache: kube.NodeCacheOptions{MinBackoff: 10 * time.Millisecond, PageSize: page}})
 
 	if err := r.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	c := f.api.Counts()
-	if c.Lists != 1 || c.Pages != n/500 || c.Unpaged != 0 || c.Patches != n/4 {
-		t.Errorf("requests of the first pass %+v: want one list of %d pages, and %d patches", c, n/500, n/4)
+	if c.Lists != 1 || c.Pages != n/page || c.Unpaged != 0 || c.Patches != n/4 {
+		t.Errorf("requests of the first pass %+v: want one list of %d pages, and %d patches", c, n/page, n/4)
 	}
-	for name, want := range map[string]string{"edge-0000": "Ready", "edge-0001": "Ready", "edge-1998": NodeConflict, "edge-1999": ""} {
+	for name, want := range map[string]string{"edge-0000": "Ready", "edge-0001": "Ready", conflict: NodeConflict, noNode: ""} {
 		if h := f.host(t, name); h.NodeState != want {
 			t.Errorf("host %s: node state %q, want %q", name, h.NodeState, want)
 		}
@@ -218,8 +219,8 @@ func TestSyncFollowsWatch(t *testing.T) {
 			t.Errorf("node edge-0004: label %s=%q, want %q", k, v, want)
 		}
 	}
-	if v, ok := f.label(t, "edge-1998", "site"); ok {
-		t.Errorf("node edge-1998, not its host's, was labelled site=%s", v)
+	if v, ok := f.label(t, conflict, "site"); ok {
+		t.Errorf("node %s, not its host's, was labelled site=%s", conflict, v)
 	}
 	// The watch brings the pass's own patches back; the next pass finds them in step.
 	waitFor(t, "the patches' events", func() bool { return r.Cache().Stats().Events >= n/4 })
@@ -355,8 +356,11 @@ func TestSyncFollowsWatch(t *testing.T) {
 		t.Errorf("%d full passes after Resync, want 2", s.FullPasses)
 	}
 
+	// The cache watches again once its second list is done; that watch
+	// may start after the pass.
+	waitFor(t, "the watch after the second list", func() bool { return f.api.Counts().Watches >= 4 })
 	c = f.api.Counts()
-	if c.Lists != 2 || c.Pages != 2*n/500 || c.Unpaged != 0 || c.Watches != 4 {
+	if c.Lists != 2 || c.Pages != 2*n/page || c.Unpaged != 0 || c.Watches != 4 {
 		t.Errorf("requests %+v: want the first list, the one after the history was lost, and 4 watches: the first, "+
 			"after the close, the one answered 410, after the second list", c)
 	}
