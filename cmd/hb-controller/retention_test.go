@@ -18,7 +18,7 @@ func TestEventRetentionSettings(t *testing.T) {
 		env  map[string]string
 		want eventlog.Policy
 	}{
-		{nil, nil, eventlog.DefaultPolicy},
+		{nil, nil, eventlog.DefaultPolicy()},
 		{nil, map[string]string{"HB_EVENT_RETENTION_COUNT": "5000", "HB_EVENT_RETENTION_AGE": "2160h"},
 			eventlog.Policy{Count: 5000, Age: 90 * 24 * time.Hour}},
 		{[]string{"--event-retention-count", "0", "--event-retention-age", "720h"}, map[string]string{"HB_EVENT_RETENTION_COUNT": "5000"},

@@ -119,7 +119,7 @@ func Defaults() Config {
 		AppSyncInterval:   15 * time.Second,
 		AgentRenewBefore:  pki.AgentCertValidity / 3,
 		LeaderLease:       leader.DefaultTTL,
-		EventRetention:    eventlog.DefaultPolicy,
+		EventRetention:    eventlog.DefaultPolicy(),
 	}
 }
 

@@ -37,7 +37,7 @@ type Policy struct {
 // hosts writing 10,000 events a day keeps about three months. An age limit
 // deletes history that costs nothing to keep, so it is off unless a site's
 // rules ask for one.
-var DefaultPolicy = Policy{Count: 1_000_000}
+func DefaultPolicy() Policy { return Policy{Count: 1_000_000} }
 
 // Check says what is wrong with a policy.
 func (p Policy) Check() error {

@@ -250,7 +250,7 @@ func TestPolicyCheck(t *testing.T) {
 		p    eventlog.Policy
 		want string
 	}{
-		{eventlog.DefaultPolicy, ""},
+		{eventlog.DefaultPolicy(), ""},
 		{eventlog.Policy{}, ""},
 		{eventlog.Policy{Count: -1}, "--event-retention-count -1"},
 		{eventlog.Policy{Age: -time.Hour}, "--event-retention-age -1h0m0s"},
