@@ -349,26 +349,7 @@ func BenchmarkEventList(b *testing.B) {
 			l := startEventLog(b, be, events, alarms)
 			b.Logf("%s: %d events, ids %d-%d, database %.0f MB", be.name, events, l.oldest, l.newest, l.dbSize(b))
 			for _, op := range eventOps(l) {
-				b.Run(op.name, func(b *testing.B) {
-					var (
-						lat   latencies
-						items int
-					)
-					b.ResetTimer()
-					for range b.N {
-						t0 := time.Now()
-						n, err := op.run()
-						lat.add(time.Since(t0))
-						if err != nil {
-							b.Fatal(err)
-						}
-						items += n
-					}
-					b.StopTimer()
-					b.ReportMetric(float64(b.Elapsed())/float64(time.Millisecond)/float64(b.N), "ms/op")
-					lat.report(b)
-					b.ReportMetric(float64(items)/float64(b.N), "items/op")
-				})
+				b.Run(op.name, func(b *testing.B) { timeReads(b, op.run, "items/op") })
 			}
 		})
 	}

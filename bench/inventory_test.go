@@ -115,29 +115,33 @@ func benchHostList(b *testing.B, n int) {
 				b.Fatal(err)
 			}
 			for _, op := range ops {
-				b.Run(op.name, func(b *testing.B) {
-					var (
-						lat   latencies
-						hosts int
-					)
-					b.ResetTimer()
-					for range b.N {
-						t0 := time.Now()
-						n, err := op.run()
-						lat.add(time.Since(t0))
-						if err != nil {
-							b.Fatal(err)
-						}
-						hosts += n
-					}
-					b.StopTimer()
-					b.ReportMetric(float64(b.Elapsed())/float64(time.Millisecond)/float64(b.N), "ms/op")
-					lat.report(b)
-					b.ReportMetric(float64(hosts)/float64(b.N), "hosts/op")
-				})
+				b.Run(op.name, func(b *testing.B) { timeReads(b, op.run, "hosts/op") })
 			}
 		})
 	}
+}
+
+// timeReads runs read b.N times and reports ms/op, the p50 and p99 of one
+// read, and how many things a read returned (unit, like "hosts/op").
+func timeReads(b *testing.B, read func() (int, error), unit string) {
+	var (
+		lat   latencies
+		items int
+	)
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		n, err := read()
+		lat.add(time.Since(t0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		items += n
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed())/float64(time.Millisecond)/float64(b.N), "ms/op")
+	lat.report(b)
+	b.ReportMetric(float64(items)/float64(b.N), unit)
 }
 
 // listOp is one read a client makes; run returns how many hosts it got and
