@@ -263,11 +263,7 @@ func preloadFleet(ctx context.Context, st store.Store, n, apps int) error {
 				if err := tx.SetHostAgent(h.ID, fmt.Sprintf("%032x", i)); err != nil {
 					return err
 				}
-				if err := tx.AppendEvent(&store.Event{
-					UUID: uuid.NewString(), Time: now, Code: inventory.CodeHostAdded,
-					EntityType: "host", EntityID: "host=" + h.Hostname, Action: "host.add",
-					Actor: "bench", Reason: fmt.Sprintf("host %s added with personality %s", h.Hostname, h.Personality),
-				}); err != nil {
+				if err := tx.AppendEvent(hostAdded(h, now)); err != nil {
 					return err
 				}
 				if (i-1)/3 < apps && (i-1)%3 == 2 {

@@ -312,6 +312,15 @@ func inventoryHost(i int) apitype.HostCreate {
 	return h
 }
 
+// hostAdded is the event an add through the API stores for h.
+func hostAdded(h store.Host, now time.Time) *store.Event {
+	return &store.Event{
+		UUID: uuid.NewString(), Time: now, Code: inventory.CodeHostAdded,
+		EntityType: "host", EntityID: "host=" + h.Hostname, Action: "host.add",
+		Actor: "bench", Reason: fmt.Sprintf("host %s added with personality %s", h.Hostname, h.Personality),
+	}
+}
+
 // preload stores hosts from..to-1 of the inventory (inventoryHost) directly
 // through the controller's store, in transactions of batch hosts, with the
 // same rows and events an add through the API makes. It is setup, much
@@ -342,11 +351,7 @@ func preload(ctx context.Context, st store.Store, from, to, batch int) error {
 				if err := tx.InsertHost(&h); err != nil {
 					return err
 				}
-				if err := tx.AppendEvent(&store.Event{
-					UUID: uuid.NewString(), Time: now, Code: inventory.CodeHostAdded,
-					EntityType: "host", EntityID: "host=" + h.Hostname, Action: "host.add",
-					Actor: "bench", Reason: fmt.Sprintf("host %s added with personality %s", h.Hostname, h.Personality),
-				}); err != nil {
+				if err := tx.AppendEvent(hostAdded(h, now)); err != nil {
 					return err
 				}
 			}

@@ -41,23 +41,6 @@ func appendEvents(t *testing.T, st store.Store, first, n int) {
 	}
 }
 
-// ids lists the stored event ids, oldest first.
-func ids(t *testing.T, st store.Store) []int64 {
-	t.Helper()
-	var evs []store.Event
-	if err := st.Read(context.Background(), func(tx store.Tx) (err error) {
-		evs, err = tx.EventsAfter(0, nil, 100_000)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	out := []int64{}
-	for _, e := range evs {
-		out = append(out, e.ID)
-	}
-	return out
-}
-
 func span(from, to int64) []int64 {
 	out := []int64{}
 	for i := from; i <= to; i++ {
@@ -103,7 +86,7 @@ func TestPrune(t *testing.T) {
 					if pass.Deleted != c.deleted || pass.Batches != c.batches || pass.Reader != "" {
 						t.Errorf("pass %+v; want %d deleted in %d batches, no reader", pass, c.deleted, c.batches)
 					}
-					if diff := cmp.Diff(span(int64(c.deleted)+1, 25), ids(t, st)); diff != "" {
+					if diff := cmp.Diff(span(int64(c.deleted)+1, 25), storetest.EventIDs(t, st)); diff != "" {
 						t.Errorf("kept (-want +got):\n%s", diff)
 					}
 					if again, err := p.Prune(context.Background()); err != nil || again.Deleted != 0 || again.Batches != 0 {
@@ -202,7 +185,7 @@ func TestPruneKeepsUndelivered(t *testing.T) {
 			if pass.Deleted != 5 || pass.Reader != "alarm-webhook" || pass.Cursor != 5 {
 				t.Errorf("pass with the alarms undelivered: %+v; want the 5 events before the webhook's cursor deleted, the webhook named", pass)
 			}
-			if diff := cmp.Diff(span(6, 10), ids(t, st)); diff != "" {
+			if diff := cmp.Diff(span(6, 10), storetest.EventIDs(t, st)); diff != "" {
 				t.Errorf("kept with the alarms undelivered (-want +got):\n%s", diff)
 			}
 
@@ -220,7 +203,7 @@ func TestPruneKeepsUndelivered(t *testing.T) {
 			if pass, err = p.Prune(ctx); err != nil || pass.Deleted != 4 || pass.Reader != "" {
 				t.Errorf("pass once delivered: %+v, %v; want 4 deleted, no reader named", pass, err)
 			}
-			if diff := cmp.Diff(span(10, 10), ids(t, st)); diff != "" {
+			if diff := cmp.Diff(span(10, 10), storetest.EventIDs(t, st)); diff != "" {
 				t.Errorf("kept once delivered (-want +got):\n%s", diff)
 			}
 		})
@@ -239,7 +222,7 @@ func TestRunFenced(t *testing.T) {
 	if !errors.Is(err, store.ErrFenced) {
 		t.Errorf("Run under a stale fence: %v, want ErrFenced", err)
 	}
-	if diff := cmp.Diff(span(1, 5), ids(t, st)); diff != "" {
+	if diff := cmp.Diff(span(1, 5), storetest.EventIDs(t, st)); diff != "" {
 		t.Errorf("kept after a fenced pass (-want +got):\n%s", diff)
 	}
 }

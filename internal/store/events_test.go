@@ -126,23 +126,6 @@ func appendEvents(t *testing.T, s store.Store, n int, start time.Time) []int64 {
 	return ids
 }
 
-// eventIDs lists every stored event id, oldest first.
-func eventIDs(t *testing.T, s store.Store) []int64 {
-	t.Helper()
-	var evs []store.Event
-	if err := s.Read(context.Background(), func(tx store.Tx) (err error) {
-		evs, err = tx.EventsAfter(0, nil, 1_000_000)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	out := []int64{}
-	for _, e := range evs {
-		out = append(out, e.ID)
-	}
-	return out
-}
-
 // TestPruneEvents: the prune deletes the oldest events in batches, below
 // the id it is given and never after the lowest cursor; FirstEventSince
 // and EventIDs find the bounds a retention policy prunes to.
@@ -218,7 +201,7 @@ func TestPruneEvents(t *testing.T) {
 					t.Fatalf("prune below %d by 2: %d, want %d", ids[5], n, want)
 				}
 			}
-			if diff := cmp.Diff(ids[5:], eventIDs(t, s)); diff != "" {
+			if diff := cmp.Diff(ids[5:], storetest.EventIDs(t, s)); diff != "" {
 				t.Errorf("after pruning below %d (-want +got):\n%s", ids[5], diff)
 			}
 
@@ -244,7 +227,7 @@ func TestPruneEvents(t *testing.T) {
 			if n := prune(hi+1, 100); n != 2 {
 				t.Errorf("prune everything with a reader at %d: %d deleted, want 2", ids[6], n)
 			}
-			if diff := cmp.Diff(ids[7:], eventIDs(t, s)); diff != "" {
+			if diff := cmp.Diff(ids[7:], storetest.EventIDs(t, s)); diff != "" {
 				t.Errorf("after pruning with a reader at %d (-want +got):\n%s", ids[6], diff)
 			}
 			// The first reader moves on: the prune follows the lowest,
@@ -255,7 +238,7 @@ func TestPruneEvents(t *testing.T) {
 			if n := prune(hi+1, 100); n != 3 {
 				t.Errorf("prune everything with the readers at %d and %d: %d deleted, want 3", ids[9], hi, n)
 			}
-			if diff := cmp.Diff(ids[10:], eventIDs(t, s)); diff != "" {
+			if diff := cmp.Diff(ids[10:], storetest.EventIDs(t, s)); diff != "" {
 				t.Errorf("after the reader moved on (-want +got):\n%s", diff)
 			}
 			if err := s.Write(ctx, func(tx store.Tx) (err error) { _, err = tx.PruneEvents(hi, 0); return err }); err == nil {
@@ -278,7 +261,7 @@ func TestPruneEvents(t *testing.T) {
 			if n := prune(ids[13]+1, 100); n != 1 {
 				t.Errorf("prune everything with the reader at %d left: %d deleted, want 1", hi, n)
 			}
-			if diff := cmp.Diff(ids[11:], eventIDs(t, s)); diff != "" {
+			if diff := cmp.Diff(ids[11:], storetest.EventIDs(t, s)); diff != "" {
 				t.Errorf("after forgetting a reader (-want +got):\n%s", diff)
 			}
 		})

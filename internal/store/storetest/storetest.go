@@ -95,3 +95,20 @@ func Open(t *testing.T, dsn string) store.Store {
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+// EventIDs lists every stored event id, oldest first.
+func EventIDs(t *testing.T, s store.Store) []int64 {
+	t.Helper()
+	var evs []store.Event
+	if err := s.Read(context.Background(), func(tx store.Tx) (err error) {
+		evs, err = tx.EventsAfter(0, nil, 1_000_000)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out := []int64{}
+	for _, e := range evs {
+		out = append(out, e.ID)
+	}
+	return out
+}
