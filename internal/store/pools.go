@@ -87,7 +87,7 @@ func (t *sqlTx) LockPool(id int64) error {
 }
 
 func (t *sqlTx) HostsInPool(poolID int64, limit int) ([]Host, error) {
-	return t.queryHosts("hosts in pool", hostSelect+` WHERE h.pool_id = $1
+	return t.queryHosts("hosts in pool", 0, hostSelect+` WHERE h.pool_id = $1
 		ORDER BY h.id LIMIT $2`, poolID, limit)
 }
 
