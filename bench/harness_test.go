@@ -204,7 +204,14 @@ func (s *server) do(method, path string, body, out any, want int) error {
 		return err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	// Read as hbctl's client does: into one buffer of the declared length.
+	var b []byte
+	if resp.ContentLength >= 0 {
+		b = make([]byte, resp.ContentLength)
+		_, err = io.ReadFull(resp.Body, b)
+	} else {
+		b, err = io.ReadAll(resp.Body)
+	}
 	if err != nil {
 		return fmt.Errorf("%s %s: read the answer: %w", method, path, err)
 	}

@@ -346,15 +346,34 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 // writeJSON answers with v as compact JSON: a page of a thousand hosts
 // costs half the time indented JSON does (jq or hbctl show it indented).
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		b = []byte(`{"error":{"code":"internal","message":"internal error; the controller log has the details"}}`)
-	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	// The encoder encodes v whole in a buffer of encoding/json's own pool
+	// and writes it at once, so a failure still answers 500, the length
+	// is known, and a page of 1,000 hosts (600 KB) is not copied again on
+	// its way out.
+	sw := &statusOnWrite{w: w, status: status}
+	if err := json.NewEncoder(sw).Encode(v); err != nil && !sw.wrote {
+		w.WriteHeader(http.StatusInternalServerError)
+		w.Write([]byte(`{"error":{"code":"internal","message":"internal error; the controller log has the details"}}` + "\n"))
+	}
+}
+
+// statusOnWrite sends its status, and the length of the first write as
+// the body's, with the first write.
+type statusOnWrite struct {
+	w      http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusOnWrite) Write(b []byte) (int, error) {
+	if !s.wrote {
+		s.wrote = true
+		s.w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		s.w.WriteHeader(s.status)
+	}
+	return s.w.Write(b)
 }
 
 func writeError(w http.ResponseWriter, status int, body apitype.ErrorBody) {
