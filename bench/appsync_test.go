@@ -37,7 +37,9 @@ func BenchmarkAppSync(b *testing.B) {
 	if 3*apps > n {
 		b.Fatalf("%d apps need %d hosts; %s is %d", apps, 3*apps, envFleetHosts, n)
 	}
-	r := measureAppSync(b, n, apps, appSyncPasses)
+	ctx, cancel := context.WithTimeout(b.Context(), 20*time.Minute)
+	defer cancel()
+	r := measureAppSync(b, ctx, testbed.Start(b, ctx, testbed.Options{}), n, apps, appSyncPasses)
 	every := controller.Defaults().AppSyncInterval
 	b.ReportMetric(r.first.Seconds(), "first-pass-s")
 	b.ReportMetric(float64(r.cpu.Milliseconds()), "cpu-ms/pass")
@@ -53,19 +55,6 @@ func BenchmarkAppSync(b *testing.B) {
 	}
 }
 
-// TestAppSyncSetup runs BenchmarkAppSync's steps with 2,000 hosts and 20
-// apps on a bed of its own: the first pass makes every app's objects, the
-// steady passes write nothing and fail on nothing. It is skipped and fails
-// as the end-to-end tests are (requireBed).
-func TestAppSyncSetup(t *testing.T) {
-	requireBed(t)
-	t.Parallel()
-	r := measureAppSync(t, 2000, 20, 2)
-	if r.first <= 0 || r.wall <= 0 {
-		t.Errorf("measured %+v", r)
-	}
-}
-
 // appSyncResult is what measureAppSync measured: the first pass's time,
 // and per steady pass its wall time and the CPU of this process and of the
 // API server.
@@ -73,11 +62,10 @@ type appSyncResult struct {
 	first, wall, cpu, apiCPU time.Duration
 }
 
-func measureAppSync(tb testing.TB, n, apps, passes int) appSyncResult {
+// measureAppSync measures n hosts and apps on bed's API server, passes
+// steady passes after the first.
+func measureAppSync(tb testing.TB, ctx context.Context, bed *testbed.Bed, n, apps, passes int) appSyncResult {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(tb.Context(), 20*time.Minute)
-	defer cancel()
-	bed := testbed.Start(tb, ctx, testbed.Options{})
 	cluster, err := kube.Load(bed.ControlPlane.Kubeconfig)
 	if err != nil {
 		tb.Fatal(err)

@@ -177,6 +177,7 @@ func BenchmarkFleetAdd(b *testing.B) {
 // catches a broken benchmark: it fails on errors and on two hosts with
 // one address, not on time.
 func TestFleetAddSetup(t *testing.T) {
+	t.Parallel()
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			s := startControllerMode(t, be.db(t), "dynamic")

@@ -102,31 +102,43 @@ func BenchmarkLeaseRenewal(b *testing.B) {
 	}
 }
 
-// TestLeaseRenewalBenchSetup runs BenchmarkLeaseRenewal briefly on a bed
-// of its own, so that CI sees it work: 50 Leases renewed every second,
-// 1 s of warm-up, 2 s measured. It is skipped and fails as the end-to-end
-// tests are (requireBed).
-func TestLeaseRenewalBenchSetup(t *testing.T) {
+// TestControlPlaneBenchSetup runs, on one bed without hosts, what
+// BenchmarkLeaseRenewal and BenchmarkAppSync measure there, briefly, so
+// that CI sees them work: 50 Leases renewed every second (1 s of warm-up,
+// 2 s measured), then the app sync with 2,000 hosts and 20 apps, whose
+// first pass makes every app's objects and whose steady passes write
+// nothing. It is skipped and fails as the end-to-end tests are
+// (requireBed).
+func TestControlPlaneBenchSetup(t *testing.T) {
 	requireBed(t)
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	lb := startLeaseBed(t, ctx)
-	l := heartbeatLoad{agents: 50, period: time.Second}
-	res := lb.run(t, "smoke-", l, time.Second, 2*time.Second)
-	t.Logf("%d renewals answered in %v (%.0f/s offered), p50 %v, late %d, errors %d; CPU: driver %v, %v",
-		res.renewals, res.window, l.rate(), res.lat.percentile(0.5), res.late, res.errors, res.cpu, res.peerCPU)
-	if res.errors > 0 {
-		t.Errorf("%d renewals failed (first: %v)", res.errors, res.firstErr)
-	}
-	if want := int(l.rate() * res.window.Seconds() / 2); res.renewals < want {
-		t.Errorf("%d renewals answered in %v, want at least %d (half of those offered)", res.renewals, res.window, want)
-	}
-	for _, p := range []string{"apiserver", "etcd"} {
-		if res.peerCPU[p] <= 0 || res.peerRSS[p] <= 0 {
-			t.Errorf("%s: CPU %v and RSS %d bytes read from /proc, want both above 0", p, res.peerCPU[p], res.peerRSS[p])
+	bed := testbed.Start(t, ctx, testbed.Options{})
+	t.Run("lease", func(t *testing.T) {
+		lb := leaseBedOn(t, bed)
+		l := heartbeatLoad{agents: 50, period: time.Second}
+		res := lb.run(t, "smoke-", l, time.Second, 2*time.Second)
+		t.Logf("%d renewals answered in %v (%.0f/s offered), p50 %v, late %d, errors %d; CPU: driver %v, %v",
+			res.renewals, res.window, l.rate(), res.lat.percentile(0.5), res.late, res.errors, res.cpu, res.peerCPU)
+		if res.errors > 0 {
+			t.Errorf("%d renewals failed (first: %v)", res.errors, res.firstErr)
 		}
-	}
+		if want := int(l.rate() * res.window.Seconds() / 2); res.renewals < want {
+			t.Errorf("%d renewals answered in %v, want at least %d (half of those offered)", res.renewals, res.window, want)
+		}
+		for _, p := range []string{"apiserver", "etcd"} {
+			if res.peerCPU[p] <= 0 || res.peerRSS[p] <= 0 {
+				t.Errorf("%s: CPU %v and RSS %d bytes read from /proc, want both above 0", p, res.peerCPU[p], res.peerRSS[p])
+			}
+		}
+	})
+	t.Run("appsync", func(t *testing.T) {
+		r := measureAppSync(t, ctx, bed, 2000, 20, 2)
+		if r.first <= 0 || r.wall <= 0 {
+			t.Errorf("measured %+v", r)
+		}
+	})
 }
 
 // leaseBed is a bed control plane under lease loads: its client and the
@@ -140,7 +152,12 @@ type leaseBed struct {
 // kube-apiserver and etcd.
 func startLeaseBed(tb testing.TB, ctx context.Context) *leaseBed {
 	tb.Helper()
-	bed := testbed.Start(tb, ctx, testbed.Options{})
+	return leaseBedOn(tb, testbed.Start(tb, ctx, testbed.Options{}))
+}
+
+// leaseBedOn finds bed's kube-apiserver and etcd.
+func leaseBedOn(tb testing.TB, bed *testbed.Bed) *leaseBed {
+	tb.Helper()
 	lc, err := newLeaseClient(bed)
 	if err != nil {
 		tb.Fatal(err)

@@ -310,6 +310,7 @@ func BenchmarkNodeSync(b *testing.B) {
 // fails on errors, on a list request in a period, and on a pass that does not record what
 // changed, not on time.
 func TestNodeSyncSetup(t *testing.T) {
+	t.Parallel()
 	const n = 2000
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
