@@ -177,6 +177,17 @@ func TestRedundantApp(t *testing.T) {
 	// The active member cut off, its kubelet with it: the controller takes its pod out of the
 	// Service, long before Kubernetes would find its Node NotReady (20 s on the bed).
 	app = checkActive(t, ctx, api, cp, b.Hosts, vip, "")
+	// The member just unlocked rejoins as a standby with its agent's next
+	// report: until then the app may have none to cut over to.
+	pctx, pcancel = context.WithTimeout(ctx, time.Minute)
+	pollUntil(t, pctx, "a standby member after the unlock", func() error {
+		var err error
+		if app, err = api.GetApp(ctx, "press"); err == nil && len(app.Standbys) == 0 {
+			err = fmt.Errorf("active %q, no standby yet", app.Active)
+		}
+		return err
+	})
+	pcancel()
 	cut, standby := ab.Host(app.Active), ab.Host(app.Standbys[0])
 	fault = time.Now()
 	apptest.SetLink(t, ctx, cut, false)
