@@ -45,3 +45,26 @@ func (t *sqlTx) ListGroups() ([]Group, error) {
 func (t *sqlTx) DeleteGroup(name string) error {
 	return t.one("delete group", `DELETE FROM host_groups WHERE name = $1`, name)
 }
+
+func (t *sqlTx) ListGroupMembers(group string) ([]GroupMember, error) {
+	q, args := `SELECT host_group, hostname, personality, availability FROM hosts
+		WHERE host_group <> '' ORDER BY host_group, id`, []any(nil)
+	if group != "" {
+		q, args = `SELECT host_group, hostname, personality, availability FROM hosts
+			WHERE host_group = $1 ORDER BY id`, []any{group}
+	}
+	rows, err := t.tx.QueryContext(t.ctx, q, args...)
+	if err != nil {
+		return nil, t.wrap("list group members", err)
+	}
+	defer rows.Close()
+	var out []GroupMember
+	for rows.Next() {
+		var m GroupMember
+		if err := rows.Scan(&m.Group, &m.Hostname, &m.Personality, &m.Availability); err != nil {
+			return nil, t.wrap("list group members", err)
+		}
+		out = append(out, m)
+	}
+	return out, t.wrap("list group members", rows.Err())
+}

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -135,6 +136,63 @@ func TestUpdateHostLabels(t *testing.T) {
 			}
 			if got := update(nil); len(got.Labels) != 0 || got.Labels == nil {
 				t.Errorf("after removing every label: %#v", got.Labels)
+			}
+		})
+	}
+}
+
+// TestListGroupMembers: the members of one group or of every group, by
+// group and id, without hosts of no group.
+func TestListGroupMembers(t *testing.T) {
+	t.Parallel()
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s := storetest.Open(t, b.DSN(t))
+			err := s.Write(ctx, func(tx store.Tx) error {
+				for _, g := range []string{"press", "paint"} {
+					if err := tx.InsertGroup(&store.Group{Name: g, CreatedAt: t0, UpdatedAt: t0}); err != nil {
+						return err
+					}
+				}
+				for i, g := range []string{"press", "", "paint", "press"} {
+					h := host(int64(i+1), fmt.Sprintf("edge-%02d", i+1))
+					h.Group = g
+					if i == 3 {
+						h.Availability = "available"
+					}
+					if err := tx.InsertHost(&h); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			edge := func(group, name, avail string) store.GroupMember {
+				return store.GroupMember{Group: group, Hostname: name, Personality: "edgeworker", Availability: avail}
+			}
+			for _, c := range []struct {
+				group string
+				want  []store.GroupMember
+			}{
+				{"", []store.GroupMember{edge("paint", "edge-03", "offline"), edge("press", "edge-01", "offline"), edge("press", "edge-04", "available")}},
+				{"press", []store.GroupMember{edge("press", "edge-01", "offline"), edge("press", "edge-04", "available")}},
+				{"none", nil},
+			} {
+				var got []store.GroupMember
+				if err := s.Read(ctx, func(tx store.Tx) error {
+					var err error
+					got, err = tx.ListGroupMembers(c.group)
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if d := cmp.Diff(c.want, got); d != "" {
+					t.Errorf("ListGroupMembers(%q) (-want +got):\n%s", c.group, d)
+				}
 			}
 		})
 	}

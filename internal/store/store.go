@@ -126,6 +126,9 @@ type Tx interface {
 	GroupByName(name string) (Group, error)
 	ListGroups() ([]Group, error)
 	DeleteGroup(name string) error
+	// ListGroupMembers lists the members of group, or of every group when
+	// group is empty, by group and id: what a group list shows of them.
+	ListGroupMembers(group string) ([]GroupMember, error)
 
 	// Leadership reads a duty's lease row, or fails with ErrNotFound when
 	// no controller ever led it.
@@ -290,6 +293,14 @@ type Host struct {
 // monitor watches it.
 type AgentHost struct {
 	ID           int64
+	Hostname     string
+	Personality  string
+	Availability string
+}
+
+// GroupMember is a host of a group, as the group list shows it.
+type GroupMember struct {
+	Group        string
 	Hostname     string
 	Personality  string
 	Availability string
