@@ -1,0 +1,226 @@
+package failover
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Probes are single UDP datagrams between the members of an app, on the
+// failover port (the same number as the TCP listener): the building block
+// of a listening standby, where the active sends each probe as one
+// datagram to every member instead of a raft heartbeat round trip over
+// TCP to each, the witness answers every probe and a standby only the
+// probes that ask it to.
+//
+// A datagram is authenticated with a key both ends derive from a raft
+// connection between them (the mutual TLS connection's exported keying
+// material, RFC 8446 section 7.5, for this app): no key is distributed,
+// only members whose certificates the other accepted hold one, and a key
+// lives as long as its connection, so that a revoked certificate's
+// connections, closed, take their keys along. A member holding several
+// connections to a peer holds several keys; the key id says which one
+// signed a datagram. Nothing in a probe is secret: it is signed, not
+// encrypted.
+//
+// Version 1, every number big-endian:
+//
+//	offset  size  field
+//	0       1     version: 1
+//	1       1     kind: 1 probe, 2 answer
+//	2       1     flags: on a probe, bit 0 "answer me even if you are not the
+//	              witness"; no other bit is defined, none on an answer
+//	3       1     a: the length of the app name, 1 to 64
+//	4       a     the app name
+//	4+a     1     u: the length of the sender's host uuid, 1 to 64
+//	5+a     u     the sender's host uuid
+//	5+a+u   8     key id: the first 8 bytes of SHA-256 of the key
+//	13+a+u  8     term: the sender's raft term
+//	21+a+u  8     seq: a probe's sequence number; an answer's is that of
+//	              the probe it answers
+//	29+a+u  8     log index: the sender's last raft log index (an answer's:
+//	              the answerer's)
+//	37+a+u  16    HMAC-SHA256 of every byte before it, under the key,
+//	              truncated to its first 16 bytes
+//
+// 55 to 181 bytes: within any link's MTU. A receiver takes a datagram
+// only when every length matches, the version and kind are known, no
+// undefined flag is set, the key id names a live key of the member the
+// sender field names, the HMAC matches, and the seq is new for that
+// member, key and kind (replayWindow): a replayed datagram never counts
+// twice, a reordered one counts once. A later version changes the first
+// byte.
+const (
+	probeVersion = 1
+	// probeAnswerMe on a probe asks every member to answer it, not only
+	// the witness.
+	probeAnswerMe = 1 << 0
+	maxProbeName  = 64
+	probeMACSize  = 16
+	probeKeySize  = 32
+	// probeKeyLabel is the label of the TLS exporter that derives a
+	// connection's probe key; the app name is its context.
+	probeKeyLabel  = "hummingbird failover probe"
+	minProbePacket = 3 + 1 + 1 + 1 + 1 + 8 + 3*8 + probeMACSize
+	maxProbePacket = minProbePacket - 2 + 2*maxProbeName
+)
+
+// probeKind is a datagram's kind.
+type probeKind uint8
+
+const (
+	kindProbe  probeKind = 1
+	kindAnswer probeKind = 2
+)
+
+// probe is a datagram's content, as sent and as received.
+type probe struct {
+	Kind  probeKind
+	Flags uint8
+	App   string // the app, as its group names it
+	From  string // the sender's host uuid
+	Term  uint64
+	Seq   uint64
+	Index uint64
+}
+
+var (
+	errProbeLength  = errors.New("probe datagram: lengths do not match")
+	errProbeVersion = errors.New("probe datagram: unknown version")
+	errProbeKind    = errors.New("probe datagram: unknown kind")
+	errProbeFlags   = errors.New("probe datagram: undefined flags")
+	errProbeName    = errors.New("probe datagram: a name is empty or longer than 64 bytes")
+)
+
+// probeView is a parsed datagram, its names still in the datagram.
+type probeView struct {
+	kind             probeKind
+	flags            uint8
+	app, from        []byte
+	keyID            [8]byte
+	term, seq, index uint64
+	signed           []byte // every byte the MAC covers
+	mac              []byte
+}
+
+// checkProbeHeader checks what a datagram's kind and flags may be.
+func checkProbeHeader(kind probeKind, flags uint8) error {
+	switch kind {
+	case kindProbe:
+		if flags&^probeAnswerMe != 0 {
+			return errProbeFlags
+		}
+	case kindAnswer:
+		if flags != 0 {
+			return errProbeFlags
+		}
+	default:
+		return errProbeKind
+	}
+	return nil
+}
+
+// parseProbe parses datagram b strictly; it checks no MAC.
+func parseProbe(b []byte) (probeView, error) {
+	var v probeView
+	if len(b) < minProbePacket || len(b) > maxProbePacket {
+		return v, errProbeLength
+	}
+	if b[0] != probeVersion {
+		return v, fmt.Errorf("%w %d", errProbeVersion, b[0])
+	}
+	v.kind, v.flags = probeKind(b[1]), b[2]
+	if err := checkProbeHeader(v.kind, v.flags); err != nil {
+		return v, err
+	}
+	rest := b[3:]
+	name := func() ([]byte, error) {
+		n := int(rest[0])
+		if n == 0 || n > maxProbeName {
+			return nil, errProbeName
+		}
+		// What must follow the name: the next length byte (or the key
+		// id) at least.
+		if len(rest) < 1+n+1 {
+			return nil, errProbeLength
+		}
+		s := rest[1 : 1+n]
+		rest = rest[1+n:]
+		return s, nil
+	}
+	var err error
+	if v.app, err = name(); err != nil {
+		return v, err
+	}
+	if v.from, err = name(); err != nil {
+		return v, err
+	}
+	if len(rest) != 8+3*8+probeMACSize {
+		return v, errProbeLength
+	}
+	copy(v.keyID[:], rest)
+	v.term = binary.BigEndian.Uint64(rest[8:])
+	v.seq = binary.BigEndian.Uint64(rest[16:])
+	v.index = binary.BigEndian.Uint64(rest[24:])
+	v.signed, v.mac = b[:len(b)-probeMACSize], rest[32:]
+	return v, nil
+}
+
+// probe is v's content.
+func (v *probeView) probe() probe {
+	return probe{Kind: v.kind, Flags: v.flags, App: string(v.app), From: string(v.from), Term: v.term, Seq: v.seq, Index: v.index}
+}
+
+// appendProbe appends p, signed with key id keyID, to dst: every byte
+// the MAC covers (appendProbeMAC appends it).
+func appendProbe(dst []byte, p *probe, keyID [8]byte) ([]byte, error) {
+	if err := checkProbeHeader(p.Kind, p.Flags); err != nil {
+		return dst, err
+	}
+	if len(p.App) == 0 || len(p.App) > maxProbeName || len(p.From) == 0 || len(p.From) > maxProbeName {
+		return dst, errProbeName
+	}
+	dst = append(dst, probeVersion, byte(p.Kind), p.Flags, byte(len(p.App)))
+	dst = append(dst, p.App...)
+	dst = append(dst, byte(len(p.From)))
+	dst = append(dst, p.From...)
+	dst = append(dst, keyID[:]...)
+	dst = binary.BigEndian.AppendUint64(dst, p.Term)
+	dst = binary.BigEndian.AppendUint64(dst, p.Seq)
+	dst = binary.BigEndian.AppendUint64(dst, p.Index)
+	return dst, nil
+}
+
+// replayWindow takes each sequence number once: one above the highest
+// taken, or one of the 64 below it not yet taken, so that datagrams
+// reordered on the way still count, but none counts twice. Numbers
+// further below are refused.
+type replayWindow struct {
+	top  uint64 // the highest taken
+	seen uint64 // bit i: top-i was taken
+}
+
+// take says whether seq is new, and notes it when it is.
+func (w *replayWindow) take(seq uint64) bool {
+	switch {
+	case seq > w.top || w.seen == 0:
+		if w.seen == 0 {
+			w.seen = 1
+		} else if d := seq - w.top; d < 64 {
+			w.seen = w.seen<<d | 1
+		} else {
+			w.seen = 1
+		}
+		w.top = seq
+		return true
+	case w.top-seq >= 64:
+		return false
+	default:
+		bit := uint64(1) << (w.top - seq)
+		if w.seen&bit != 0 {
+			return false
+		}
+		w.seen |= bit
+		return true
+	}
+}
