@@ -390,6 +390,9 @@ type stream struct {
 	certs  map[string]string
 	legacy bool
 	conns  map[*memberConn]bool // the raft connections open
+	// keys are the probe keys of the raft connections open, by the host
+	// uuid at their far end, in the order they were tracked.
+	keys map[string][]*probeKey
 }
 
 // memberCerts are the current certificate serials of app's members by
@@ -408,6 +411,7 @@ func (m *mux) stream(app string, self raft.ServerAddress, members map[string]str
 	status func(net.Conn)) *stream {
 	s := &stream{
 		m: m, app: app, self: self, byAddr: members, certs: certs, legacy: legacy, conns: map[*memberConn]bool{},
+		keys:   map[string][]*probeKey{},
 		accept: make(chan net.Conn), done: make(chan struct{}), status: status,
 	}
 	if legacy {
@@ -459,14 +463,24 @@ func (s *stream) setCerts(certs map[string]string, legacy bool) {
 	}
 }
 
-// track notes a raft connection with the certificate of its far end, or
-// closes it and returns nil when that is no longer accepted.
-func (s *stream) track(c net.Conn, leaf *x509.Certificate) *memberConn {
+// track notes a raft connection with the certificate of its far end, and
+// its probe key, or closes it and returns nil when that is no longer
+// accepted.
+func (s *stream) track(c *tls.Conn, leaf *x509.Certificate) *memberConn {
 	mc := &memberConn{Conn: c, s: s, peer: leaf.Subject.CommonName, serial: leaf.SerialNumber}
+	key, err := connProbeKey(c.ConnectionState(), s.app)
+	if err != nil {
+		// Not with TLS 1.3, which both ends require.
+		s.m.log.Warn("failover connection without a probe key", "app", s.app, "peer", mc.peer, "err", err)
+	}
 	s.mu.Lock()
 	ok := s.acceptsLocked(mc.peer, mc.serial)
 	if ok {
 		s.conns[mc] = true
+		if key != nil {
+			mc.key = key
+			s.addProbeKeyLocked(mc.peer, key)
+		}
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -477,17 +491,23 @@ func (s *stream) track(c net.Conn, leaf *x509.Certificate) *memberConn {
 }
 
 // memberConn is a raft connection of a stream, with the member and the
-// certificate at its far end.
+// certificate at its far end, and the probe key derived from it (nil:
+// none).
 type memberConn struct {
-	net.Conn
+	*tls.Conn
 	s      *stream
 	peer   string
 	serial *big.Int
+	key    *probeKey
 }
 
+// Close closes the connection and drops its probe key.
 func (c *memberConn) Close() error {
 	c.s.mu.Lock()
 	delete(c.s.conns, c)
+	if c.key != nil {
+		c.s.dropProbeKeyLocked(c.peer, c.key)
+	}
 	c.s.mu.Unlock()
 	return c.Conn.Close()
 }

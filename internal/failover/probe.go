@@ -1,9 +1,15 @@
 package failover
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
+	"slices"
+	"sync"
 )
 
 // Probes are single UDP datagrams between the members of an app, on the
@@ -223,4 +229,112 @@ func (w *replayWindow) take(seq uint64) bool {
 		w.seen |= bit
 		return true
 	}
+}
+
+// probeKey is the key of one raft connection between this member and a
+// peer, with what it takes to sign and check datagrams.
+type probeKey struct {
+	id  [8]byte
+	key []byte
+
+	mu      sync.Mutex
+	mac     hash.Hash // HMAC-SHA256 under key, reset at every use
+	sum     [sha256.Size]byte
+	probes  replayWindow // the peer's probes taken under this key
+	answers replayWindow // and its answers
+}
+
+// connProbeKey derives the probe key of app's raft connection cs. Both
+// ends of the connection get the same one.
+func connProbeKey(cs tls.ConnectionState, app string) (*probeKey, error) {
+	key, err := cs.ExportKeyingMaterial(probeKeyLabel, []byte(app), probeKeySize)
+	if err != nil {
+		return nil, fmt.Errorf("probe key: %w", err)
+	}
+	return newProbeKey(key), nil
+}
+
+func newProbeKey(key []byte) *probeKey {
+	k := &probeKey{key: key, mac: hmac.New(sha256.New, key)}
+	sum := sha256.Sum256(key)
+	copy(k.id[:], sum[:])
+	return k
+}
+
+// sign appends the MAC of b, a datagram up to its MAC, to b.
+func (k *probeKey) sign(b []byte) []byte {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.mac.Reset()
+	k.mac.Write(b)
+	return append(b, k.mac.Sum(k.sum[:0])[:probeMACSize]...)
+}
+
+// take says whether v, a datagram under this key, is authentic and new:
+// its MAC matches, and the replay window of its kind takes its seq. A
+// datagram whose MAC does not match leaves the windows as they were.
+func (k *probeKey) take(v *probeView) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.mac.Reset()
+	k.mac.Write(v.signed)
+	if !hmac.Equal(k.mac.Sum(k.sum[:0])[:probeMACSize], v.mac) {
+		return false
+	}
+	if v.kind == kindAnswer {
+		return k.answers.take(v.seq)
+	}
+	return k.probes.take(v.seq)
+}
+
+// addProbeKeyLocked notes the probe key of a raft connection with peer just
+// tracked. s.mu is held.
+func (s *stream) addProbeKeyLocked(peer string, k *probeKey) {
+	s.keys[peer] = append(s.keys[peer], k)
+}
+
+// dropProbeKeyLocked forgets the probe key of a raft connection with peer
+// that closed. s.mu is held.
+func (s *stream) dropProbeKeyLocked(peer string, k *probeKey) {
+	keys := slices.DeleteFunc(s.keys[peer], func(o *probeKey) bool { return o == k })
+	if len(keys) == 0 {
+		delete(s.keys, peer)
+		return
+	}
+	s.keys[peer] = keys
+}
+
+// newestProbeKey is the key of the raft connection with peer tracked
+// last of those open, or nil.
+func (s *stream) newestProbeKey(peer string) *probeKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys := s.keys[peer]
+	if len(keys) == 0 {
+		return nil
+	}
+	return keys[len(keys)-1]
+}
+
+// probeKey is the key (and its id) of the raft connection with peer
+// tracked last of those open; !ok when none is open.
+func (s *stream) probeKey(peer string) (id [8]byte, key []byte, ok bool) {
+	k := s.newestProbeKey(peer)
+	if k == nil {
+		return id, nil, false
+	}
+	return k.id, k.key, true
+}
+
+// probeKeyByID is peer's key with id id, of a raft connection open, or
+// nil.
+func (s *stream) probeKeyByID(peer []byte, id [8]byte) *probeKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range s.keys[string(peer)] {
+		if k.id == id {
+			return k
+		}
+	}
+	return nil
 }

@@ -2,10 +2,24 @@ package failover
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/raft"
+
+	"hummingbird.io/hummingbird/internal/failover/failovertest"
+	"hummingbird.io/hummingbird/internal/pki"
 )
 
 // testProbeDatagram is a well-formed datagram of p with key id 1..8 and a
@@ -144,4 +158,174 @@ func TestReplayWindow(t *testing.T) {
 	if !z.take(0) || z.take(0) || !z.take(1) || z.take(0) {
 		t.Error("seq 0 first: not taken once")
 	}
+}
+
+// probeMember is one member's failover listener in a probeGroup.
+type probeMember struct {
+	uuid, addr string
+	serial     string  // its certificate's
+	ca         *pki.CA // the CA that signed it
+	mux        *mux
+	s          *stream
+}
+
+// newProbeGroup runs n members' failover listeners (A, B, ...) on
+// loopback with real mutual TLS, each with app "press" of them all; the
+// connections each accepts for raft are read until they fail, then
+// closed, as raft does.
+func newProbeGroup(t *testing.T, n int) []*probeMember {
+	t.Helper()
+	ca, _, err := pki.EnsureCA(t.TempDir(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	log := slog.New(slog.DiscardHandler)
+	members := map[string]string{}
+	certs := map[string]string{}
+	var group []*probeMember
+	for i := range n {
+		uuid := fmt.Sprintf("00000000-0000-4000-8000-00000000000%c", 'a'+i)
+		c, k, serial := failovertest.Cert(t, ca, uuid, "", false)
+		pair, err := tls.X509KeyPair(c, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		mb := &probeMember{uuid: uuid, addr: ln.Addr().String(), serial: serial, ca: ca,
+			mux: newMux(ln, func() (*tls.Certificate, error) { return &pair, nil }, pool, log)}
+		members[mb.addr], certs[uuid] = uuid, serial
+		group = append(group, mb)
+	}
+	for _, mb := range group {
+		mb.s = mb.mux.stream("press", raft.ServerAddress(mb.addr), members, maps.Clone(certs), false, func(net.Conn) {})
+		go mb.mux.serve()
+		go func() {
+			for {
+				c, err := mb.s.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					io.Copy(io.Discard, c)
+					c.Close()
+				}()
+			}
+		}()
+		t.Cleanup(func() {
+			mb.s.Close()
+			mb.mux.ln.Close()
+			mb.s.mu.Lock()
+			conns := slices.Collect(maps.Keys(mb.s.conns))
+			mb.s.mu.Unlock()
+			for _, c := range conns {
+				c.Close()
+			}
+		})
+	}
+	return group
+}
+
+// connect opens a raft connection from from to to, and waits until both
+// ends hold its probe key.
+func connect(t *testing.T, from, to *probeMember) net.Conn {
+	t.Helper()
+	c, err := from.s.Dial(raft.ServerAddress(to.addr), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, ok := from.s.probeKey(to.uuid)
+	if !ok || id != c.(*memberConn).key.id {
+		t.Fatalf("%s's newest probe key for %s is not that of the connection it just made", from.uuid, to.uuid)
+	}
+	waitFor(t, "the far end to hold the probe key", func() bool { return to.s.probeKeyByID([]byte(from.uuid), id) != nil })
+	return c
+}
+
+// waitFor waits up to 10 s for cond.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for start := time.Now(); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("waited 10 s for %s", what)
+		}
+	}
+}
+
+// keyIDs are the ids of s's probe keys for peer, oldest first.
+func keyIDs(s *stream, peer string) [][8]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids [][8]byte
+	for _, k := range s.keys[peer] {
+		ids = append(ids, k.id)
+	}
+	return ids
+}
+
+// TestProbeKeys follows the probe keys of raft connections between two
+// members, A and B: both ends of a connection derive the same 32-byte key
+// (its id the first 8 bytes of its SHA-256), each connection its own; a
+// member's newest key for a peer is that of the connection tracked last;
+// a key goes with its connection, at both ends; once A's desired state
+// names a new certificate of B (B joined again), A holds no key of B.
+func TestProbeKeys(t *testing.T) {
+	t.Parallel()
+	g := newProbeGroup(t, 2)
+	a, b := g[0], g[1]
+	if _, _, ok := a.s.probeKey(b.uuid); ok {
+		t.Fatal("A holds a key of B before any connection")
+	}
+	first := connect(t, b, a)
+	idA, keyA, okA := a.s.probeKey(b.uuid)
+	idB, keyB, okB := b.s.probeKey(a.uuid)
+	if !okA || !okB || idA != idB || !bytes.Equal(keyA, keyB) {
+		t.Fatalf("A's key for B %x (%x, %v), B's for A %x (%x, %v): want the same", keyA, idA, okA, keyB, idB, okB)
+	}
+	if sum := sha256.Sum256(keyA); len(keyA) != probeKeySize || !bytes.Equal(idA[:], sum[:8]) {
+		t.Errorf("key %x with id %x: want 32 bytes, the id the first 8 of its SHA-256", keyA, idA)
+	}
+	second := connect(t, a, b)
+	id2, key2, _ := a.s.probeKey(b.uuid)
+	if id2 == idA || bytes.Equal(key2, keyA) {
+		t.Error("a second connection has the first one's key")
+	}
+	for _, tc := range []struct {
+		s    *stream
+		peer string
+	}{{a.s, b.uuid}, {b.s, a.uuid}} {
+		if diff := cmp.Diff([][8]byte{idA, id2}, keyIDs(tc.s, tc.peer)); diff != "" {
+			t.Errorf("%s's keys for %s (-want +got):\n%s", tc.s.self, tc.peer, diff)
+		}
+	}
+	// B closes the first connection; A, reading it, closes its end.
+	first.Close()
+	for _, tc := range []struct {
+		s    *stream
+		peer string
+	}{{b.s, a.uuid}, {a.s, b.uuid}} {
+		waitFor(t, "the first connection's key to go", func() bool { return len(keyIDs(tc.s, tc.peer)) == 1 })
+		if id, _, _ := tc.s.probeKey(tc.peer); id != id2 {
+			t.Errorf("%s's newest key for %s is %x, want the second connection's %x", tc.s.self, tc.peer, id, id2)
+		}
+	}
+	// B joined again: A closes the connections of B's earlier certificate.
+	a.s.setCerts(map[string]string{a.uuid: a.serial, b.uuid: rejoined(t, b)}, false)
+	if ids := keyIDs(a.s, b.uuid); len(ids) != 0 {
+		t.Errorf("A holds keys %x of B's revoked certificate", ids)
+	}
+	waitFor(t, "B to see A close the connection", func() bool { return len(keyIDs(b.s, a.uuid)) == 0 })
+	second.Close()
+}
+
+// rejoined is the serial of a new certificate of mb's host, as when its
+// agent joined again: it revokes mb's.
+func rejoined(t *testing.T, mb *probeMember) string {
+	t.Helper()
+	_, _, serial := failovertest.Cert(t, mb.ca, mb.uuid, mb.serial, false)
+	return serial
 }
