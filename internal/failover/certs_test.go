@@ -71,8 +71,8 @@ func TestMemberCertificates(t *testing.T) {
 	addrA, addrB := lnA.Addr().String(), lnB.Addr().String()
 	members := map[string]string{addrA: uuidA, addrB: uuidB}
 	log := slog.New(slog.DiscardHandler)
-	muxA := newMux(lnA, func() (*tls.Certificate, error) { return certA.Load(), nil }, pool, log)
-	muxB := newMux(lnB, func() (*tls.Certificate, error) { return &b1.pair, nil }, pool, log)
+	muxA := newMux(lnA, nil, func() (*tls.Certificate, error) { return certA.Load(), nil }, pool, log)
+	muxB := newMux(lnB, nil, func() (*tls.Certificate, error) { return &b1.pair, nil }, pool, log)
 	noStatus := func(net.Conn) {}
 	sA := muxA.stream("press", raft.ServerAddress(addrA), members, map[string]string{uuidA: a2.serial, uuidB: b1.serial}, false, noStatus)
 	sB := muxB.stream("press", raft.ServerAddress(addrB), members, map[string]string{uuidA: a2.serial, uuidB: b1.serial}, false, noStatus)

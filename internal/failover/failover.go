@@ -74,7 +74,8 @@ type Manager struct {
 	changed chan struct{}
 }
 
-// Start opens the failover listener. It fails when the address is taken.
+// Start opens the failover listener, and the probe socket on the same
+// address and port (UDP). It fails when either is taken.
 // The memberships run until Stop, not until ctx ends.
 func Start(ctx context.Context, o Options) (*Manager, error) {
 	if o.Self == "" || o.Certs == nil || o.CA == nil {
@@ -89,17 +90,18 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	if o.Addresses == nil {
 		o.Addresses = hostAddresses{log: o.Log.With("logger", "vip")}
 	}
-	ln, err := listen(ctx, o.Listen)
+	ln, udp, err := listenFailover(ctx, o.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("failover listener: %w", err)
 	}
 	m := &Manager{
 		self: o.Self, dir: o.Dir, log: o.Log, raftLog: o.RaftLog, addrs: o.Addresses, certs: o.Certs,
 		// Members outlive ctx: Stop hands an active role over first.
-		mux: newMux(ln, o.Certs, o.CA, o.Log), ctx: context.WithoutCancel(ctx),
+		mux: newMux(ln, udp, o.Certs, o.CA, o.Log), ctx: context.WithoutCancel(ctx),
 		members: map[string]*member{}, apps: map[string]wire.App{}, changed: make(chan struct{}),
 	}
 	go m.mux.serve()
+	go m.mux.serveProbes()
 	return m, nil
 }
 
@@ -229,7 +231,8 @@ func (m *Manager) notify() {
 }
 
 // Stop leaves every group, handing over the active roles and dropping
-// the VIPs this node holds, and closes the failover listener.
+// the VIPs this node holds, and closes the failover listener and the
+// probe socket.
 func (m *Manager) Stop() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -238,6 +241,7 @@ func (m *Manager) Stop() {
 		delete(m.members, name)
 	}
 	m.mux.ln.Close()
+	m.mux.udp.Close()
 }
 
 // member is the running member of an app, or nil.

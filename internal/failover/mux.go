@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -67,16 +69,21 @@ type Certs func() (*tls.Certificate, error)
 // mux is the failover listener shared by every app of the agent.
 type mux struct {
 	ln    net.Listener
+	udp   *net.UDPConn // the probe socket, on ln's port (nil: none)
 	certs Certs
 	ca    *x509.CertPool
 	log   *slog.Logger
+
+	// probesRefused counts the datagrams the probe socket got and
+	// openProbe refused.
+	probesRefused atomic.Uint64
 
 	mu   sync.Mutex
 	apps map[string]*stream
 }
 
-func newMux(ln net.Listener, certs Certs, ca *x509.CertPool, log *slog.Logger) *mux {
-	return &mux{ln: ln, certs: certs, ca: ca, log: log, apps: map[string]*stream{}}
+func newMux(ln net.Listener, udp *net.UDPConn, certs Certs, ca *x509.CertPool, log *slog.Logger) *mux {
+	return &mux{ln: ln, udp: udp, certs: certs, ca: ca, log: log, apps: map[string]*stream{}}
 }
 
 // errNotMember refuses a certificate that is not the current one of a
@@ -372,6 +379,7 @@ type stream struct {
 	m      *mux
 	app    string
 	self   raft.ServerAddress
+	id     string            // this member's host uuid
 	byAddr map[string]string // member address -> host uuid
 	accept chan net.Conn
 	done   chan struct{}
@@ -382,6 +390,9 @@ type stream struct {
 	// waited that long after it came back, its heartbeats and entries
 	// held up behind it.
 	dialMax time.Duration
+	// probeAddrs are the members' addresses by host uuid (the reverse of
+	// byAddr), of those that are an IP address and port, for probes.
+	probeAddrs map[string]netip.AddrPort
 
 	mu sync.Mutex
 	// certs are the members' current certificate serials (hex) by host
@@ -393,6 +404,8 @@ type stream struct {
 	// keys are the probe keys of the raft connections open, by the host
 	// uuid at their far end, in the order they were tracked.
 	keys map[string][]*probeKey
+	// probeHandler takes the app's datagrams (nil: they are dropped).
+	probeHandler probeHandler
 }
 
 // memberCerts are the current certificate serials of app's members by
@@ -410,9 +423,14 @@ func memberCerts(app wire.App) (map[string]string, bool) {
 func (m *mux) stream(app string, self raft.ServerAddress, members map[string]string, certs map[string]string, legacy bool,
 	status func(net.Conn)) *stream {
 	s := &stream{
-		m: m, app: app, self: self, byAddr: members, certs: certs, legacy: legacy, conns: map[*memberConn]bool{},
-		keys:   map[string][]*probeKey{},
+		m: m, app: app, self: self, id: members[string(self)], byAddr: members, probeAddrs: map[string]netip.AddrPort{},
+		certs: certs, legacy: legacy, conns: map[*memberConn]bool{}, keys: map[string][]*probeKey{},
 		accept: make(chan net.Conn), done: make(chan struct{}), status: status,
+	}
+	for addr, id := range members {
+		if ap, err := netip.ParseAddrPort(addr); err == nil {
+			s.probeAddrs[id] = ap
+		}
 	}
 	if legacy {
 		m.log.Warn("the desired state names no member certificates (the controller is older than the agent): "+

@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
@@ -8,8 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"log/slog"
+	"net"
+	"net/netip"
 	"slices"
+	"strconv"
 	"sync"
+	"time"
 )
 
 // Probes are single UDP datagrams between the members of an app, on the
@@ -234,8 +240,9 @@ func (w *replayWindow) take(seq uint64) bool {
 // probeKey is the key of one raft connection between this member and a
 // peer, with what it takes to sign and check datagrams.
 type probeKey struct {
-	id  [8]byte
-	key []byte
+	id   [8]byte
+	key  []byte
+	peer string // the host uuid at the connection's far end
 
 	mu      sync.Mutex
 	mac     hash.Hash // HMAC-SHA256 under key, reset at every use
@@ -270,26 +277,31 @@ func (k *probeKey) sign(b []byte) []byte {
 	return append(b, k.mac.Sum(k.sum[:0])[:probeMACSize]...)
 }
 
-// take says whether v, a datagram under this key, is authentic and new:
-// its MAC matches, and the replay window of its kind takes its seq. A
-// datagram whose MAC does not match leaves the windows as they were.
-func (k *probeKey) take(v *probeView) bool {
+// take takes v, a datagram under this key, when it is authentic and
+// new: its MAC matches, and the replay window of its kind takes its seq.
+// A datagram whose MAC does not match leaves the windows as they were.
+func (k *probeKey) take(v *probeView) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.mac.Reset()
 	k.mac.Write(v.signed)
 	if !hmac.Equal(k.mac.Sum(k.sum[:0])[:probeMACSize], v.mac) {
-		return false
+		return errProbeMAC
 	}
+	w := &k.probes
 	if v.kind == kindAnswer {
-		return k.answers.take(v.seq)
+		w = &k.answers
 	}
-	return k.probes.take(v.seq)
+	if !w.take(v.seq) {
+		return errProbeReplay
+	}
+	return nil
 }
 
-// addProbeKeyLocked notes the probe key of a raft connection with peer just
-// tracked. s.mu is held.
+// addProbeKeyLocked notes the probe key of a raft connection with peer
+// just tracked. s.mu is held.
 func (s *stream) addProbeKeyLocked(peer string, k *probeKey) {
+	k.peer = peer
 	s.keys[peer] = append(s.keys[peer], k)
 }
 
@@ -337,4 +349,159 @@ func (s *stream) probeKeyByID(peer []byte, id [8]byte) *probeKey {
 		}
 	}
 	return nil
+}
+
+var (
+	errProbeApp    = errors.New("probe datagram: no such app here")
+	errProbeKey    = errors.New("probe datagram: no open raft connection with the sender has its key")
+	errProbeMAC    = errors.New("probe datagram: the MAC does not match")
+	errProbeReplay = errors.New("probe datagram: seq taken already, or too old")
+	// errNoProbeKey: no raft connection with the member is open; dialling
+	// one makes a key.
+	errNoProbeKey  = errors.New("no raft connection with the member is open")
+	errNoProbeAddr = errors.New("no member with an IP address and port")
+	errNoProbeConn = errors.New("no probe socket")
+)
+
+// probeHandler takes the authentic new datagrams of a stream's app, from
+// the address they came from. It runs on the mux's one reading goroutine:
+// it must not block.
+type probeHandler func(p probe, from netip.AddrPort)
+
+// setProbeHandler makes h take the stream's datagrams from now on (nil:
+// they are dropped).
+func (s *stream) setProbeHandler(h probeHandler) {
+	s.mu.Lock()
+	s.probeHandler = h
+	s.mu.Unlock()
+}
+
+func (s *stream) handler() probeHandler {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.probeHandler
+}
+
+// sealProbe is p as a datagram to member peer, from this member (p's App
+// and From are set), signed with the key of the raft connection with peer
+// tracked last.
+func (s *stream) sealProbe(peer string, p probe) ([]byte, error) {
+	k := s.newestProbeKey(peer)
+	if k == nil {
+		return nil, fmt.Errorf("probe to member %s of app %s: %w", peer, s.app, errNoProbeKey)
+	}
+	p.App, p.From = s.app, s.id
+	b, err := appendProbe(make([]byte, 0, maxProbePacket), &p, k.id)
+	if err != nil {
+		return nil, fmt.Errorf("probe to member %s of app %s: %w", peer, s.app, err)
+	}
+	return k.sign(b), nil
+}
+
+// sendProbe sends p to member peer as one datagram (sealProbe) from the
+// probe socket to the member's address (an answer too goes there, not to
+// where the probe came from). It fails when no raft connection with peer
+// is open (errNoProbeKey): the caller may dial one. A connection just
+// dialled has its key here a moment before its far end has: a datagram
+// sent in between is refused.
+func (s *stream) sendProbe(peer string, p probe) error {
+	to, ok := s.probeAddrs[peer]
+	if !ok {
+		return fmt.Errorf("probe to member %s of app %s: %w", peer, s.app, errNoProbeAddr)
+	}
+	if s.m.udp == nil {
+		return fmt.Errorf("probe to member %s of app %s: %w", peer, s.app, errNoProbeConn)
+	}
+	b, err := s.sealProbe(peer, p)
+	if err != nil {
+		return err
+	}
+	if _, err := s.m.udp.WriteToUDPAddrPort(b, to); err != nil {
+		return fmt.Errorf("probe to member %s of app %s: %w", peer, s.app, err)
+	}
+	return nil
+}
+
+// openProbe checks datagram b: it returns the datagram and its app's
+// stream when it is well-formed, for an app of this agent, authentic
+// under the key of an open raft connection with its sender, and new.
+// Where it came from is not checked: the key says who sent it, and a
+// member's datagrams may leave from another of its addresses than the
+// one the desired state names.
+func (m *mux) openProbe(b []byte) (*stream, probe, error) {
+	v, err := parseProbe(b)
+	if err != nil {
+		return nil, probe{}, err
+	}
+	m.mu.Lock()
+	s := m.apps[string(v.app)]
+	m.mu.Unlock()
+	if s == nil {
+		return nil, probe{}, errProbeApp
+	}
+	k := s.probeKeyByID(v.from, v.keyID)
+	if k == nil {
+		return nil, probe{}, errProbeKey
+	}
+	if err := k.take(&v); err != nil {
+		return nil, probe{}, err
+	}
+	return s, probe{Kind: v.kind, Flags: v.flags, App: s.app, From: k.peer, Term: v.term, Seq: v.seq, Index: v.index}, nil
+}
+
+// serveProbes reads datagrams from the probe socket until it is closed,
+// and hands each one openProbe takes to its stream's handler.
+func (m *mux) serveProbes() {
+	log := m.log.With("logger", "probe")
+	buf := make([]byte, maxProbePacket+1) // one byte more: an oversized datagram is seen as such
+	for {
+		n, from, err := m.udp.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			log.Warn("probe socket read failed", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		s, p, err := m.openProbe(buf[:n])
+		if err != nil {
+			m.probesRefused.Add(1)
+			if log.Enabled(context.Background(), slog.LevelDebug) {
+				log.Debug("probe datagram refused", "from", from.String(), "err", err)
+			}
+			continue
+		}
+		if h := s.handler(); h != nil {
+			h(p, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()))
+		}
+	}
+}
+
+// listenFailover opens the failover listener on addr, and the probe
+// socket on the same address and port (UDP). When addr's port is 0 (any),
+// the probe socket takes the port the listener got, and when another
+// socket holds that one for UDP, both try again, a few times.
+func listenFailover(ctx context.Context, addr string) (net.Listener, *net.UDPConn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	const attempts = 8
+	for i := 1; ; i++ {
+		ln, err := listen(ctx, addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		var lc net.ListenConfig
+		got := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+		pc, err := lc.ListenPacket(ctx, "udp", net.JoinHostPort(host, got))
+		if err == nil {
+			return ln, pc.(*net.UDPConn), nil
+		}
+		ln.Close()
+		if (port != "" && port != "0") || i == attempts {
+			return nil, nil, fmt.Errorf("probe socket: %w", err)
+		}
+	}
 }

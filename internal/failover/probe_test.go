@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -169,11 +171,12 @@ type probeMember struct {
 	s          *stream
 }
 
-// newProbeGroup runs n members' failover listeners (A, B, ...) on
-// loopback with real mutual TLS, each with app "press" of them all; the
+// newProbeGroup runs n members' failover listeners and probe sockets (A,
+// B, ...) on loopback with real mutual TLS, each with app "press" of them
+// all; the
 // connections each accepts for raft are read until they fail, then
 // closed, as raft does.
-func newProbeGroup(t *testing.T, n int) []*probeMember {
+func newProbeGroup(t testing.TB, n int) []*probeMember {
 	t.Helper()
 	ca, _, err := pki.EnsureCA(t.TempDir(), time.Now())
 	if err != nil {
@@ -192,18 +195,19 @@ func newProbeGroup(t *testing.T, n int) []*probeMember {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, udp, err := listenFailover(t.Context(), "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		mb := &probeMember{uuid: uuid, addr: ln.Addr().String(), serial: serial, ca: ca,
-			mux: newMux(ln, func() (*tls.Certificate, error) { return &pair, nil }, pool, log)}
+			mux: newMux(ln, udp, func() (*tls.Certificate, error) { return &pair, nil }, pool, log)}
 		members[mb.addr], certs[uuid] = uuid, serial
 		group = append(group, mb)
 	}
 	for _, mb := range group {
 		mb.s = mb.mux.stream("press", raft.ServerAddress(mb.addr), members, maps.Clone(certs), false, func(net.Conn) {})
 		go mb.mux.serve()
+		go mb.mux.serveProbes()
 		go func() {
 			for {
 				c, err := mb.s.Accept()
@@ -219,6 +223,7 @@ func newProbeGroup(t *testing.T, n int) []*probeMember {
 		t.Cleanup(func() {
 			mb.s.Close()
 			mb.mux.ln.Close()
+			mb.mux.udp.Close()
 			mb.s.mu.Lock()
 			conns := slices.Collect(maps.Keys(mb.s.conns))
 			mb.s.mu.Unlock()
@@ -232,7 +237,7 @@ func newProbeGroup(t *testing.T, n int) []*probeMember {
 
 // connect opens a raft connection from from to to, and waits until both
 // ends hold its probe key.
-func connect(t *testing.T, from, to *probeMember) net.Conn {
+func connect(t testing.TB, from, to *probeMember) net.Conn {
 	t.Helper()
 	c, err := from.s.Dial(raft.ServerAddress(to.addr), 5*time.Second)
 	if err != nil {
@@ -247,7 +252,7 @@ func connect(t *testing.T, from, to *probeMember) net.Conn {
 }
 
 // waitFor waits up to 10 s for cond.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	for start := time.Now(); !cond(); time.Sleep(5 * time.Millisecond) {
 		if time.Since(start) > 10*time.Second {
@@ -328,4 +333,334 @@ func rejoined(t *testing.T, mb *probeMember) string {
 	t.Helper()
 	_, _, serial := failovertest.Cert(t, mb.ca, mb.uuid, mb.serial, false)
 	return serial
+}
+
+// received is a datagram a stream's handler took.
+type received struct {
+	p    probe
+	from netip.AddrPort
+}
+
+// collect makes s's handler pass on what it takes; answer, when not nil,
+// runs first.
+func collect(s *stream, answer probeHandler) <-chan received {
+	ch := make(chan received, 64)
+	s.setProbeHandler(func(p probe, from netip.AddrPort) {
+		if answer != nil {
+			answer(p, from)
+		}
+		ch <- received{p, from}
+	})
+	return ch
+}
+
+// next is the next datagram ch passes on.
+func next(t *testing.T, ch <-chan received) received {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("no datagram taken in 10 s")
+		return received{}
+	}
+}
+
+// none checks that ch has passed nothing on (more).
+func none(t *testing.T, what string, ch <-chan received) {
+	t.Helper()
+	select {
+	case r := <-ch:
+		t.Errorf("%s: took %+v", what, r.p)
+	default:
+	}
+}
+
+// probeAddr is mb's probe socket's address.
+func probeAddr(mb *probeMember) netip.AddrPort {
+	return mb.mux.udp.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// send writes datagrams from mb's probe socket to to's, as they are.
+func send(t *testing.T, mb, to *probeMember, datagrams ...[]byte) {
+	t.Helper()
+	for _, d := range datagrams {
+		if _, err := mb.mux.udp.WriteToUDPAddrPort(d, probeAddr(to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// seal is p as mb's datagram to to.
+func seal(t *testing.T, mb, to *probeMember, p probe) []byte {
+	t.Helper()
+	d, err := mb.s.sealProbe(to.uuid, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestProbeRoundTrip has A, the active, probe B, a standby, and C, the
+// witness, over the keys of A's raft connections to them: each takes
+// every probe with its fields as sent, from A's probe socket; C answers
+// every one, B only the probe that asks it to, and A takes the answers,
+// fields as sent. Nothing is refused.
+func TestProbeRoundTrip(t *testing.T) {
+	t.Parallel()
+	g := newProbeGroup(t, 3)
+	a, b, c := g[0], g[1], g[2]
+	connect(t, a, b)
+	connect(t, a, c)
+	answers := collect(a.s, nil)
+	took := map[*probeMember]<-chan received{}
+	for i, mb := range []*probeMember{b, c} {
+		witness := mb == c
+		took[mb] = collect(mb.s, func(p probe, _ netip.AddrPort) {
+			if p.Kind == kindProbe && (witness || p.Flags&probeAnswerMe != 0) {
+				if err := mb.s.sendProbe(p.From, probe{Kind: kindAnswer, Term: p.Term, Seq: p.Seq, Index: uint64(40 + i)}); err != nil {
+					t.Errorf("%s answering: %v", mb.uuid, err)
+				}
+			}
+		})
+	}
+	sent := []probe{
+		{Kind: kindProbe, Term: 3, Seq: 1, Index: 42},
+		{Kind: kindProbe, Flags: probeAnswerMe, Term: 3, Seq: 2, Index: 43},
+	}
+	for _, p := range sent {
+		for _, mb := range []*probeMember{b, c} {
+			if err := a.s.sendProbe(mb.uuid, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, mb := range []*probeMember{b, c} {
+		for _, p := range sent {
+			want := p
+			want.App, want.From = "press", a.uuid
+			r := next(t, took[mb])
+			if diff := cmp.Diff(want, r.p); diff != "" {
+				t.Errorf("%s took (-sent +taken):\n%s", mb.uuid, diff)
+			}
+			if r.from != probeAddr(a) {
+				t.Errorf("%s took a probe from %v, want A's probe socket %v", mb.uuid, r.from, probeAddr(a))
+			}
+		}
+	}
+	answer := func(from string, seq, index uint64) probe {
+		return probe{Kind: kindAnswer, App: "press", From: from, Term: 3, Seq: seq, Index: index}
+	}
+	want := []probe{answer(b.uuid, 2, 40), answer(c.uuid, 1, 41), answer(c.uuid, 2, 41)}
+	var got []probe
+	for range want {
+		got = append(got, next(t, answers).p)
+	}
+	slices.SortFunc(got, func(x, y probe) int {
+		if c := strings.Compare(x.From, y.From); c != 0 {
+			return c
+		}
+		return int(x.Seq) - int(y.Seq)
+	})
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("A took answers (-want +got):\n%s", diff)
+	}
+	for _, mb := range g {
+		if n := mb.mux.probesRefused.Load(); n != 0 {
+			t.Errorf("%s refused %d datagrams", mb.uuid, n)
+		}
+	}
+	none(t, "B after the probe that asked it", took[b])
+}
+
+// TestProbeRefused holds A to refusing every datagram but the authentic
+// new ones, B and C being members with raft connections to A: a copy of
+// B's probe with any one bit flipped (after which the probe itself still
+// counts, once: no forged copy moved the replay window); B's probe sent
+// again; and, signed with real keys, a datagram for an app A does not
+// run, one naming a sender that is no member, one of C naming B as its
+// sender, and one naming B's key signed with C's. Over the probe socket
+// the same: the refused ones are counted, never taken.
+func TestProbeRefused(t *testing.T) {
+	t.Parallel()
+	g := newProbeGroup(t, 3)
+	a, b, c := g[0], g[1], g[2]
+	connect(t, b, a)
+	connect(t, c, a)
+	valid := seal(t, b, a, probe{Kind: kindProbe, Flags: probeAnswerMe, Term: 2, Seq: 5, Index: 9})
+	for i := range 8 * len(valid) {
+		flipped := bytes.Clone(valid)
+		flipped[i/8] ^= 1 << (i % 8)
+		if _, p, err := a.mux.openProbe(flipped); err == nil {
+			t.Errorf("bit %d flipped: taken as %+v", i, p)
+		}
+	}
+	if _, p, err := a.mux.openProbe(valid); err != nil || p.Seq != 5 || p.From != b.uuid {
+		t.Fatalf("B's probe after its forged copies: %+v, %v", p, err)
+	}
+	if _, _, err := a.mux.openProbe(valid); !errors.Is(err, errProbeReplay) {
+		t.Errorf("B's probe again: %v, want %v", err, errProbeReplay)
+	}
+
+	keyB, keyC := a.s.newestProbeKey(b.uuid), a.s.newestProbeKey(c.uuid)
+	forge := func(app, from string, id [8]byte, signer *probeKey) []byte {
+		d, err := appendProbe(nil, &probe{Kind: kindProbe, App: app, From: from, Seq: 100}, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return signer.sign(d)
+	}
+	forged := []struct {
+		name string
+		d    []byte
+		want error
+	}{
+		{"an app A does not run", forge("mill", b.uuid, keyB.id, keyB), errProbeApp},
+		{"a sender that is no member", forge("press", "00000000-0000-4000-8000-000000000099", keyB.id, keyB), errProbeKey},
+		{"C naming B as the sender", forge("press", b.uuid, keyC.id, keyC), errProbeKey},
+		{"B's key id, signed with C's key", forge("press", b.uuid, keyB.id, keyC), errProbeMAC},
+	}
+	for _, tc := range forged {
+		if _, p, err := a.mux.openProbe(tc.d); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %+v, %v, want %v", tc.name, p, err, tc.want)
+		}
+	}
+
+	// Over the wire: a flipped term, the forged ones, then B's next probe.
+	took := collect(a.s, nil)
+	flipped := seal(t, b, a, probe{Kind: kindProbe, Term: 2, Seq: 6})
+	flipped[len(flipped)-probeMACSize-24+7] ^= 1
+	refused := [][]byte{flipped}
+	for _, tc := range forged {
+		refused = append(refused, tc.d)
+	}
+	send(t, b, a, refused...)
+	if err := b.s.sendProbe(a.uuid, probe{Kind: kindProbe, Term: 2, Seq: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if r := next(t, took); r.p.Seq != 7 {
+		t.Errorf("A took %+v, want B's probe 7 alone", r.p)
+	}
+	waitFor(t, "A to count the refused datagrams", func() bool { return a.mux.probesRefused.Load() == uint64(len(refused)) })
+	none(t, "A", took)
+}
+
+// TestProbeReplay sends B's datagrams to A out of order and again: A
+// takes a datagram reordered within the window once, and none twice; an
+// answer's seq is apart from the probes'.
+func TestProbeReplay(t *testing.T) {
+	t.Parallel()
+	g := newProbeGroup(t, 2)
+	a, b := g[0], g[1]
+	connect(t, b, a)
+	took := collect(a.s, nil)
+	p1, p2, p3 := seal(t, b, a, probe{Kind: kindProbe, Seq: 1}), seal(t, b, a, probe{Kind: kindProbe, Seq: 2}),
+		seal(t, b, a, probe{Kind: kindProbe, Seq: 3})
+	a2 := seal(t, b, a, probe{Kind: kindAnswer, Seq: 2})
+	send(t, b, a, p2, p1, p2, p1, a2, a2, p3)
+	type taken struct {
+		Kind probeKind
+		Seq  uint64
+	}
+	want := []taken{{kindProbe, 2}, {kindProbe, 1}, {kindAnswer, 2}, {kindProbe, 3}}
+	var got []taken
+	for range want {
+		r := next(t, took)
+		got = append(got, taken{r.p.Kind, r.p.Seq})
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("A took (-want +got):\n%s", diff)
+	}
+	waitFor(t, "A to count the replays", func() bool { return a.mux.probesRefused.Load() == 3 })
+	none(t, "A", took)
+}
+
+// TestProbeRevoked revokes B's certificate at A (B joined again): A
+// closes B's raft connections, and with them drops their keys, so that A
+// refuses B's datagram signed before and cannot probe B; B cannot probe A
+// once it sees the connection closed.
+func TestProbeRevoked(t *testing.T) {
+	t.Parallel()
+	g := newProbeGroup(t, 2)
+	a, b := g[0], g[1]
+	connect(t, a, b) // B reads it, as raft does the connections it accepts
+	took := collect(a.s, nil)
+	before := seal(t, b, a, probe{Kind: kindProbe, Seq: 1})
+	a.s.setCerts(map[string]string{a.uuid: a.serial, b.uuid: rejoined(t, b)}, false)
+	if err := a.s.sendProbe(b.uuid, probe{Kind: kindProbe, Seq: 1}); !errors.Is(err, errNoProbeKey) {
+		t.Errorf("A probing B: %v, want %v", err, errNoProbeKey)
+	}
+	send(t, b, a, before)
+	waitFor(t, "A to refuse B's datagram", func() bool { return a.mux.probesRefused.Load() == 1 })
+	none(t, "A", took)
+	waitFor(t, "B to see the connection closed", func() bool { _, _, ok := b.s.probeKey(a.uuid); return !ok })
+	if err := b.s.sendProbe(a.uuid, probe{Kind: kindProbe, Seq: 2}); !errors.Is(err, errNoProbeKey) {
+		t.Errorf("B probing A: %v, want %v", err, errNoProbeKey)
+	}
+}
+
+// TestStartProbeSocket starts a Manager on port 0 of loopback: its probe
+// socket has the failover listener's address and port, and Stop closes
+// both. A port another socket holds for UDP fails Start, which leaves the
+// port free for TCP.
+func TestStartProbeSocket(t *testing.T) {
+	t.Parallel()
+	ca, _, err := pki.EnsureCA(t.TempDir(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	const self = "00000000-0000-4000-8000-00000000000a"
+	c, k, _ := failovertest.Cert(t, ca, self, "", false)
+	pair, err := tls.X509KeyPair(c, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Self: self, Listen: "127.0.0.1:0", Dir: t.TempDir(), CA: pool,
+		Certs: func() (*tls.Certificate, error) { return &pair, nil }}
+	m, err := Start(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp, udp := m.Addr().String(), m.mux.udp.LocalAddr().String()
+	if tcp != udp {
+		t.Errorf("failover listener on %s, probe socket on %s: want the same", tcp, udp)
+	}
+	m.Stop()
+	pc, err := net.ListenPacket("udp", udp)
+	if err != nil {
+		t.Fatalf("probe socket not closed by Stop: %v", err)
+	}
+	defer pc.Close()
+	o.Listen = pc.LocalAddr().String()
+	if m, err := Start(t.Context(), o); err == nil {
+		m.Stop()
+		t.Fatalf("started on %s, held for UDP", o.Listen)
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		t.Fatalf("failed Start left the TCP port held: %v", err)
+	}
+	ln.Close()
+}
+
+// BenchmarkProbeRoundTrip is what a probe costs its ends besides the
+// socket: B encodes and signs it, A checks and takes it.
+func BenchmarkProbeRoundTrip(b *testing.B) {
+	g := newProbeGroup(b, 2)
+	ma, mb := g[0], g[1]
+	connect(b, mb, ma)
+	p := probe{Kind: kindProbe, Flags: probeAnswerMe, Term: 3, Index: 42}
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Seq++
+		d, err := mb.s.sealProbe(ma.uuid, p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := ma.mux.openProbe(d); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
