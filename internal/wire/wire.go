@@ -47,8 +47,9 @@ const (
 	CAPath = "/agent/v1/ca"
 )
 
-// FailoverPort is the TCP port of an agent's failover listener, where the
-// members of an app's group reach each other (AppMember.Address).
+// FailoverPort is the port, TCP and UDP, of an agent's failover listener
+// and probe socket, where the members of an app's group reach each other
+// (AppMember.Address).
 const FailoverPort = 6386
 
 // JoinRequest asks the controller to admit this node. The token proves the
