@@ -112,3 +112,15 @@ func EventIDs(t *testing.T, s store.Store) []int64 {
 	}
 	return out
 }
+
+// Each runs fn on a fresh, open store of each backend, in parallel
+// subtests named after the backends.
+func Each(t *testing.T, fn func(t *testing.T, s store.Store)) {
+	t.Helper()
+	for _, b := range Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, Open(t, b.DSN(t)))
+		})
+	}
+}
