@@ -2,7 +2,6 @@ package failover
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"github.com/hashicorp/raft"
 
 	"hummingbird.io/hummingbird/internal/failover/failovertest"
-	"hummingbird.io/hummingbird/internal/pki"
 )
 
 // TestMemberCertificates runs two members' failover listeners (A and B)
@@ -28,10 +26,7 @@ import (
 // refused throughout.
 func TestMemberCertificates(t *testing.T) {
 	t.Parallel()
-	ca, _, err := pki.EnsureCA(t.TempDir(), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, pool := failovertest.CA(t)
 	const (
 		uuidA    = "00000000-0000-4000-8000-00000000000a"
 		uuidB    = "00000000-0000-4000-8000-00000000000b"
@@ -58,8 +53,6 @@ func TestMemberCertificates(t *testing.T) {
 
 	var certA atomic.Pointer[tls.Certificate]
 	certA.Store(&a2.pair)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
 	lnA, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

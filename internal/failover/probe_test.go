@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -178,12 +177,7 @@ type probeMember struct {
 // closed, as raft does.
 func newProbeGroup(t testing.TB, n int) []*probeMember {
 	t.Helper()
-	ca, _, err := pki.EnsureCA(t.TempDir(), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
+	ca, pool := failovertest.CA(t)
 	log := slog.New(slog.DiscardHandler)
 	members := map[string]string{}
 	certs := map[string]string{}
@@ -605,12 +599,7 @@ func TestProbeRevoked(t *testing.T) {
 // port free for TCP.
 func TestStartProbeSocket(t *testing.T) {
 	t.Parallel()
-	ca, _, err := pki.EnsureCA(t.TempDir(), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
+	ca, pool := failovertest.CA(t)
 	const self = "00000000-0000-4000-8000-00000000000a"
 	c, k, _ := failovertest.Cert(t, ca, self, "", false)
 	pair, err := tls.X509KeyPair(c, k)

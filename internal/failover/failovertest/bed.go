@@ -556,10 +556,7 @@ func BuildAgent(dir string) (string, error) {
 // witnesses vote only. The app's Members, Port and VIP are filled in.
 func (d *Bed) StartGroup(tb testing.TB, bin string, app wire.App, witnesses ...string) *Group {
 	tb.Helper()
-	ca, _, err := pki.EnsureCA(tb.TempDir(), time.Now())
-	if err != nil {
-		tb.Fatal(err)
-	}
+	ca, _ := CA(tb)
 	g := &Group{Agents: map[string]*dhcptest.Proc{}, UUID: map[string]string{}, dirs: map[string]string{}, bin: bin, bed: d,
 		CA: ca, Serial: map[string]string{}}
 	app.Members = nil
@@ -589,6 +586,18 @@ func (d *Bed) StartGroup(tb testing.TB, bin string, app wire.App, witnesses ...s
 		g.Start(tb, m)
 	}
 	return g
+}
+
+// CA makes a throwaway controller CA for tb, and a pool holding it.
+func CA(tb testing.TB) (*pki.CA, *x509.CertPool) {
+	tb.Helper()
+	ca, _, err := pki.EnsureCA(tb.TempDir(), time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	return ca, pool
 }
 
 // Cert signs a key and certificate (PEM) for the agent of host uuid, as
