@@ -353,10 +353,25 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	// is known, and a page of 1,000 hosts (600 KB) is not copied again on
 	// its way out.
 	sw := &statusOnWrite{w: w, status: status}
+	if a, ok := v.(jsonAppender); ok {
+		// A host list writes itself: the same bytes in a fifth of the time.
+		if b, err := a.AppendJSON(make([]byte, 0, a.JSONSize())); err == nil {
+			sw.Write(append(b, '\n'))
+			return
+		}
+	}
 	if err := json.NewEncoder(sw).Encode(v); err != nil && !sw.wrote {
 		w.WriteHeader(http.StatusInternalServerError)
 		w.Write([]byte(`{"error":{"code":"internal","message":"internal error; the controller log has the details"}}` + "\n"))
 	}
+}
+
+// jsonAppender is an answer that writes its own JSON, byte for byte as
+// encoding/json would (apitype.HostList and apitype.Host); an error sends
+// it through encoding/json instead.
+type jsonAppender interface {
+	AppendJSON([]byte) ([]byte, error)
+	JSONSize() int
 }
 
 // statusOnWrite sends its status, and the length of the first write as
