@@ -218,10 +218,21 @@ func (s *server) do(method, path string, body, out any, want int) error {
 	if resp.StatusCode != want {
 		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
 	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("%s %s: decode the answer: %w", method, path, err)
-		}
+	if out == nil {
+		return nil
+	}
+	// Decode as hbctl's client does too: hosts and pages of hosts with
+	// apitype's decoders, the rest with encoding/json.
+	switch v := out.(type) {
+	case *apitype.HostList:
+		err = apitype.DecodeHostList(b, v)
+	case *apitype.Host:
+		err = apitype.DecodeHost(b, v)
+	default:
+		err = json.Unmarshal(b, out)
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s: decode the answer: %w", method, path, err)
 	}
 	return nil
 }

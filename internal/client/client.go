@@ -130,10 +130,23 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		*raw = data
 		return nil
 	}
-	if err := json.Unmarshal(data, out); err != nil {
+	if err := decode(data, out); err != nil {
 		return fmt.Errorf("decode the answer of %s %s: %w", method, path, err)
 	}
 	return nil
+}
+
+// decode is json.Unmarshal into out, a zero value, but for hosts and pages
+// of hosts, the largest answers, which apitype's decoders read in one pass
+// to the same result.
+func decode(data []byte, out any) error {
+	switch v := out.(type) {
+	case *apitype.HostList:
+		return apitype.DecodeHostList(data, v)
+	case *apitype.Host:
+		return apitype.DecodeHost(data, v)
+	}
+	return json.Unmarshal(data, out)
 }
 
 // readBody reads up to limit bytes of resp's body, in one buffer of the
