@@ -23,7 +23,8 @@ type App struct {
 	Health     string `json:"health"`
 	HealthPath string `json:"health_path"`
 	// HeartbeatMillis is the members' failure detection time, with
-	// Probes probes of every member in it; LeanProbes: the probes alone.
+	// Probes probes of every member in it; LeanProbes: as it was set (it
+	// changes nothing any more: every group's probes are single datagrams).
 	HeartbeatMillis int    `json:"heartbeat_ms"`
 	Probes          int    `json:"probes"`
 	LeanProbes      bool   `json:"lean_probes"`
@@ -107,8 +108,9 @@ type AppCreate struct {
 	// that hears nothing from the active for this long takes over (20 to
 	// 60000; 0: 100). Probes is how many times the active probes every
 	// member in it (3 to 50, at most one every 5 ms; 0: 5). LeanProbes
-	// sends the probes alone, without raft's commit messages on a second
-	// connection: the least traffic, for less packet loss ridden out.
+	// is accepted and changes nothing: every group's probes are single
+	// datagrams, answered by the witness, with a probe again when an
+	// answer is late.
 	HeartbeatMillis int  `json:"heartbeat_ms,omitempty"`
 	Probes          int  `json:"probes,omitempty"`
 	LeanProbes      bool `json:"lean_probes,omitempty"`

@@ -62,9 +62,6 @@ func appFields(ap apitype.App) []field {
 	detection := ""
 	if ap.HeartbeatMillis != 0 {
 		detection = fmt.Sprintf("%d ms, %d probes", ap.HeartbeatMillis, ap.Probes)
-		if ap.LeanProbes {
-			detection += ", lean"
-		}
 	}
 	return []field{
 		{"name", ap.Name}, {"group", ap.Group}, {"image", ap.Image}, {"port", port}, {"vip", ap.VIP},
@@ -93,7 +90,7 @@ func (a *app) appCommands() []*cobra.Command {
 		heartbeat time.Duration
 	)
 	add := &cobra.Command{
-		Use:   "app-add NAME --group GROUP --image IMAGE [--port PORT] [--vip ADDR/PREFIX] [--members HOST,...] [--witness HOST] [--heartbeat-time DURATION] [--probes N] [--lean-probes]",
+		Use:   "app-add NAME --group GROUP --image IMAGE [--port PORT] [--vip ADDR/PREFIX] [--members HOST,...] [--witness HOST] [--heartbeat-time DURATION] [--probes N]",
 		Short: "Add a redundant app that runs on edgeworkers of a group",
 		Long: `Add a redundant app: it runs on the members named, in order of preference,
 or on every edgeworker of the group; at least two, each with a management address.
@@ -101,11 +98,11 @@ The members' agents elect one active member among themselves. A group of two
 members needs a witness to fail over: a third host that runs an agent but not
 the app; with three or more members none is needed. A standby that hears nothing
 from the active for the heartbeat time takes over; the active probes every member
---probes times in it. --lean-probes sends the probes alone (one message each, as
-VRRP's adverts): the least traffic, for less packet loss ridden out.`,
+--probes times in it, one datagram each, as VRRP's adverts; the witness answers
+each, and a member whose answer is late is probed again at once.`,
 		Example: "  hbctl app-add plc-bridge --group press --image registry.example/plc-bridge:1.4 --port 502 --vip 10.20.0.50/24\n" +
 			"  hbctl app-add historian --group press --image historian:2 --members edge-02,edge-01 --witness edge-09\n" +
-			"  hbctl app-add hmi --group press --image hmi:3 --port 8080 --heartbeat-time 300ms --probes 3 --lean-probes",
+			"  hbctl app-add hmi --group press --image hmi:3 --port 8080 --heartbeat-time 300ms --probes 3",
 		Args: a.args("NAME"),
 		RunE: a.withClient(func(ctx context.Context, c *client.Client, args []string) error {
 			req.Name = args[0]
@@ -131,7 +128,8 @@ VRRP's adverts): the least traffic, for less packet loss ridden out.`,
 	f.StringVar(&req.HealthPath, "health-path", "", "the path an http health check gets (default /)")
 	f.DurationVar(&heartbeat, "heartbeat-time", 0, "failure detection time: a standby that hears nothing from the active for this long takes over, 20ms to 1m (default 100ms)")
 	f.IntVar(&req.Probes, "probes", 0, "how many times the active probes every member in a heartbeat time, 3 to 50 (default 5)")
-	f.BoolVar(&req.LeanProbes, "lean-probes", false, "send the probes alone, without raft's commit messages on a second connection")
+	f.BoolVar(&req.LeanProbes, "lean-probes", false, "accepted for scripts that pass it; changes nothing (every app's probes are single datagrams)")
+	f.MarkHidden("lean-probes")
 	required(add, "group", "image")
 	_ = add.RegisterFlagCompletionFunc("group", a.completer(func(ctx context.Context, c *client.Client) ([]string, error) {
 		groups, err := c.ListGroups(ctx)

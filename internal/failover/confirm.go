@@ -15,12 +15,40 @@ import (
 // answered has heard nothing since it answered, and lets go of this
 // leader that long after. The lease therefore counts from when the
 // confirming heartbeats were sent, not from when the renewal began.
+//
+// With probing on (rideOnProbes), a heartbeat raft sends a member that
+// answers probes is answered from those answers instead of going on the
+// wire: an answer in the same term with a promise says what a heartbeat's
+// answer says (the member follows this leader in this term), and the
+// members' link carries one datagram each way instead of a TCP message,
+// its answer and their acknowledgements. When the member's last answer is
+// older than it should be (freshFor), when it said it does not follow,
+// or when its raft has heard no real message for a while (its own timer
+// would stand it for election), the heartbeat goes on the wire. Raft's
+// heartbeats only keep raft's own leader lease and its followers' timers;
+// the active role's lease rests on the probes' answers alone.
 type confirmTransport struct {
 	*raft.NetworkTransport
 
 	mu   sync.Mutex
 	sent map[raft.ServerID]confirmation
 	logs map[raft.ServerID]peerLog
+
+	// Probing: freshFor says how old a member's last answer may be for a
+	// heartbeat to rest on it (nil: probing off); realEvery, how often a
+	// member gets a real message at least.
+	freshFor  func(raft.ServerID) time.Duration
+	realEvery time.Duration
+	peers     map[raft.ServerID]*probePeer
+}
+
+// probePeer is what a member's probe answers told the leader.
+type probePeer struct {
+	term     uint64
+	at       time.Time // when the latest answer with a promise arrived
+	index    uint64    // the member's last log index, as that answer said
+	realAt   time.Time // the last real AppendEntries to it was sent then
+	needReal bool      // the member said it does not follow: send it a real one
 }
 
 // peerLog is the last index of a peer's log as its latest answer in term
@@ -39,15 +67,89 @@ type confirmation struct {
 }
 
 func newConfirmTransport(t *raft.NetworkTransport) *confirmTransport {
-	return &confirmTransport{NetworkTransport: t, sent: map[raft.ServerID]confirmation{}, logs: map[raft.ServerID]peerLog{}}
+	return &confirmTransport{NetworkTransport: t, sent: map[raft.ServerID]confirmation{}, logs: map[raft.ServerID]peerLog{},
+		peers: map[raft.ServerID]*probePeer{}}
+}
+
+// rideOnProbes lets heartbeats rest on probe answers: one to member id
+// rests on an answer at most freshFor(id) old, and a real one goes to
+// each member at least every realEvery.
+func (t *confirmTransport) rideOnProbes(freshFor func(raft.ServerID) time.Duration, realEvery time.Duration) {
+	t.mu.Lock()
+	t.freshFor, t.realEvery = freshFor, realEvery
+	t.mu.Unlock()
+}
+
+// peer is id's probePeer. t.mu is held.
+func (t *confirmTransport) peer(id raft.ServerID) *probePeer {
+	p := t.peers[id]
+	if p == nil {
+		p = &probePeer{}
+		t.peers[id] = p
+	}
+	return p
+}
+
+// noteAnswer notes an answer with a promise from member id in term to a
+// probe sent at sentAt, its log ending at index: a confirmation as an
+// accepted AppendEntries is.
+func (t *confirmTransport) noteAnswer(id raft.ServerID, term uint64, sentAt time.Time, index uint64) {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if c := t.sent[id]; c.term != term || sentAt.After(c.at) {
+		t.sent[id] = confirmation{term: term, at: sentAt}
+	}
+	t.logs[id] = peerLog{term: term, at: now, index: index}
+	p := t.peer(id)
+	p.term, p.at, p.index = term, now, index
+}
+
+// needReal makes the next heartbeat to member id go on the wire: it
+// answered that it does not follow this leader.
+func (t *confirmTransport) needReal(id raft.ServerID) {
+	t.mu.Lock()
+	t.peer(id).needReal = true
+	t.mu.Unlock()
+}
+
+// isHeartbeat says whether args is one of raft's heartbeats: no entries,
+// no previous entry, no commit index.
+func isHeartbeat(args *raft.AppendEntriesRequest) bool {
+	return len(args.Entries) == 0 && args.PrevLogEntry == 0 && args.PrevLogTerm == 0 && args.LeaderCommitIndex == 0
+}
+
+// answerHeartbeat answers a heartbeat of term to member id from its
+// probe answers (see confirmTransport); it reports false when the
+// heartbeat is to go on the wire.
+func (t *confirmTransport) answerHeartbeat(id raft.ServerID, term uint64, resp *raft.AppendEntriesResponse) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.freshFor == nil {
+		return false
+	}
+	p := t.peer(id)
+	now := time.Now()
+	if p.needReal || p.term != term || now.Sub(p.realAt) >= t.realEvery || now.Sub(p.at) > t.freshFor(id) {
+		return false
+	}
+	*resp = raft.AppendEntriesResponse{Term: term, LastLog: p.index, Success: true}
+	return true
 }
 
 // AppendEntries sends args to the peer and, when it accepts them, notes
 // when they were sent; it notes the peer's last log index from every
 // answer of the same term.
 func (t *confirmTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	if isHeartbeat(args) && t.answerHeartbeat(id, args.Term, resp) {
+		return nil
+	}
 	at := time.Now()
 	err := t.NetworkTransport.AppendEntries(id, target, args, resp)
+	t.mu.Lock()
+	p := t.peer(id)
+	p.realAt, p.needReal = at, false
+	t.mu.Unlock()
 	if err == nil && resp.Term == args.Term {
 		t.mu.Lock()
 		if resp.Success {
@@ -125,4 +227,25 @@ func (t *confirmTransport) confirmed(term uint64, n int) (time.Time, bool) {
 	}
 	slices.SortFunc(ats, func(a, b time.Time) int { return b.Compare(a) })
 	return ats[n-1], true
+}
+
+// confirmedSince is confirmed, counting only the confirmations of
+// AppendEntries or probes sent at since or later.
+func (t *confirmTransport) confirmedSince(term uint64, n int, since time.Time) (time.Time, bool) {
+	at, ok := t.confirmed(term, n)
+	if !ok || at.Before(since) {
+		return time.Time{}, false
+	}
+	return at, true
+}
+
+// answeredAt is when member id's latest answer with a promise in term
+// arrived (zero: none).
+func (t *confirmTransport) answeredAt(id raft.ServerID, term uint64) time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.peers[id]; p != nil && p.term == term {
+		return p.at
+	}
+	return time.Time{}
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -20,8 +21,11 @@ import (
 
 // Timings derived from the heartbeat time hb, the members' failure
 // detection time. The active renews its lease every hb/probes: each
-// renewal is one probe of every member (a raft heartbeat, answered), as a
-// VRRP advert is. A standby that has heard nothing for hb stands for
+// renewal is one probe of every member, a single datagram each (probe.go),
+// as a VRRP advert is. The witness answers every probe; a standby only
+// when asked (twice a second, so that the active knows it is there and
+// whether its log is whole, and when the witness's answer is late). A
+// standby that has heard nothing for hb stands for
 // election at once; the witness lets go of a silent active after 0.7×hb,
 // so that it is ready to vote for the standby by then (the 0.3×hb between
 // them covers a standby whose last message came a little before the
@@ -31,9 +35,30 @@ import (
 // heartbeats that confirmed it were sent (confirmTransport), and the
 // active drops the role at least 0.15×hb before a successor can be
 // elected (0.45×hb when the standby answered that renewal too).
-func leaseFor(hb time.Duration) time.Duration    { return hb * 55 / 100 }
-func letGoFor(hb time.Duration) time.Duration    { return hb * 7 / 10 }
-func restRaftFor(hb time.Duration) time.Duration { return 5 * hb }
+func leaseFor(hb time.Duration) time.Duration { return hb * 55 / 100 }
+func letGoFor(hb time.Duration) time.Duration { return hb * 7 / 10 }
+
+// restRaftFor is how long a follower's raft waits at rest before it
+// stands for election on its own: long, since detect stands it for
+// election from the probes, and raft's messages are then needed only
+// rarely (realRaftEvery).
+func restRaftFor(hb time.Duration) time.Duration { return max(50*hb, 10*time.Second) }
+
+// realRaftEvery is how often a member gets a raft message on the wire at
+// least while probes answer for raft's heartbeats (confirmTransport): a
+// quarter of its raft's timeout at rest.
+func realRaftEvery(hb time.Duration) time.Duration { return restRaftFor(hb) / 4 }
+
+// askEvery is how often the active asks a standby to answer a probe when
+// nothing else does: it counts the members that answer (setPeers), and a
+// member that lacks entries says so in its answer.
+const askEvery = 500 * time.Millisecond
+
+// retryFor is how long the active waits for the answers of a renewal's
+// probes before it probes again every member that has not answered,
+// asking each to answer: a lost datagram costs a third of a renewal
+// period, not the lease.
+func retryFor(renew time.Duration) time.Duration { return max(renew/3, 2*time.Millisecond) }
 
 // dialFor bounds a connection attempt to a member: half a heartbeat time,
 // and at least 250 ms (a connection and its TLS handshake take a few
@@ -63,31 +88,55 @@ type member struct {
 	// once, at the start): while any is missing it never takes the role.
 	missing []string
 
+	// probing: renewals go out as probe datagrams (probe.go); off without
+	// a probe socket, when raft's heartbeats renew the lease instead.
+	probing bool
+	// asked are the members asked to answer every probe: the witnesses,
+	// and app members in order when there are too few of them for a
+	// majority.
+	asked map[string]bool
+	// The probes this member sent as the active, by seq (probeSent holds
+	// the last 64 send times); answered is poked by every answer that
+	// confirms.
+	probeMu   sync.Mutex
+	probeSeq  uint64
+	probeSent [64]sentProbe
+	answered  chan struct{}
+	verifying atomic.Bool // a VerifyLeader is under way
+
 	// vipMu orders the changes of the VIP on the node with the state
 	// that decided them: a lease timer's removal finishing after a
 	// renewal's addition left an active member without its VIP.
 	vipMu sync.Mutex
 
-	mu         sync.Mutex
-	active     bool      // the app may act as the active member
-	holdsVIP   bool      // the VIP is on this node
-	leaseUntil time.Time // while active
-	leaseTimer *time.Timer
-	handingOff bool // a planned move is under way: keep the VIP until the successor has it
-	lostAt     time.Time
-	peers      int
-	switchover *wire.Switchover
-	locked     bool          // this member's host is locked: it never takes the active role
-	moveTo     *moveRequest  // a planned move asked on this node
-	changed    chan struct{} // closed and replaced at every change
-	wake       chan struct{} // pokes the leader loop
+	mu sync.Mutex
+	// atRest: this member, a follower, has raft's timeouts at rest and so
+	// may promise the leader not to stand for election for letGoFor; detect
+	// clears it before it lowers them. probeContact is when it last took a
+	// probe of the leader it follows; leaderIndex, that leader's last log
+	// index as its probes said.
+	atRest       bool
+	probeContact time.Time
+	leaderIndex  uint64
+	active       bool      // the app may act as the active member
+	holdsVIP     bool      // the VIP is on this node
+	leaseUntil   time.Time // while active
+	leaseTimer   *time.Timer
+	handingOff   bool // a planned move is under way: keep the VIP until the successor has it
+	lostAt       time.Time
+	peers        int
+	switchover   *wire.Switchover
+	locked       bool          // this member's host is locked: it never takes the active role
+	moveTo       *moveRequest  // a planned move asked on this node
+	changed      chan struct{} // closed and replaced at every change
+	wake         chan struct{} // pokes the leader loop
 }
 
 func newMember(m *Manager, app wire.App, self wire.AppMember, dir string) (*member, error) {
 	mb := &member{
 		app: app, self: self, m: m,
 		log:     m.log.With("app", app.Name),
-		changed: make(chan struct{}), wake: make(chan struct{}, 1), stopped: make(chan struct{}),
+		changed: make(chan struct{}), wake: make(chan struct{}, 1), stopped: make(chan struct{}), answered: make(chan struct{}, 1),
 		switchover: app.Switchover, locked: self.Locked,
 	}
 	hbMillis, probes := wire.Detection(max(app.HeartbeatMillis, 0), app.Probes)
@@ -153,23 +202,32 @@ func (mb *member) start(ctx context.Context) error {
 	mb.trans = newConfirmTransport(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: mb.stream, MaxPool: 3, Timeout: 10 * mb.hb, Logger: hl,
 	}))
+	mb.probing = mb.m.mux.udp != nil
+	mb.asked = askedMembers(mb.app, mb.self.HostUUID)
+	if mb.probing {
+		// A member asked to answer every probe answers every renewal
+		// period, or a retry after it; the others twice a second.
+		mb.trans.rideOnProbes(func(id raft.ServerID) time.Duration {
+			if mb.asked[string(id)] {
+				return mb.renew + retryFor(mb.renew)
+			}
+			return askEvery + mb.renew + retryFor(mb.renew)
+		}, realRaftEvery(mb.hb))
+	}
 	c := raft.DefaultConfig()
 	c.LocalID = raft.ServerID(mb.self.HostUUID)
-	// Raft's own timers rest long: a leader sends a heartbeat when a
-	// renewal asks for one (raft's own come at HeartbeatTimeout/10 to /5,
-	// later than the next renewal). Failure detection is detect's: it
-	// lowers the timeouts to detectFor's once the leader has been silent
-	// that long, and raft stands for election at once. Raft's commit
-	// messages (on another pooled connection while a heartbeat waits for
-	// its answer) come every CommitTimeout to
-	// twice it: every tenth of a heartbeat time, or (lean probing) rarely,
-	// and followers learn of committed entries from the barrier every
-	// apply ends with.
+	// A follower's raft timers rest long (restRaftFor). Failure detection
+	// is detect's: it lowers the timeouts to detectFor's once the leader
+	// has been silent that long (no probe, no raft message), and raft
+	// stands for election at once. A leader's heartbeat timeout is the
+	// heartbeat time (detect sets it): its heartbeats, every tenth to
+	// fifth of that, rest on the members' probe answers
+	// (confirmTransport) and cost nothing on the wire. Raft's commit
+	// messages rest long too: followers learn of committed entries from
+	// the barrier every apply ends with. (LeanProbes, which once left
+	// the commit messages out, is what every group does now.)
 	rest := restRaftFor(mb.hb)
-	c.HeartbeatTimeout, c.ElectionTimeout, c.CommitTimeout = rest, rest, max(mb.hb/10, time.Millisecond)
-	if mb.app.LeanProbes {
-		c.CommitTimeout = rest
-	}
+	c.HeartbeatTimeout, c.ElectionTimeout, c.CommitTimeout = rest, rest, rest
 	// Raft steps its leader down after the detection time without a
 	// majority; the active role lapses sooner, with its own lease.
 	c.LeaderLeaseTimeout = mb.detectFor()
@@ -195,6 +253,8 @@ func (mb *member) start(ctx context.Context) error {
 		return fmt.Errorf("app %s: start the group: %w", mb.app.Name, err)
 	}
 	mb.r = r
+	mb.atRest = true
+	mb.stream.setProbeHandler(mb.onProbe)
 	if !has {
 		// Every member bootstraps with the same configuration.
 		if err := r.BootstrapCluster(conf).Error(); err != nil && err != raft.ErrCantBootstrap {
@@ -232,11 +292,12 @@ func (mb *member) electionFor() time.Duration {
 }
 
 // detect makes failure detection exact: once this member, a follower,
-// has heard nothing from a leader for detectFor, it lowers raft's
-// heartbeat timeout to that, so that raft checks at once and stands for
-// election (raft's own check runs at a random point between one and two
-// timeouts); the timeouts rest again once the member follows or leads.
-// kick tells it that the raft state changed.
+// has heard nothing from a leader for detectFor (no probe it followed, no
+// raft message), it lowers raft's heartbeat timeout to that, so that raft
+// checks at once and stands for election (raft's own check runs at a
+// random point between one and two timeouts); the timeouts rest again once
+// the member follows, and are the heartbeat time while it leads. kick
+// tells it that the raft state changed.
 func (mb *member) detect(ctx context.Context, kick <-chan struct{}) {
 	after, rest := mb.detectFor(), restRaftFor(mb.hb)
 	set := func(hb, election time.Duration) {
@@ -246,29 +307,50 @@ func (mb *member) detect(ctx context.Context, kick <-chan struct{}) {
 			mb.log.Error("raft timeouts not set", "heartbeat", hb.String(), "election", election.String(), "err", err)
 		}
 	}
-	lowered := false
+	const (
+		atRest = iota
+		lowered
+		leading
+	)
+	mode := atRest
 	for {
 		wait := mb.hb
 		switch mb.r.State() {
 		case raft.Follower:
-			since := time.Since(mb.r.LastContact())
+			mb.mu.Lock()
+			since := time.Since(mb.contactLocked())
 			switch {
 			case since < after:
-				if lowered {
+				mb.mu.Unlock()
+				if mode != atRest {
 					set(rest, rest)
-					lowered = false
+					mode = atRest
+					mb.mu.Lock()
+					mb.atRest = true
+					mb.mu.Unlock()
 				}
 				wait = after - since
-			case !lowered:
+			case mode != lowered:
+				// No promise from here on: a probe taken after this
+				// is not answered as followed.
+				mb.atRest = false
+				mb.mu.Unlock()
 				// Raft checks as the timeout drops, and stands for
 				// election unless the leader was heard in the meantime.
 				set(after, mb.electionFor())
-				lowered = true
+				mode = lowered
+			default:
+				mb.mu.Unlock()
 			}
 		case raft.Leader:
-			if lowered {
-				set(rest, rest)
-				lowered = false
+			if mode != leading {
+				mb.mu.Lock()
+				mb.atRest = false
+				mb.mu.Unlock()
+				// A leadership transfer (a planned move) fails after
+				// the election timeout: 5 heartbeat times.
+				set(mb.hb, 5*mb.hb)
+				mode = leading
 			}
 		}
 		select {
@@ -278,6 +360,16 @@ func (mb *member) detect(ctx context.Context, kick <-chan struct{}) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// contactLocked is when this member last heard from the leader: a probe
+// it followed, or a raft message. mb.mu is held.
+func (mb *member) contactLocked() time.Time {
+	lc := mb.r.LastContact()
+	if mb.probeContact.After(lc) {
+		return mb.probeContact
+	}
+	return lc
 }
 
 // run follows the member's raft state until ctx ends.
@@ -317,8 +409,8 @@ func (mb *member) run(ctx context.Context, obs chan raft.Observation, kick chan<
 			if o.Data.(raft.RaftState) == raft.Candidate {
 				// The time this member last heard from the active: the
 				// start of the outage, should it win.
-				lc := mb.r.LastContact()
 				mb.mu.Lock()
+				lc := mb.contactLocked()
 				if mb.lostAt.IsZero() && !lc.IsZero() {
 					mb.lostAt = lc
 				}
@@ -422,30 +514,30 @@ func (mb *member) holdActive(ctx context.Context, term uint64, lost time.Time) (
 	prevLast, lagging := mb.r.LastIndex(), askAgain{}
 	announceEvery := 500 * time.Millisecond
 	nextAnnounce := time.Now().Add(50 * time.Millisecond)
+	// The claim's own entries were confirmed by a majority a moment
+	// ago: the lease counts from when they were sent, so that the VIP
+	// moves now rather than after a round of probes.
+	if at, ok := mb.trans.confirmed(term, len(mb.app.Members)/2); ok {
+		mb.extend(ctx, at.Add(lease))
+	}
 	for {
 		start := time.Now()
-		verify := mb.r.VerifyLeader()
-		select {
-		case <-ctx.Done():
+		at, ok := mb.confirmRenewal(ctx, term, start, lease)
+		if ctx.Err() != nil {
 			return
-		case <-time.After(lease):
+		}
+		if !ok {
 			// No quorum answered within the lease: the renewal that
 			// would have kept it came too late.
 			mb.demote("lease not renewed", false)
-			if err := verify.Error(); err != nil {
+			if mb.r.State() != raft.Leader {
 				return
 			}
 			continue
-		case <-errCh(verify):
-			if err := verify.Error(); err != nil {
-				return
-			}
 		}
-		// The lease counts from when the heartbeats that confirmed it were
-		// sent (confirmTransport).
-		if at, ok := mb.trans.confirmed(term, len(mb.app.Members)/2); ok {
-			mb.extend(ctx, at.Add(lease))
-		}
+		// The lease counts from when the probes (or heartbeats) that
+		// confirmed it were sent.
+		mb.extend(ctx, at.Add(lease))
 		// A member that answers but lacks entries at least a renewal old
 		// is sent them at once: a barrier is a new entry, and raft sends
 		// new entries to every member without waiting. While it still

@@ -41,7 +41,10 @@ import (
 //	0       1     version: 1
 //	1       1     kind: 1 probe, 2 answer
 //	2       1     flags: on a probe, bit 0 "answer me even if you are not the
-//	              witness"; no other bit is defined, none on an answer
+//	              witness"; on an answer, bit 0 "no promise": the answerer
+//	              does not follow the sender in its term (a candidate, a
+//	              member about to stand, one of a newer term), and answers
+//	              only to be heard; no other bit is defined
 //	3       1     a: the length of the app name, 1 to 64
 //	4       a     the app name
 //	4+a     1     u: the length of the sender's host uuid, 1 to 64
@@ -67,9 +70,14 @@ const (
 	// probeAnswerMe on a probe asks every member to answer it, not only
 	// the witness.
 	probeAnswerMe = 1 << 0
-	maxProbeName  = 64
-	probeMACSize  = 16
-	probeKeySize  = 32
+	// probeNoPromise on an answer says it confirms nothing: the answerer
+	// does not follow the sender in its term, and asks for a raft
+	// message (which brings a candidate back, or tells an old leader of
+	// the newer term).
+	probeNoPromise = 1 << 0
+	maxProbeName   = 64
+	probeMACSize   = 16
+	probeKeySize   = 32
 	// probeKeyLabel is the label of the TLS exporter that derives a
 	// connection's probe key; the app name is its context.
 	probeKeyLabel  = "hummingbird failover probe"
@@ -123,7 +131,7 @@ func checkProbeHeader(kind probeKind, flags uint8) error {
 			return errProbeFlags
 		}
 	case kindAnswer:
-		if flags != 0 {
+		if flags&^probeNoPromise != 0 {
 			return errProbeFlags
 		}
 	default:
@@ -363,10 +371,11 @@ var (
 	errNoProbeConn = errors.New("no probe socket")
 )
 
-// probeHandler takes the authentic new datagrams of a stream's app, from
-// the address they came from. It runs on the mux's one reading goroutine:
-// it must not block.
-type probeHandler func(p probe, from netip.AddrPort)
+// probeHandler takes the authentic new datagrams of a stream's app, with
+// the key that signed each (an answer goes out under it) and the address
+// it came from. It runs on the mux's one reading goroutine: it must not
+// block.
+type probeHandler func(p probe, k *probeKey, from netip.AddrPort)
 
 // setProbeHandler makes h take the stream's datagrams from now on (nil:
 // they are dropped).
@@ -386,7 +395,14 @@ func (s *stream) handler() probeHandler {
 // and From are set), signed with the key of the raft connection with peer
 // tracked last.
 func (s *stream) sealProbe(peer string, p probe) ([]byte, error) {
-	k := s.newestProbeKey(peer)
+	return s.sealProbeWith(peer, nil, p)
+}
+
+// sealProbeWith is sealProbe under key k (nil: the newest of peer's).
+func (s *stream) sealProbeWith(peer string, k *probeKey, p probe) ([]byte, error) {
+	if k == nil {
+		k = s.newestProbeKey(peer)
+	}
 	if k == nil {
 		return nil, fmt.Errorf("probe to member %s of app %s: %w", peer, s.app, errNoProbeKey)
 	}
@@ -405,6 +421,13 @@ func (s *stream) sealProbe(peer string, p probe) ([]byte, error) {
 // dialled has its key here a moment before its far end has: a datagram
 // sent in between is refused.
 func (s *stream) sendProbe(peer string, p probe) error {
+	return s.sendProbeWith(peer, nil, p)
+}
+
+// sendProbeWith is sendProbe under key k (nil: the newest of peer's): an
+// answer goes out under the key of the probe it answers, which the prober
+// holds.
+func (s *stream) sendProbeWith(peer string, k *probeKey, p probe) error {
 	to, ok := s.probeAddrs[peer]
 	if !ok {
 		return fmt.Errorf("probe to member %s of app %s: %w", peer, s.app, errNoProbeAddr)
@@ -412,7 +435,7 @@ func (s *stream) sendProbe(peer string, p probe) error {
 	if s.m.udp == nil {
 		return fmt.Errorf("probe to member %s of app %s: %w", peer, s.app, errNoProbeConn)
 	}
-	b, err := s.sealProbe(peer, p)
+	b, err := s.sealProbeWith(peer, k, p)
 	if err != nil {
 		return err
 	}
@@ -429,24 +452,30 @@ func (s *stream) sendProbe(peer string, p probe) error {
 // member's datagrams may leave from another of its addresses than the
 // one the desired state names.
 func (m *mux) openProbe(b []byte) (*stream, probe, error) {
+	s, p, _, err := m.openProbeKey(b)
+	return s, p, err
+}
+
+// openProbeKey is openProbe, with the key the datagram was signed with.
+func (m *mux) openProbeKey(b []byte) (*stream, probe, *probeKey, error) {
 	v, err := parseProbe(b)
 	if err != nil {
-		return nil, probe{}, err
+		return nil, probe{}, nil, err
 	}
 	m.mu.Lock()
 	s := m.apps[string(v.app)]
 	m.mu.Unlock()
 	if s == nil {
-		return nil, probe{}, errProbeApp
+		return nil, probe{}, nil, errProbeApp
 	}
 	k := s.probeKeyByID(v.from, v.keyID)
 	if k == nil {
-		return nil, probe{}, errProbeKey
+		return nil, probe{}, nil, errProbeKey
 	}
 	if err := k.take(&v); err != nil {
-		return nil, probe{}, err
+		return nil, probe{}, nil, err
 	}
-	return s, probe{Kind: v.kind, Flags: v.flags, App: s.app, From: k.peer, Term: v.term, Seq: v.seq, Index: v.index}, nil
+	return s, probe{Kind: v.kind, Flags: v.flags, App: s.app, From: k.peer, Term: v.term, Seq: v.seq, Index: v.index}, k, nil
 }
 
 // serveProbes reads datagrams from the probe socket until it is closed,
@@ -464,7 +493,7 @@ func (m *mux) serveProbes() {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		s, p, err := m.openProbe(buf[:n])
+		s, p, k, err := m.openProbeKey(buf[:n])
 		if err != nil {
 			m.probesRefused.Add(1)
 			if log.Enabled(context.Background(), slog.LevelDebug) {
@@ -473,7 +502,7 @@ func (m *mux) serveProbes() {
 			continue
 		}
 		if h := s.handler(); h != nil {
-			h(p, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()))
+			h(p, k, netip.AddrPortFrom(from.Addr().Unmap(), from.Port()))
 		}
 	}
 }

@@ -83,7 +83,7 @@ func TestParseProbe(t *testing.T) {
 		{"kind 0", with(1, 0), errProbeKind},
 		{"kind 3", with(1, 3), errProbeKind},
 		{"undefined flag on a probe", with(2, probeAnswerMe|2), errProbeFlags},
-		{"a flag on an answer", with(1, byte(kindAnswer)), errProbeFlags},
+		{"undefined flag on an answer", func() []byte { b := with(1, byte(kindAnswer)); b[2] = 2; return b }(), errProbeFlags},
 		{"app name empty", with(appAt, 0), errProbeName},
 		{"app name longer than 64", with(appAt, 65), errProbeName},
 		{"app name shorter than said", with(appAt, byte(len(p.App)-1)), nil},
@@ -108,7 +108,7 @@ func TestParseProbe(t *testing.T) {
 		{Kind: kindProbe, App: "", From: "b"},
 		{Kind: kindProbe, App: "a", From: string(make([]byte, 65))},
 		{Kind: 3, App: "a", From: "b"},
-		{Kind: kindAnswer, Flags: probeAnswerMe, App: "a", From: "b"},
+		{Kind: kindAnswer, Flags: 2, App: "a", From: "b"},
 	} {
 		if _, err := appendProbe(nil, &bad, [8]byte{}); err == nil {
 			t.Errorf("%+v encoded", bad)
@@ -339,9 +339,9 @@ type received struct {
 // runs first.
 func collect(s *stream, answer probeHandler) <-chan received {
 	ch := make(chan received, 64)
-	s.setProbeHandler(func(p probe, from netip.AddrPort) {
+	s.setProbeHandler(func(p probe, k *probeKey, from netip.AddrPort) {
 		if answer != nil {
-			answer(p, from)
+			answer(p, k, from)
 		}
 		ch <- received{p, from}
 	})
@@ -410,7 +410,7 @@ func TestProbeRoundTrip(t *testing.T) {
 	took := map[*probeMember]<-chan received{}
 	for i, mb := range []*probeMember{b, c} {
 		witness := mb == c
-		took[mb] = collect(mb.s, func(p probe, _ netip.AddrPort) {
+		took[mb] = collect(mb.s, func(p probe, _ *probeKey, _ netip.AddrPort) {
 			if p.Kind == kindProbe && (witness || p.Flags&probeAnswerMe != 0) {
 				if err := mb.s.sendProbe(p.From, probe{Kind: kindAnswer, Term: p.Term, Seq: p.Seq, Index: uint64(40 + i)}); err != nil {
 					t.Errorf("%s answering: %v", mb.uuid, err)

@@ -246,12 +246,11 @@ type App struct {
 	// heartbeat time (each probe renews its lease), at least 3 (VRRP's
 	// master-down interval is three adverts). 0: DefaultProbes.
 	Probes int `json:"probes,omitempty"`
-	// LeanProbes leaves the probes alone on the wire: without it, the
-	// active also sends every member a message every tenth of a heartbeat
-	// time on a second connection, so that a member keeps hearing from it
-	// while the first waits to retransmit a lost packet. Lean probing is
-	// the least traffic (one message per probe, as VRRP), and rides out
-	// less packet loss.
+	// LeanProbes once left raft's commit messages out beside the probes.
+	// Every group probes with single datagrams now (one per probe and
+	// member, the witness's answer, a probe again when an answer is late),
+	// with or without it; it is kept so that apps that set it still
+	// decode.
 	LeanProbes bool `json:"lean_probes,omitempty"`
 	// Health is how each member checks its own copy of the app.
 	Health Health `json:"health"`
