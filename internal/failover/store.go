@@ -18,11 +18,12 @@ import (
 // active member, so it lives in memory and the log file is appended to,
 // and rewritten only when raft compacts it.
 //
-//	log.jsonl   one raft.Log per line, in index order
-//	stable.json the term, the vote and raft's other stable keys
+//	log.jsonl     one raft.Log per line, in index order
+//	stable.slots  the term, the vote and raft's other stable keys, as
+//	              JSON in a slotFile (stable.json before: read once)
 //
 // The term and the vote are synced to disk before raft is told they are
-// stored: no member votes twice in a term, and no term (the epoch of the
+// stored, with one sync each (slotFile): no member votes twice in a term, and no term (the epoch of the
 // active it elects) is used twice, whatever happens to the node. Log
 // entries are written to the file at once and synced in the background,
 // right after: raft's leader appends to its log on the loop that also
@@ -44,6 +45,8 @@ type fileStore struct {
 	logs   []raft.Log // contiguous indexes, logs[0].Index == first
 	log    *os.File   // opened for appending
 	stable stableFile
+	slots  *slotFile // where stable is kept
+	legacy bool      // stable was read from stable.json, still there
 	// syncErr is the background sync's last failure, returned by the
 	// next StoreLogs: raft stops on a disk that fails.
 	syncErr error
@@ -67,18 +70,31 @@ func openFileStore(dir string) (*fileStore, error) {
 	}
 	s := &fileStore{dir: dir, sync: (*os.File).Sync, stable: stableFile{Bytes: map[string][]byte{}, Uint64: map[string]uint64{}},
 		dirty: make(chan struct{}, 1)}
-	if b, err := os.ReadFile(filepath.Join(dir, "stable.json")); err == nil {
+	slots, rec, err := openSlotFile(filepath.Join(dir, "stable.slots"))
+	if err != nil {
+		return nil, fmt.Errorf("raft stable state: %w", err)
+	}
+	s.slots = slots
+	if rec != nil {
+		if err := json.Unmarshal(rec, &s.stable); err != nil {
+			slots.Close()
+			return nil, fmt.Errorf("raft stable state %s: %w", filepath.Join(dir, "stable.slots"), err)
+		}
+	} else if b, err := os.ReadFile(filepath.Join(dir, "stable.json")); err == nil {
+		s.legacy = true
 		if err := json.Unmarshal(b, &s.stable); err != nil {
+			slots.Close()
 			return nil, fmt.Errorf("raft stable state %s: %w", filepath.Join(dir, "stable.json"), err)
 		}
-		if s.stable.Bytes == nil {
-			s.stable.Bytes = map[string][]byte{}
-		}
-		if s.stable.Uint64 == nil {
-			s.stable.Uint64 = map[string]uint64{}
-		}
 	} else if !errors.Is(err, os.ErrNotExist) {
+		slots.Close()
 		return nil, err
+	}
+	if s.stable.Bytes == nil {
+		s.stable.Bytes = map[string][]byte{}
+	}
+	if s.stable.Uint64 == nil {
+		s.stable.Uint64 = map[string]uint64{}
 	}
 	path := filepath.Join(dir, "log.jsonl")
 	if b, err := os.ReadFile(path); err == nil {
@@ -98,13 +114,16 @@ func openFileStore(dir string) (*fileStore, error) {
 			s.logs = append(s.logs, l)
 		}
 		if err := s.rewrite(); err != nil {
+			s.slots.Close()
 			return nil, err
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
+		s.slots.Close()
 		return nil, err
 	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
+		s.slots.Close()
 		return nil, err
 	}
 	s.log = f
@@ -156,6 +175,9 @@ func (s *fileStore) Close() error {
 	defer s.mu.Unlock()
 	err := s.sync(s.log)
 	if cerr := s.log.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := s.slots.Close(); err == nil {
 		err = cerr
 	}
 	return err
@@ -299,7 +321,15 @@ func (s *fileStore) saveStable() error {
 	if err != nil {
 		return err
 	}
-	return writeSynced(filepath.Join(s.dir, "stable.json"), b)
+	if err := s.slots.write(b); err != nil {
+		return err
+	}
+	if s.legacy {
+		// The slots hold it now, and are read first.
+		os.Remove(filepath.Join(s.dir, "stable.json"))
+		s.legacy = false
+	}
+	return nil
 }
 
 // writeSynced replaces path with data: a synced temporary file renamed over
@@ -324,10 +354,5 @@ func writeSynced(path string, data []byte) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return syncDir(filepath.Dir(path))
 }
