@@ -242,23 +242,17 @@ func (d *decoder) object(member func(key []byte) bool) bool {
 }
 
 // stringValue reads a string into dst, or null, which leaves dst alone.
-func (d *decoder) stringValue(dst *string) bool {
-	if d.null() {
-		return true
-	}
-	raw, ok := d.rawString()
-	if !ok {
-		return false
-	}
-	*dst, ok = unquote(raw[1 : len(raw)-1])
-	return ok
-}
+func (d *decoder) stringValue(dst *string) bool { return d.text(dst, unquote) }
 
 // sharedValue is stringValue for the fields whose values repeat from
 // host to host (personality, states, pool, group, labels...): hosts with
 // the same value share one copy of it, which saves most of a page's
 // allocations.
-func (d *decoder) sharedValue(dst *string) bool {
+func (d *decoder) sharedValue(dst *string) bool { return d.text(dst, d.shared) }
+
+// text reads a string into dst with conv (its text between the quotes),
+// or null, which leaves dst alone.
+func (d *decoder) text(dst *string, conv func([]byte) (string, bool)) bool {
 	if d.null() {
 		return true
 	}
@@ -266,7 +260,7 @@ func (d *decoder) sharedValue(dst *string) bool {
 	if !ok {
 		return false
 	}
-	*dst, ok = d.shared(raw[1 : len(raw)-1])
+	*dst, ok = conv(raw[1 : len(raw)-1])
 	return ok
 }
 

@@ -56,16 +56,7 @@ func mustAppend(t testing.TB, l HostList) []byte {
 
 func TestDecodeHostList(t *testing.T) {
 	t.Parallel()
-	at := time.Date(2026, 12, 7, 1, 2, 3, 400500600, time.UTC)
-	full := Host{
-		ID: 42, UUID: "5b1e0c1e-8f5a-4f0e-9a55-3f0f5d7c9a11", Hostname: "edge-0042", Personality: PersonalityEdgeworker,
-		Administrative: AdminUnlocked, Operational: OperEnabled, Availability: AvailAvailable, InvProvision: ProvProvisioned,
-		MgmtMAC: "52:54:00:12:34:56", MgmtIP: "10.20.0.42", Pool: "management", Group: "press",
-		Labels: map[string]string{"site": "line-1", "rack": "r<7>", "": "empty key", "zone": ""}, Location: `hall "B" & yard`,
-		BMType: "ipmi", BMIP: "10.30.0.42", BMUsername: "admin", SSHUser: "hb", SSHKey: "site-key",
-		NodeState: "Ready", KubeletVersion: "v1.31.4", NodeReason: "",
-		CreatedAt: at, UpdatedAt: at.In(time.FixedZone("", -(3*3600 + 30*60))),
-	}
+	full, at := fullHost()
 	var many HostList // more values than a decoder shares
 	for i := range maxShared + 10 {
 		many.Hosts = append(many.Hosts, Host{Location: fmt.Sprint(i), Group: strings.Repeat("g", i%100), Labels: map[string]string{"a": "b"}})

@@ -41,10 +41,11 @@ func sameAsStd(t *testing.T, l HostList) {
 	}
 }
 
-func TestHostListAppendJSON(t *testing.T) {
-	t.Parallel()
+// fullHost is a host with every field set, some with text that JSON
+// escapes, and the time it was made at.
+func fullHost() (Host, time.Time) {
 	at := time.Date(2026, 12, 7, 1, 2, 3, 400500600, time.UTC)
-	full := Host{
+	return Host{
 		ID: 42, UUID: "5b1e0c1e-8f5a-4f0e-9a55-3f0f5d7c9a11", Hostname: "edge-0042", Personality: PersonalityEdgeworker,
 		Administrative: AdminUnlocked, Operational: OperEnabled, Availability: AvailAvailable, InvProvision: ProvProvisioned,
 		MgmtMAC: "52:54:00:12:34:56", MgmtIP: "10.20.0.42", Pool: "management", Group: "press",
@@ -52,7 +53,12 @@ func TestHostListAppendJSON(t *testing.T) {
 		BMType: "ipmi", BMIP: "10.30.0.42", BMUsername: "admin", SSHUser: "hb", SSHKey: "site-key",
 		NodeState: "Ready", KubeletVersion: "v1.31.4", NodeReason: "",
 		CreatedAt: at, UpdatedAt: at.In(time.FixedZone("", -(3*3600 + 30*60))),
-	}
+	}, at
+}
+
+func TestHostListAppendJSON(t *testing.T) {
+	t.Parallel()
+	full, at := fullHost()
 	for _, tc := range []struct {
 		name string
 		l    HostList
