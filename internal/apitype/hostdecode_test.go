@@ -186,15 +186,7 @@ func FuzzDecodeHostList(f *testing.F) {
 	f.Fuzz(func(t *testing.T, id int64, hostname, key, value, other, next string, sec, nsec int64, offset int, raw []byte) {
 		sameAsUnmarshal(t, raw)
 
-		at := time.Unix(sec, nsec).In(time.FixedZone("", offset%(30*3600)))
-		h := Host{
-			ID: id, UUID: other, Hostname: hostname, Personality: value, Location: other + hostname,
-			NodeReason: key + value, Labels: map[string]string{key: value, other: hostname},
-			CreatedAt: at, UpdatedAt: at.Add(time.Duration(nsec)),
-		}
-		if len(key)%3 == 0 {
-			h.Labels = nil
-		}
+		h := fuzzHost(id, hostname, key, value, other, sec, nsec, offset)
 		data, err := HostList{Hosts: []Host{h, {Hostname: next}}, Next: next}.AppendJSON(nil)
 		if err != nil {
 			return

@@ -77,21 +77,29 @@ func TestHostListAppendJSON(t *testing.T) {
 	}
 }
 
+// fuzzHost is a host of the fuzzers' inputs: any text in its fields, any
+// time in any zone (some outside what a time's JSON allows), labels nil
+// or not.
+func fuzzHost(id int64, hostname, key, value, other string, sec, nsec int64, offset int) Host {
+	at := time.Unix(sec, nsec).In(time.FixedZone("", offset%(30*3600)))
+	h := Host{
+		ID: id, UUID: other, Hostname: hostname, Personality: value, Location: other + hostname,
+		NodeReason: key + value, Labels: map[string]string{key: value, other: hostname},
+		CreatedAt: at, UpdatedAt: at.Add(time.Duration(nsec)),
+	}
+	if len(key)%3 == 0 {
+		h.Labels = nil
+	}
+	return h
+}
+
 // FuzzHostJSON holds AppendJSON to encoding/json's output for any text in
 // any field (go test ./internal/apitype -run '^$' -fuzz FuzzHostJSON).
 func FuzzHostJSON(f *testing.F) {
 	f.Add(int64(1), "edge-1", "site", "a<b>&c", "\u2028\xff", "x", int64(1765069323), int64(5), 0)
 	f.Add(int64(-9), "", "", "", "\"\\\x00", "\x1f", int64(0), int64(999999999), -12600)
 	f.Fuzz(func(t *testing.T, id int64, hostname, key, value, other, next string, sec, nsec int64, offset int) {
-		at := time.Unix(sec, nsec).In(time.FixedZone("", offset%(30*3600)))
-		h := Host{
-			ID: id, UUID: other, Hostname: hostname, Personality: value, Location: other + hostname,
-			NodeReason: key + value, Labels: map[string]string{key: value, other: hostname},
-			CreatedAt: at, UpdatedAt: at.Add(time.Duration(nsec)),
-		}
-		if len(key)%3 == 0 {
-			h.Labels = nil
-		}
+		h := fuzzHost(id, hostname, key, value, other, sec, nsec, offset)
 		sameAsStd(t, HostList{Hosts: []Host{h, {Hostname: next}}, Next: next})
 		sameAsStd(t, HostList{Hosts: []Host{h}})
 	})

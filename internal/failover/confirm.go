@@ -94,15 +94,11 @@ func (t *confirmTransport) peer(id raft.ServerID) *probePeer {
 // probe sent at sentAt, its log ending at index: a confirmation as an
 // accepted AppendEntries is.
 func (t *confirmTransport) noteAnswer(id raft.ServerID, term uint64, sentAt time.Time, index uint64) {
-	now := time.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if c := t.sent[id]; c.term != term || sentAt.After(c.at) {
-		t.sent[id] = confirmation{term: term, at: sentAt}
-	}
-	t.logs[id] = peerLog{term: term, at: now, index: index}
+	t.noteLocked(id, term, sentAt, true, index)
 	p := t.peer(id)
-	p.term, p.at, p.index = term, now, index
+	p.term, p.at, p.index = term, time.Now(), index
 }
 
 // needReal makes the next heartbeat to member id go on the wire: it
@@ -147,20 +143,23 @@ func (t *confirmTransport) AppendEntries(id raft.ServerID, target raft.ServerAdd
 	at := time.Now()
 	err := t.NetworkTransport.AppendEntries(id, target, args, resp)
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	p := t.peer(id)
 	p.realAt, p.needReal = at, false
-	t.mu.Unlock()
 	if err == nil && resp.Term == args.Term {
-		t.mu.Lock()
-		if resp.Success {
-			if c := t.sent[id]; c.term != args.Term || at.After(c.at) {
-				t.sent[id] = confirmation{term: args.Term, at: at}
-			}
-		}
-		t.logs[id] = peerLog{term: args.Term, at: time.Now(), index: resp.LastLog}
-		t.mu.Unlock()
+		t.noteLocked(id, args.Term, at, resp.Success, resp.LastLog)
 	}
 	return err
+}
+
+// noteLocked notes an answer from member id in term to a message sent at
+// sentAt: a confirmation when it accepted it, and the last index of its
+// log. t.mu is held.
+func (t *confirmTransport) noteLocked(id raft.ServerID, term uint64, sentAt time.Time, accepted bool, index uint64) {
+	if c := t.sent[id]; accepted && (c.term != term || sentAt.After(c.at)) {
+		t.sent[id] = confirmation{term: term, at: sentAt}
+	}
+	t.logs[id] = peerLog{term: term, at: time.Now(), index: index}
 }
 
 // answered counts the peers that answered an AppendEntries of term after
