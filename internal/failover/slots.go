@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // slotFile keeps one small record durable with one sync per write: two
@@ -16,7 +18,12 @@ import (
 // other slot, the previous record, is read. Replacing a file by rename
 // costs two syncs (the file's and its directory's): 1.9 ms here against
 // 0.3 ms, and an election writes the term and the vote three times on
-// each of two members before a new active can be chosen.
+// each of two members before a new active can be chosen. The file is
+// written whole when made, so that a write changes no metadata (its size
+// and blocks stay) and syncs its data alone (fdatasync): a file system
+// that commits its journal on a sync (ext4) would otherwise make that
+// sync wait for every other file's pending data, which stalled
+// elections here for up to 170 ms.
 //
 // A slot, every number little-endian:
 //
@@ -50,6 +57,10 @@ func openSlotFile(path string) (*slotFile, []byte, error) {
 		if f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
 			return nil, nil, err
 		}
+		if err := fillSlots(f, 0); err != nil {
+			f.Close()
+			return nil, nil, err
+		}
 		if err := syncDir(filepath.Dir(path)); err != nil {
 			f.Close()
 			return nil, nil, err
@@ -58,6 +69,17 @@ func openSlotFile(path string) (*slotFile, []byte, error) {
 	}
 	if err != nil {
 		return nil, nil, err
+	}
+	if st, err := f.Stat(); err != nil || st.Size() < 2*slotSize {
+		// Made by a build that did not fill it: fill what is missing.
+		var size int64
+		if err == nil {
+			size = st.Size()
+		}
+		if err := fillSlots(f, size); err != nil {
+			f.Close()
+			return nil, nil, err
+		}
 	}
 	sf := &slotFile{f: f}
 	var rec []byte
@@ -109,7 +131,7 @@ func (s *slotFile) write(rec []byte) error {
 	if _, err := s.f.WriteAt(b, int64(seq%2)*slotSize); err != nil {
 		return err
 	}
-	if err := s.f.Sync(); err != nil {
+	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
 		return err
 	}
 	s.seq = seq
@@ -117,6 +139,18 @@ func (s *slotFile) write(rec []byte) error {
 }
 
 func (s *slotFile) Close() error { return s.f.Close() }
+
+// fillSlots writes zeros from offset from to the end of the second slot,
+// and syncs the file with its size.
+func fillSlots(f *os.File, from int64) error {
+	if from >= 2*slotSize {
+		return nil
+	}
+	if _, err := f.WriteAt(make([]byte, 2*slotSize-from), from); err != nil {
+		return err
+	}
+	return f.Sync()
+}
 
 // syncDir syncs directory dir: a file made or renamed in it survives a
 // crash.

@@ -171,6 +171,10 @@ func TestSlotFile(t *testing.T) {
 	if err != nil || rec != nil {
 		t.Fatalf("a new slot file: record %q, %v", rec, err)
 	}
+	// Made whole: a write changes no metadata, and syncs its data alone.
+	if st, err := os.Stat(path); err != nil || st.Size() != 2*slotSize {
+		t.Fatalf("a new slot file: %v, want %d bytes", err, 2*slotSize)
+	}
 	for _, r := range []string{"one", "two", "three"} {
 		if err := sf.write([]byte(r)); err != nil {
 			t.Fatal(err)
