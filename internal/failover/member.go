@@ -348,8 +348,10 @@ func (mb *member) detect(ctx context.Context, kick <-chan struct{}) {
 				mb.atRest = false
 				mb.mu.Unlock()
 				// A leadership transfer (a planned move) fails after
-				// the election timeout: 5 heartbeat times.
-				set(mb.hb, 5*mb.hb)
+				// the election timeout: 5 heartbeat times, and at least
+				// half a second (at 20 ms, 100 ms was too short for the
+				// successor's election and its syncs).
+				set(mb.hb, max(5*mb.hb, 500*time.Millisecond))
 				mode = leading
 			}
 		}
