@@ -428,15 +428,24 @@ func (t *sqlTx) ListHosts(f HostFilter) ([]Host, error) {
 	return t.queryHosts("list hosts", min(f.Limit, 10_000), q, args...)
 }
 
-// queryHosts runs q, a hostSelect, and reads up to capHint hosts without
-// growing the slice (0: no hint).
+// firstHosts is how many hosts queryHosts makes room for before it knows
+// that more come: a filter's answer is often far smaller than its limit,
+// and a Host is about 400 bytes.
+const firstHosts = 128
+
+// queryHosts runs q, a hostSelect, and reads up to capHint hosts (0: no
+// hint) growing the slice at most once: room for firstHosts, then for
+// capHint when more come.
 func (t *sqlTx) queryHosts(op string, capHint int, q string, args ...any) ([]Host, error) {
 	rows, err := t.tx.QueryContext(t.ctx, q, args...)
 	if err != nil {
 		return nil, t.wrap(op, err)
 	}
-	hosts := make([]Host, 0, capHint)
+	hosts := make([]Host, 0, min(capHint, firstHosts))
 	for rows.Next() {
+		if len(hosts) == cap(hosts) && cap(hosts) < capHint {
+			hosts = slices.Grow(hosts, capHint-len(hosts))
+		}
 		var (
 			h       Host
 			mac, ip sql.NullString

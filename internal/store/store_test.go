@@ -32,6 +32,7 @@ func TestStore(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()
 			t.Run("hosts", func(t *testing.T) { t.Parallel(); testHosts(t, storetest.Open(t, b.DSN(t))) })
+			t.Run("host pages", func(t *testing.T) { t.Parallel(); testHostPages(t, storetest.Open(t, b.DSN(t))) })
 			t.Run("tokens", func(t *testing.T) { t.Parallel(); testTokens(t, storetest.Open(t, b.DSN(t))) })
 			t.Run("events", func(t *testing.T) { t.Parallel(); testEvents(t, storetest.Open(t, b.DSN(t))) })
 			t.Run("counters", func(t *testing.T) { t.Parallel(); testCounters(t, storetest.Open(t, b.DSN(t))) })
@@ -144,6 +145,58 @@ func testHosts(t *testing.T, s store.Store) {
 	}
 	if diff := cmp.Diff([]string{"edge-03"}, names(store.HostFilter{Labels: []store.LabelSelector{{Key: "zone"}}})); diff != "" {
 		t.Errorf("labels of a deleted host remain (-want +got):\n%s", diff)
+	}
+}
+
+// testHostPages lists more hosts than a list first makes room for, with
+// limits below, at and above the hosts there are, and none.
+func testHostPages(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const n = 300
+	err := s.Write(ctx, func(tx store.Tx) error {
+		for i := int64(1); i <= n; i++ {
+			h := host(i, fmt.Sprintf("edge-%03d", i))
+			if i%3 == 0 {
+				h.Labels = map[string]string{"rack": "r1"}
+			}
+			if err := tx.InsertHost(&h); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		f          store.HostFilter
+		first, num int64 // the first id listed and how many, every step-th
+		step       int64
+	}{
+		{store.HostFilter{}, 1, n, 1},
+		{store.HostFilter{Limit: 1000}, 1, n, 1},
+		{store.HostFilter{Limit: 200}, 1, 200, 1},
+		{store.HostFilter{Limit: 129, AfterID: 100}, 101, 129, 1},
+		{store.HostFilter{Limit: 1000, Labels: []store.LabelSelector{{Key: "rack", Value: "r1", HasValue: true}}}, 3, n / 3, 3},
+	} {
+		var hosts []store.Host
+		if err := s.Read(ctx, func(tx store.Tx) error {
+			var err error
+			hosts, err = tx.ListHosts(tc.f)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var want, got []int64
+		for i := range tc.num {
+			want = append(want, tc.first+i*tc.step)
+		}
+		for _, h := range hosts {
+			got = append(got, h.ID)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("ListHosts(%+v) ids (-want +got):\n%s", tc.f, diff)
+		}
 	}
 }
 
