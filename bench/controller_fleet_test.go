@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -22,7 +23,9 @@ import (
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // the "sqlite" driver
 
+	"hummingbird.io/hummingbird/internal/controller"
 	"hummingbird.io/hummingbird/internal/inventory"
+	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/store"
 )
 
@@ -302,6 +305,7 @@ type controllerProcess struct {
 	cmd   *exec.Cmd
 	log   *bytes.Buffer
 	ready time.Duration // from exec to /readyz answering
+	base  string        // https://127.0.0.1:PORT
 }
 
 func (p *controllerProcess) pid() int { return p.cmd.Process.Pid }
@@ -311,7 +315,7 @@ func (p *controllerProcess) pid() int { return p.cmd.Process.Pid }
 func startControllerProcess(tb testing.TB, bin, dir, db string) *controllerProcess {
 	tb.Helper()
 	port := freePort(tb)
-	p := &controllerProcess{log: &bytes.Buffer{}}
+	p := &controllerProcess{log: &bytes.Buffer{}, base: "https://127.0.0.1:" + strconv.Itoa(port)}
 	p.cmd = exec.Command(bin, "--name", "fleet", "--data-dir", dir, "--db", db,
 		"--listen", "127.0.0.1:"+strconv.Itoa(port), "--mgmt-subnet", mgmtSubnet,
 		"--mgmt-controller-ips", "10.0.0.1,10.0.0.2", "--log-level", "warn")
@@ -338,6 +342,37 @@ func startControllerProcess(tb testing.TB, bin, dir, db string) *controllerProce
 		if p.cmd.ProcessState != nil || time.Now().After(deadline) {
 			tb.Fatalf("hb-controller never answered %s: %v\n%s", url, err, p.log)
 		}
+	}
+}
+
+// client returns a client of p's API as the first admin, trusting the CA
+// in dir, p's data directory: what hbctl has on the controller's host.
+func (p *controllerProcess) client(tb testing.TB, dir string) *server {
+	tb.Helper()
+	tok, err := os.ReadFile(filepath.Join(dir, controller.AdminTokenFile))
+	if err != nil {
+		tb.Fatalf("the controller's first admin token: %v", err)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, pki.CACertFile))
+	if err != nil {
+		tb.Fatalf("the controller's CA: %v", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		tb.Fatal("the controller's ca.crt is not PEM")
+	}
+	tr := &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     time.Minute,
+	}
+	tb.Cleanup(tr.CloseIdleConnections)
+	return &server{
+		dataDir: dir,
+		base:    p.base,
+		token:   strings.TrimSpace(string(tok)),
+		client:  &http.Client{Transport: tr, Timeout: 2 * time.Minute},
 	}
 }
 
