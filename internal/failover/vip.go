@@ -252,11 +252,16 @@ func garp(ifi *net.Interface, ip netip.Addr) error {
 		return errors.New("the interface has no Ethernet address")
 	}
 	const ethPArp = 0x0806
-	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW, int(htons(ethPArp)))
+	// Protocol 0: the socket only sends, and receives nothing meanwhile.
+	fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
-	defer syscall.Close(fd)
+	// Closing a packet socket waits for an RCU grace period (12 ms on
+	// average here, up to 20): longer than the lease a new active takes
+	// the VIP under at short heartbeat times. The frame is on its way when
+	// Sendto returns; the socket is closed in the background.
+	defer func() { go syscall.Close(fd) }()
 	bcast := [8]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 	frame := make([]byte, 0, 42)
 	frame = append(frame, bcast[:6]...)

@@ -109,3 +109,72 @@ func TestHostAddresses(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestGratuitousARP checks that taking an IPv4 VIP, and announcing it
+// again, sends a gratuitous ARP request the other end of the link sees:
+// sender and target the VIP, the sender's hardware address the
+// interface's.
+func TestGratuitousARP(t *testing.T) {
+	dhcptest.Require(t)
+	ns := dhcptest.Netns(t, "hbfgarp")
+	dhcptest.IP(t, "-n", ns, "link", "add", "d0", "type", "veth", "peer", "name", "d1")
+	dhcptest.IP(t, "-n", ns, "addr", "add", "10.9.0.1/24", "dev", "d0")
+	dhcptest.IP(t, "-n", ns, "link", "set", "d0", "up")
+	dhcptest.IP(t, "-n", ns, "link", "set", "d1", "up")
+	vip := netip.MustParsePrefix("10.9.0.10/24")
+	err := dhcptest.In(ns, func() error {
+		d0, err := net.InterfaceByName("d0")
+		if err != nil {
+			return err
+		}
+		d1, err := net.InterfaceByName("d1")
+		if err != nil {
+			return err
+		}
+		const ethPArp = 0x0806
+		fd, err := syscall.Socket(syscall.AF_PACKET, syscall.SOCK_RAW, int(htons(ethPArp)))
+		if err != nil {
+			return err
+		}
+		defer syscall.Close(fd)
+		if err := syscall.Bind(fd, &syscall.SockaddrLinklayer{Protocol: htons(ethPArp), Ifindex: d1.Index}); err != nil {
+			return err
+		}
+		tv := syscall.Timeval{Sec: 2}
+		if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv); err != nil {
+			return err
+		}
+		// seen waits for the gratuitous request for vip from d0.
+		seen := func(what string) {
+			t.Helper()
+			buf := make([]byte, 1500)
+			for {
+				n, _, err := syscall.Recvfrom(fd, buf, 0)
+				if err != nil {
+					t.Errorf("%s: no gratuitous ARP request for %s reached d1: %v", what, vip.Addr(), err)
+					return
+				}
+				f := buf[:n]
+				a4 := vip.Addr().As4()
+				if n >= 42 && string(f[6:12]) == string(d0.HardwareAddr) && f[21] == 1 &&
+					string(f[22:28]) == string(d0.HardwareAddr) && string(f[28:32]) == string(a4[:]) &&
+					string(f[38:42]) == string(a4[:]) {
+					return
+				}
+			}
+		}
+		a := hostAddresses{}
+		if err := a.Add(context.Background(), vip); err != nil {
+			t.Fatalf("adding %s: %v", vip, err)
+		}
+		seen("Add")
+		if err := a.Announce(vip); err != nil {
+			t.Fatalf("announcing %s: %v", vip, err)
+		}
+		seen("Announce")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
