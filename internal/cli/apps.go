@@ -127,7 +127,7 @@ each, and a member whose answer is late is probed again at once.`,
 	f.StringVar(&req.Health, "health", "", "each member's health check of its copy: tcp, http or none (default: tcp with a port, none without)")
 	f.StringVar(&req.HealthPath, "health-path", "", "the path an http health check gets (default /)")
 	f.DurationVar(&heartbeat, "heartbeat-time", 0, "failure detection time: a standby that hears nothing from the active for this long takes over, 20ms to 1m (default 100ms)")
-	f.IntVar(&req.Probes, "probes", 0, "how many times the active probes every member in a heartbeat time, 3 to 50 (default 5)")
+	f.IntVar(&req.Probes, "probes", 0, "how many times the active probes every member in a heartbeat time, 3 to 50 (default 4)")
 	f.BoolVar(&req.LeanProbes, "lean-probes", false, "accepted for scripts that pass it; changes nothing (every app's probes are single datagrams)")
 	f.MarkHidden("lean-probes")
 	required(add, "group", "image")

@@ -10,6 +10,7 @@ import (
 	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/controller/controllertest"
 	"hummingbird.io/hummingbird/internal/store"
+	"hummingbird.io/hummingbird/internal/wire"
 )
 
 // TestApps adds, shows, lists and deletes an app, with its flags on the command line and
@@ -87,7 +88,7 @@ func TestApps(t *testing.T) {
 	var ap apitype.App
 	if err := json.Unmarshal([]byte(h.ok("app-show", "plc-bridge", "-f", "json")), &ap); err != nil ||
 		ap.Port != 502 || len(ap.Members) != 2 || ap.Members[0].Hostname != "edge-02" || ap.Members[0].Position != 1 || ap.Active != "" || ap.Epoch != 0 ||
-		ap.HeartbeatMillis != 100 || ap.Probes != 5 || ap.LeanProbes {
+		ap.HeartbeatMillis != wire.DefaultHeartbeatMillis || ap.Probes != wire.DefaultProbes || ap.LeanProbes {
 		t.Errorf("app-show: %+v (%v)", ap, err)
 	}
 	if code, _, errs := h.run("", "app-show", "nope"); code != 1 || !strings.Contains(errs, `no app "nope"`) {

@@ -201,10 +201,10 @@ type Desired struct {
 }
 
 // An app's failure detection when it does not set its own: a heartbeat
-// time of 100 ms with 5 probes in it.
+// time of 100 ms with 4 probes in it.
 const (
 	DefaultHeartbeatMillis = 100
-	DefaultProbes          = 5
+	DefaultProbes          = 4
 )
 
 // Detection is an app's failure detection with the defaults filled in:
