@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -58,7 +59,28 @@ type Tokens struct {
 	now     func() time.Time
 	rand    io.Reader
 	newUUID func() string
+
+	mu    sync.Mutex
+	known map[string]knownToken // by id: API tokens read for knownFor
+	gen   uint64                // counts deletions
 }
+
+// knownToken is a token as Authenticate read it from the store at read.
+type knownToken struct {
+	tok  store.Token
+	read time.Time
+}
+
+// knownFor is how long Authenticate trusts a token it read without
+// reading it again: most requests then cost no transaction for their
+// token. A token deleted through this controller is refused at once; one
+// deleted through another controller sharing the database, knownFor later
+// at most. Expiry is checked on every request.
+const knownFor = time.Second
+
+// maxKnown bounds the tokens Authenticate keeps: when that many are
+// known, it forgets them all.
+const maxKnown = 1024
 
 // Options configures Tokens; zero values mean the wall clock, crypto/rand and
 // random uuids.
@@ -255,6 +277,9 @@ func (t *Tokens) List(ctx context.Context) ([]store.Token, error) {
 // Delete revokes a token at once. The last admin token cannot be deleted,
 // which would leave nobody able to manage tokens.
 func (t *Tokens) Delete(ctx context.Context, actor, id string) error {
+	// Forgotten once the deletion is over (or failed): a request that
+	// read the token before does not keep it (remember).
+	defer t.forget(id)
 	return t.st.Write(ctx, func(tx store.Tx) error {
 		tok, err := tx.TokenByID(id)
 		if errors.Is(err, store.ErrNotFound) {
@@ -338,25 +363,66 @@ func (t *Tokens) Authenticate(ctx context.Context, bearer string) (Principal, er
 	if !ok {
 		return Principal{}, problem.Unauthenticatedf("the token is malformed: %s", hint)
 	}
-	var tok store.Token
-	err := t.st.Read(ctx, func(tx store.Tx) error {
-		var err error
-		tok, err = tx.TokenByID(id)
-		return err
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		return Principal{}, problem.Unauthenticatedf("the token is unknown or revoked: %s", hint)
-	}
-	if err != nil {
-		return Principal{}, err
+	now := t.now()
+	tok, gen, ok := t.knownAt(id, now)
+	if !ok {
+		err := t.st.Read(ctx, func(tx store.Tx) error {
+			var err error
+			tok, err = tx.TokenByID(id)
+			return err
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			return Principal{}, problem.Unauthenticatedf("the token is unknown or revoked: %s", hint)
+		}
+		if err != nil {
+			return Principal{}, err
+		}
+		if tok.Kind == KindAPI {
+			t.remember(tok, now, gen)
+		}
 	}
 	want, _ := hex.DecodeString(tok.SecretSHA256)
 	got := sha256.Sum256([]byte(secret))
 	if tok.Kind != KindAPI || subtle.ConstantTimeCompare(want, got[:]) != 1 {
 		return Principal{}, problem.Unauthenticatedf("the token is unknown or revoked: %s", hint)
 	}
-	if expired(tok, t.now()) {
+	if expired(tok, now) {
 		return Principal{}, problem.Unauthenticatedf("the token expired at %s: %s", tok.ExpiresAt.Format(time.RFC3339), hint)
 	}
 	return Principal{TokenID: tok.ID, Role: tok.Role}, nil
+}
+
+// knownAt returns token id as read less than knownFor before now, and
+// the count of deletions so far (for remember).
+func (t *Tokens) knownAt(id string, now time.Time) (store.Token, uint64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k, ok := t.known[id]
+	if !ok || now.Before(k.read) || now.Sub(k.read) >= knownFor {
+		return store.Token{}, t.gen, false
+	}
+	return k.tok, t.gen, true
+}
+
+// remember keeps tok, read at now, unless a token was deleted since gen:
+// a read from before a deletion's commit is not kept past it.
+func (t *Tokens) remember(tok store.Token, now time.Time, gen uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if gen != t.gen {
+		return
+	}
+	if t.known == nil || len(t.known) >= maxKnown {
+		t.known = map[string]knownToken{}
+	}
+	t.known[tok.ID] = knownToken{tok: tok, read: now}
+}
+
+// forget drops token id from what Authenticate knows, and what reads
+// under way would keep.
+func (t *Tokens) forget(id string) {
+	t.mu.Lock()
+	t.gen++
+	delete(t.known, id)
+	t.mu.Unlock()
 }

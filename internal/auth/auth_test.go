@@ -64,6 +64,7 @@ func TestTokens(t *testing.T) {
 			t.Run("authenticate", func(t *testing.T) { t.Parallel(); testAuthenticate(t, newFixture(t, b.DSN(t))) })
 			t.Run("enroll", func(t *testing.T) { t.Parallel(); testEnroll(t, newFixture(t, b.DSN(t))) })
 			t.Run("delete", func(t *testing.T) { t.Parallel(); testDelete(t, newFixture(t, b.DSN(t))) })
+			t.Run("known", func(t *testing.T) { t.Parallel(); testKnown(t, newFixture(t, b.DSN(t))) })
 			t.Run("bootstrap", func(t *testing.T) { t.Parallel(); testBootstrap(t, newFixture(t, b.DSN(t))) })
 		})
 	}
@@ -337,6 +338,61 @@ func testDelete(t *testing.T, f *fixture) {
 	if len(evs) != 1 || evs[0].Actor != "test" {
 		t.Errorf("token.delete events of %s: %+v, want one by test", first.Token.ID, evs)
 	}
+}
+
+// testKnown checks what Authenticate's memory of tokens may change: a
+// token deleted through this controller is refused at once, through
+// another controller on the same database a second later at most, and an
+// expired one at once either way.
+func testKnown(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	other := auth.New(f.st, auth.Options{Clock: func() time.Time { return f.now }})
+	f.create(t, auth.Spec{Kind: auth.KindAPI, Role: apitype.RoleAdmin})
+	check := func(what string, tok *auth.Tokens, secret string, ok bool) {
+		t.Helper()
+		_, err := tok.Authenticate(ctx, secret)
+		switch {
+		case ok && err != nil:
+			t.Errorf("%s: %v, want it accepted", what, err)
+		case !ok && !problem.Is(err, problem.Unauthenticated):
+			t.Errorf("%s: %v, want unauthenticated", what, err)
+		}
+	}
+
+	here := f.create(t, auth.Spec{Kind: auth.KindAPI, Role: apitype.RoleReader})
+	check("a new token", f.tok, here.Secret, true)
+	check("a new token, on another controller", other, here.Secret, true)
+	if err := f.tok.Delete(ctx, "test", here.Token.ID); err != nil {
+		t.Fatal(err)
+	}
+	check("a token just deleted here", f.tok, here.Secret, false)
+	f.now = f.now.Add(999 * time.Millisecond)
+	check("a token deleted through another controller 999 ms ago", other, here.Secret, true)
+	f.now = f.now.Add(time.Millisecond)
+	check("a token deleted through another controller a second ago", other, here.Secret, false)
+
+	// Deleted on the other controller, which had it known: refused there.
+	there := f.create(t, auth.Spec{Kind: auth.KindAPI, Role: apitype.RoleReader})
+	check("another new token, on the other controller", other, there.Secret, true)
+	if err := other.Delete(ctx, "test", there.Token.ID); err != nil {
+		t.Fatal(err)
+	}
+	check("a token just deleted on the other controller, there", other, there.Secret, false)
+	check("a token deleted on the other controller, here (never known)", f.tok, there.Secret, false)
+
+	// Known, then expired: refused at once.
+	short := f.create(t, auth.Spec{Kind: auth.KindAPI, Role: apitype.RoleReader, TTL: time.Minute})
+	f.now = f.now.Add(time.Minute - 500*time.Millisecond)
+	check("a token half a second before it expires", f.tok, short.Secret, true)
+	f.now = f.now.Add(500 * time.Millisecond)
+	check("a known token as it expires", f.tok, short.Secret, false)
+
+	// A wrong secret for a known token is refused.
+	known := f.create(t, auth.Spec{Kind: auth.KindAPI, Role: apitype.RoleReader})
+	check("a token", f.tok, known.Secret, true)
+	wrong := []byte(known.Secret)
+	wrong[len(wrong)-1] ^= 1 // its last character changed
+	check("the same token with another secret", f.tok, string(wrong), false)
 }
 
 func testBootstrap(t *testing.T, f *fixture) {
