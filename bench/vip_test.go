@@ -425,23 +425,23 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 // serves no app), and the client. Variants (vipVariants): keepalived with
 // VRRPv2 and 1 s adverts (its defaults) and VRRPv3 with 100, 30 and 10 ms
 // adverts; Hummingbird at its defaults (a heartbeat time of 100 ms with
-// 5 probes) and the sweep: heartbeat times of 20 ms to 1 s with 3 and 5
+// 4 probes) and the sweep: heartbeat times of 20 ms to 1 s with 3 and 5
 // probes; and under 5 % and 20 % loss on every member's link, keepalived
 // at 30 and 10 ms adverts each beside the Hummingbird variant of about
 // its packet rate (100 and 30 ms with 3 probes: the -lossN variants). b.N is
 // ignored: run with -benchtime 1x.
 // Metrics: heard-pkt/s (the packets per second the standby receives from
 // the active before the trials), standby-pkt/s (every packet the standby
-// receives and sends on its link: probes, answers, TCP acknowledgements,
-// ARP), witness-pkt/s (the same at Hummingbird's witness); p50-ms,
-// p99-ms, max-ms, min-ms of the failover time; bound-ms (the sweep's
-// goal for p99: the heartbeat time, two probe intervals and 15 ms); lost
-// (per failover, the probes sent from the cut until the first answer that
-// got no answer, whenever their timeout ended them); flips (probes that
-// broke the order of answering members: must be 0); restore-ms
-// (keepalived: A's link up to A answering again, p50); quiet-switches
-// (under loss: changes of the answering member over 10 s of loss and no
-// fault, before the trials: must be 0); planned-lost
+// receives and sends on its link once the group settled: probes, answers,
+// TCP acknowledgements, ARP), witness-pkt/s (the same at Hummingbird's
+// witness); p50-ms, p99-ms, max-ms, min-ms of the failover time; bound-ms
+// (the sweep's goal for p99: the heartbeat time, two probe intervals and
+// 15 ms); lost (per failover, the probes sent from the cut until the first
+// answer that got no answer, whenever their timeout ended them); flips
+// (probes that broke the order of answering members: must be 0);
+// restore-ms (keepalived: A's link up to A answering again, p50);
+// quiet-switches (under loss: changes of the answering member over 10 s of
+// loss and no fault, before the trials: must be 0); planned-lost
 // (Hummingbird: probes that found nobody at the VIP over as many planned
 // switchovers as trials: must be 0) and planned-reset (connections reset
 // because the VIP moved between their handshake and their request, which
