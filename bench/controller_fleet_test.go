@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -357,16 +356,7 @@ func (p *controllerProcess) client(tb testing.TB, dir string) *server {
 	if err != nil {
 		tb.Fatalf("the controller's CA: %v", err)
 	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(caPEM) {
-		tb.Fatal("the controller's ca.crt is not PEM")
-	}
-	tr := &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		MaxIdleConns:        256,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     time.Minute,
-	}
+	tr := apiTransport(tb, caPEM)
 	tb.Cleanup(tr.CloseIdleConnections)
 	return &server{
 		dataDir: dir,

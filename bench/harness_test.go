@@ -150,16 +150,7 @@ func startControllerWith(tb testing.TB, db string, mutate func(*controller.Confi
 	}
 	served := make(chan error, 1)
 	go func() { served <- c.Serve(ctx, ln) }()
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(c.CA.PEM) {
-		tb.Fatal("the controller's CA is not PEM")
-	}
-	tr := &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		MaxIdleConns:        256,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     time.Minute,
-	}
+	tr := apiTransport(tb, c.CA.PEM)
 	s := &server{
 		ctrl:    c,
 		dataDir: cfg.DataDir,
@@ -179,6 +170,22 @@ func startControllerWith(tb testing.TB, db string, mutate func(*controller.Confi
 		tb.Fatal("the controller made no first admin token")
 	}
 	return s
+}
+
+// apiTransport is a client's transport to a controller whose CA is caPEM,
+// keeping as many connections as the benchmarks' clients use.
+func apiTransport(tb testing.TB, caPEM []byte) *http.Transport {
+	tb.Helper()
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		tb.Fatal("the controller's CA is not PEM")
+	}
+	return &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     time.Minute,
+	}
 }
 
 // do sends one API request and decodes a 2xx answer into out (when not nil).

@@ -433,9 +433,9 @@ func (t *sqlTx) ListHosts(f HostFilter) ([]Host, error) {
 // and a Host is about 400 bytes.
 const firstHosts = 128
 
-// queryHosts runs q, a hostSelect, and reads up to capHint hosts (0: no
-// hint) growing the slice at most once: room for firstHosts, then for
-// capHint when more come.
+// queryHosts runs q, a hostSelect, and reads up to capHint hosts growing
+// the slice at most once: room for firstHosts, then for capHint when more
+// come. With no hint (0) the slice grows as append grows it.
 func (t *sqlTx) queryHosts(op string, capHint int, q string, args ...any) ([]Host, error) {
 	rows, err := t.tx.QueryContext(t.ctx, q, args...)
 	if err != nil {
