@@ -141,3 +141,24 @@ func TestLeaseRenewedWhileVIPRemoved(t *testing.T) {
 		t.Errorf("after the removal would have finished: VIP on the node %v, role %s; want both", held, mb.role())
 	}
 }
+
+// TestRetryFor checks, for every detection an app may set, that a
+// renewal's two retries come before the lease it extends ends (the
+// lease counts from the renewal before, a renewal period earlier), and
+// that a retry never waits more than a third of the renewal period.
+func TestRetryFor(t *testing.T) {
+	t.Parallel()
+	for hbMillis := wire.MinHeartbeatMillis; hbMillis <= 2000; hbMillis += 5 {
+		for probes := wire.MinProbes; probes <= wire.MaxProbes && hbMillis >= probes*wire.MinProbeMillis; probes++ {
+			hb := time.Duration(hbMillis) * time.Millisecond
+			renew := hb / time.Duration(probes)
+			r := retryFor(hb, renew)
+			if left := leaseFor(hb) - renew; 2*r >= left {
+				t.Errorf("%v with %d probes: retries after %v and %v, the lease ends %v after the renewal begins", hb, probes, r, 2*r, left)
+			}
+			if r > max(renew/3, 2*time.Millisecond) {
+				t.Errorf("%v with %d probes: a retry after %v, more than a third of the renewal period %v", hb, probes, r, renew)
+			}
+		}
+	}
+}

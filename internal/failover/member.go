@@ -56,9 +56,14 @@ const askEvery = 500 * time.Millisecond
 
 // retryFor is how long the active waits for the answers of a renewal's
 // probes before it probes again every member that has not answered,
-// asking each to answer: a lost datagram costs a third of a renewal
-// period, not the lease.
-func retryFor(renew time.Duration) time.Duration { return max(renew/3, 2*time.Millisecond) }
+// asking each to answer (and again as long after): a third of the renewal
+// period (renew), or of what is left of the lease when the renewal
+// begins, when that is shorter (3 probes: 22 ms of a 100 ms heartbeat
+// time's 55), so that two retries come before the lease ends. A lost
+// datagram costs that, not the lease.
+func retryFor(hb, renew time.Duration) time.Duration {
+	return max(min(renew, leaseFor(hb)-renew)/3, 2*time.Millisecond)
+}
 
 // dialFor bounds a connection attempt to a member: half a heartbeat time,
 // and at least 250 ms (a connection and its TLS handshake take a few
@@ -209,9 +214,9 @@ func (mb *member) start(ctx context.Context) error {
 		// period, or a retry after it; the others twice a second.
 		mb.trans.rideOnProbes(func(id raft.ServerID) time.Duration {
 			if mb.asked[string(id)] {
-				return mb.renew + retryFor(mb.renew)
+				return mb.renew + retryFor(mb.hb, mb.renew)
 			}
-			return askEvery + mb.renew + retryFor(mb.renew)
+			return askEvery + mb.renew + retryFor(mb.hb, mb.renew)
 		}, realRaftEvery(mb.hb))
 	}
 	c := raft.DefaultConfig()

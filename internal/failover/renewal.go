@@ -81,7 +81,7 @@ func (mb *member) confirmRenewal(ctx context.Context, term uint64, start time.Ti
 		return mb.trans.confirmed(term, n)
 	}
 	mb.sendProbes(term, start, false)
-	retry := time.NewTimer(retryFor(mb.renew))
+	retry := time.NewTimer(retryFor(mb.hb, mb.renew))
 	defer retry.Stop()
 	for {
 		if at, ok := mb.trans.confirmedSince(term, n, start); ok {
@@ -95,7 +95,7 @@ func (mb *member) confirmRenewal(ctx context.Context, term uint64, start time.Ti
 		case <-mb.answered:
 		case <-retry.C:
 			mb.sendProbes(term, start, true)
-			retry.Reset(retryFor(mb.renew))
+			retry.Reset(retryFor(mb.hb, mb.renew))
 		}
 	}
 }
