@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -259,7 +260,11 @@ func holder(tb testing.TB, d *failovertest.Bed, explain func() string) string {
 // moved between their handshake and their request (reset).
 type plannedResult struct {
 	lost, reset int
-	what        []string // when and how each of them failed
+	// refused counts the switchovers the active member refused under
+	// loss (it had just lost its lease, or no standby answered its
+	// status query in time); without loss a refusal fails the variant.
+	refused int
+	what    []string // when and how each of them failed
 }
 
 // quietWatch is how long a variant under loss is watched, with no fault
@@ -364,9 +369,15 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 		}
 		for range n {
 			from := time.Now()
-			if _, err := exec.Command("ip", "netns", "exec", d.NS[act], "curl", "-sf", "--unix-socket",
+			if out, err := exec.Command("ip", "netns", "exec", d.NS[act], "curl", "-sS", "--fail-with-body", "--unix-socket",
 				failover.AppSocket(g.Socket(act), "bench"), "-X", "POST", "http://agent/v1/apps/bench/switchover").CombinedOutput(); err != nil {
-				tb.Fatalf("planned switchover on %s: %v\n%s", act, err, explain())
+				if v.loss == 0 {
+					tb.Fatalf("planned switchover on %s: %v: %s\n%s", act, err, bytes.TrimSpace(out), explain())
+				}
+				planned.refused++
+				planned.what = append(planned.what, fmt.Sprintf("%s: switchover on %s refused: %s", from.Format("15:04:05.000"), act, bytes.TrimSpace(out)))
+				act = holder(tb, d, explain)
+				continue
 			}
 			// The old active keeps the VIP until the new one announces
 			// it: wait for the other member, not for any holder.
@@ -445,8 +456,10 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 // (Hummingbird: probes that found nobody at the VIP over as many planned
 // switchovers as trials: must be 0) and planned-reset (connections reset
 // because the VIP moved between their handshake and their request, which
-// the new active passes on to the old one: must be 0 too). The last line
-// is a table of every variant run.
+// the new active passes on to the old one: must be 0 too); under loss,
+// planned-refused (switchovers the active refused: it had just lost its
+// lease, or no standby answered in time). The last line is a table of
+// every variant run.
 func BenchmarkVIPFailover(b *testing.B) {
 	n := 20
 	if s := os.Getenv(envVIPTrials); s != "" {
@@ -493,6 +506,9 @@ func BenchmarkVIPFailover(b *testing.B) {
 				b.ReportMetric(tr.witness, "witness-pkt/s")
 				b.ReportMetric(float64(planned.lost), "planned-lost")
 				b.ReportMetric(float64(planned.reset), "planned-reset")
+				if v.loss > 0 {
+					b.ReportMetric(float64(planned.refused), "planned-refused")
+				}
 				if len(planned.what) > 0 {
 					b.Logf("%s: planned switchovers' failed probes: %s", v.name, strings.Join(planned.what, "; "))
 				}
@@ -504,9 +520,9 @@ func BenchmarkVIPFailover(b *testing.B) {
 				b.ReportMetric(ms(re.percentile(0.5)), "restore-ms")
 			}
 			load, _ := os.ReadFile("/proc/loadavg")
-			b.Logf("%s: the standby receives %.1f packets/s from the active, %.1f in all, and sends %.1f; the witness receives and sends %.1f; %d failovers: p50 %.0f ms, p99 %.0f ms, min %.0f ms, max %.0f ms; %.1f probes lost per failover; %d flips; over %d planned switchovers %d probes lost and %d reset; all (ms): %s; loadavg %s",
+			b.Logf("%s: the standby receives %.1f packets/s from the active, %.1f in all, and sends %.1f; the witness receives and sends %.1f; %d failovers: p50 %.0f ms, p99 %.0f ms, min %.0f ms, max %.0f ms; %.1f probes lost per failover; %d flips; over %d planned switchovers %d probes lost and %d reset, %d refused; all (ms): %s; loadavg %s",
 				v.name, tr.heard, tr.standbyIn, tr.standbyOut, tr.witness, len(trials), ms(fo.percentile(0.5)), ms(fo.percentile(0.99)), ms(fo.percentile(0)), ms(fo.percentile(1)),
-				float64(lost)/float64(len(trials)), flips, len(trials), planned.lost, planned.reset, strings.Join(list, " "), strings.TrimSpace(string(load)))
+				float64(lost)/float64(len(trials)), flips, len(trials), planned.lost, planned.reset, planned.refused, strings.Join(list, " "), strings.TrimSpace(string(load)))
 			rows = append(rows, fmt.Sprintf("| %s | %.0f | %.0f | %.0f ms | %.0f ms | %s | %d | %d |", v.name, tr.standby(), tr.witness,
 				ms(fo.percentile(0.5)), ms(fo.percentile(0.99)), within, flips, quiet))
 		})
