@@ -337,7 +337,10 @@ func TestSyncFollowsWatch(t *testing.T) {
 		t.Errorf("edge-0007: node state %q, want NotReady", h.NodeState)
 	}
 
-	// Nothing changes: the pass sends nothing and writes nothing.
+	// Nothing changes: the pass sends nothing and writes nothing. The
+	// cache watches again once its second list is done, on its own
+	// time: counted before, not as the pass's request.
+	waitFor(t, "the watch after the second list", func() bool { return f.api.Counts().Watches >= 4 })
 	waitFor(t, "the patches' events", func() bool { return len(r.cache.Changed()) == 0 })
 	c = f.api.Counts()
 	if s := pass("quiet", 2); s.Labelled != 0 || s.Hosts != 2 {
@@ -356,9 +359,6 @@ func TestSyncFollowsWatch(t *testing.T) {
 		t.Errorf("%d full passes after Resync, want 2", s.FullPasses)
 	}
 
-	// The cache watches again once its second list is done; that watch
-	// may start after the pass.
-	waitFor(t, "the watch after the second list", func() bool { return f.api.Counts().Watches >= 4 })
 	c = f.api.Counts()
 	if c.Lists != 2 || c.Pages != 2*n/page || c.Unpaged != 0 || c.Watches != 4 {
 		t.Errorf("requests %+v: want the first list, the one after the history was lost, and 4 watches: the first, "+
