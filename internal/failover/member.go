@@ -499,10 +499,14 @@ func (mb *member) holdActive(ctx context.Context, term uint64, lost time.Time) (
 		}
 		again.failed(now, mb.renew)
 	}
-	if err := mb.apply(command{Op: opActivate, Member: mb.self.HostUUID, Epoch: term, At: time.Now(), LostAt: lost}); err != nil {
+	if err := mb.commit(command{Op: opActivate, Member: mb.self.HostUUID, Epoch: term, At: time.Now(), LostAt: lost}); err != nil {
 		mb.log.Warn("active role not claimed", "err", err)
 		return
 	}
+	// The claim is committed and applied here: the VIP need not wait
+	// for the followers to learn so (a barrier's round, a sync on each
+	// side); they learn it from the barrier that follows.
+	go mb.r.Barrier(5 * mb.hb)
 	// Set up before the first renewal, whose lease the time it takes
 	// would shorten; the old active keeps the VIP meanwhile, and for
 	// drainFor after this member announced it.
@@ -650,17 +654,24 @@ func errCh(f raft.Future) <-chan struct{} {
 	return ch
 }
 
+// apply commits c and waits until every member that answers has learnt
+// that it is committed.
 func (mb *member) apply(c command) error {
-	b, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	if err := mb.r.Apply(b, 5*mb.hb).Error(); err != nil {
+	if err := mb.commit(c); err != nil {
 		return err
 	}
 	// The barrier's entry carries the commit of c to the followers at
 	// once; raft's own commit messages rest long (restRaftFor).
 	return mb.r.Barrier(5 * mb.hb).Error()
+}
+
+// commit commits c and waits until this member applied it.
+func (mb *member) commit(c command) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return mb.r.Apply(b, 5*mb.hb).Error()
 }
 
 // extend renews the lease to until, and takes the active role (the VIP
