@@ -40,6 +40,8 @@ type confirmTransport struct {
 	freshFor  func(raft.ServerID) time.Duration
 	realEvery time.Duration
 	peers     map[raft.ServerID]*probePeer
+
+	votes voteTiming // how pre-votes go out (vote.go)
 }
 
 // probePeer is what a member's probe answers told the leader.

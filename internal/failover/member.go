@@ -207,6 +207,12 @@ func (mb *member) start(ctx context.Context) error {
 	mb.trans = newConfirmTransport(raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: mb.stream, MaxPool: 3, Timeout: 10 * mb.hb, Logger: hl,
 	}))
+	candidate := func() bool { return mb.r != nil && mb.r.State() == raft.Candidate }
+	if mb.self.Witness {
+		mb.trans.setVoteTiming(voteTiming{hold: mb.hb, candidate: candidate})
+	} else {
+		mb.trans.setVoteTiming(voteTiming{every: mb.renew, within: mb.hb, candidate: candidate})
+	}
 	mb.probing = mb.m.mux.udp != nil
 	mb.asked = askedMembers(mb.app, mb.self.HostUUID)
 	if mb.probing {
