@@ -183,7 +183,10 @@ type vipTrial struct {
 // period, waits for the other to answer, keeps watching, then brings the
 // link back. keepalived preempts: A takes the VIP back, and that return
 // is timed too. Hummingbird does not: the role stays where it moved.
-func trial(tb testing.TB, d *failovertest.Bed, v vipVariant, act string, explain func() string) vipTrial {
+// Under loss the role may move again by itself (a flip): every change of
+// the answering member since since (the end of the trial before) beyond
+// the failover (and keepalived's return) is counted as one.
+func trial(tb testing.TB, d *failovertest.Bed, v vipVariant, act string, since time.Time, explain func() string) vipTrial {
 	tb.Helper()
 	var r vipTrial
 	other := peerOf(act)
@@ -211,12 +214,22 @@ func trial(tb testing.TB, d *failovertest.Bed, v vipVariant, act string, explain
 		}
 		r.restore = firstA.Done.Sub(up)
 		d.WaitActive(tb, act, 30*time.Second, explain)
-	} else {
+	} else if v.loss == 0 {
 		d.WaitActive(tb, other, 30*time.Second, explain)
+	} else {
+		holder(tb, d, explain)
 	}
 	time.Sleep(watch)
-	r.flips = len(failovertest.Interleaved(d.Probes.Since(fault)))
-	if !v.hummingbird() {
+	switch {
+	case v.loss > 0:
+		want := 1
+		if !v.hummingbird() {
+			want = 2
+		}
+		r.flips = max(failovertest.Switches(d.Probes.Since(since))-want, 0)
+	case v.hummingbird():
+		r.flips = len(failovertest.Interleaved(d.Probes.Since(fault)))
+	default:
 		// A's return is expected: count only answers that break the
 		// order after it.
 		r.flips = max(len(failovertest.Interleaved(d.Probes.Since(fault)))-1, 0)
@@ -264,7 +277,12 @@ type plannedResult struct {
 	// loss (it had just lost its lease, or no standby answered its
 	// status query in time); without loss a refusal fails the variant.
 	refused int
-	what    []string // when and how each of them failed
+	// back counts, under loss, the switchovers after which the old
+	// active had the role again before the next one (the new active
+	// lost its lease or its leadership to the loss): flips of their own.
+	// failed counts those whose new active never answered.
+	back, failed int
+	what         []string // when and how each of them failed
 }
 
 // quietWatch is how long a variant under loss is watched, with no fault
@@ -363,8 +381,10 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 			defer end()
 			act = holder(tb, d, explain)
 		}
+		since := time.Now()
 		for range n {
-			trials = append(trials, trial(tb, d, v, act, explain))
+			trials = append(trials, trial(tb, d, v, act, since, explain))
+			since = time.Now()
 			act = holder(tb, d, explain)
 		}
 		for range n {
@@ -380,9 +400,18 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 				continue
 			}
 			// The old active keeps the VIP until the new one announces
-			// it: wait for the other member, not for any holder.
+			// it: wait for the other member, not for any holder. Under
+			// loss the role may go back (the new active's first
+			// renewals lost): the switchover is done when the new
+			// active answered, and the next one starts from whoever
+			// holds the role then.
 			next := peerOf(act)
-			d.WaitActive(tb, next, 30*time.Second, explain)
+			if v.loss == 0 {
+				d.WaitActive(tb, next, 30*time.Second, explain)
+			} else if _, ok := d.Probes.First(from, next, 10*time.Second); !ok {
+				planned.failed++
+				planned.what = append(planned.what, fmt.Sprintf("%s: switchover from %s accepted, %s never answered", from.Format("15:04:05.000"), act, next))
+			}
 			time.Sleep(300 * time.Millisecond)
 			lost := planned.lost + planned.reset
 			for _, p := range d.Probes.Since(from) {
@@ -403,7 +432,12 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 				}
 				tb.Logf("%s: a planned switchover from %s lost or reset %d probes; its probes: %s; the agents' logs:\n%s", v.name, act, planned.lost+planned.reset-lost, strings.Join(seen, ", "), explain())
 			}
-			act = next
+			if v.loss == 0 {
+				act = next
+			} else if act = holder(tb, d, explain); act != next {
+				planned.back++
+				planned.what = append(planned.what, fmt.Sprintf("%s: switchover from %s done, the role back on %s", from.Format("15:04:05.000"), peerOf(next), act))
+			}
 		}
 		if os.Getenv(envVIPLogs) != "" {
 			tb.Log(explain())
@@ -422,7 +456,7 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 		d.WaitActive(tb, "A", 30*time.Second, explain)
 	}
 	for range n {
-		trials = append(trials, trial(tb, d, v, "A", explain))
+		trials = append(trials, trial(tb, d, v, "A", time.Now(), explain))
 	}
 	return trials, plannedResult{}, tr, quiet
 }
@@ -458,7 +492,9 @@ func runVIPTrials(tb testing.TB, d *failovertest.Bed, bin string, v vipVariant, 
 // because the VIP moved between their handshake and their request, which
 // the new active passes on to the old one: must be 0 too); under loss,
 // planned-refused (switchovers the active refused: it had just lost its
-// lease, or no standby answered in time). The last line is a table of
+// lease, or no standby answered in time), planned-back (switchovers after
+// which the role went back to the old active: a flip the loss made) and
+// planned-failed (the new active never answered). The last line is a table of
 // every variant run.
 func BenchmarkVIPFailover(b *testing.B) {
 	n := 20
@@ -508,6 +544,8 @@ func BenchmarkVIPFailover(b *testing.B) {
 				b.ReportMetric(float64(planned.reset), "planned-reset")
 				if v.loss > 0 {
 					b.ReportMetric(float64(planned.refused), "planned-refused")
+					b.ReportMetric(float64(planned.back), "planned-back")
+					b.ReportMetric(float64(planned.failed), "planned-failed")
 				}
 				if len(planned.what) > 0 {
 					b.Logf("%s: planned switchovers' failed probes: %s", v.name, strings.Join(planned.what, "; "))
@@ -520,9 +558,9 @@ func BenchmarkVIPFailover(b *testing.B) {
 				b.ReportMetric(ms(re.percentile(0.5)), "restore-ms")
 			}
 			load, _ := os.ReadFile("/proc/loadavg")
-			b.Logf("%s: the standby receives %.1f packets/s from the active, %.1f in all, and sends %.1f; the witness receives and sends %.1f; %d failovers: p50 %.0f ms, p99 %.0f ms, min %.0f ms, max %.0f ms; %.1f probes lost per failover; %d flips; over %d planned switchovers %d probes lost and %d reset, %d refused; all (ms): %s; loadavg %s",
+			b.Logf("%s: the standby receives %.1f packets/s from the active, %.1f in all, and sends %.1f; the witness receives and sends %.1f; %d failovers: p50 %.0f ms, p99 %.0f ms, min %.0f ms, max %.0f ms; %.1f probes lost per failover; %d flips; over %d planned switchovers %d probes lost and %d reset, %d refused, %d went back, %d failed; all (ms): %s; loadavg %s",
 				v.name, tr.heard, tr.standbyIn, tr.standbyOut, tr.witness, len(trials), ms(fo.percentile(0.5)), ms(fo.percentile(0.99)), ms(fo.percentile(0)), ms(fo.percentile(1)),
-				float64(lost)/float64(len(trials)), flips, len(trials), planned.lost, planned.reset, planned.refused, strings.Join(list, " "), strings.TrimSpace(string(load)))
+				float64(lost)/float64(len(trials)), flips, len(trials), planned.lost, planned.reset, planned.refused, planned.back, planned.failed, strings.Join(list, " "), strings.TrimSpace(string(load)))
 			rows = append(rows, fmt.Sprintf("| %s | %.0f | %.0f | %.0f ms | %.0f ms | %s | %d | %d |", v.name, tr.standby(), tr.witness,
 				ms(fo.percentile(0.5)), ms(fo.percentile(0.99)), within, flips, quiet))
 		})
