@@ -902,21 +902,70 @@ func (mb *member) handOn(ctx context.Context, reason string, since time.Time) bo
 // rather than move it); or the first app member (in the order of
 // preference) that answers healthy; or, for a witness when none is
 // healthy, the first app member that answers at all.
+//
+// The members are asked at once, each on its own connection: one that
+// is gone (the active the witness was elected after, most often) costs
+// its query's timeout, up to a heartbeat time, once rather than before
+// every member after it. Once a member further down the order answered
+// healthy, one before it that has not answered yet is given graceFor
+// more.
 func (mb *member) pickTarget(ctx context.Context, to string) (wire.AppMember, bool) {
+	var order []wire.AppMember // by preference, each once
 	if cur := mb.fsm.state().Active; to == "" && cur != "" && cur != mb.self.HostUUID {
 		for _, p := range mb.app.Members {
 			if p.HostUUID == cur && !p.Witness {
-				if st, err := mb.peerStatus(ctx, p); err == nil && st.Healthy {
-					return p, true
-				}
+				order = append(order, p)
 			}
 		}
 	}
 	for _, p := range mb.app.Members {
-		if p.HostUUID == mb.self.HostUUID || p.Witness || (to != "" && p.HostUUID != to) {
+		if p.HostUUID == mb.self.HostUUID || p.Witness || (to != "" && p.HostUUID != to) || (len(order) > 0 && p.HostUUID == order[0].HostUUID) {
 			continue
 		}
-		if st, err := mb.peerStatus(ctx, p); err == nil && st.Healthy {
+		order = append(order, p)
+	}
+	type answer struct {
+		st  peerState
+		err error
+	}
+	answers := make([]chan answer, len(order))
+	healthy := make(chan struct{}, len(order))
+	for i, p := range order {
+		answers[i] = make(chan answer, 1)
+		go func() {
+			st, err := mb.peerStatus(ctx, p)
+			if err == nil && st.Healthy {
+				healthy <- struct{}{}
+			}
+			answers[i] <- answer{st, err}
+		}()
+	}
+	got := make([]*answer, len(order))
+	// await is member i's answer; with give, nil once graceFor has passed
+	// since a member first answered healthy.
+	graceFor := max(mb.renew, 20*time.Millisecond)
+	var graceEnd time.Time
+	await := func(i int, give bool) *answer {
+		for got[i] == nil {
+			var grace <-chan time.Time
+			if give && !graceEnd.IsZero() {
+				grace = time.After(time.Until(graceEnd))
+			}
+			select {
+			case a := <-answers[i]:
+				got[i] = &a
+			case <-healthy:
+				if graceEnd.IsZero() {
+					graceEnd = time.Now().Add(graceFor)
+				}
+			case <-grace:
+				return nil
+			}
+		}
+		return got[i]
+	}
+	for i, p := range order {
+		if a := await(i, true); a != nil && a.err == nil && a.st.Healthy {
 			return p, true
 		}
 	}
@@ -924,11 +973,8 @@ func (mb *member) pickTarget(ctx context.Context, to string) (wire.AppMember, bo
 		// No member is healthy (their apps are still starting): the
 		// first that answers holds the role until a healthy one can take
 		// it, as an unhealthy member elected with no healthy standby does.
-		for _, p := range mb.app.Members {
-			if p.Witness {
-				continue
-			}
-			if st, err := mb.peerStatus(ctx, p); err == nil && !st.Locked {
+		for i, p := range order {
+			if a := await(i, false); a.err == nil && !a.st.Locked {
 				return p, true
 			}
 		}
