@@ -947,6 +947,13 @@ func (mb *member) pickTarget(ctx context.Context, to string) (wire.AppMember, bo
 	var graceEnd time.Time
 	await := func(i int, give bool) *answer {
 		for got[i] == nil {
+			select {
+			case a := <-answers[i]:
+				// In before the grace ends, or ended already.
+				got[i] = &a
+				continue
+			default:
+			}
 			var grace <-chan time.Time
 			if give && !graceEnd.IsZero() {
 				grace = time.After(time.Until(graceEnd))

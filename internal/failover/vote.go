@@ -70,10 +70,11 @@ func (t *confirmTransport) RequestPreVote(id raft.ServerID, target raft.ServerAd
 	}
 }
 
-// sleepWhile waits d, checking ok every millisecond or so; it reports
-// false as soon as ok does.
+// sleepWhile waits d, checking ok every twentieth of d (2 ms at least);
+// it reports false as soon as ok does.
 func sleepWhile(d time.Duration, ok func() bool) bool {
 	end := time.Now().Add(d)
+	step := max(d/20, 2*time.Millisecond)
 	for {
 		if ok != nil && !ok() {
 			return false
@@ -82,6 +83,6 @@ func sleepWhile(d time.Duration, ok func() bool) bool {
 		if left <= 0 {
 			return true
 		}
-		time.Sleep(min(left, 2*time.Millisecond))
+		time.Sleep(min(left, step))
 	}
 }
