@@ -273,9 +273,9 @@ func holder(tb testing.TB, d *failovertest.Bed, explain func() string) string {
 // moved between their handshake and their request (reset).
 type plannedResult struct {
 	lost, reset int
-	// refused counts the switchovers the active member refused under
-	// loss (it had just lost its lease, or no standby answered its
-	// status query in time); without loss a refusal fails the variant.
+	// refused counts the switchovers the active member refused (its
+	// lease had lapsed a moment before, or no standby answered its
+	// status query in time); more than half refused fail the variant.
 	refused int
 	// back counts, under loss, the switchovers after which the old
 	// active had the role again before the next one (the new active
