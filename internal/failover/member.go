@@ -352,6 +352,15 @@ func (mb *member) detect(ctx context.Context, kick <-chan struct{}) {
 				mode = lowered
 			default:
 				mb.mu.Unlock()
+				// A follower again, but the message that made it one
+				// is not its contact yet: raft changes the state (the
+				// kick) before it notes the contact. Looked at again a
+				// probe interval later, not a heartbeat time: until
+				// its timers rest it answers the leader's probes
+				// without a promise, and the leader sends it no
+				// entries it lacks (a member back from a cut could
+				// still lack them when the active was lost next).
+				wait = mb.renew
 			}
 		case raft.Leader:
 			if mode != leading {
