@@ -3,6 +3,7 @@ package failover
 import (
 	"errors"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,5 +108,98 @@ func TestConfirmTransport(t *testing.T) {
 		if got := tr.behind(c.term, c.index, c.since); got != c.want {
 			t.Errorf("behind(term %d, index %d, since %s) = %t, want %t", c.term, c.index, c.since.Format("15:04:05.000"), got, c.want)
 		}
+	}
+}
+
+// TestHeartbeatRacesProbes sends heartbeats over raft's TCP transport to
+// a peer that answers them late (a heartbeat held up by TCP's
+// retransmissions under loss), with probing on: a probe answer with a
+// promise in the heartbeat's term answers it at once; one in another
+// term does not; heartbeats that follow while it is on the wire send no
+// other; and without an answer, the wire's answer comes back.
+func TestHeartbeatRacesProbes(t *testing.T) {
+	t.Parallel()
+	peer, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	const delay = 300 * time.Millisecond
+	var got atomic.Int64
+	go func() {
+		for rpc := range peer.Consumer() {
+			req := rpc.Command.(*raft.AppendEntriesRequest)
+			got.Add(1)
+			time.Sleep(delay)
+			rpc.Respond(&raft.AppendEntriesResponse{Term: req.Term, Success: true, LastLog: 3}, nil)
+		}
+	}()
+	tcp, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := newConfirmTransport(tcp)
+	defer tr.Close()
+	// Answers are fresh for 10 ms; a real heartbeat goes at least every
+	// hour (not in this test).
+	tr.rideOnProbes(func(raft.ServerID) time.Duration { return 10 * time.Millisecond }, time.Hour)
+	type result struct {
+		resp raft.AppendEntriesResponse
+		err  error
+		took time.Duration
+	}
+	beat := func(term uint64) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			var r result
+			start := time.Now()
+			r.err = tr.AppendEntries("peer", peer.LocalAddr(), &raft.AppendEntriesRequest{RPCHeader: raft.RPCHeader{Addr: []byte("leader")}, Term: term}, &r.resp)
+			r.took = time.Since(start)
+			ch <- r
+		}()
+		return ch
+	}
+
+	// No answer yet: the heartbeat goes on the wire. An answer of term 4
+	// does not answer one of term 5; one of term 5 does, long before the
+	// wire's answer.
+	first := beat(5)
+	second := beat(5)
+	time.Sleep(30 * time.Millisecond)
+	tr.noteAnswer("peer", 4, time.Now(), 1)
+	select {
+	case r := <-first:
+		t.Fatalf("a probe answer of term 4 answered a heartbeat of term 5: %+v", r)
+	case <-time.After(30 * time.Millisecond):
+	}
+	tr.noteAnswer("peer", 5, time.Now(), 2)
+	for i, ch := range []<-chan result{first, second} {
+		r := <-ch
+		if r.err != nil || !r.resp.Success || r.resp.Term != 5 || r.resp.LastLog != 2 {
+			t.Errorf("heartbeat %d: %+v (%v), want success in term 5 with the answer's log index 2", i+1, r.resp, r.err)
+		}
+		if r.took >= delay {
+			t.Errorf("heartbeat %d took %v: it waited for the wire's answer (%v), not the probe's", i+1, r.took, delay)
+		}
+	}
+	// Once the heartbeat on the wire has been answered, one that follows
+	// a fresh answer rests on it; the one on the wire is the only one the
+	// peer got.
+	time.Sleep(delay)
+	tr.noteAnswer("peer", 5, time.Now(), 2)
+	if r := <-beat(5); r.err != nil || !r.resp.Success || r.resp.LastLog != 2 || r.took > delay/2 {
+		t.Errorf("heartbeat on a fresh answer: %+v (%v) after %v, want the answer's log index 2 at once", r.resp, r.err, r.took)
+	}
+	if n := got.Load(); n != 1 {
+		t.Errorf("the peer got %d heartbeats, want 1: the ones that followed the first were sent too", n)
+	}
+	// Stale again, with no answer: the wire's answer comes back.
+	time.Sleep(20 * time.Millisecond)
+	r := <-beat(5)
+	if r.err != nil || !r.resp.Success || r.resp.LastLog != 3 || r.took < delay {
+		t.Errorf("heartbeat with no probe answer: %+v (%v) after %v, want the peer's answer (log index 3) after %v", r.resp, r.err, r.took, delay)
+	}
+	if n := got.Load(); n != 2 {
+		t.Errorf("the peer got %d heartbeats, want 2", n)
 	}
 }
