@@ -54,15 +54,26 @@ type probePeer struct {
 
 	answer chan struct{} // closed at the next answer with a promise (nil: none waits)
 	beat   *wireBeat     // the heartbeat on the wire, until it is answered
+
+	refusedAt time.Time // the latest answer without a promise arrived then
+	last      wireNote  // the latest message on the wire to the member
+}
+
+// wireNote is how a message on the wire to a member went.
+type wireNote struct {
+	at   time.Time // sent then
+	took time.Duration
+	err  error
 }
 
 // wireBeat is a heartbeat of term on the wire to a member; done is
 // closed once resp and err are set.
 type wireBeat struct {
-	term uint64
-	done chan struct{}
-	resp raft.AppendEntriesResponse
-	err  error
+	term  uint64
+	start time.Time
+	done  chan struct{}
+	resp  raft.AppendEntriesResponse
+	err   error
 }
 
 // peerLog is the last index of a peer's log as its latest answer in term
@@ -127,6 +138,36 @@ func (t *confirmTransport) needReal(id raft.ServerID) {
 	t.mu.Unlock()
 }
 
+// noteRefusal notes an answer without a promise from member id: it does
+// not follow this leader, and the next heartbeat to it goes on the wire.
+func (t *confirmTransport) noteRefusal(id raft.ServerID) {
+	t.mu.Lock()
+	p := t.peer(id)
+	p.needReal, p.refusedAt = true, time.Now()
+	t.mu.Unlock()
+}
+
+// following says whether member id answered a probe with a promise in
+// term within d, counting from start (when this member began to lead) at
+// the earliest. When it did not, refused says whether it answered
+// without one within d (it is reachable, but the leader's raft messages
+// do not make it follow), last is how the latest message on the wire to
+// it went, and beatSince is when the heartbeat now on the wire began
+// (zero: none is).
+func (t *confirmTransport) following(id raft.ServerID, term uint64, start time.Time, d time.Duration) (ok, refused bool, last wireNote, beatSince time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.peer(id)
+	now := time.Now()
+	if now.Sub(start) < d || (p.term == term && now.Sub(p.at) < d) {
+		return true, false, wireNote{}, time.Time{}
+	}
+	if p.beat != nil {
+		beatSince = p.beat.start
+	}
+	return false, p.refusedAt.After(start) && now.Sub(p.refusedAt) < d, p.last, beatSince
+}
+
 // isHeartbeat says whether args is one of raft's heartbeats: no entries,
 // no previous entry, no commit index.
 func isHeartbeat(args *raft.AppendEntriesRequest) bool {
@@ -184,7 +225,7 @@ func (t *confirmTransport) heartbeat(id raft.ServerID, target raft.ServerAddress
 	p := t.peer(id)
 	b := p.beat
 	if b == nil || b.term != args.Term {
-		b = &wireBeat{term: args.Term, done: make(chan struct{})}
+		b = &wireBeat{term: args.Term, start: time.Now(), done: make(chan struct{})}
 		p.beat = b
 		req := *args
 		go func() {
@@ -226,6 +267,7 @@ func (t *confirmTransport) send(id raft.ServerID, target raft.ServerAddress, arg
 	defer t.mu.Unlock()
 	p := t.peer(id)
 	p.realAt, p.needReal = at, false
+	p.last = wireNote{at: at, took: time.Since(at), err: err}
 	if err == nil && resp.Term == args.Term {
 		t.noteLocked(id, args.Term, at, resp.Success, resp.LastLog)
 	}

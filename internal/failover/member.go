@@ -538,6 +538,7 @@ func (mb *member) holdActive(ctx context.Context, term uint64, lost time.Time) (
 	// a late announcement from a member that was frozen would pull the
 	// neighbours back to it.
 	prevLast, lagging := mb.r.LastIndex(), askAgain{}
+	led, lapsed := time.Now(), map[string]*lapse{}
 	announceEvery := 500 * time.Millisecond
 	nextAnnounce := time.Now().Add(50 * time.Millisecond)
 	// The claim's own entries were confirmed by a majority a moment
@@ -576,6 +577,7 @@ func (mb *member) holdActive(ctx context.Context, term uint64, lost time.Time) (
 			lagging.failed(now, renew)
 		}
 		prevLast = mb.r.LastIndex()
+		mb.noteFollowers(term, led, lapsed)
 		if now := time.Now(); now.After(nextPeers) {
 			nextPeers = now.Add(time.Second)
 			mb.setPeers(mb.trans.answered(term, now.Add(-time.Second)))
@@ -631,6 +633,70 @@ func (mb *member) holdActive(ctx context.Context, term uint64, lost time.Time) (
 		case <-mb.wake:
 		case <-time.After(time.Until(start.Add(renew))):
 		}
+	}
+}
+
+// notFollowingFor is how long a member may go without following the
+// active before the active says so in its log: three heartbeat times,
+// and two of the standby's answers apart (askEvery) at least.
+func notFollowingFor(hb time.Duration) time.Duration { return max(3*hb, 2*askEvery) }
+
+// lapse is a member that stopped following the active: since when, since
+// when it answers probes again (without a promise), and whether that was
+// logged.
+type lapse struct {
+	since, answered time.Time
+	told            bool
+}
+
+// noteFollowers logs each app member that stopped following this leader
+// in term (no probe answered with a promise for notFollowingFor), with how
+// the latest raft message on the wire to it went; again if it then
+// answers probes for half that time but still does not follow (it stays
+// a candidate, its log lacking the entries of this term: it cannot take
+// over when this member is lost); and once more when it follows again. led is when this
+// member began to lead; lapses holds the members that do not follow.
+func (mb *member) noteFollowers(term uint64, led time.Time, lapses map[string]*lapse) {
+	now := time.Now()
+	d := notFollowingFor(mb.hb)
+	for _, p := range mb.app.Members {
+		if p.HostUUID == mb.self.HostUUID {
+			continue
+		}
+		ok, refused, last, beat := mb.trans.following(raft.ServerID(p.HostUUID), term, led, d)
+		l := lapses[p.HostUUID]
+		switch {
+		case ok:
+			if l != nil {
+				mb.log.Info("a member follows again", "member", p.Hostname, "after", now.Sub(l.since).Round(time.Millisecond).String())
+				delete(lapses, p.HostUUID)
+			}
+			continue
+		case l == nil:
+			l = &lapse{since: now.Add(-d)}
+			lapses[p.HostUUID] = l
+		case !refused:
+			l.answered = time.Time{}
+			continue
+		case l.answered.IsZero():
+			l.answered = now
+			continue
+		case !l.told && now.Sub(l.answered) >= d/2:
+			l.told = true
+		default:
+			continue
+		}
+		args := []any{"member", p.Hostname, "for", now.Sub(l.since).Round(time.Millisecond).String(), "answers_probes", refused}
+		if !last.at.IsZero() {
+			args = append(args, "last_sent_ago", now.Sub(last.at).Round(time.Millisecond).String(), "last_took", last.took.Round(time.Millisecond).String())
+			if last.err != nil {
+				args = append(args, "last_err", last.err.Error())
+			}
+		}
+		if !beat.IsZero() {
+			args = append(args, "heartbeat_waiting_for", now.Sub(beat).Round(time.Millisecond).String())
+		}
+		mb.log.Warn("a member does not follow the active", args...)
 	}
 }
 

@@ -103,6 +103,18 @@ func TestLinkCut(t *testing.T) {
 		t.Errorf("after %s's link came back, %s is active: the group should not move back", act, got)
 	}
 	checkProbes(t, d, fault, g)
+	// The new active said that the member cut off did not follow it, and
+	// that it follows again once its link is back.
+	for _, want := range []string{`msg="a member does not follow the active"`, `msg="a member follows again"`} {
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(g.Agents[other(act)].Output(), want) {
+			if time.Now().After(deadline) {
+				t.Errorf("the new active's log lacks %s 5 s after the link came back\n%s", want, g.Logs())
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 }
 
 // TestCutAgainSoonAfterReturn cuts the active's link, brings it back, and

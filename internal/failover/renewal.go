@@ -198,7 +198,7 @@ func (mb *member) onAnswer(p probe) {
 		go mb.demote("a member follows a newer term", false)
 		mb.verifySoon()
 	case p.Flags&probeNoPromise != 0:
-		mb.trans.needReal(id)
+		mb.trans.noteRefusal(id)
 		mb.verifySoon()
 	case p.Term == term:
 		at, ok := mb.sentAt(p.Seq)
