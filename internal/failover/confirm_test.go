@@ -10,17 +10,25 @@ import (
 	"github.com/hashicorp/raft"
 )
 
+// tcpTransport is raft's TCP transport on a port of the loopback
+// address, closed when the test ends.
+func tcpTransport(t *testing.T) *raft.NetworkTransport {
+	t.Helper()
+	tr, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
 // TestConfirmTransport sends heartbeats over raft's TCP transport to a
 // peer that answers them late, or refuses them: a lease counts from when
 // an accepted heartbeat was sent, not from when its answer came back, and
 // only for the term it was sent in.
 func TestConfirmTransport(t *testing.T) {
 	t.Parallel()
-	peer, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	peer := tcpTransport(t)
 	const delay = 200 * time.Millisecond
 	go func() {
 		for rpc := range peer.Consumer() {
@@ -30,12 +38,7 @@ func TestConfirmTransport(t *testing.T) {
 			rpc.Respond(&raft.AppendEntriesResponse{Term: 7, Success: req.Term == 7, LastLog: 12}, nil)
 		}
 	}()
-	tcp, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := newConfirmTransport(tcp)
-	defer tr.Close()
+	tr := newConfirmTransport(tcpTransport(t))
 	// Every answer raft counts comes back through AppendEntries.
 	if _, err := tr.AppendEntriesPipeline("peer", peer.LocalAddr()); !errors.Is(err, raft.ErrPipelineReplicationNotSupported) {
 		t.Errorf("pipeline to the peer: %v, want %v", err, raft.ErrPipelineReplicationNotSupported)
@@ -119,11 +122,7 @@ func TestConfirmTransport(t *testing.T) {
 // other; and without an answer, the wire's answer comes back.
 func TestHeartbeatRacesProbes(t *testing.T) {
 	t.Parallel()
-	peer, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	peer := tcpTransport(t)
 	const delay = 300 * time.Millisecond
 	var got atomic.Int64
 	go func() {
@@ -134,12 +133,7 @@ func TestHeartbeatRacesProbes(t *testing.T) {
 			rpc.Respond(&raft.AppendEntriesResponse{Term: req.Term, Success: true, LastLog: 3}, nil)
 		}
 	}()
-	tcp, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := newConfirmTransport(tcp)
-	defer tr.Close()
+	tr := newConfirmTransport(tcpTransport(t))
 	// Answers are fresh for 10 ms; a real heartbeat goes at least every
 	// hour (not in this test).
 	tr.rideOnProbes(func(raft.ServerID) time.Duration { return 10 * time.Millisecond }, time.Hour)

@@ -2,7 +2,6 @@ package failover
 
 import (
 	"errors"
-	"io"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,11 +17,7 @@ import (
 // request back, and drops it when it stops being a candidate meanwhile.
 func TestPreVoteTiming(t *testing.T) {
 	t.Parallel()
-	voter, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer voter.Close()
+	voter := tcpTransport(t)
 	var asked, refuse atomic.Int64
 	var newer atomic.Bool
 	go func() {
@@ -36,12 +31,7 @@ func TestPreVoteTiming(t *testing.T) {
 			rpc.Respond(resp, nil)
 		}
 	}()
-	tcp, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 5*time.Second, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := newConfirmTransport(tcp)
-	defer tr.Close()
+	tr := newConfirmTransport(tcpTransport(t))
 	ask := func() (*raft.RequestPreVoteResponse, time.Duration, error) {
 		var resp raft.RequestPreVoteResponse
 		start := time.Now()
