@@ -653,9 +653,10 @@ type lapse struct {
 // in term (no probe answered with a promise for notFollowingFor), with how
 // the latest raft message on the wire to it went; again if it then
 // answers probes for half that time but still does not follow (it stays
-// a candidate, its log lacking the entries of this term: it cannot take
-// over when this member is lost); and once more when it follows again. led is when this
-// member began to lead; lapses holds the members that do not follow.
+// a candidate, and may lack the entries of this term that it needs to
+// take over when this member is lost); and once more when it follows
+// again. led is when this member began to lead; lapses holds the members
+// that do not follow.
 func (mb *member) noteFollowers(term uint64, led time.Time, lapses map[string]*lapse) {
 	now := time.Now()
 	d := notFollowingFor(mb.hb)
