@@ -228,14 +228,8 @@ func trial(tb testing.TB, d *failovertest.Bed, v vipVariant, act string, since t
 		}
 		r.flips = max(failovertest.Switches(d.Probes.Since(since))-want, 0)
 		if os.Getenv(envVIPLogs) != "" {
-			ps := d.Probes.Since(since)
-			slices.SortFunc(ps, func(a, b failovertest.Probe) int { return a.Sent.Compare(b.Sent) })
-			cur := ""
-			for _, p := range ps {
-				if p.Member != "" && p.Member != cur {
-					tb.Logf("%s: answers from %s from the probe sent at %s", v.name, p.Member, p.Sent.Format("15:04:05.000"))
-					cur = p.Member
-				}
+			for _, p := range failovertest.Answerers(d.Probes.Since(since)) {
+				tb.Logf("%s: answers from %s from the probe sent at %s", v.name, p.Member, p.Sent.Format("15:04:05.000"))
 			}
 		}
 	case v.hummingbird():

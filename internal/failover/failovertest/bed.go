@@ -485,18 +485,24 @@ func (p *Prober) LastAll(n int, m string) bool {
 // Switches counts the changes of the member answering probes, in the
 // order they were sent; unanswered probes are left out.
 func Switches(probes []Probe) int {
+	return max(len(Answerers(probes))-1, 0)
+}
+
+// Answerers returns, in the order probes were sent, the first probe each
+// member answered after another member (or none before it) had:
+// unanswered probes are left out.
+func Answerers(probes []Probe) []Probe {
 	ps := slices.Clone(probes)
 	slices.SortFunc(ps, func(a, b Probe) int { return a.Sent.Compare(b.Sent) })
-	n, cur := 0, ""
+	var firsts []Probe
+	cur := ""
 	for _, p := range ps {
 		if p.Member != "" && p.Member != cur {
-			if cur != "" {
-				n++
-			}
+			firsts = append(firsts, p)
 			cur = p.Member
 		}
 	}
-	return n
+	return firsts
 }
 
 // Interleaved checks probes in the order they were sent: once a member
