@@ -117,6 +117,7 @@ func New(d Deps) *Server {
 	s.handle("GET", "/v1/version", apitype.RoleReader, http.StatusOK, s.version)
 	s.handle("GET", "/v1/cluster", apitype.RoleReader, http.StatusOK, s.cluster)
 	s.handle("GET", "/v1/controllers", apitype.RoleReader, http.StatusOK, s.listControllers)
+	s.handle("DELETE", "/v1/controllers/{controller}", apitype.RoleAdmin, http.StatusNoContent, s.deleteController)
 	s.handle("GET", "/v1/hosts", apitype.RoleReader, http.StatusOK, s.listHosts,
 		"personality", "availability", "administrative", "operational", "invprovision", "group", "label*", "limit", "marker")
 	s.handle("POST", "/v1/hosts", apitype.RoleOperator, http.StatusCreated, s.addHost)

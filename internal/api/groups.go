@@ -95,3 +95,7 @@ func (s *Server) listControllers(r *http.Request, _ auth.Principal) (any, error)
 	}
 	return apitype.ControllerList{Controllers: cs}, nil
 }
+
+func (s *Server) deleteController(r *http.Request, p auth.Principal) (any, error) {
+	return nil, s.d.Inventory.DeleteController(r.Context(), p.Actor(), r.PathValue("controller"))
+}

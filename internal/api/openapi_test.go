@@ -26,14 +26,17 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"hummingbird.io/hummingbird/internal/api"
 	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/auth"
 	"hummingbird.io/hummingbird/internal/controller"
+	"hummingbird.io/hummingbird/internal/fm"
 	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/problem"
+	"hummingbird.io/hummingbird/internal/roster"
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/store/storetest"
 	"hummingbird.io/hummingbird/internal/wire"
@@ -597,6 +600,22 @@ func specControllerCases(t *testing.T, sh *specHarness) {
 	reader := sh.specCreateToken(t, h, admin, `{"role":"reader","ttl":"24h"}`)
 	expired := sh.specCreateToken(t, h, admin, `{"role":"reader","ttl":"1ns"}`)
 	big := `{"description":"` + strings.Repeat("x", api.MaxBodyBytes) + `"}`
+	// Two other controllers: ctl-up renews its row, ctl-gone stopped and
+	// the leader counts it lost (as its roster watch does after three
+	// periods).
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	if err := c.Store.Write(ctx, func(tx store.Tx) error {
+		for _, name := range []string{"ctl-up", "ctl-gone"} {
+			if err := tx.PutController(store.Controller{Name: name, RunID: name + "-1", Address: name + ":6385", Version: "v1",
+				StartedAt: now, Seen: 1, SeenAt: now}); err != nil {
+				return err
+			}
+		}
+		return fm.Raise(tx, store.Alarm{UUID: uuid.NewString(), AlarmID: fm.AlarmControllerLost, EntityType: "controller",
+			EntityInstance: roster.Entity("ctl-gone"), Severity: fm.Major, Reason: "ctl-gone stopped renewing its row"}, uuid.NewString(), now)
+	}); err != nil {
+		t.Fatal(err)
+	}
 
 	run(
 		specCase{name: "healthz", method: "GET", path: "/healthz", want: 200},
@@ -608,6 +627,13 @@ func specControllerCases(t *testing.T, sh *specHarness) {
 		specCase{name: "controller list", method: "GET", path: "/v1/controllers", token: reader, want: 200},
 		specCase{name: "controller list unknown query", method: "GET", path: "/v1/controllers?all=1", token: reader, want: 400},
 		specCase{name: "controller list without token", method: "GET", path: "/v1/controllers", want: 401, offSpec: true},
+		specCase{name: "controller delete up", method: "DELETE", path: "/v1/controllers/ctl-up", token: admin, want: 409},
+		specCase{name: "controller delete unknown", method: "DELETE", path: "/v1/controllers/ctl-none", token: admin, want: 404},
+		specCase{name: "controller delete by operator", method: "DELETE", path: "/v1/controllers/ctl-gone", token: operator, want: 403},
+		specCase{name: "controller delete expired token", method: "DELETE", path: "/v1/controllers/ctl-gone", token: expired, want: 401},
+		specCase{name: "controller delete unknown query", method: "DELETE", path: "/v1/controllers/ctl-gone?force=1", token: admin, want: 400},
+		specCase{name: "controller delete", method: "DELETE", path: "/v1/controllers/ctl-gone", token: admin, want: 204},
+		specCase{name: "controller delete again", method: "DELETE", path: "/v1/controllers/ctl-gone", token: admin, want: 404},
 		specCase{name: "version without token", method: "GET", path: "/v1/version", want: 401, offSpec: true},
 		specCase{name: "expired token", method: "GET", path: "/v1/version", token: expired, want: 401},
 		specCase{name: "malformed token", method: "GET", path: "/v1/version", token: "secret", want: 401},

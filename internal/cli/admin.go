@@ -207,6 +207,28 @@ func (a *app) controllerList() *cobra.Command {
 	}
 }
 
+// controllerDelete removes a controller that is gone for good (a machine retired or
+// renamed): its row stays, and alarm 400.005 with it, until it runs again or is removed.
+func (a *app) controllerDelete() *cobra.Command {
+	cmd := a.deleteCommand("controller-delete NAME", "Remove a lost controller (alarm 400.005) that is gone for good from the list",
+		"controller %s from the list",
+		a.completer(func(ctx context.Context, c *client.Client) ([]string, error) {
+			cs, err := c.ListControllers(ctx)
+			var names []string
+			for _, ct := range cs {
+				if ct.State == apitype.ControllerLost {
+					names = append(names, ct.Name)
+				}
+			}
+			return names, err
+		}),
+		func(ctx context.Context, c *client.Client, name string) error { return c.DeleteController(ctx, name) })
+	cmd.Long = "Remove a controller that is gone for good (its machine retired or renamed) from the list, and clear\n" +
+		"its alarm 400.005. Only a controller the leader counts lost can be removed: a running one\n" +
+		"renews its row (stop it, and it leaves the list itself)."
+	return cmd
+}
+
 func (a *app) caShow() *cobra.Command {
 	return &cobra.Command{
 		Use:   "ca-show",

@@ -96,7 +96,7 @@ Every flag also has an HB_ variable and a key in the --config YAML file.`,
 			}
 		}
 	}
-	root.AddCommand(a.versionCommand(), a.clusterCommand(), a.controllerList(), a.caShow())
+	root.AddCommand(a.versionCommand(), a.clusterCommand(), a.controllerList(), a.controllerDelete(), a.caShow())
 	root.InitDefaultCompletionCmd()
 	documentEnv(root)
 	return root

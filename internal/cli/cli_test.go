@@ -429,6 +429,19 @@ func TestControllerList(t *testing.T) {
 	var list []apitype.Controller
 	if err := json.Unmarshal([]byte(h.ok("controller-list", "-f", "json")), &list); err != nil || len(list) != 1 ||
 		!list[0].Leader || !strings.HasPrefix(list[0].Name, "controller-") {
-		t.Errorf("controller-list -f json: %+v, %v", list, err)
+		t.Fatalf("controller-list -f json: %+v, %v", list, err)
+	}
+	// controller-delete refuses the leader and a name not listed, and says why.
+	for _, c := range []struct{ name, want string }{
+		{list[0].Name, "leads: it cannot be removed"},
+		{"ctl-none", `no controller "ctl-none"`},
+	} {
+		code, _, stderr := h.run("", "controller-delete", "--yes", c.name)
+		if code == 0 || !strings.Contains(stderr, c.want) {
+			t.Errorf("controller-delete %s: exit %d, stderr %q, want a failure saying %q", c.name, code, stderr, c.want)
+		}
+	}
+	if got := h.ok("controller-list", "-c", "name", "-f", "value"); got != list[0].Name+"\n" {
+		t.Errorf("controller-list after the refused deletes: %q", got)
 	}
 }

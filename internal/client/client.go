@@ -452,3 +452,8 @@ func (c *Client) ListControllers(ctx context.Context) ([]apitype.Controller, err
 	var out apitype.ControllerList
 	return out.Controllers, c.do(ctx, "GET", "/v1/controllers", nil, nil, &out)
 }
+
+// DeleteController removes a controller the leader counts lost from the list.
+func (c *Client) DeleteController(ctx context.Context, name string) error {
+	return c.do(ctx, "DELETE", "/v1/controllers/"+url.PathEscape(name), nil, nil, nil)
+}
