@@ -31,7 +31,7 @@ func OpenAt(ctx context.Context, dsn string, version int64) (*sql.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.migrate(ctx, version); err != nil {
+	if err := s.migrate(ctx, version, nil); err != nil {
 		s.Close()
 		return nil, err
 	}

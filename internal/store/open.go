@@ -22,6 +22,31 @@ var migrationFiles embed.FS
 // date. dsn is either a PostgreSQL URL (postgres://… or postgresql://…) or,
 // for the embedded default, a SQLite file path (optionally file:…).
 func Open(ctx context.Context, dsn string) (Store, error) {
+	return OpenWith(ctx, dsn, Options{})
+}
+
+// ErrSchemaNewer is returned (wrapped) by Open when the database's schema
+// is newer than this build's: a newer controller migrated it.
+var ErrSchemaNewer = errors.New("the database's schema is newer than this controller's")
+
+// SchemaControllers is the first schema version with the tables through
+// which controllers that share a database see each other (leadership and
+// controllers).
+const SchemaControllers = 20
+
+// Options are what OpenWith is told besides the database.
+type Options struct {
+	// BeforeMigrate, when set, is called when the schema is behind this
+	// build's (at version from; this build's is to), before any migration
+	// runs, with the store at the old schema; its error ends the open with
+	// nothing changed. It is called only when the schema is at
+	// SchemaControllers or later: before that no controller shared the
+	// database with another.
+	BeforeMigrate func(ctx context.Context, s Store, from, to int64) error
+}
+
+// OpenWith is Open, told o.
+func OpenWith(ctx context.Context, dsn string, o Options) (Store, error) {
 	var (
 		s   *sqlStore
 		err error
@@ -37,7 +62,7 @@ func Open(ctx context.Context, dsn string) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.migrate(ctx, 0); err != nil {
+	if err := s.migrate(ctx, 0, o.BeforeMigrate); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -143,8 +168,10 @@ func labelsColumnMigration(version int64, dialect string) *goose.Migration {
 }
 
 // migrate applies the migrations up to version, or all of them when
-// version is 0.
-func (s *sqlStore) migrate(ctx context.Context, version int64) error {
+// version is 0, after asking before (when set) as Options.BeforeMigrate
+// says. Bringing the schema all the way up, it refuses a schema newer than
+// this build's.
+func (s *sqlStore) migrate(ctx context.Context, version int64, before func(ctx context.Context, s Store, from, to int64) error) error {
 	sub, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
@@ -169,6 +196,21 @@ func (s *sqlStore) migrate(ctx context.Context, version int64) error {
 	p, err := goose.NewProvider(dialect, s.writer, sub, opts...)
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
+	}
+	if version == 0 {
+		// A database that was never migrated has no versions yet: its
+		// error says nothing else, and Up makes it.
+		if cur, target, err := p.GetVersions(ctx); err == nil {
+			if cur > target {
+				return fmt.Errorf("%w: it is at version %d and this controller's at %d; a newer hb-controller migrated it: "+
+					"run that version here too (README.md, \"Several controllers\")", ErrSchemaNewer, cur, target)
+			}
+			if cur < target && cur >= SchemaControllers && before != nil {
+				if err := before(ctx, s, cur, target); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	if version > 0 {
 		_, err = p.UpTo(ctx, version)
