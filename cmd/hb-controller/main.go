@@ -72,6 +72,7 @@ func (s *settings) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&s.cfg.AgentRenewBefore, "agent-renew-before", d.AgentRenewBefore, "how long before its certificate expires (90 days after it was signed) an agent renews it")
 	fs.StringVar(&s.cfg.Name, "name", "", "this controller's name among those sharing the database (default: the machine's hostname)")
 	fs.DurationVar(&s.cfg.LeaderLease, "leader-lease", d.LeaderLease, "how long the leader's lease lasts unrenewed: controllers sharing a PostgreSQL database take the leader's duties over about this long after it is lost")
+	fs.BoolVar(&s.cfg.MigrateUnderOlder, "migrate-under-older", false, "bring the database's schema up even while older controllers still run on it (by default this controller refuses and says which run)")
 	fs.StringVar(&s.cfg.AlarmWebhook, "alarm-webhook", "", "URL that receives every alarm raise and clear as JSON, retried until delivered")
 	fs.Int64Var(&s.cfg.EventRetention.Count, "event-retention-count", d.EventRetention.Count, "the most events the event log keeps, the newest (0: any number)")
 	fs.DurationVar(&s.cfg.EventRetention.Age, "event-retention-age", d.EventRetention.Age, "how long the event log keeps an event, like 2160h for 90 days (0: any age)")

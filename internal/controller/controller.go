@@ -103,6 +103,10 @@ type Config struct {
 	// (package leader): a controller that shares the database takes the
 	// leader's duties over about this long after the leader is lost.
 	LeaderLease time.Duration
+	// MigrateUnderOlder lets this controller bring the schema up while
+	// older controllers still run on the database (package roster's
+	// MigrationGuard refuses by default).
+	MigrateUnderOlder bool
 }
 
 // Defaults returns the zero-setup configuration.
@@ -230,7 +234,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Controller, error)
 	if dsn == "" {
 		dsn = store.SQLitePath(cfg.DataDir)
 	}
-	st, err := store.Open(ctx, dsn)
+	st, err := openStore(ctx, cfg, dsn, log)
 	if err != nil {
 		return nil, err
 	}
@@ -636,7 +640,14 @@ func openExisting(ctx context.Context, cfg Config) (store.Store, error) {
 			return nil, fmt.Errorf("no database at %s: %w (give --data-dir or --db)", dsn, err)
 		}
 	}
-	return store.Open(ctx, dsn)
+	return openStore(ctx, cfg, dsn, nil)
+}
+
+// openStore opens dsn, bringing its schema up unless older controllers
+// still run on it (see roster.MigrationGuard).
+func openStore(ctx context.Context, cfg Config, dsn string, log *slog.Logger) (store.Store, error) {
+	guard := roster.MigrationGuard{Every: cfg.LeaderLease, Allow: cfg.MigrateUnderOlder, Log: log}
+	return store.OpenWith(ctx, dsn, store.Options{BeforeMigrate: guard.Check})
 }
 
 // shownAddress is where the API listens, as another machine would reach it:
