@@ -8,7 +8,7 @@ import (
 )
 
 const provisionJobColumns = `id, uuid, host_id, state, reinstall, tasks_total, tasks_done, changed,
-	task, message, created_by, created_at, started_at, finished_at, updated_at`
+	task, message, created_by, created_at, started_at, finished_at, updated_at, epoch, runner, cancel_by`
 
 // provisionJobSelect reads a job with the hostname of its host.
 const provisionJobSelect = provisionJobColumns +
@@ -24,19 +24,19 @@ func nullTime(t time.Time) any {
 
 func (t *sqlTx) InsertProvisionJob(j *ProvisionJob) error {
 	_, err := t.exec("insert provision job", `INSERT INTO provision_jobs (`+provisionJobColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 		j.ID, j.UUID, j.HostID, j.State, j.Reinstall, j.TasksTotal, j.TasksDone, j.Changed,
 		j.Task, j.Message, j.CreatedBy, utc(j.CreatedAt), nullTime(j.StartedAt), nullTime(j.FinishedAt),
-		utc(j.UpdatedAt))
+		utc(j.UpdatedAt), j.Epoch, j.Runner, j.CancelBy)
 	return err
 }
 
 func (t *sqlTx) UpdateProvisionJob(j *ProvisionJob) error {
 	r, err := t.exec("update provision job", `UPDATE provision_jobs SET state = $1, tasks_total = $2,
 		tasks_done = $3, changed = $4, task = $5, message = $6, started_at = $7, finished_at = $8,
-		updated_at = $9 WHERE id = $10`,
+		updated_at = $9, epoch = $10, runner = $11, cancel_by = $12 WHERE id = $13`,
 		j.State, j.TasksTotal, j.TasksDone, j.Changed, j.Task, j.Message, nullTime(j.StartedAt),
-		nullTime(j.FinishedAt), utc(j.UpdatedAt), j.ID)
+		nullTime(j.FinishedAt), utc(j.UpdatedAt), j.Epoch, j.Runner, j.CancelBy, j.ID)
 	if err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ func (t *sqlTx) queryProvisionJobs(op, q string, args ...any) ([]ProvisionJob, e
 		)
 		if err := rows.Scan(&j.ID, &j.UUID, &j.HostID, &j.State, &j.Reinstall, &j.TasksTotal,
 			&j.TasksDone, &j.Changed, &j.Task, &j.Message, &j.CreatedBy, &j.CreatedAt, &started,
-			&finished, &j.UpdatedAt, &hostname); err != nil {
+			&finished, &j.UpdatedAt, &j.Epoch, &j.Runner, &j.CancelBy, &hostname); err != nil {
 			return nil, t.wrap(op, err)
 		}
 		j.Hostname = hostname.String
@@ -91,6 +91,17 @@ func (t *sqlTx) oneProvisionJob(op, q string, args ...any) (ProvisionJob, error)
 func (t *sqlTx) ProvisionJobByID(id int64) (ProvisionJob, error) {
 	return t.oneProvisionJob(fmt.Sprintf("provision job %d", id),
 		`SELECT `+provisionJobSelect+` FROM provision_jobs WHERE id = $1`, id)
+}
+
+func (t *sqlTx) ProvisionJobForUpdate(id int64) (ProvisionJob, error) {
+	r, err := t.exec("lock provision job", `UPDATE provision_jobs SET updated_at = updated_at WHERE id = $1`, id)
+	if err != nil {
+		return ProvisionJob{}, err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return ProvisionJob{}, fmt.Errorf("provision job %d: %w", id, ErrNotFound)
+	}
+	return t.ProvisionJobByID(id)
 }
 
 func (t *sqlTx) LatestProvisionJob(hostID int64) (ProvisionJob, error) {

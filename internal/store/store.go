@@ -186,10 +186,16 @@ type Tx interface {
 	// NextID("provision_jobs")), UUID and times. A host has at most one job
 	// queued or running: a second one fails with a conflict on field "host".
 	InsertProvisionJob(j *ProvisionJob) error
-	// UpdateProvisionJob writes a job's state, progress, task, message and
-	// times, or fails with ErrNotFound when there is no such job.
+	// UpdateProvisionJob writes a job's state, progress, task, message,
+	// times, runner and cancellation, or fails with ErrNotFound when there
+	// is no such job. Read the job with ProvisionJobForUpdate first.
 	UpdateProvisionJob(j *ProvisionJob) error
 	ProvisionJobByID(id int64) (ProvisionJob, error)
+	// ProvisionJobForUpdate is ProvisionJobByID in a write transaction,
+	// holding the job's row until it ends: controllers that change one
+	// job at once (its leader's progress, another's cancellation) take
+	// their turns instead of overwriting each other.
+	ProvisionJobForUpdate(id int64) (ProvisionJob, error)
 	// LatestProvisionJob is a host's newest job (the highest id), or
 	// ErrNotFound when it never had one.
 	LatestProvisionJob(hostID int64) (ProvisionJob, error)
@@ -324,6 +330,13 @@ type ProvisionJob struct {
 	StartedAt  time.Time // zero until it starts
 	FinishedAt time.Time // zero until it ends
 	UpdatedAt  time.Time
+	// Epoch and Runner are the leader's epoch and name that run the job
+	// (0 and "" while it is queued).
+	Epoch  int64
+	Runner string
+	// CancelBy is who asked to cancel the running job ("" when nobody
+	// did): the leader that runs it stops it.
+	CancelBy string
 }
 
 // LogChunk is one piece of a job's log, in order of Seq.
