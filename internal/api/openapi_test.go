@@ -36,6 +36,7 @@ import (
 	"hummingbird.io/hummingbird/internal/fm"
 	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/problem"
+	"hummingbird.io/hummingbird/internal/provision"
 	"hummingbird.io/hummingbird/internal/roster"
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/store/storetest"
@@ -907,10 +908,37 @@ current-context: c
 		t.Fatal(err)
 	}
 	h2, tok2 := c2.API().Handler(), c2.AdminToken
+	// The leader runs jobs; these controllers are not served, so their runners run here.
+	runLeader := func(r *provision.Runner) (stop func()) {
+		ctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { r.Run(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+		return func() { cancel(); <-done }
+	}
+	// jobEnded waits for a host's latest job to end, and returns it.
+	jobEnded := func(r *provision.Runner, host string) store.ProvisionJob {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			j, err := r.Job(ctx, host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j.State != provision.StateQueued && j.State != provision.StateRunning {
+				return j
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the provisioning job of %s did not end: %+v", host, j)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	runLeader(c2.Provision)
 	sh.do(t, h2, specCase{name: "add host to provision", method: "POST", path: "/v1/hosts", token: tok2, want: 201,
 		body: `{"hostname":"edge-p","personality":"edgeworker","mgmt_ip":"192.168.204.91"}`})
 	sh.do(t, h2, specCase{name: "provision", method: "POST", path: "/v1/hosts/edge-p/provision", token: tok2, want: 202, body: `{"reinstall":true}`})
-	c2.Provision.Wait()
+	jobEnded(c2.Provision, "edge-p")
 	body := sh.do(t, h2, specCase{name: "provision show", method: "GET", path: "/v1/hosts/edge-p/provision", token: tok2, want: 200})
 	var job apitype.ProvisionJob
 	if err := json.Unmarshal(body, &job); err != nil || job.State != "failed" || job.Message == "" || !job.Reinstall {
@@ -951,9 +979,7 @@ current-context: c
 	if err != nil {
 		t.Fatalf("controller with a silent cluster: %v", err)
 	}
-	runCtx, stopRunner := context.WithCancel(ctx)
-	runnerDone := make(chan struct{})
-	go func() { c3.Provision.Run(runCtx); close(runnerDone) }()
+	stopRunner := runLeader(c3.Provision)
 	t.Cleanup(func() { c3.Close() })
 	if err := os.MkdirAll(filepath.Join(silent.DataDir, "ssh"), 0o700); err != nil {
 		t.Fatal(err)
@@ -969,13 +995,17 @@ current-context: c
 	}
 	sh.do(t, h3, specCase{name: "provision twice", method: "POST", path: "/v1/hosts/edge-s1/provision", token: tok3, want: 409})
 	sh.do(t, h3, specCase{name: "provision cancel", method: "DELETE", path: "/v1/hosts/edge-s2/provision", token: tok3, want: 202})
-	stopRunner()
-	<-runnerDone
 	body = sh.do(t, h3, specCase{name: "provision show cancelled", method: "GET", path: "/v1/hosts/edge-s2/provision", token: tok3, want: 200})
 	job = apitype.ProvisionJob{}
 	if err := json.Unmarshal(body, &job); err != nil || job.State != "cancelled" || job.StartedAt != nil {
 		t.Errorf("the queued job after cancel: %s (%v); want cancelled before it started", body, err)
 	}
+	// The running job (its cluster never answers) is stopped by the runner that runs it.
+	sh.do(t, h3, specCase{name: "provision cancel running", method: "DELETE", path: "/v1/hosts/edge-s1/provision", token: tok3, want: 202})
+	if j := jobEnded(c3.Provision, "edge-s1"); j.State != provision.StateCancelled || !strings.HasPrefix(j.Message, "cancelled by ") || j.CancelBy == "" {
+		t.Errorf("the running job after cancel: %+v; want cancelled, saying by whom", j)
+	}
+	stopRunner()
 
 	// Labels.
 	labelReader := sh.specCreateToken(t, h, admin, `{"role":"reader"}`)

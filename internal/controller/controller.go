@@ -354,7 +354,7 @@ func (c *Controller) setup(ctx context.Context) error {
 			return fmt.Errorf("--bundle-dir %s is not a directory", pc.BundleDir)
 		}
 	}
-	pc.Log = c.log
+	pc.Log, pc.Name = c.log, c.cfg.Name
 	c.Provision = provision.New(c.Store, cluster, pc)
 	c.Locks = hostlock.New(c.Store, cluster, hostlock.Config{Log: c.log, NextHeartbeat: c.Monitor.NextHeartbeat,
 		Switchover: func(ctx context.Context, actor, app string) error {
@@ -363,15 +363,13 @@ func (c *Controller) setup(ctx context.Context) error {
 			}
 			return c.Apps.Refresh(ctx)
 		}})
-	if err := c.Provision.Recover(ctx); err != nil {
-		return fmt.Errorf("ending the provisioning jobs of the last run: %w", err)
-	}
 
 	// Reactions to changes come from their events, whichever controller
 	// made them. The apps' view answers heartbeats on every controller;
 	// hosts are its members. The confirmed active member of an app also
 	// kicks the apps' objects in process at once, for the Service to follow.
 	c.Feed.On("apps", c.Apps.Kick, "app.", "host.")
+	c.Feed.On("provision", c.Provision.Kick, "host.provision")
 	if cluster != nil {
 		c.Nodes = nodes.New(c.Store, cluster, nodes.Config{Interval: c.cfg.NodeSyncInterval, Log: c.log, Heartbeats: c.Monitor})
 		c.Feed.On("nodes", c.Nodes.Kick, "host.add", "host.update", "host.delete", "host.label.", "group.label.")
@@ -506,11 +504,11 @@ func (c *Controller) partList() []supervisor.Spec {
 	parts := []supervisor.Spec{
 		{Name: "feed", Part: c.Feed},
 		{Name: "apps", Part: void(c.Apps.Run)},
-		{Name: "provision", Part: void(c.Provision.Run)},
 		{Name: "locks", Part: void(c.Locks.Run)},
 		{Name: "heard", Part: void(c.Monitor.RunFlush)},
 		{Name: "roster", Part: supervisor.Func(func(ctx context.Context) error { return c.roster.Run(ctx) })},
 		{Name: "monitor", Leader: true, Part: void(c.Monitor.Run)},
+		{Name: "provision", Leader: true, Part: supervisor.Func(c.Provision.Run)},
 		{Name: "controllers", Leader: true, Part: supervisor.Func(func(ctx context.Context) error { return c.roster.Watch(ctx) })},
 		{Name: "retention", Leader: true, Part: eventlog.New(eventlog.Config{Store: c.Store, Policy: c.cfg.EventRetention, Log: c.log})},
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -75,36 +76,37 @@ func (p *progress) apply(e event) bool {
 	return false
 }
 
-// execute runs one job to its end.
+// execute runs one job, which Run marked running, to its end. ctx ends when the job's
+// cancellation is asked (cause errCancelAsked) or the leader's term ends.
 func (r *Runner) execute(ctx context.Context, job store.ProvisionJob) {
 	log := r.log.With("host", job.Hostname, "job", job.ID)
-	select {
-	case r.slots <- struct{}{}:
-		defer func() { <-r.slots }()
-	case <-ctx.Done():
-		r.end(job.ID, StateCancelled, "", "cancelled before it started")
-		return
-	}
 	start := r.cfg.Now()
 	state, task, msg := r.provision(ctx, job, log)
 	if ctx.Err() != nil && state != StateSucceeded {
-		state, msg = StateCancelled, "cancelled"
+		state, msg = StateFailed, fmt.Sprintf("controller %s, which ran the job, stopped during it; provision the host again", r.cfg.Name)
+		if errors.Is(context.Cause(ctx), errCancelAsked) {
+			state, msg = StateCancelled, "cancelled"
+		}
 	}
-	r.end(job.ID, state, task, msg)
+	r.end(ctx, job.ID, state, task, msg)
 	log.Info("provisioning ended", "state", state, "task", task, "took", r.cfg.Now().Sub(start).Round(time.Second))
 }
 
-// end writes a job's end with a context of its own, as the job's may be cancelled.
-func (r *Runner) end(id int64, state, task, msg string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// end writes a job's end, under ctx's fence but not its end: the job's context may be
+// cancelled, and a leader that lost the lead writes nothing (the next one fails the job).
+func (r *Runner) end(ctx context.Context, id int64, state, task, msg string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	err := r.st.Write(ctx, func(tx store.Tx) error {
-		j, err := tx.ProvisionJobByID(id)
+		j, err := tx.ProvisionJobForUpdate(id)
 		if err != nil {
 			return err
 		}
 		if task != "" {
 			j.Task = task
+		}
+		if state == StateCancelled && j.CancelBy != "" {
+			msg = "cancelled by " + j.CancelBy
 		}
 		return r.finish(tx, &j, state, msg)
 	})
@@ -116,7 +118,7 @@ func (r *Runner) end(id int64, state, task, msg string) {
 // update writes a job's progress.
 func (r *Runner) update(ctx context.Context, id int64, fn func(*store.ProvisionJob)) error {
 	return r.st.Write(ctx, func(tx store.Tx) error {
-		j, err := tx.ProvisionJobByID(id)
+		j, err := tx.ProvisionJobForUpdate(id)
 		if err != nil {
 			return err
 		}
@@ -129,7 +131,6 @@ func (r *Runner) update(ctx context.Context, id int64, fn func(*store.ProvisionJ
 // The steps of a job before and around the playbook's own tasks, named in
 // a failed job so that it always says where it failed.
 const (
-	stepStart    = "Start the job"
 	stepHost     = "Check the host"
 	stepCluster  = "Read the cluster"
 	stepBundle   = "Open the offline bundle"
@@ -143,11 +144,6 @@ func (r *Runner) provision(ctx context.Context, job store.ProvisionJob, log inte
 	Info(string, ...any)
 	Warn(string, ...any)
 }) (state, task, msg string) {
-	if err := r.update(ctx, job.ID, func(j *store.ProvisionJob) {
-		j.State, j.StartedAt = StateRunning, r.stamp()
-	}); err != nil {
-		return StateFailed, stepStart, "storing the job's start: " + err.Error()
-	}
 	var h store.Host
 	var pool store.Pool
 	if err := r.st.Read(ctx, func(tx store.Tx) error {
@@ -340,7 +336,12 @@ func (r *Runner) runPlaybook(ctx context.Context, jobID int64, dir string) (prog
 		"HB_EVENTS_FD=3")
 	cmd.Stdout, cmd.Stderr = outW, outW
 	cmd.ExtraFiles = []*os.File{evW}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A controller killed during the job takes the playbook down with it (the next leader fails
+	// the job): the kernel signals the playbook when the thread that started it ends, and this
+	// goroutine keeps that thread until the playbook has ended.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := cmd.Start(); err != nil {
 		evW.Close()
 		outW.Close()

@@ -7,9 +7,13 @@
 // and the controller has seen that its kubelet joined with the job's bootstrap token; a host
 // named like a Node that is not its own is refused.
 //
-// A job is a row of the store (store.ProvisionJob) and one ansible-playbook process. At most
-// Config.Parallel jobs run at once; the others wait, queued. A job can be cancelled. A host has
-// at most one queued or running job, which the store enforces.
+// A job is a row of the store (store.ProvisionJob) and one ansible-playbook process. Any
+// controller's API queues a job (Start) or asks to cancel one (Cancel) by writing its row; the
+// leading controller alone runs jobs (Run, a leader's part), at most Config.Parallel at once,
+// the others waiting, queued. Its writes carry its epoch: a leader that lost the lead writes
+// nothing more of its jobs, and the next leader fails the jobs it left running (their
+// playbooks stopped with its term) and runs the queued ones. A host has at most one queued or
+// running job, which the store enforces.
 package provision
 
 import (
@@ -77,11 +81,20 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Ansible is the ansible-playbook command.
 	Ansible string
-	Log     *slog.Logger
+	// Name is this controller's name, noted in the jobs it runs.
+	Name string
+	// Poll is how often the leader looks for queued jobs and cancellations without being
+	// kicked (DefaultPoll when zero).
+	Poll time.Duration
+	Log  *slog.Logger
 	// Now and NewUUID default to the clock and random UUIDs.
 	Now     func() time.Time
 	NewUUID func() string
 }
+
+// DefaultPoll is Config.Poll's default: the leader is kicked at once by its own API's changes
+// and within the event feed's poll by another controller's.
+const DefaultPoll = 2 * time.Second
 
 // DefaultConfig returns the settings hb-controller starts with.
 func DefaultConfig() Config {
@@ -103,18 +116,14 @@ func (c Config) Check() error {
 	return nil
 }
 
-// Runner runs provisioning jobs.
+// Runner queues, runs and cancels provisioning jobs.
 type Runner struct {
 	cfg     Config
 	st      store.Store
 	cluster *kube.Cluster // nil: the controller has no --kubeconfig
 	log     *slog.Logger
-	slots   chan struct{}
-
-	mu      sync.Mutex
-	cancels map[int64]context.CancelFunc // of queued and running jobs
-	base    context.Context
-	wg      sync.WaitGroup
+	kick    chan struct{}
+	wg      sync.WaitGroup // the jobs running
 }
 
 // New makes a runner. cluster may be nil: then every job is refused with a message that says
@@ -132,42 +141,148 @@ func New(st store.Store, cluster *kube.Cluster, cfg Config) *Runner {
 	if cfg.Ansible == "" {
 		cfg.Ansible = "ansible-playbook"
 	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = DefaultPoll
+	}
+	cfg.Parallel = max(cfg.Parallel, 1)
 	return &Runner{cfg: cfg, st: st, cluster: cluster, log: cfg.Log.With("logger", "provision"),
-		slots: make(chan struct{}, max(cfg.Parallel, 1)), cancels: map[int64]context.CancelFunc{},
-		base: context.Background()}
+		kick: make(chan struct{}, 1)}
 }
 
 func (r *Runner) stamp() time.Time { return r.cfg.Now().UTC().Truncate(time.Microsecond) }
 
-// Recover ends the jobs a stopped controller left queued or running: their playbook is gone, so
-// they failed, and their hosts with them. Call it once before serving.
-func (r *Runner) Recover(ctx context.Context) error {
+// Kick makes Run look for queued jobs and cancellations now.
+func (r *Runner) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// errCancelAsked ends a running job whose cancellation was asked.
+var errCancelAsked = errors.New("cancellation asked")
+
+// Run runs the queued jobs, on the leader, until ctx (the leader's term) ends, then stops the
+// jobs it runs and waits for them. It first fails the jobs an earlier leader left running.
+func (r *Runner) Run(ctx context.Context) error {
+	var epoch int64
+	if f, ok := store.FenceFrom(ctx); ok {
+		epoch = f.Epoch
+	}
+	if err := r.recover(ctx, epoch); err != nil {
+		return err
+	}
+	running := map[int64]context.CancelCauseFunc{}
+	ended := make(chan int64, r.cfg.Parallel)
+	defer func() {
+		for _, cancel := range running {
+			cancel(context.Cause(ctx))
+		}
+		r.wg.Wait()
+	}()
+	poll := time.NewTicker(r.cfg.Poll)
+	defer poll.Stop()
+	for {
+		taken, cancels, err := r.step(ctx, epoch, running)
+		if err != nil {
+			if errors.Is(err, store.ErrFenced) || ctx.Err() != nil {
+				return err
+			}
+			r.log.Warn("looking for queued provisioning jobs failed", "err", err)
+		}
+		for _, id := range cancels {
+			running[id](errCancelAsked)
+		}
+		for _, job := range taken {
+			jctx, cancel := context.WithCancelCause(ctx)
+			running[job.ID] = cancel
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				r.execute(jctx, job)
+				cancel(nil)
+				ended <- job.ID
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case id := <-ended:
+			delete(running, id)
+		case <-r.kick:
+		case <-poll.C:
+		}
+	}
+}
+
+// recover fails the jobs that leaders before epoch left running: their playbooks stopped with
+// their terms (a controller that stopped, or lost the lead, stops its jobs). Queued jobs stay,
+// for this leader to run.
+func (r *Runner) recover(ctx context.Context, epoch int64) error {
 	return r.st.Write(ctx, func(tx store.Tx) error {
-		jobs, err := tx.ListProvisionJobs(StateQueued, StateRunning)
+		jobs, err := tx.ListProvisionJobs(StateRunning)
 		if err != nil {
 			return err
 		}
 		for _, j := range jobs {
-			if err := r.finish(tx, &j, StateFailed, "the controller stopped during the job; provision the host again"); err != nil {
+			if j.Epoch >= epoch && epoch > 0 {
+				continue
+			}
+			msg := "the controller stopped during the job; provision the host again"
+			if j.Runner != "" {
+				msg = fmt.Sprintf("controller %s, which ran the job, stopped or lost the lead during it (epoch %d), "+
+					"and its playbook stopped with it; provision the host again", j.Runner, j.Epoch)
+			}
+			if err := r.finish(tx, &j, StateFailed, msg); err != nil {
 				return err
 			}
+			r.log.Warn("failed a provisioning job an earlier leader left running", "host", j.Hostname, "job", j.ID, "runner", j.Runner, "epoch", j.Epoch)
 		}
 		return nil
 	})
 }
 
-// Run lets jobs run until ctx ends, then cancels them and waits for them to end.
-func (r *Runner) Run(ctx context.Context) {
-	r.mu.Lock()
-	r.base = ctx
-	r.mu.Unlock()
-	<-ctx.Done()
-	r.mu.Lock()
-	for _, cancel := range r.cancels {
-		cancel()
+// step notes the running jobs whose cancellation was asked (cancels) and takes the oldest queued
+// jobs this leader has room for (taken), marking them running in epoch.
+func (r *Runner) step(ctx context.Context, epoch int64, running map[int64]context.CancelCauseFunc) (taken []store.ProvisionJob, cancels []int64, err error) {
+	err = r.st.Write(ctx, func(tx store.Tx) error {
+		taken, cancels = taken[:0], cancels[:0]
+		active, err := tx.ListProvisionJobs(StateQueued, StateRunning)
+		if err != nil {
+			return err
+		}
+		free := r.cfg.Parallel - len(running)
+		for _, j := range active {
+			if j.State == StateRunning {
+				if j.CancelBy != "" && running[j.ID] != nil {
+					cancels = append(cancels, j.ID)
+				}
+				continue
+			}
+			if free == 0 {
+				continue
+			}
+			j, err := tx.ProvisionJobForUpdate(j.ID)
+			if err != nil {
+				return err
+			}
+			if j.State != StateQueued {
+				continue // cancelled meanwhile
+			}
+			now := r.stamp()
+			j.State, j.Epoch, j.Runner, j.StartedAt, j.UpdatedAt = StateRunning, epoch, r.cfg.Name, now, now
+			if err := tx.UpdateProvisionJob(&j); err != nil {
+				return err
+			}
+			taken = append(taken, j)
+			free--
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
-	r.mu.Unlock()
-	r.wg.Wait()
+	return taken, cancels, nil
 }
 
 // Request is what starts a job.
@@ -233,21 +348,9 @@ func (r *Runner) Start(ctx context.Context, req Request) (store.ProvisionJob, er
 	if err != nil {
 		return store.ProvisionJob{}, err
 	}
-	r.mu.Lock()
-	ctx, cancel := context.WithCancel(r.base)
-	r.cancels[job.ID] = cancel
-	r.wg.Add(1)
-	r.mu.Unlock()
-	go func() {
-		defer r.wg.Done()
-		defer func() {
-			r.mu.Lock()
-			delete(r.cancels, job.ID)
-			r.mu.Unlock()
-			cancel()
-		}()
-		r.execute(ctx, job)
-	}()
+	// When this controller leads, it takes the job now; otherwise the leader's event feed
+	// kicks it.
+	r.Kick()
 	return job, nil
 }
 
@@ -278,23 +381,47 @@ func keyName(h store.Host) string {
 
 func (r *Runner) keyPath(h store.Host) string { return filepath.Join(r.cfg.SSHKeyDir, keyName(h)) }
 
-// Cancel cancels the host's queued or running job and returns it.
+// Cancel cancels the host's queued job at once, or asks the leader that runs the host's running
+// job to stop it (the job then ends cancelled), and returns the job.
 func (r *Runner) Cancel(ctx context.Context, host, actor string) (store.ProvisionJob, error) {
-	job, err := r.Job(ctx, host)
+	var job store.ProvisionJob
+	err := r.st.Write(ctx, func(tx store.Tx) error {
+		h, err := inventory.Lookup(tx, host)
+		if err != nil {
+			return err
+		}
+		latest, err := tx.LatestProvisionJob(h.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			return problem.NotFoundf("host %s was never provisioned: start with hbctl host-provision %s", h.Hostname, h.Hostname)
+		}
+		if err != nil {
+			return err
+		}
+		if job, err = tx.ProvisionJobForUpdate(latest.ID); err != nil {
+			return err
+		}
+		switch job.State {
+		case StateQueued:
+			return r.finish(tx, &job, StateCancelled, "cancelled by "+actor+" before it started")
+		case StateRunning:
+			if job.CancelBy != "" {
+				return nil
+			}
+			job.CancelBy, job.UpdatedAt = actor, r.stamp()
+			if err := tx.UpdateProvisionJob(&job); err != nil {
+				return err
+			}
+			return hostEvent(tx, r.cfg.NewUUID(), job.UpdatedAt, actor, h.Hostname, "host.provision.cancel",
+				fmt.Sprintf("cancellation of the provisioning of %s asked (job %d)", h.Hostname, job.ID))
+		default:
+			return problem.Conflictf("", "host %s has no provisioning job to cancel: its last one %s", h.Hostname, job.State)
+		}
+	})
 	if err != nil {
 		return job, err
 	}
-	if job.State != StateQueued && job.State != StateRunning {
-		return job, problem.Conflictf("", "host %s has no provisioning job to cancel: its last one %s", job.Hostname, job.State)
-	}
-	r.mu.Lock()
-	cancel, ok := r.cancels[job.ID]
-	r.mu.Unlock()
-	if !ok {
-		return job, problem.Conflictf("", "the provisioning job of host %s runs on another controller; cancel it there", job.Hostname)
-	}
 	r.log.Info("cancelling a provisioning job", "host", job.Hostname, "job", job.ID, "actor", actor)
-	cancel()
+	r.Kick()
 	return job, nil
 }
 
@@ -329,7 +456,7 @@ func (r *Runner) Log(ctx context.Context, host string, after int64, limit int) (
 	return job, chunks, err
 }
 
-// Wait blocks until no job runs; for tests and benchmarks.
+// Wait blocks until no job this controller runs is running; for tests and benchmarks.
 func (r *Runner) Wait() { r.wg.Wait() }
 
 // finish ends a job in state with message, and sets its host's invprovision to match.

@@ -34,6 +34,9 @@ type Instance struct {
 	log  logTail      // what the controller logged, shown when the test fails
 }
 
+// Name is the controller's name (--name).
+func (in *Instance) Name() string { return in.cfg.Name }
+
 // logTail keeps the last logTailMax bytes written to it.
 type logTail struct {
 	mu  sync.Mutex

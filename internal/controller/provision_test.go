@@ -1,0 +1,151 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"hummingbird.io/hummingbird/internal/apitype"
+	"hummingbird.io/hummingbird/internal/controller"
+	"hummingbird.io/hummingbird/internal/controller/controllertest"
+	"hummingbird.io/hummingbird/internal/provision"
+	"hummingbird.io/hummingbird/internal/store"
+	"hummingbird.io/hummingbird/internal/store/storetest"
+)
+
+// TestProvisionOnLeader: a job queued through the controller that does not lead runs on the
+// one that does, in its epoch; a cancellation asked through the other stops it there; and a
+// leader that stops during a job fails it, saying which controller ran it, before the other
+// takes the lead.
+func TestProvisionOnLeader(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
+	// A cluster that accepts connections and never answers keeps a job running.
+	kubeconfig := silentCluster(t)
+	withJobs := func(c *controller.Config) {
+		c.Kubeconfig = kubeconfig
+		c.Provision.BundleDir = t.TempDir()
+		c.Provision.Ansible = "true"
+		// Every controller that may lead holds the hosts' SSH keys.
+		if err := os.MkdirAll(filepath.Join(c.DataDir, "ssh"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(c.DataDir, "ssh", "default"), []byte("a key\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := controllertest.Start(t, dsn, withJobs)
+	b := controllertest.Start(t, dsn, func(c *controller.Config) { shareCA(t, a)(c); withJobs(c) })
+	ctx := context.Background()
+	var lead, other *controllertest.Instance
+	deadline := time.Now().Add(5 * time.Second)
+	for lead == nil {
+		switch {
+		case a.Controller.Elector.Leading() != nil:
+			lead, other = a, b
+		case b.Controller.Elector.Leading() != nil:
+			lead, other = b, a
+		case time.Now().After(deadline):
+			t.Fatal("no controller leads after 5 s")
+		default:
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	epoch := lead.Controller.Elector.Leading().Epoch
+	via := other.Client(t, a.AdminToken) // tokens live in the database; the first controller made it
+	if _, err := via.AddHost(ctx, apitype.HostCreate{Hostname: "edge-1", Personality: "edgeworker", MgmtIP: "192.168.204.50"}); err != nil {
+		t.Fatal(err)
+	}
+	// job waits until edge-1's latest job satisfies ok.
+	job := func(what string, ok func(store.ProvisionJob) bool) store.ProvisionJob {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			j, err := other.Controller.Provision.Job(ctx, "edge-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok(j) {
+				return j
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10 s: %+v", what, j)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	leaderName := lead.Name()
+	runningOnLeader := func(j store.ProvisionJob) bool { return j.State == provision.StateRunning && j.Runner == leaderName }
+
+	if _, err := via.ProvisionHost(ctx, "edge-1", apitype.ProvisionRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if j := job("the job queued through the other controller running on the leader", runningOnLeader); j.Epoch != epoch {
+		t.Errorf("the job runs in epoch %d, the leader's is %d", j.Epoch, epoch)
+	}
+	if _, err := via.CancelProvision(ctx, "edge-1"); err != nil {
+		t.Fatal(err)
+	}
+	j := job("the job cancelled through the other controller", func(j store.ProvisionJob) bool { return j.State != provision.StateRunning })
+	if j.State != provision.StateCancelled || !strings.HasPrefix(j.Message, "cancelled by ") {
+		t.Errorf("the cancelled job: %+v", j)
+	}
+
+	if _, err := via.ProvisionHost(ctx, "edge-1", apitype.ProvisionRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	job("the second job running on the leader", runningOnLeader)
+	lead.Stop(t)
+	j = job("the job of the stopped leader", func(j store.ProvisionJob) bool { return j.State != provision.StateRunning })
+	if j.State != provision.StateFailed || !strings.Contains(j.Message, "controller "+leaderName+", which ran the job, stopped") {
+		t.Errorf("the job of the stopped leader: %+v", j)
+	}
+}
+
+// silentCluster is a kubeconfig whose API server accepts connections and never answers.
+func silentCluster(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	kc := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://%s", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: x}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`, ln.Addr())
+	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
