@@ -14,7 +14,7 @@ import (
 func jobOut(j store.ProvisionJob) apitype.ProvisionJob {
 	out := apitype.ProvisionJob{ID: j.ID, UUID: j.UUID, Hostname: j.Hostname, State: j.State, Reinstall: j.Reinstall,
 		TasksTotal: j.TasksTotal, TasksDone: j.TasksDone, Changed: j.Changed,
-		Task: j.Task, Message: j.Message, CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt}
+		Task: j.Task, Message: j.Message, CreatedBy: j.CreatedBy, CreatedAt: j.CreatedAt, Runner: j.Runner, CancelBy: j.CancelBy}
 	if !j.StartedAt.IsZero() {
 		t := j.StartedAt
 		out.StartedAt = &t

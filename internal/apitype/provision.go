@@ -28,6 +28,10 @@ type ProvisionJob struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	StartedAt  *time.Time `json:"started_at,omitempty"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// Runner is the controller that runs (or ran) the job: the leader when it took it ("" while
+	// queued). CancelBy is who asked to cancel it while it ran ("" when nobody did).
+	Runner   string `json:"runner"`
+	CancelBy string `json:"cancel_by"`
 }
 
 // ProvisionLog is the body of GET /v1/hosts/{host}/provision/log: the log of the host's latest

@@ -26,6 +26,7 @@ func jobFields(j apitype.ProvisionJob) []field {
 		{"progress", progressText(j)}, {"changed", strconv.Itoa(j.Changed)}, {"task", j.Task},
 		{"message", j.Message}, {"reinstall", strconv.FormatBool(j.Reinstall)}, {"created_by", j.CreatedBy},
 		{"created_at", timeText(j.CreatedAt)}, {"started_at", tp(j.StartedAt)}, {"finished_at", tp(j.FinishedAt)},
+		{"runner", j.Runner}, {"cancel_by", j.CancelBy},
 	}
 }
 

@@ -89,11 +89,15 @@ func TestProvisionOnLeader(t *testing.T) {
 	if j := job("the job queued through the other controller running on the leader", runningOnLeader); j.Epoch != epoch {
 		t.Errorf("the job runs in epoch %d, the leader's is %d", j.Epoch, epoch)
 	}
+	// Either controller's API says which controller runs it.
+	if j, err := via.ProvisionJob(ctx, "edge-1"); err != nil || j.Runner != leaderName || j.State != provision.StateRunning {
+		t.Errorf("the job through the API: %+v (%v); want running on %s", j, err, leaderName)
+	}
 	if _, err := via.CancelProvision(ctx, "edge-1"); err != nil {
 		t.Fatal(err)
 	}
 	j := job("the job cancelled through the other controller", func(j store.ProvisionJob) bool { return j.State != provision.StateRunning })
-	if j.State != provision.StateCancelled || !strings.HasPrefix(j.Message, "cancelled by ") {
+	if j.State != provision.StateCancelled || !strings.HasPrefix(j.Message, "cancelled by ") || j.CancelBy == "" {
 		t.Errorf("the cancelled job: %+v", j)
 	}
 
