@@ -69,7 +69,7 @@ Every flag also has an HB_ variable and a key in the --config YAML file.`,
 	root.SetOut(stdio.Out)
 	root.SetErr(stdio.Err)
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.g.url, "url", "https://localhost:6385", "controller URL")
+	pf.StringVar(&a.g.url, "url", "https://localhost:6385", "controller URL; several separated by commas, of controllers that share a database: the first that answers")
 	pf.StringVar(&a.g.token, "token", "", "API token (hb_…)")
 	pf.StringVar(&a.g.tokenFile, "token-file", "", "file holding the API token, e.g. data/admin.token")
 	pf.StringVar(&a.g.cacert, "cacert", "", "CA certificate to trust, e.g. data/ca.crt (default: the system's CAs)")

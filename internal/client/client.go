@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"hummingbird.io/hummingbird/internal/apitype"
@@ -22,9 +24,12 @@ import (
 	"hummingbird.io/hummingbird/internal/wire"
 )
 
-// Client talks to one controller.
+// Client talks to a controller: the first of its list that answers. Every controller that
+// shares a database serves the whole API; the client stays with the one that answered last
+// and moves on when it cannot be reached.
 type Client struct {
-	base  *url.URL
+	bases []*url.URL
+	cur   atomic.Int32 // the index in bases of the controller that answered last
 	token string
 	http  *http.Client
 	agent string
@@ -32,7 +37,8 @@ type Client struct {
 
 // Options configures a Client.
 type Options struct {
-	URL   string         // https://controller:6385
+	// URL is https://controller:6385, or several controllers' URLs separated by commas.
+	URL   string
 	Token string         // bearer token, hb_…
 	Roots *x509.CertPool // CAs to trust; nil means the system's
 	// UserAgent names the caller; Timeout bounds each request (default 30s).
@@ -42,12 +48,17 @@ type Options struct {
 
 // New returns a Client.
 func New(o Options) (*Client, error) {
-	u, err := url.Parse(strings.TrimRight(o.URL, "/"))
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("controller URL %q: write it like https://controller:6385", o.URL)
-	}
-	if u.Scheme != "https" {
-		return nil, fmt.Errorf("controller URL %q: the API is served over HTTPS only", o.URL)
+	var bases []*url.URL
+	for _, raw := range strings.Split(o.URL, ",") {
+		raw = strings.TrimSpace(raw)
+		u, err := url.Parse(strings.TrimRight(raw, "/"))
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("controller URL %q: write it like https://controller:6385 (several separated by commas)", raw)
+		}
+		if u.Scheme != "https" {
+			return nil, fmt.Errorf("controller URL %q: the API is served over HTTPS only", raw)
+		}
+		bases = append(bases, u)
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 30 * time.Second
@@ -57,7 +68,7 @@ func New(o Options) (*Client, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: o.Roots, MinVersion: tls.VersionTLS12}
-	return &Client{base: u, token: o.Token, http: &http.Client{Transport: tr, Timeout: o.Timeout}, agent: o.UserAgent}, nil
+	return &Client{bases: bases, token: o.Token, http: &http.Client{Transport: tr, Timeout: o.Timeout}, agent: o.UserAgent}, nil
 }
 
 // Error is an error answer of the API.
@@ -79,37 +90,70 @@ func (e *Error) Unwrap() error {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any) error {
-	u := *c.base
-	u.Path += path
-	u.RawQuery = query.Encode()
-	var body io.Reader
+	var payload []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("encode request: %w", err)
 		}
-		body = bytes.NewReader(b)
+		payload = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
-	if err != nil {
-		return fmt.Errorf("build request: %w", err)
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.agent)
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		var uerr x509.UnknownAuthorityError
-		if errors.As(err, &uerr) {
-			return fmt.Errorf("%s %s: the controller's certificate is not trusted: give its CA with HB_CACERT (data/ca.crt on the controller): %w", method, u.Redacted(), err)
+	// From the controller that answered last, each in turn: a read goes to the next one
+	// after any failure to get an answer, a change only when the request was never sent (the
+	// connection could not be made), so that it is not made twice.
+	first := int(c.cur.Load())
+	var failed []string
+	for i := range c.bases {
+		n := (first + i) % len(c.bases)
+		base := c.bases[n]
+		u := *base
+		u.Path += path
+		u.RawQuery = query.Encode()
+		var body io.Reader
+		if payload != nil {
+			body = bytes.NewReader(payload)
 		}
-		return problem.Wrap(problem.Unavailable, err, "cannot reach the controller at %s", c.base.Redacted())
+		req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+		if err != nil {
+			return fmt.Errorf("build request: %w", err)
+		}
+		if in != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("User-Agent", c.agent)
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		resp, err := c.http.Do(req)
+		if err != nil {
+			var uerr x509.UnknownAuthorityError
+			if errors.As(err, &uerr) {
+				return fmt.Errorf("%s %s: the controller's certificate is not trusted: give its CA with HB_CACERT (data/ca.crt on the controller): %w", method, u.Redacted(), err)
+			}
+			failed = append(failed, fmt.Sprintf("%s: %v", base.Redacted(), err))
+			if ctx.Err() == nil && (method == http.MethodGet || notSent(err)) && i+1 < len(c.bases) {
+				continue
+			}
+			if len(c.bases) == 1 {
+				return problem.Wrap(problem.Unavailable, err, "cannot reach the controller at %s", base.Redacted())
+			}
+			return problem.Wrap(problem.Unavailable, err, "cannot reach a controller (%s)", strings.Join(failed, "; "))
+		}
+		c.cur.Store(int32(n))
+		return c.answer(resp, method, path, out)
 	}
+	return problem.Wrap(problem.Unavailable, errors.New("no controller"), "cannot reach a controller (%s)", strings.Join(failed, "; "))
+}
+
+// notSent says whether err is a failure to connect, before any of the request was sent.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// answer reads the controller's answer to method path into out, or its error.
+func (c *Client) answer(resp *http.Response, method, path string, out any) error {
 	defer resp.Body.Close()
 	data, err := readBody(resp, 64<<20)
 	if err != nil {
