@@ -91,7 +91,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fs.SetOutput(stderr)
 		var o agent.JoinOptions
 		host, _ := os.Hostname()
-		fs.StringVar(&o.Controller, "controller", "", "controller URL, https://CONTROLLER:6385")
+		fs.StringVar(&o.Controller, "controller", "", "controller URL, https://CONTROLLER:6385; several separated by commas, of controllers that share a database: heartbeats go to one that answers")
 		fs.StringVar(&o.Token, "token", "", "enroll token (hbctl token-create --type enroll); --token-file keeps it out of the process list")
 		var tokenFile string
 		fs.StringVar(&tokenFile, "token-file", "", "file holding the enroll token, or - for standard input")

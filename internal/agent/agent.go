@@ -52,7 +52,7 @@ const (
 
 // JoinOptions is what hb-agent join is told.
 type JoinOptions struct {
-	Controller string // https://host:6385
+	Controller string // https://host:6385, or several controllers' URLs separated by commas
 	Token      string // enroll token
 	CAHash     string // sha256:<hex of the CA's SubjectPublicKeyInfo>
 	Hostname   string
@@ -85,7 +85,22 @@ func Join(ctx context.Context, o JoinOptions) (wire.JoinResponse, error) {
 	insecure := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, //nolint:gosec // verified by pin below
 	}}
-	caPEM, err := get(ctx, insecure, strings.TrimRight(o.Controller, "/")+wire.CAPath)
+	controllers := splitControllers(o.Controller)
+	if len(controllers) == 0 {
+		return wire.JoinResponse{}, errors.New("--controller must name the controller, https://CONTROLLER:6385")
+	}
+	// The first controller that answers; every controller of a database has the same CA.
+	var (
+		caPEM []byte
+		ctrl  string
+		err   error
+	)
+	for _, c := range controllers {
+		if caPEM, err = get(ctx, insecure, c+wire.CAPath); err == nil {
+			ctrl = c
+			break
+		}
+	}
 	if err != nil {
 		return wire.JoinResponse{}, fmt.Errorf("fetch the controller CA: %w", err)
 	}
@@ -112,12 +127,12 @@ func Join(ctx context.Context, o JoinOptions) (wire.JoinResponse, error) {
 	if err != nil {
 		return wire.JoinResponse{}, err
 	}
-	mgmtMAC := routeMAC(o.Controller)
+	mgmtMAC := routeMAC(ctrl)
 	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 	}}
 	var resp wire.JoinResponse
-	err = post(ctx, c, strings.TrimRight(o.Controller, "/")+wire.JoinPath, wire.JoinRequest{
+	err = post(ctx, c, ctrl+wire.JoinPath, wire.JoinRequest{
 		Capability: wire.CapabilityVersion, Token: o.Token, Hostname: o.Hostname, MACs: macs, MgmtMAC: mgmtMAC, CSR: csr,
 	}, &resp)
 	if err != nil {
@@ -135,7 +150,7 @@ func Join(ctx context.Context, o JoinOptions) (wire.JoinResponse, error) {
 		{KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600},
 		{CertFile, resp.Certificate, 0o644},
 		{CAFile, caPEM, 0o644},
-		{ControllerFile, []byte(strings.TrimRight(o.Controller, "/") + "\n"), 0o644},
+		{ControllerFile, []byte(strings.Join(controllers, ",") + "\n"), 0o644},
 	} {
 		if err := writeFile(filepath.Join(o.StateDir, f.name), f.data, f.mode); err != nil {
 			return resp, err
@@ -232,15 +247,17 @@ type RunOptions struct {
 }
 
 type session struct {
-	o          RunOptions
-	controller string
-	client     *http.Client
-	pool       *x509.CertPool
-	boot       string
-	seq        uint64
-	invHash    string
-	desired    wire.Desired
-	apps       *failover.Manager // nil until the host has an app
+	o RunOptions
+	// controllers are the controllers' URLs; cur is the one that answered last.
+	controllers []string
+	cur         int
+	client      *http.Client
+	pool        *x509.CertPool
+	boot        string
+	seq         uint64
+	invHash     string
+	desired     wire.Desired
+	apps        *failover.Manager // nil until the host has an app
 }
 
 // Run sends heartbeats until ctx ends.
@@ -267,7 +284,10 @@ func Run(ctx context.Context, o RunOptions) error {
 	if o.ReadyListen == "" {
 		o.ReadyListen = net.JoinHostPort("127.0.0.1", strconv.Itoa(wire.ReadyPort))
 	}
-	s := &session{o: o, controller: strings.TrimSpace(string(ctrl))}
+	s := &session{o: o, controllers: splitControllers(string(ctrl))}
+	if len(s.controllers) == 0 {
+		return fmt.Errorf("%s names no controller: run hb-agent join again", filepath.Join(o.StateDir, ControllerFile))
+	}
 	if err := s.connect(); err != nil {
 		return err
 	}
@@ -422,7 +442,24 @@ func (s *session) beat(ctx context.Context) (time.Duration, error) {
 		hb.Apps = s.apps.Status()
 	}
 	var reply wire.HeartbeatReply
-	if err := post(ctx, s.client, s.controller+wire.HeartbeatPath, hb, &reply); err != nil {
+	// The controller that answered last, else the next that answers: any of them keeps the
+	// host's liveness.
+	var err error
+	for i := range s.controllers {
+		n := (s.cur + i) % len(s.controllers)
+		if err = post(ctx, s.client, s.controllers[n]+wire.HeartbeatPath, hb, &reply); err == nil {
+			if n != s.cur {
+				s.o.Log.Info("heartbeats go to another controller", "controller", s.controllers[n], "unreachable", s.controllers[s.cur])
+				s.cur = n
+			}
+			break
+		}
+		var api *apiError
+		if errors.As(err, &api) || ctx.Err() != nil {
+			return 0, err // it answered: the answer stands
+		}
+	}
+	if err != nil {
 		return 0, err
 	}
 	if reply.DesiredVersion != s.desired.Version {
@@ -434,7 +471,7 @@ func (s *session) beat(ctx context.Context) (time.Duration, error) {
 		inv, hash, err := s.o.Collect(ctx)
 		if err != nil {
 			s.o.Log.Warn("inventory not collected", "err", err)
-		} else if err := post(ctx, s.client, s.controller+wire.InventoryPath,
+		} else if err := post(ctx, s.client, s.controllers[s.cur]+wire.InventoryPath,
 			wire.InventoryReport{Capability: wire.CapabilityVersion, Hash: hash, Inventory: inv}, &struct{}{}); err != nil {
 			s.o.Log.Warn("inventory not sent", "err", err)
 		} else {
@@ -452,7 +489,7 @@ func (s *session) beat(ctx context.Context) (time.Duration, error) {
 // fetchDesired gets, keeps and applies the controller's desired state.
 func (s *session) fetchDesired(ctx context.Context) error {
 	var d wire.Desired
-	if err := post(ctx, s.client, s.controller+wire.DesiredPath, struct {
+	if err := post(ctx, s.client, s.controllers[s.cur]+wire.DesiredPath, struct {
 		Capability int `json:"capability"`
 	}{wire.CapabilityVersion}, &d); err != nil {
 		return err
@@ -478,7 +515,7 @@ func (s *session) renew(ctx context.Context) error {
 		return err
 	}
 	var resp wire.RenewResponse
-	if err := post(ctx, s.client, s.controller+wire.RenewPath, wire.RenewRequest{Capability: wire.CapabilityVersion, CSR: csr}, &resp); err != nil {
+	if err := post(ctx, s.client, s.controllers[s.cur]+wire.RenewPath, wire.RenewRequest{Capability: wire.CapabilityVersion, CSR: csr}, &resp); err != nil {
 		return err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
@@ -514,6 +551,17 @@ type apiError struct {
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%s (%d %s)", e.Message, e.Status, e.Code) }
+
+// splitControllers reads a comma-separated list of controllers' URLs.
+func splitControllers(s string) []string {
+	var out []string
+	for _, c := range strings.Split(strings.TrimSpace(s), ",") {
+		if c = strings.TrimRight(strings.TrimSpace(c), "/"); c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
 
 func post(ctx context.Context, c *http.Client, url string, in, out any) error {
 	b, err := json.Marshal(in)

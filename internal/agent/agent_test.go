@@ -42,7 +42,7 @@ func TestRenew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &session{o: RunOptions{StateDir: dir, Log: slog.New(slog.DiscardHandler)}, controller: in.URL}
+	s := &session{o: RunOptions{StateDir: dir, Log: slog.New(slog.DiscardHandler)}, controllers: []string{in.URL}}
 	if err := s.connect(); err != nil {
 		t.Fatal(err)
 	}
