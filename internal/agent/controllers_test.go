@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"hummingbird.io/hummingbird/internal/apitype"
-	"hummingbird.io/hummingbird/internal/controller"
 	"hummingbird.io/hummingbird/internal/controller/controllertest"
 	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/store/storetest"
@@ -21,17 +20,7 @@ func TestSeveralControllers(t *testing.T) {
 	ctx := context.Background()
 	dsn := storetest.PostgresDSN(t)
 	a := controllertest.Start(t, dsn, nil)
-	b := controllertest.Start(t, dsn, func(c *controller.Config) {
-		for _, name := range []string{pki.CACertFile, pki.CAKeyFile} {
-			data, err := os.ReadFile(filepath.Join(a.DataDir, name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(c.DataDir, name), data, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-	})
+	b := controllertest.Start(t, dsn, controllertest.ShareCA(t, a))
 	api := a.Client(t, a.AdminToken)
 	if _, err := api.AddHost(ctx, apitype.HostCreate{Hostname: "edge-01", Personality: "edgeworker", MgmtIP: "192.168.204.10"}); err != nil {
 		t.Fatal(err)

@@ -20,7 +20,7 @@ func TestClientMovesOn(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.PostgresDSN(t)
 	a := controllertest.Start(t, dsn, nil)
-	b := controllertest.Start(t, dsn, shareCA(t, a))
+	b := controllertest.Start(t, dsn, controllertest.ShareCA(t, a))
 	pool, err := pki.Pool(a.CAPEM)
 	if err != nil {
 		t.Fatal(err)

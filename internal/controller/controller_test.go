@@ -104,7 +104,7 @@ func TestOneLeader(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.PostgresDSN(t)
 	a := controllertest.Start(t, dsn, nil)
-	b := controllertest.Start(t, dsn, shareCA(t, a))
+	b := controllertest.Start(t, dsn, controllertest.ShareCA(t, a))
 	// running says which of the named parts run on in.
 	running := func(in *controllertest.Instance) map[string]bool {
 		out := map[string]bool{}
@@ -192,21 +192,6 @@ func TestOneLeader(t *testing.T) {
 	}
 }
 
-// shareCA gives a controller the CA of in, as an operator copies it.
-func shareCA(t *testing.T, in *controllertest.Instance) func(*controller.Config) {
-	return func(c *controller.Config) {
-		for _, name := range []string{pki.CACertFile, pki.CAKeyFile} {
-			b, err := os.ReadFile(filepath.Join(in.DataDir, name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(c.DataDir, name), b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-}
-
 // TestSharedCA: a controller that joins a database other controllers use refuses to make a
 // CA of its own, or to run with another CA than theirs, and says which files to copy; with
 // theirs it starts.
@@ -237,7 +222,7 @@ func TestSharedCA(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "replace ca.crt and ca.key with theirs") || !strings.Contains(err.Error(), pki.CAHash(first.Controller.CA.Cert)) {
 		t.Errorf("a controller with another CA: %v; want it refused, naming the pinned CA", err)
 	}
-	if err := try(shareCA(t, first)); err != nil {
+	if err := try(controllertest.ShareCA(t, first)); err != nil {
 		t.Errorf("a controller with the shared CA: %v", err)
 	}
 }

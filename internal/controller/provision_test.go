@@ -2,12 +2,9 @@ package controller_test
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +24,7 @@ func TestProvisionOnLeader(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.PostgresDSN(t)
 	// A cluster that accepts connections and never answers keeps a job running.
-	kubeconfig := silentCluster(t)
+	kubeconfig := controllertest.SilentCluster(t)
 	withJobs := func(c *controller.Config) {
 		c.Kubeconfig = kubeconfig
 		c.Provision.BundleDir = t.TempDir()
@@ -41,7 +38,7 @@ func TestProvisionOnLeader(t *testing.T) {
 		}
 	}
 	a := controllertest.Start(t, dsn, withJobs)
-	b := controllertest.Start(t, dsn, func(c *controller.Config) { shareCA(t, a)(c); withJobs(c) })
+	b := controllertest.Start(t, dsn, func(c *controller.Config) { controllertest.ShareCA(t, a)(c); withJobs(c) })
 	ctx := context.Background()
 	var lead, other *controllertest.Instance
 	deadline := time.Now().Add(5 * time.Second)
@@ -110,46 +107,4 @@ func TestProvisionOnLeader(t *testing.T) {
 	if j.State != provision.StateFailed || !strings.Contains(j.Message, "controller "+leaderName+", which ran the job, stopped") {
 		t.Errorf("the job of the stopped leader: %+v", j)
 	}
-}
-
-// silentCluster is a kubeconfig whose API server accepts connections and never answers.
-func silentCluster(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	kc := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://%s", insecure-skip-tls-verify: true}}]
-users: [{name: u, user: {token: x}}]
-contexts: [{name: c, context: {cluster: c, user: u}}]
-current-context: c
-`, ln.Addr())
-	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }

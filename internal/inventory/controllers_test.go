@@ -2,8 +2,6 @@ package inventory_test
 
 import (
 	"context"
-	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,19 +12,6 @@ import (
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/store/storetest"
 )
-
-// stoppable is a store whose writes fail once its controller "died".
-type stoppable struct {
-	store.Store
-	dead atomic.Bool
-}
-
-func (s *stoppable) Write(ctx context.Context, fn func(store.Tx) error) error {
-	if s.dead.Load() {
-		return errors.New("the process is gone")
-	}
-	return s.Store.Write(ctx, fn)
-}
 
 // TestDeleteController: a controller that renews its row, or leads, or is not listed, is not
 // removed; one the leader counts lost is, with its alarm cleared and an event, and it is not
@@ -63,7 +48,7 @@ func TestDeleteController(t *testing.T) {
 				t.Fatal(err)
 			}
 			run("ctl-a", "a1", st, true)
-			b1 := &stoppable{Store: st}
+			b1 := &storetest.Stoppable{Store: st}
 			run("ctl-b", "b1", b1, false)
 
 			state := func(name string) string {
@@ -102,7 +87,7 @@ func TestDeleteController(t *testing.T) {
 				t.Fatalf("a refused delete changed the list: ctl-a %s, ctl-b %s", state("ctl-a"), state("ctl-b"))
 			}
 
-			b1.dead.Store(true)
+			b1.Stop()
 			waitState("ctl-b", "lost")
 			if err := svc.DeleteController(ctx, "admin", "ctl-b"); err != nil {
 				t.Fatalf("DeleteController of the lost controller: %v", err)

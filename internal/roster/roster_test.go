@@ -2,8 +2,6 @@ package roster_test
 
 import (
 	"context"
-	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,19 +10,6 @@ import (
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/store/storetest"
 )
-
-// dying is a store whose writes fail once its process "died".
-type dying struct {
-	store.Store
-	dead atomic.Bool
-}
-
-func (d *dying) Write(ctx context.Context, fn func(store.Tx) error) error {
-	if d.dead.Load() {
-		return errors.New("the process is gone")
-	}
-	return d.Store.Write(ctx, fn)
-}
 
 const every = 100 * time.Millisecond
 
@@ -54,7 +39,7 @@ func TestRoster(t *testing.T) {
 			go func() { w.Watch(wctx); close(wdone) }()
 			defer func() { wcancel(); <-wdone }()
 
-			b1 := &dying{Store: st}
+			b1 := &storetest.Stoppable{Store: st}
 			run("ctl-b", "b1", b1)
 			names := func() []string {
 				var list []store.Controller
@@ -100,7 +85,7 @@ func TestRoster(t *testing.T) {
 			}
 
 			// ctl-b dies: its row stands still.
-			b1.dead.Store(true)
+			b1.Stop()
 			took := waitFor("400.005 for the dead controller", 20*every, alarmed)
 			if took < (roster.LostRenewals-1)*every {
 				t.Errorf("400.005 raised %v after the death, want about %d periods of %v", took, roster.LostRenewals, every)

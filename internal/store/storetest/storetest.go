@@ -10,8 +10,10 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"net/url"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,4 +125,21 @@ func Each(t *testing.T, fn func(t *testing.T, s store.Store)) {
 			fn(t, Open(t, b.DSN(t)))
 		})
 	}
+}
+
+// Stoppable is a store whose writes fail once Stop is called, as those of a controller that
+// died: its rows stand still. Reads go on.
+type Stoppable struct {
+	store.Store
+	stopped atomic.Bool
+}
+
+// Stop makes every later write fail.
+func (s *Stoppable) Stop() { s.stopped.Store(true) }
+
+func (s *Stoppable) Write(ctx context.Context, fn func(store.Tx) error) error {
+	if s.stopped.Load() {
+		return errors.New("the process is gone")
+	}
+	return s.Store.Write(ctx, fn)
 }
