@@ -17,9 +17,9 @@ import (
 )
 
 // TestProvisionOnLeader: a job queued through the controller that does not lead runs on the
-// one that does, in its epoch; a cancellation asked through the other stops it there; and a
+// one that does, in its epoch; a cancellation asked through the other stops it there; a
 // leader that stops during a job fails it, saying which controller ran it, before the other
-// takes the lead.
+// takes the lead; and a leader without the hosts' SSH key fails the job saying so, by name.
 func TestProvisionOnLeader(t *testing.T) {
 	t.Parallel()
 	dsn := storetest.PostgresDSN(t)
@@ -106,5 +106,29 @@ func TestProvisionOnLeader(t *testing.T) {
 	j = job("the job of the stopped leader", func(j store.ProvisionJob) bool { return j.State != provision.StateRunning })
 	if j.State != provision.StateFailed || !strings.Contains(j.Message, "controller "+leaderName+", which ran the job, stopped") {
 		t.Errorf("the job of the stopped leader: %+v", j)
+	}
+
+	// The other leads now, without the hosts' SSH key; the first, back as a follower, has it
+	// and takes the request: the job fails on the leader, saying which controller lacks it.
+	deadline = time.Now().Add(5 * time.Second)
+	for other.Controller.Elector.Leading() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the other controller does not lead 5 s after the leader stopped")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := os.Remove(filepath.Join(other.DataDir, "ssh", "default")); err != nil {
+		t.Fatal(err)
+	}
+	lead.Restart(t)
+	back := lead.Client(t, a.AdminToken)
+	if _, err := back.ProvisionHost(ctx, "edge-1", apitype.ProvisionRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	j = job("the job on a leader without the key", func(j store.ProvisionJob) bool {
+		return j.State != provision.StateQueued && j.State != provision.StateRunning
+	})
+	if j.State != provision.StateFailed || j.Runner != other.Name() || !strings.Contains(j.Message, "controller "+other.Name()+" holds no SSH key") {
+		t.Errorf("the job on a leader without the key: %+v", j)
 	}
 }

@@ -364,9 +364,14 @@ func (r *Runner) checkHost(h store.Host) error {
 	}
 	key := r.keyPath(h)
 	if _, err := os.Stat(key); err != nil {
-		return problem.Conflictf("ssh_key", "the controller holds no SSH key %q for host %s: put the private key in %s "+
+		who := "the controller"
+		if r.cfg.Name != "" {
+			// Jobs run on the leader: every controller that may lead needs the key.
+			who = "controller " + r.cfg.Name
+		}
+		return problem.Conflictf("ssh_key", "%s holds no SSH key %q for host %s: put the private key in %s "+
 			"or set the host's ssh_key to the name of one there (hbctl host-update %s ssh_key=NAME)",
-			keyName(h), h.Hostname, r.cfg.SSHKeyDir, h.Hostname)
+			who, keyName(h), h.Hostname, r.cfg.SSHKeyDir, h.Hostname)
 	}
 	return nil
 }
