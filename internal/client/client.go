@@ -138,12 +138,12 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 			if len(c.bases) == 1 {
 				return problem.Wrap(problem.Unavailable, err, "cannot reach the controller at %s", base.Redacted())
 			}
-			return problem.Wrap(problem.Unavailable, err, "cannot reach a controller (%s)", strings.Join(failed, "; "))
+			return problem.Wrap(problem.Unavailable, errors.New(strings.Join(failed, "; ")), "cannot reach any of the controllers")
 		}
 		c.cur.Store(int32(n))
 		return c.answer(resp, method, path, out)
 	}
-	return problem.Wrap(problem.Unavailable, errors.New("no controller"), "cannot reach a controller (%s)", strings.Join(failed, "; "))
+	return problem.Wrap(problem.Unavailable, errors.New(strings.Join(failed, "; ")), "cannot reach any of the controllers")
 }
 
 // notSent says whether err is a failure to connect, before any of the request was sent.
