@@ -245,24 +245,31 @@ func (r *Runner) recover(ctx context.Context, epoch int64) error {
 // step notes the running jobs whose cancellation was asked (cancels) and takes the oldest queued
 // jobs this leader has room for (taken), marking them running in epoch.
 func (r *Runner) step(ctx context.Context, epoch int64, running map[int64]context.CancelCauseFunc) (taken []store.ProvisionJob, cancels []int64, err error) {
-	err = r.st.Write(ctx, func(tx store.Tx) error {
-		taken, cancels = taken[:0], cancels[:0]
-		active, err := tx.ListProvisionJobs(StateQueued, StateRunning)
-		if err != nil {
-			return err
+	// A read first: most looks find nothing to take, and need no write.
+	var active []store.ProvisionJob
+	if err := r.st.Read(ctx, func(tx store.Tx) (err error) {
+		active, err = tx.ListProvisionJobs(StateQueued, StateRunning)
+		return err
+	}); err != nil {
+		return nil, nil, err
+	}
+	var queued []int64
+	for _, j := range active {
+		switch {
+		case j.State == StateRunning && j.CancelBy != "" && running[j.ID] != nil:
+			cancels = append(cancels, j.ID)
+		case j.State == StateQueued:
+			queued = append(queued, j.ID)
 		}
-		free := r.cfg.Parallel - len(running)
-		for _, j := range active {
-			if j.State == StateRunning {
-				if j.CancelBy != "" && running[j.ID] != nil {
-					cancels = append(cancels, j.ID)
-				}
-				continue
-			}
-			if free == 0 {
-				continue
-			}
-			j, err := tx.ProvisionJobForUpdate(j.ID)
+	}
+	free := r.cfg.Parallel - len(running)
+	if len(queued) == 0 || free <= 0 {
+		return nil, cancels, nil
+	}
+	err = r.st.Write(ctx, func(tx store.Tx) error {
+		taken = taken[:0]
+		for _, id := range queued[:min(free, len(queued))] {
+			j, err := tx.ProvisionJobForUpdate(id)
 			if err != nil {
 				return err
 			}
@@ -275,12 +282,11 @@ func (r *Runner) step(ctx context.Context, epoch int64, running map[int64]contex
 				return err
 			}
 			taken = append(taken, j)
-			free--
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, cancels, err
 	}
 	return taken, cancels, nil
 }
