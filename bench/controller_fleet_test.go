@@ -446,19 +446,31 @@ func timeMigration(tb testing.TB, dsn string) time.Duration {
 // /proc/PID/stat, in clock ticks of 10 ms: USER_HZ is 100 on Linux).
 func procCPU(tb testing.TB, pid int) time.Duration {
 	tb.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := readProcCPU(pid)
 	if err != nil {
 		tb.Fatal(err)
+	}
+	return d
+}
+
+// readProcCPU is procCPU's reading, with an error for a process gone.
+func readProcCPU(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
 	}
 	// The fields after the command's closing parenthesis start at field 3
 	// (state); utime and stime are fields 14 and 15.
 	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, data)
+	}
 	utime, err1 := strconv.ParseInt(f[11], 10, 64)
 	stime, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		tb.Fatalf("/proc/%d/stat: %q", pid, data)
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, data)
 	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }
 
 // procMemory is a process's VmRSS and VmHWM in bytes.

@@ -187,27 +187,11 @@ func postgresCPU(tb testing.TB) time.Duration {
 			continue
 		}
 		pid, _ := strconv.Atoi(filepath.Base(d))
-		if _, err := os.Stat(d); err == nil {
-			sum += procCPUOrZero(pid)
+		if cpu, err := readProcCPU(pid); err == nil { // a backend may have ended meanwhile
+			sum += cpu
 		}
 	}
 	return sum
-}
-
-// procCPUOrZero is procCPU of a process that may have ended meanwhile (0 then).
-func procCPUOrZero(pid int) time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	i := strings.LastIndexByte(string(data), ')')
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // TestHeardNotesSetup runs BenchmarkHeardNotes' minute with 2,400 agents on PostgreSQL, so

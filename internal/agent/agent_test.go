@@ -29,16 +29,9 @@ func TestRenew(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	in := controllertest.Start(t, "", nil)
-	api := in.Client(t, in.AdminToken)
-	if _, err := api.AddHost(ctx, apitype.HostCreate{Hostname: "edge-01", Personality: "edgeworker", MgmtIP: "192.168.204.10"}); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := api.CreateToken(ctx, apitype.TokenCreate{Type: "enroll", Host: "edge-01"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := enrollToken(t, in, "edge-01")
 	dir := t.TempDir()
-	joined, err := Join(ctx, JoinOptions{Controller: in.URL, Token: tok.Secret, CAHash: pki.CAHash(in.Controller.CA.Cert), Hostname: "edge-01", StateDir: dir})
+	joined, err := Join(ctx, JoinOptions{Controller: in.URL, Token: tok, CAHash: pki.CAHash(in.Controller.CA.Cert), Hostname: "edge-01", StateDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,21 @@ import (
 	"hummingbird.io/hummingbird/internal/store/storetest"
 )
 
+// enrollToken adds the edgeworker host to in's inventory and returns an enroll token for it.
+func enrollToken(t *testing.T, in *controllertest.Instance, host string) string {
+	t.Helper()
+	api := in.Client(t, in.AdminToken)
+	ctx := context.Background()
+	if _, err := api.AddHost(ctx, apitype.HostCreate{Hostname: host, Personality: "edgeworker", MgmtIP: "192.168.204.10"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := api.CreateToken(ctx, apitype.TokenCreate{Type: "enroll", Host: host})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.Secret
+}
+
 // TestSeveralControllers: an agent told several controllers joins through the first that
 // answers, heartbeats to one, and goes on through another when that one stops.
 func TestSeveralControllers(t *testing.T) {
@@ -21,18 +36,11 @@ func TestSeveralControllers(t *testing.T) {
 	dsn := storetest.PostgresDSN(t)
 	a := controllertest.Start(t, dsn, nil)
 	b := controllertest.Start(t, dsn, controllertest.ShareCA(t, a))
-	api := a.Client(t, a.AdminToken)
-	if _, err := api.AddHost(ctx, apitype.HostCreate{Hostname: "edge-01", Personality: "edgeworker", MgmtIP: "192.168.204.10"}); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := api.CreateToken(ctx, apitype.TokenCreate{Type: "enroll", Host: "edge-01"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := enrollToken(t, a, "edge-01")
 	dir := t.TempDir()
 	// Nothing listens on port 1: the first controller named cannot be reached.
 	list := "https://127.0.0.1:1," + a.URL + ", " + b.URL + "/"
-	if _, err := Join(ctx, JoinOptions{Controller: list, Token: tok.Secret, CAHash: pki.CAHash(a.Controller.CA.Cert),
+	if _, err := Join(ctx, JoinOptions{Controller: list, Token: tok, CAHash: pki.CAHash(a.Controller.CA.Cert),
 		Hostname: "edge-01", StateDir: dir}); err != nil {
 		t.Fatalf("join through %s: %v", list, err)
 	}
