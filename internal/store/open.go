@@ -82,7 +82,7 @@ func Redact(dsn string) string {
 }
 
 // counterNames are the counters of the counters table.
-var counterNames = []string{"hosts", "events", "pools", "alarms", "provision_jobs", "apps"}
+var counterNames = []string{"hosts", "events", "pools", "alarms", "provision_jobs", "apps", "lock_ops"}
 
 // sequencesMigration gives PostgreSQL a sequence per counter,
 // started after the counter's value, so that concurrent writers do not
@@ -132,6 +132,7 @@ func goMigrations(dialect string) []*goose.Migration {
 		sequencesMigration(9, dialect, "provision_jobs"),
 		sequencesMigration(12, dialect, "apps"),
 		labelsColumnMigration(24, dialect),
+		sequencesMigration(27, dialect, "lock_ops"),
 	}
 }
 

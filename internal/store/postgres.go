@@ -38,6 +38,7 @@ var uniqueFields = map[string]string{
 	"address_pools_name_key": "name",
 	"host_groups_pkey":       "name",
 	"provision_jobs_active":  "host",
+	"lock_ops_draining":      "host",
 	"apps_name_key":          "name",
 }
 
@@ -45,6 +46,7 @@ var uniqueFields = map[string]string{
 // already used by another host" would not.
 var uniqueMessages = map[string]string{
 	"provision_jobs_active": "the host already has a provisioning job queued or running",
+	"lock_ops_draining":     "the host is being locked already",
 	"apps_name_key":         "there is already an app of that name",
 }
 

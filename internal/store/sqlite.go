@@ -84,6 +84,7 @@ var sqliteConstraints = map[string]string{
 	"address_pools.name":     "address_pools_name_key",
 	"host_groups.name":       "host_groups_pkey",
 	"provision_jobs.host_id": "provision_jobs_active",
+	"lock_ops.host_id":       "lock_ops_draining",
 	"apps.name":              "apps_name_key",
 	"apps.uuid":              "apps_uuid_key",
 }

@@ -209,6 +209,28 @@ type Tx interface {
 	// most limit of them (0: no limit).
 	ProvisionLog(jobID int64, afterSeq int64, limit int) ([]LogChunk, error)
 
+	// InsertLockOp stores a new host lock; the caller sets its ID (from
+	// NextID("lock_ops")), UUID and times. A host has at most one lock
+	// draining: a second one fails with a conflict on field "host".
+	InsertLockOp(o *LockOp) error
+	// UpdateLockOp writes a lock's state, progress, message, end, runner
+	// and cancellation, or fails with ErrNotFound. Read the lock with
+	// LockOpForUpdate first.
+	UpdateLockOp(o *LockOp) error
+	// LockOpForUpdate reads a lock in a write transaction, holding its row
+	// until the transaction ends (as ProvisionJobForUpdate).
+	LockOpForUpdate(id int64) (LockOp, error)
+	// LatestLockOp is a host's newest lock, or ErrNotFound when it was
+	// never locked through a lock operation.
+	LatestLockOp(hostID int64) (LockOp, error)
+	// ListLockOps lists the locks in any of states (every lock when none
+	// are given), by ascending id.
+	ListLockOps(states ...string) ([]LockOp, error)
+	// SerializeLocks makes the transaction take its turn with every other
+	// one that called it, until it ends: deciding whether a controller
+	// may be locked reads the other controllers' locks.
+	SerializeLocks() error
+
 	// InsertApp stores an app and its members; the caller sets its ID (from
 	// NextID("apps")), UUID and times. Member positions are stored as given.
 	InsertApp(a *App) error
@@ -336,6 +358,40 @@ type ProvisionJob struct {
 	Runner string
 	// CancelBy is who asked to cancel the running job ("" when nobody
 	// did): the leader that runs it stops it.
+	CancelBy string
+}
+
+// LockOp is one host lock (package hostlock): asked through any
+// controller's API, carried out by the leader.
+type LockOp struct {
+	ID       int64
+	UUID     string
+	HostID   int64
+	Hostname string // read only: the hostname of HostID
+	State    string // draining | locked | failed | cancelled
+	Force    bool
+	Timeout  time.Duration
+	Actor    string
+	// Apps are the apps the lock moves off the host before it drains;
+	// Drain says whether it cordons and drains the host's Node, Note why
+	// not.
+	Apps  []string
+	Drain bool
+	Note  string
+	// PodsTotal, PodsEvicted and Pending are the drain's progress; Message
+	// what it waits for, or why it ended as it did.
+	PodsTotal   int
+	PodsEvicted int
+	Pending     []string
+	Message     string
+	StartedAt   time.Time
+	FinishedAt  time.Time // zero while draining
+	UpdatedAt   time.Time
+	// Epoch and Runner are the leader's epoch and name that carry the lock
+	// out (0 and "" until a leader takes it); CancelBy who asked to cancel
+	// it while it drained.
+	Epoch    int64
+	Runner   string
 	CancelBy string
 }
 
