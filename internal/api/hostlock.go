@@ -12,7 +12,7 @@ import (
 func lockOut(op hostlock.Operation) apitype.LockOperation {
 	out := apitype.LockOperation{Host: op.Hostname, State: op.State, Force: op.Force, Timeout: op.Timeout.String(),
 		PodsTotal: op.PodsTotal, PodsEvicted: op.PodsEvicted, Pending: op.Pending, Message: op.Message,
-		StartedAt: op.StartedAt}
+		StartedAt: op.StartedAt, Runner: op.Runner, CancelBy: op.CancelledBy}
 	if out.Pending == nil {
 		out.Pending = []string{}
 	}

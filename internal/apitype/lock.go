@@ -26,4 +26,9 @@ type LockOperation struct {
 	Message    string     `json:"message"`
 	StartedAt  time.Time  `json:"started_at"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// Runner is the controller that carries the lock out (or did): the leader when it took it
+	// ("" until one did, and for a lock with nothing to drain). CancelBy is who cancelled it
+	// while it drained.
+	Runner   string `json:"runner"`
+	CancelBy string `json:"cancel_by"`
 }

@@ -418,7 +418,7 @@ func TestControllerList(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		got := h.ok("controller-list", "-c", "state,leader,epoch,duties", "-f", "value")
-		if got == "up true 1 monitor, provision, controllers, retention\n" {
+		if got == "up true 1 monitor, provision, locks, controllers, retention\n" {
 			break
 		}
 		if time.Now().After(deadline) {

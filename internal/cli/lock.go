@@ -24,6 +24,7 @@ func lockFields(op apitype.LockOperation) []field {
 		{"pending", strings.Join(op.Pending, ",")}, {"message", op.Message},
 		{"force", strconv.FormatBool(op.Force)}, {"timeout", op.Timeout},
 		{"started_at", timeText(op.StartedAt)}, {"finished_at", finished},
+		{"runner", op.Runner}, {"cancel_by", op.CancelBy},
 	}
 }
 

@@ -356,7 +356,7 @@ func (c *Controller) setup(ctx context.Context) error {
 	}
 	pc.Log, pc.Name = c.log, c.cfg.Name
 	c.Provision = provision.New(c.Store, cluster, pc)
-	c.Locks = hostlock.New(c.Store, cluster, hostlock.Config{Log: c.log, NextHeartbeat: c.Monitor.NextHeartbeat,
+	c.Locks = hostlock.New(c.Store, cluster, hostlock.Config{Log: c.log, Name: c.cfg.Name, NextHeartbeat: c.Monitor.NextHeartbeat,
 		Switchover: func(ctx context.Context, actor, app string) error {
 			if _, err := c.Inventory.RequestSwitchover(ctx, actor, app, ""); err != nil {
 				return err
@@ -370,6 +370,7 @@ func (c *Controller) setup(ctx context.Context) error {
 	// kicks the apps' objects in process at once, for the Service to follow.
 	c.Feed.On("apps", c.Apps.Kick, "app.", "host.")
 	c.Feed.On("provision", c.Provision.Kick, "host.provision")
+	c.Feed.On("locks", c.Locks.Kick, "host.lock.start", "host.lock.cancelling")
 	if cluster != nil {
 		c.Nodes = nodes.New(c.Store, cluster, nodes.Config{Interval: c.cfg.NodeSyncInterval, Log: c.log, Heartbeats: c.Monitor})
 		c.Feed.On("nodes", c.Nodes.Kick, "host.add", "host.update", "host.delete", "host.label.", "group.label.")
@@ -491,12 +492,11 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 // partList is every background part of the controller, in one list. The
 // duties that must run once however many controllers share the database
 // run on the leader alone: the heartbeat monitor's deadlines, the Node and
-// app reconcilers, the alarm webhook, DHCP and the event log's retention.
-// The event feed, which kicks the parts that react to changes, the apps'
-// view, which answers heartbeats, and the notes of the hosts heard from,
-// which the leader's monitor counts, run on every controller, and so do
-// the provisioning and lock jobs' runners, which run the jobs this
-// controller's API started.
+// app reconcilers, provisioning jobs and host locks (which any controller's
+// API asks for), the alarm webhook, DHCP and the event log's retention. The
+// event feed, which kicks the parts that react to changes, the apps' view,
+// which answers heartbeats, and the notes of the hosts heard from, which
+// the leader's monitor counts, run on every controller.
 func (c *Controller) partList() []supervisor.Spec {
 	void := func(run func(context.Context)) supervisor.Part {
 		return supervisor.Func(func(ctx context.Context) error { run(ctx); return nil })
@@ -504,11 +504,11 @@ func (c *Controller) partList() []supervisor.Spec {
 	parts := []supervisor.Spec{
 		{Name: "feed", Part: c.Feed},
 		{Name: "apps", Part: void(c.Apps.Run)},
-		{Name: "locks", Part: void(c.Locks.Run)},
 		{Name: "heard", Part: void(c.Monitor.RunFlush)},
 		{Name: "roster", Part: supervisor.Func(func(ctx context.Context) error { return c.roster.Run(ctx) })},
 		{Name: "monitor", Leader: true, Part: void(c.Monitor.Run)},
 		{Name: "provision", Leader: true, Part: supervisor.Func(c.Provision.Run)},
+		{Name: "locks", Leader: true, Part: supervisor.Func(c.Locks.Run)},
 		{Name: "controllers", Leader: true, Part: supervisor.Func(func(ctx context.Context) error { return c.roster.Watch(ctx) })},
 		{Name: "retention", Leader: true, Part: eventlog.New(eventlog.Config{Store: c.Store, Policy: c.cfg.EventRetention, Log: c.log})},
 	}

@@ -30,7 +30,7 @@ func TestCancel(t *testing.T) {
 	if _, err := inv.AddGroup(ctx, "test", "press", ""); err != nil {
 		t.Fatal(err)
 	}
-	l := New(st, nil, Config{AppPollInterval: 10 * time.Millisecond,
+	l := New(st, nil, Config{Name: "ctl-1", Poll: 50 * time.Millisecond, AppPollInterval: 10 * time.Millisecond,
 		Switchover: func(ctx context.Context, actor, app string) error {
 			_, err := inv.RequestSwitchover(ctx, actor, app, "")
 			return err // nobody carries it out
@@ -86,7 +86,7 @@ func TestCancel(t *testing.T) {
 		}
 	}
 
-	// host-lock-cancel.
+	// host-lock-cancel of a lock no leader took yet (no leader runs): it ends at once.
 	if op, err := l.Lock(ctx, Request{Host: "edge-01", Actor: "test", Timeout: time.Minute}); err != nil || op.State != StateDraining {
 		t.Fatalf("lock of the active member: %+v, %v; want it draining", op, err)
 	}
@@ -94,24 +94,29 @@ func TestCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if op.State != StateCancelled || op.CancelledBy != "token:op" || !strings.HasPrefix(op.Message, "cancelled by token:op; the host stays unlocked") {
+	if op.State != StateCancelled || op.CancelledBy != "token:op" || op.Runner != "" ||
+		!strings.HasPrefix(op.Message, "cancelled by token:op; the host stays unlocked") {
 		t.Errorf("the cancelled lock: %+v", op)
 	}
 	unlocked("after host-lock-cancel")
 
-	// host-unlock of a host being locked.
+	// host-unlock, through another controller, of a host whose lock the leader carries out:
+	// the leader stops it.
+	run(t, l, 1)
+	other := New(st, nil, Config{Name: "ctl-2"})
 	if op, err := l.Lock(ctx, Request{Host: "edge-01", Actor: "test", Timeout: time.Minute}); err != nil || op.State != StateDraining {
 		t.Fatalf("second lock: %+v, %v; want it draining", op, err)
 	}
-	h, err := l.Unlock(ctx, "edge-01", "token:other")
+	waitLock(t, l, "edge-01", func(op Operation) bool { return op.Runner == "ctl-1" })
+	h, err := other.Unlock(ctx, "edge-01", "token:other")
 	if err != nil || h.Administrative != inventory.AdminUnlocked {
 		t.Errorf("unlock of a host being locked: %+v, %v; want it unlocked", h, err)
 	}
-	if op, err := l.Operation(ctx, "edge-01"); err != nil || op.State != StateCancelled || op.CancelledBy != "token:other" {
+	if op, err := l.Operation(ctx, "edge-01"); err != nil || op.State != StateCancelled || op.CancelledBy != "token:other" ||
+		!strings.HasPrefix(op.Message, "cancelled by token:other; the host stays unlocked and the apps moved so far stay where they are") {
 		t.Errorf("the lock after host-unlock: %+v, %v; want it cancelled by token:other", op, err)
 	}
 	unlocked("after host-unlock")
-	l.Wait()
 
 	var events []string
 	if err := st.Read(ctx, func(tx store.Tx) error {
@@ -125,7 +130,8 @@ func TestCancel(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if want := "host.lock.cancel token:other, host.lock.cancel token:op"; strings.Join(events, ", ") != want {
+	if want := "host.lock.cancel token:other, host.lock.cancelling token:other, host.lock.start test, " +
+		"host.lock.cancel token:op, host.lock.start test"; strings.Join(events, ", ") != want {
 		t.Errorf("lock events: %q, want %q", strings.Join(events, ", "), want)
 	}
 }

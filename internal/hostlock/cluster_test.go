@@ -96,7 +96,6 @@ func TestLockLeavesForeignNode(t *testing.T) {
 	if err != nil {
 		t.Fatalf("lock: %v", err)
 	}
-	l.Wait()
 	if op, err = l.Operation(ctx, "cp-1"); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package hostlock
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"hummingbird.io/hummingbird/internal/apitype"
 	"hummingbird.io/hummingbird/internal/inventory"
+	"hummingbird.io/hummingbird/internal/leader"
 	"hummingbird.io/hummingbird/internal/problem"
 	"hummingbird.io/hummingbird/internal/store"
 	"hummingbird.io/hummingbird/internal/store/storetest"
@@ -36,13 +38,23 @@ func TestParseTimeout(t *testing.T) {
 // wins; of the two unlocked controllers locked at once, one stays unlocked.
 func TestConcurrentLocks(t *testing.T) {
 	t.Parallel()
+	for _, be := range storetest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			t.Parallel()
+			testConcurrentLocks(t, storetest.Open(t, be.DSN(t)))
+		})
+	}
+}
+
+// testConcurrentLocks locks hosts at once through two controllers' Lockers on one store.
+func testConcurrentLocks(t *testing.T, st store.Store) {
 	ctx := context.Background()
-	st := storetest.Open(t, storetest.SQLiteDSN(t))
 	inv := inventory.New(st, inventory.Options{})
 	if _, _, err := inv.EnsureManagementPool(ctx, "static", "192.168.204.0/24", []string{"192.168.204.1"}); err != nil {
 		t.Fatal(err)
 	}
-	l := New(st, nil, Config{})
+	ls := [2]*Locker{New(st, nil, Config{Name: "ctl-1"}), New(st, nil, Config{Name: "ctl-2"})}
+	l := ls[0]
 	for i, h := range []apitype.HostCreate{
 		{Hostname: "edge-01", Personality: apitype.PersonalityEdgeworker, MgmtIP: "192.168.204.10"},
 		{Hostname: "controller-0", Personality: apitype.PersonalityController, MgmtIP: "192.168.204.20"},
@@ -62,7 +74,7 @@ func TestConcurrentLocks(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, errs[i] = l.Lock(ctx, Request{Host: host, Actor: "test"})
+				_, errs[i] = ls[i].Lock(ctx, Request{Host: host, Actor: "test"})
 			}()
 		}
 		wg.Wait()
@@ -142,6 +154,7 @@ func TestLockMovesApps(t *testing.T) {
 					}()
 					return nil
 				}})
+			run(t, l, 1)
 			for i, name := range []string{"edge-01", "edge-02"} {
 				if _, err := inv.Add(ctx, "test", apitype.HostCreate{Hostname: name, Personality: apitype.PersonalityEdgeworker,
 					MgmtIP: fmt.Sprintf("192.168.204.%d", 10+i), Group: "press"}); err != nil {
@@ -171,9 +184,8 @@ func TestLockMovesApps(t *testing.T) {
 			if op.State != StateDraining || op.Message != "moving app plc to a standby: its agent learns of it with its next heartbeat, due at 12:00:30 UTC" {
 				t.Errorf("lock of the active member: %+v; want it draining, moving plc", op)
 			}
-			l.Wait()
-			if op, err = l.Operation(ctx, "edge-01"); err != nil || op.State != StateLocked || !strings.Contains(op.Message, "app(s) plc moved to a standby") {
-				t.Errorf("the lock once the app moved: %+v, %v", op, err)
+			if op = waitEnded(t, l, "edge-01"); op.State != StateLocked || !strings.Contains(op.Message, "app(s) plc moved to a standby") {
+				t.Errorf("the lock once the app moved: %+v", op)
 			}
 			a, err := inv.GetApp(ctx, "plc")
 			if err != nil {
@@ -200,5 +212,63 @@ func TestLockMovesApps(t *testing.T) {
 			}
 			mu.Unlock()
 		})
+	}
+}
+
+// run runs l's leader part in epoch as the leader (a fence), until the test ends.
+func run(t *testing.T, l *Locker, epoch int64) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(store.WithFence(context.Background(), store.Fence{Duty: leader.Duty, Epoch: epoch}))
+	lead(t, l.st, epoch)
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+// lead makes epoch the leader's epoch in st.
+func lead(t *testing.T, st store.Store, epoch int64) {
+	t.Helper()
+	if err := st.Write(context.Background(), func(tx store.Tx) error {
+		cur, err := tx.Leadership(leader.Duty)
+		if errors.Is(err, store.ErrNotFound) {
+			cur, err = store.Leadership{}, nil
+		}
+		if err != nil || cur.Epoch == epoch {
+			return err
+		}
+		return tx.SwapLeadership(store.Leadership{Duty: leader.Duty, Holder: fmt.Sprintf("run-%d", epoch), Epoch: epoch,
+			Version: cur.Version + 1, RenewedAt: time.Now()}, cur.Version)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitEnded waits until host's latest lock has ended, and returns it.
+func waitEnded(t *testing.T, l *Locker, host string) Operation {
+	t.Helper()
+	return waitLock(t, l, host, func(op Operation) bool { return op.State != StateDraining })
+}
+
+// waitLock waits until host's latest lock is as ok wants it, and returns it.
+func waitLock(t *testing.T, l *Locker, host string, ok func(Operation) bool) Operation {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		op, err := l.Operation(context.Background(), host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok(op) {
+			return op
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lock of %s: %+v", host, op)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

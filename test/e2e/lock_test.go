@@ -215,9 +215,13 @@ func TestLock(t *testing.T) {
 	for _, e := range events {
 		actions = append(actions, e.Action)
 	}
-	// Each lock raises 200.001 and each unlock clears it.
-	want := []string{"alarm.clear", "host.unlock", "alarm.set", "host.lock", "alarm.clear", "host.unlock", "alarm.set",
-		"host.lock", "host.lock.failed", "host.lock.cancel", "host.lock.cancel", "host.unlock", "host.add"}
+	// Each lock that drains starts with host.lock.start; each lock raises 200.001 and each unlock
+	// clears it; a cancellation of a drain is asked (host.lock.cancelling), then the drain ends.
+	want := []string{"alarm.clear", "host.unlock", "alarm.set", "host.lock", "host.lock.start",
+		"alarm.clear", "host.unlock", "alarm.set", "host.lock", "host.lock.start",
+		"host.lock.failed", "host.lock.start",
+		"host.lock.cancel", "host.lock.cancelling", "host.lock.start",
+		"host.lock.cancel", "host.lock.cancelling", "host.lock.start", "host.unlock", "host.add"}
 	if !slices.Equal(actions, want) {
 		t.Errorf("events of %s: %v, want %v", h.Name, actions, want)
 	}
