@@ -33,6 +33,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 
@@ -72,6 +73,8 @@ type Manager struct {
 	// holding mu, wait for them to end.
 	cmu     sync.Mutex
 	changed chan struct{}
+
+	stopLinks context.CancelFunc // ends watchLinks (nil: not started)
 }
 
 // Start opens the failover listener, and the probe socket on the same
@@ -102,7 +105,29 @@ func Start(ctx context.Context, o Options) (*Manager, error) {
 	}
 	go m.mux.serve()
 	go m.mux.serveProbes()
+	links, stopLinks := context.WithCancel(m.ctx)
+	m.stopLinks = stopLinks
+	go m.watchLinks(links, m.peerAddrs)
 	return m, nil
+}
+
+// peerAddrs are the addresses of the other members and witnesses of this node's apps.
+func (m *Manager) peerAddrs() []netip.Addr {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := map[netip.Addr]bool{}
+	var out []netip.Addr
+	for _, app := range m.apps {
+		for _, p := range app.Members {
+			ap, err := netip.ParseAddrPort(p.Address)
+			if err != nil || p.HostUUID == m.self || seen[ap.Addr().Unmap()] {
+				continue
+			}
+			seen[ap.Addr().Unmap()] = true
+			out = append(out, ap.Addr().Unmap())
+		}
+	}
+	return out
 }
 
 // Addr is the failover listener's address.
@@ -242,6 +267,9 @@ func (m *Manager) Stop() {
 	}
 	m.mux.ln.Close()
 	m.mux.udp.Close()
+	if m.stopLinks != nil {
+		m.stopLinks()
+	}
 }
 
 // member is the running member of an app, or nil.

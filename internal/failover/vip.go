@@ -244,8 +244,11 @@ func (hostAddresses) Remove(_ context.Context, vip netip.Prefix) error {
 
 // garp broadcasts an ARP request for ip from ip on ifi, which makes
 // neighbours that know ip point it at ifi's MAC.
-func garp(ifi *net.Interface, ip netip.Addr) error {
-	if !ip.Is4() {
+func garp(ifi *net.Interface, ip netip.Addr) error { return arpRequest(ifi, ip, ip) }
+
+// arpRequest broadcasts an ARP request for target from from on ifi.
+func arpRequest(ifi *net.Interface, from, target netip.Addr) error {
+	if !from.Is4() || !target.Is4() {
 		return nil // IPv6 uses unsolicited neighbour advertisements, sent by the kernel
 	}
 	if len(ifi.HardwareAddr) != 6 {
@@ -271,11 +274,11 @@ func garp(ifi *net.Interface, ip netip.Addr) error {
 	frame = binary.BigEndian.AppendUint16(frame, 0x0800) // IPv4
 	frame = append(frame, 6, 4)
 	frame = binary.BigEndian.AppendUint16(frame, 1) // request
-	a4 := ip.As4()
+	f4, t4 := from.As4(), target.As4()
 	frame = append(frame, ifi.HardwareAddr...)
-	frame = append(frame, a4[:]...)
+	frame = append(frame, f4[:]...)
 	frame = append(frame, 0, 0, 0, 0, 0, 0)
-	frame = append(frame, a4[:]...)
+	frame = append(frame, t4[:]...)
 	sa := &syscall.SockaddrLinklayer{Protocol: htons(ethPArp), Ifindex: ifi.Index, Halen: 6, Addr: bcast}
 	return syscall.Sendto(fd, frame, 0, sa)
 }
