@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,18 +21,42 @@ import (
 	"hummingbird.io/hummingbird/internal/controller/controllertest"
 	"hummingbird.io/hummingbird/internal/pki"
 	"hummingbird.io/hummingbird/internal/store"
+	"hummingbird.io/hummingbird/internal/store/storetest"
 	"hummingbird.io/hummingbird/internal/wire"
 )
+
+// envControllers set to 2 runs the tests that take newHbctl against two controllers on one
+// PostgreSQL database, hbctl asking them in turns (test/run does, after the pass with one).
+const envControllers = "HB_TEST_CONTROLLERS"
 
 // hbctl runs the CLI against a real controller, as a person would.
 type hbctl struct {
 	t   *testing.T
 	env map[string]string
+	// urls are several controllers: each run lists them to hbctl starting from the next one,
+	// so that one command goes to one and the next to the other.
+	urls []string
+	runs atomic.Int64
 }
 
+// newHbctl starts a controller on SQLite, or two on PostgreSQL with HB_TEST_CONTROLLERS=2,
+// and returns hbctl pointed at it or them.
 func newHbctl(t *testing.T) *hbctl {
 	t.Helper()
-	return newHbctlFor(t, controllertest.Start(t, "", nil))
+	switch n := os.Getenv(envControllers); n {
+	case "", "1":
+		return newHbctlFor(t, controllertest.Start(t, "", nil))
+	case "2":
+		dsn := storetest.PostgresDSN(t)
+		a := controllertest.Start(t, dsn, nil)
+		b := controllertest.Start(t, dsn, controllertest.ShareCA(t, a))
+		h := newHbctlFor(t, a)
+		h.urls = []string{a.URL, b.URL}
+		return h
+	default:
+		t.Fatalf("%s=%q: want 1 or 2", envControllers, n)
+		return nil
+	}
 }
 
 func newHbctlFor(t *testing.T, in *controllertest.Instance) *hbctl {
@@ -52,9 +78,19 @@ func newHbctlFor(t *testing.T, in *controllertest.Instance) *hbctl {
 func (h *hbctl) run(stdin string, args ...string) (code int, stdout, stderr string) {
 	h.t.Helper()
 	var out, errb bytes.Buffer
+	getenv := func(k string) string { return h.env[k] }
+	if len(h.urls) > 1 {
+		i := int(h.runs.Add(1)) % len(h.urls)
+		list := strings.Join(append(slices.Clone(h.urls[i:]), h.urls[:i]...), ",")
+		getenv = func(k string) string {
+			if k == "HB_URL" {
+				return list
+			}
+			return h.env[k]
+		}
+	}
 	code = cli.Main(context.Background(), args,
-		cli.IO{In: strings.NewReader(stdin), Out: &out, Err: &errb, Interactive: stdin != ""},
-		func(k string) string { return h.env[k] })
+		cli.IO{In: strings.NewReader(stdin), Out: &out, Err: &errb, Interactive: stdin != ""}, getenv)
 	return code, out.String(), errb.String()
 }
 
@@ -414,7 +450,7 @@ func TestCAShow(t *testing.T) {
 // with its duties; json gives the same as the API.
 func TestControllerList(t *testing.T) {
 	t.Parallel()
-	h := newHbctl(t)
+	h := newHbctlFor(t, controllertest.Start(t, "", nil)) // one controller, whatever HB_TEST_CONTROLLERS says
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		got := h.ok("controller-list", "-c", "state,leader,epoch,duties", "-f", "value")
