@@ -23,10 +23,7 @@ func TestCancel(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := storetest.Open(t, storetest.SQLiteDSN(t))
-	inv := inventory.New(st, inventory.Options{})
-	if _, _, err := inv.EnsureManagementPool(ctx, "static", "192.168.204.0/24", []string{"192.168.204.1"}); err != nil {
-		t.Fatal(err)
-	}
+	inv := newInventory(t, st)
 	if _, err := inv.AddGroup(ctx, "test", "press", ""); err != nil {
 		t.Fatal(err)
 	}

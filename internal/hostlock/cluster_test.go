@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"hummingbird.io/hummingbird/internal/apitype"
-	"hummingbird.io/hummingbird/internal/inventory"
 	"hummingbird.io/hummingbird/internal/kube"
 	"hummingbird.io/hummingbird/internal/store/storetest"
 	"hummingbird.io/hummingbird/internal/testbed"
@@ -79,10 +78,7 @@ func TestLockLeavesForeignNode(t *testing.T) {
 	}
 
 	st := storetest.Open(t, storetest.SQLiteDSN(t))
-	inv := inventory.New(st, inventory.Options{})
-	if _, _, err := inv.EnsureManagementPool(ctx, "static", "192.168.204.0/24", []string{"192.168.204.1"}); err != nil {
-		t.Fatal(err)
-	}
+	inv := newInventory(t, st)
 	l := New(st, cluster, Config{RetryInterval: 100 * time.Millisecond, PollInterval: 100 * time.Millisecond})
 	if _, err := inv.Add(ctx, "test", apitype.HostCreate{Hostname: "cp-1", Personality: apitype.PersonalityEdgeworker,
 		MgmtIP: "192.168.204.10"}); err != nil {

@@ -49,10 +49,7 @@ func TestConcurrentLocks(t *testing.T) {
 // testConcurrentLocks locks hosts at once through two controllers' Lockers on one store.
 func testConcurrentLocks(t *testing.T, st store.Store) {
 	ctx := context.Background()
-	inv := inventory.New(st, inventory.Options{})
-	if _, _, err := inv.EnsureManagementPool(ctx, "static", "192.168.204.0/24", []string{"192.168.204.1"}); err != nil {
-		t.Fatal(err)
-	}
+	inv := newInventory(t, st)
 	ls := [2]*Locker{New(st, nil, Config{Name: "ctl-1"}), New(st, nil, Config{Name: "ctl-2"})}
 	l := ls[0]
 	for i, h := range []apitype.HostCreate{
@@ -98,10 +95,7 @@ func TestLockMovesApps(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			st := storetest.Open(t, be.DSN(t))
-			inv := inventory.New(st, inventory.Options{})
-			if _, _, err := inv.EnsureManagementPool(ctx, "static", "192.168.204.0/24", []string{"192.168.204.1"}); err != nil {
-				t.Fatal(err)
-			}
+			inv := newInventory(t, st)
 			if _, err := inv.AddGroup(ctx, "test", "press", ""); err != nil {
 				t.Fatal(err)
 			}
@@ -271,4 +265,14 @@ func waitLock(t *testing.T, l *Locker, host string, ok func(Operation) bool) Ope
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// newInventory is the inventory of st, with a management pool to add hosts in.
+func newInventory(t *testing.T, st store.Store) *inventory.Service {
+	t.Helper()
+	inv := inventory.New(st, inventory.Options{})
+	if _, _, err := inv.EnsureManagementPool(context.Background(), "static", "192.168.204.0/24", []string{"192.168.204.1"}); err != nil {
+		t.Fatal(err)
+	}
+	return inv
 }

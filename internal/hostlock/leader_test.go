@@ -33,10 +33,7 @@ func TestLeaderTakesOver(t *testing.T) {
 
 func testLeaderTakesOver(t *testing.T, st store.Store) {
 	ctx := context.Background()
-	inv := inventory.New(st, inventory.Options{})
-	if _, _, err := inv.EnsureManagementPool(ctx, "static", "192.168.204.0/24", []string{"192.168.204.1"}); err != nil {
-		t.Fatal(err)
-	}
+	inv := newInventory(t, st)
 	if _, err := inv.AddGroup(ctx, "test", "press", ""); err != nil {
 		t.Fatal(err)
 	}

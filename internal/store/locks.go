@@ -107,19 +107,8 @@ func (t *sqlTx) LatestLockOp(hostID int64) (LockOp, error) {
 }
 
 func (t *sqlTx) ListLockOps(states ...string) ([]LockOp, error) {
-	q := `SELECT ` + lockOpSelect + ` FROM lock_ops`
-	var (
-		args []any
-		ph   []string
-	)
-	for _, s := range states {
-		args = append(args, s)
-		ph = append(ph, fmt.Sprintf("$%d", len(args)))
-	}
-	if len(ph) > 0 {
-		q += ` WHERE state IN (` + strings.Join(ph, ", ") + `)`
-	}
-	return t.queryLockOps("list locks", q+" ORDER BY id", args...)
+	where, args := inStates(states)
+	return t.queryLockOps("list locks", `SELECT `+lockOpSelect+` FROM lock_ops`+where+" ORDER BY id", args...)
 }
 
 // SerializeLocks touches the lock_ops counter's row: on PostgreSQL (whose ids come from a

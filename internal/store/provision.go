@@ -110,19 +110,22 @@ func (t *sqlTx) LatestProvisionJob(hostID int64) (ProvisionJob, error) {
 }
 
 func (t *sqlTx) ListProvisionJobs(states ...string) ([]ProvisionJob, error) {
-	q := `SELECT ` + provisionJobSelect + ` FROM provision_jobs`
-	var (
-		args []any
-		ph   []string
-	)
-	for _, s := range states {
-		args = append(args, s)
-		ph = append(ph, fmt.Sprintf("$%d", len(args)))
+	where, args := inStates(states)
+	return t.queryProvisionJobs("list provision jobs", `SELECT `+provisionJobSelect+` FROM provision_jobs`+where+" ORDER BY id", args...)
+}
+
+// inStates is the WHERE clause of a list of the rows in any of states (none when no state is
+// given), and its arguments.
+func inStates(states []string) (string, []any) {
+	if len(states) == 0 {
+		return "", nil
 	}
-	if len(ph) > 0 {
-		q += ` WHERE state IN (` + strings.Join(ph, ", ") + `)`
+	args := make([]any, len(states))
+	ph := make([]string, len(states))
+	for i, s := range states {
+		args[i], ph[i] = s, fmt.Sprintf("$%d", i+1)
 	}
-	return t.queryProvisionJobs("list provision jobs", q+" ORDER BY id", args...)
+	return ` WHERE state IN (` + strings.Join(ph, ", ") + `)`, args
 }
 
 // AppendProvisionLog first touches the job's row, as LockPool does, so that
