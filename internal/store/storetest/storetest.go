@@ -87,8 +87,23 @@ func PostgresDSN(t *testing.T) string {
 	return u.String()
 }
 
-// Open opens a store on dsn and closes it when the test ends.
+// Open opens a store on dsn and closes it when the test ends (two, taking transactions in
+// turns, with HB_TEST_CONTROLLERS=2).
 func Open(t *testing.T, dsn string) store.Store {
+	t.Helper()
+	s := open(t, dsn)
+	if os.Getenv(EnvControllers) == "2" {
+		return &inTurns{stores: [2]store.Store{s, open(t, dsn)}}
+	}
+	return s
+}
+
+// EnvControllers set to 2 makes Open return two stores on the database that take the
+// transactions in turns, as two controllers on one database do: each must see what the other
+// wrote (test/run sets it for a second pass of the store's tests, and the API's and CLI's).
+const EnvControllers = "HB_TEST_CONTROLLERS"
+
+func open(t *testing.T, dsn string) store.Store {
 	t.Helper()
 	s, err := store.Open(context.Background(), dsn)
 	if err != nil {
@@ -97,6 +112,26 @@ func Open(t *testing.T, dsn string) store.Store {
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+// inTurns is two stores on one database, each transaction going to the next.
+type inTurns struct {
+	stores [2]store.Store
+	n      atomic.Int64
+}
+
+func (s *inTurns) next() store.Store { return s.stores[s.n.Add(1)%2] }
+
+func (s *inTurns) Read(ctx context.Context, fn func(store.Tx) error) error {
+	return s.next().Read(ctx, fn)
+}
+
+func (s *inTurns) Write(ctx context.Context, fn func(store.Tx) error) error {
+	return s.next().Write(ctx, fn)
+}
+
+func (s *inTurns) Ping(ctx context.Context) error { return s.next().Ping(ctx) }
+func (s *inTurns) Dialect() string                { return s.stores[0].Dialect() }
+func (s *inTurns) Close() error                   { return errors.Join(s.stores[0].Close(), s.stores[1].Close()) }
 
 // EventIDs lists every stored event id, oldest first.
 func EventIDs(t *testing.T, s store.Store) []int64 {
