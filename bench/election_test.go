@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +34,10 @@ import (
 // and fault (default 20).
 const envFailoverTrials = "HB_BENCH_FAILOVER_TRIALS"
 
+// envFailoverFaults lists the faults BenchmarkLeaderFailover makes, comma-separated (default
+// kill,stop,partition).
+const envFailoverFaults = "HB_BENCH_FAILOVER_FAULTS"
+
 // envElector makes the test binary a client-go elector (see TestLeaseElector): its identity.
 const envElector = "HB_BENCH_ELECTOR"
 
@@ -41,6 +46,9 @@ type candidate struct {
 	name  string
 	start func() *exec.Cmd
 	cmd   *exec.Cmd
+	// proxy carries all the candidate's connections to the database or the API server: cut,
+	// the candidate is partitioned from it (and so from the others).
+	proxy *cutProxy
 }
 
 func (c *candidate) run(tb testing.TB) {
@@ -93,9 +101,18 @@ func BenchmarkLeaderFailover(b *testing.B) {
 	systems := []*election{hummingbirdElection(b, ctx, db)}
 	bed := testbed.Start(b, ctx, testbed.Options{})
 	systems = append(systems, clientGoElection(b, bed.ControlPlane.Kubeconfig))
+	faults := []string{"kill", "stop", "partition"}
+	if v := os.Getenv(envFailoverFaults); v != "" {
+		faults = strings.Split(v, ",")
+		for _, f := range faults {
+			if !slices.Contains([]string{"kill", "stop", "partition"}, f) {
+				b.Fatalf("%s=%q: give faults among kill, stop and partition", envFailoverFaults, v)
+			}
+		}
+	}
 	for range b.N {
 		for _, e := range systems {
-			for _, fault := range []string{"kill", "stop"} {
+			for _, fault := range faults {
 				var took []time.Duration
 				for i := range trials {
 					d, err := faultLeader(ctx, e, fault)
@@ -139,6 +156,8 @@ func faultLeader(ctx context.Context, e *election, fault string) (time.Duration,
 		c.cmd.Process.Kill()
 	case "stop":
 		c.cmd.Process.Signal(syscall.SIGSTOP)
+	case "partition":
+		c.proxy.setCut(true)
 	}
 	_, _, ok = waitLeader(ctx, e, 2*time.Minute, func(n string, t int64) bool { return n != name && t > term })
 	took := time.Since(start)
@@ -151,6 +170,8 @@ func faultLeader(ctx context.Context, e *election, fault string) (time.Duration,
 		c.run(testingNone{})
 	case "stop":
 		c.cmd.Process.Signal(syscall.SIGCONT)
+	case "partition":
+		c.proxy.setCut(false)
 	}
 	// The faulted one settles as a follower before the next trial.
 	time.Sleep(3 * time.Second)
@@ -189,6 +210,10 @@ func hummingbirdElection(b *testing.B, ctx context.Context, db string) *election
 	b.Cleanup(func() { st.Close() })
 	e := &election{name: "hummingbird"}
 	base := b.TempDir()
+	network, address, err := postgresServer(db)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for i := range 3 {
 		name := fmt.Sprintf("ctl-%d", i+1)
 		dir := filepath.Join(base, name)
@@ -197,8 +222,10 @@ func hummingbirdElection(b *testing.B, ctx context.Context, db string) *election
 		if err != nil {
 			b.Fatal(err)
 		}
-		c := &candidate{name: name, start: func() *exec.Cmd {
-			cmd := exec.Command(bin, "--name", name, "--data-dir", dir, "--db", db, "--listen", "127.0.0.1:"+strconv.Itoa(port),
+		proxy := newCutProxy(b, func() (net.Conn, error) { return net.Dial(network, address) })
+		dsn := throughProxy(b, db, proxy.addr())
+		c := &candidate{name: name, proxy: proxy, start: func() *exec.Cmd {
+			cmd := exec.Command(bin, "--name", name, "--data-dir", dir, "--db", dsn, "--listen", "127.0.0.1:"+strconv.Itoa(port),
 				"--mgmt-subnet", "10.0.0.0/8", "--mgmt-controller-ips", "10.0.0.1")
 			cmd.Stdout, cmd.Stderr = logf, logf
 			return cmd
@@ -279,12 +306,30 @@ func clientGoElection(b *testing.B, kubeconfig string) *election {
 		current string
 		term    int64
 	)
+	raw, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for i := range 3 {
 		name := fmt.Sprintf("elector-%d", i+1)
+		// Each elector reaches the API server through a proxy of its own, named as the server.
+		cfg := raw.DeepCopy()
 		c := &candidate{name: name}
+		for _, cl := range cfg.Clusters {
+			u, err := url.Parse(cl.Server)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.proxy = newCutProxy(b, func() (net.Conn, error) { return net.Dial("tcp", u.Host) })
+			cl.TLSServerName, cl.Server = u.Hostname(), "https://"+c.proxy.addr()
+		}
+		own := filepath.Join(b.TempDir(), name+".kubeconfig")
+		if err := clientcmd.WriteToFile(*cfg, own); err != nil {
+			b.Fatal(err)
+		}
 		c.start = func() *exec.Cmd {
 			cmd := exec.Command(os.Args[0], "-test.run", "^TestLeaseElector$")
-			cmd.Env = append(os.Environ(), envElector+"="+name, "KUBECONFIG="+kubeconfig)
+			cmd.Env = append(os.Environ(), envElector+"="+name, "KUBECONFIG="+own)
 			out, err := cmd.StdoutPipe()
 			if err != nil {
 				panic(err)
@@ -347,4 +392,34 @@ func TestLeaseElector(t *testing.T) {
 			},
 		})
 	}
+}
+
+// postgresServer is where the PostgreSQL server of dsn listens: a Unix socket (host=/dir) or a
+// TCP address.
+func postgresServer(dsn string) (network, address string, err error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", "", err
+	}
+	port := u.Port()
+	if port == "" {
+		port = "5432"
+	}
+	if dir := u.Query().Get("host"); strings.HasPrefix(dir, "/") {
+		return "unix", filepath.Join(dir, ".s.PGSQL."+port), nil
+	}
+	return "tcp", net.JoinHostPort(u.Hostname(), port), nil
+}
+
+// throughProxy is dsn reaching its server at addr (a cutProxy), over TCP.
+func throughProxy(tb testing.TB, dsn, addr string) string {
+	tb.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	q := u.Query()
+	q.Del("host")
+	u.Host, u.RawQuery = addr, q.Encode()
+	return u.String()
 }
