@@ -7,10 +7,11 @@ import (
 	"testing"
 )
 
-// cutProxy forwards TCP connections to a server, until cut: then it forwards nothing either way
-// and holds new connections without reaching the server, which is what a network partition
-// looks like to the client (no answer, no reset). Healing closes every connection it holds, as
-// a partition long enough ends them, and forwards again.
+// cutProxy forwards TCP connections to a server, until cut: then it forwards nothing either way,
+// not even a close, and holds new connections without reaching the server, which is what a
+// network partition looks like to both ends (no answer, no reset: the server keeps a session
+// whose client went away). Healing closes every connection it holds, as a partition long enough
+// ends them, and forwards again.
 type cutProxy struct {
 	ln   net.Listener
 	dial func() (net.Conn, error)
@@ -79,7 +80,9 @@ func (p *cutProxy) pipe(dst, src net.Conn) {
 			}
 		}
 		if err != nil {
-			dst.Close()
+			if !p.isCut() {
+				dst.Close() // else the close is lost too: healing closes dst
+			}
 			return
 		}
 	}

@@ -38,6 +38,9 @@ const envFailoverTrials = "HB_BENCH_FAILOVER_TRIALS"
 // kill,stop,partition).
 const envFailoverFaults = "HB_BENCH_FAILOVER_FAULTS"
 
+// envFailoverSystems set to hummingbird leaves client-go's election out.
+const envFailoverSystems = "HB_BENCH_FAILOVER_SYSTEMS"
+
 // envElector makes the test binary a client-go elector (see TestLeaseElector): its identity.
 const envElector = "HB_BENCH_ELECTOR"
 
@@ -99,8 +102,10 @@ func BenchmarkLeaderFailover(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
 	defer cancel()
 	systems := []*election{hummingbirdElection(b, ctx, db)}
-	bed := testbed.Start(b, ctx, testbed.Options{})
-	systems = append(systems, clientGoElection(b, bed.ControlPlane.Kubeconfig))
+	if os.Getenv(envFailoverSystems) != "hummingbird" {
+		bed := testbed.Start(b, ctx, testbed.Options{})
+		systems = append(systems, clientGoElection(b, bed.ControlPlane.Kubeconfig))
+	}
 	faults := []string{"kill", "stop", "partition"}
 	if v := os.Getenv(envFailoverFaults); v != "" {
 		faults = strings.Split(v, ",")

@@ -5,18 +5,35 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/jackc/pgx/v5/stdlib" // also registers the "pgx" driver
 
 	"hummingbird.io/hummingbird/internal/problem"
 )
 
+// IdleInTransaction is how long PostgreSQL keeps a session of the store idle inside a
+// transaction before it ends the session (idle_in_transaction_session_timeout), unless the URL
+// sets it. A controller cut off from the database (or stopped) in the middle of a transaction
+// leaves its session behind, and the server, which hears nothing more from it, would hold that
+// transaction's row locks until TCP keepalives give up on the connection (two hours by
+// default): the lease row among them, which no other controller could claim meanwhile. The
+// store's transactions never wait between their statements, so the default lease (2 s) is
+// ample.
+const IdleInTransaction = 2 * time.Second
+
 func openPostgres(dsn string) (*sqlStore, error) {
-	db, err := sql.Open("pgx", dsn)
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres %s: %w", Redact(dsn), err)
 	}
+	if _, ok := cfg.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
+		cfg.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(IdleInTransaction.Milliseconds(), 10)
+	}
+	db := stdlib.OpenDB(*cfg)
 	// Keep every connection open: database/sql keeps only 2 idle by default,
 	// and under concurrent requests each new PostgreSQL backend costs more
 	// than the query it serves.
