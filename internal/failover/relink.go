@@ -72,6 +72,9 @@ func openLinkWatch() (*linkWatch, error) {
 func (w *linkWatch) next(buf []byte) ([]int, error) {
 	for {
 		n, err := w.f.Read(buf)
+		if errors.Is(err, syscall.ENOBUFS) {
+			continue // the kernel dropped changes it could not queue: the next ones come
+		}
 		if err != nil {
 			return nil, err
 		}
