@@ -40,20 +40,7 @@ func TestProvisionOnLeader(t *testing.T) {
 	a := controllertest.Start(t, dsn, withJobs)
 	b := controllertest.Start(t, dsn, func(c *controller.Config) { controllertest.ShareCA(t, a)(c); withJobs(c) })
 	ctx := context.Background()
-	var lead, other *controllertest.Instance
-	deadline := time.Now().Add(5 * time.Second)
-	for lead == nil {
-		switch {
-		case a.Controller.Elector.Leading() != nil:
-			lead, other = a, b
-		case b.Controller.Elector.Leading() != nil:
-			lead, other = b, a
-		case time.Now().After(deadline):
-			t.Fatal("no controller leads after 5 s")
-		default:
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	lead, other := leaderOf(t, a, b)
 	epoch := lead.Controller.Elector.Leading().Epoch
 	via := other.Client(t, a.AdminToken) // tokens live in the database; the first controller made it
 	if _, err := via.AddHost(ctx, apitype.HostCreate{Hostname: "edge-1", Personality: "edgeworker", MgmtIP: "192.168.204.50"}); err != nil {
@@ -110,7 +97,7 @@ func TestProvisionOnLeader(t *testing.T) {
 
 	// The other leads now, without the hosts' SSH key; the first, back as a follower, has it
 	// and takes the request: the job fails on the leader, saying which controller lacks it.
-	deadline = time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for other.Controller.Elector.Leading() == nil {
 		if time.Now().After(deadline) {
 			t.Fatal("the other controller does not lead 5 s after the leader stopped")

@@ -515,24 +515,25 @@ func (l *Locker) moveApps(ctx context.Context, o store.LockOp) error {
 	if poll <= 0 {
 		poll = 500 * time.Millisecond
 	}
-	moved := func(name string) (bool, error) {
-		var a store.App
-		err := l.st.Read(ctx, func(tx store.Tx) (err error) {
-			a, err = tx.AppByName(name)
+	// active reads an app's active member; gone: the app was deleted.
+	active := func(name string) (host int64, gone bool, err error) {
+		err = l.st.Read(ctx, func(tx store.Tx) error {
+			a, err := tx.AppByName(name)
+			host = a.ActiveHostID
 			return err
 		})
 		if errors.Is(err, store.ErrNotFound) {
-			return true, nil // deleted
+			return 0, true, nil
 		}
-		return err == nil && a.ActiveHostID != o.HostID, err
+		return host, false, err
 	}
 	for _, name := range o.Apps {
-		done, err := moved(name)
+		host, gone, err := active(name)
 		if err != nil {
 			return fmt.Errorf("moving app %s to a standby: %w", name, err)
 		}
-		if done {
-			continue
+		if gone || host != o.HostID {
+			continue // moved already (a lock taken over), or deleted
 		}
 		if err := l.update(ctx, o.ID, func(u *store.LockOp) { u.Message = l.movingText(o.HostID, name) }); err != nil {
 			return fmt.Errorf("moving app %s to a standby: %w", name, err)
@@ -541,13 +542,8 @@ func (l *Locker) moveApps(ctx context.Context, o store.LockOp) error {
 			return fmt.Errorf("moving app %s to a standby: %w", name, err)
 		}
 		for {
-			var a store.App
-			err := l.st.Read(ctx, func(tx store.Tx) error {
-				var err error
-				a, err = tx.AppByName(name)
-				return err
-			})
-			if errors.Is(err, store.ErrNotFound) || err == nil && a.ActiveHostID != 0 && a.ActiveHostID != o.HostID {
+			host, gone, err := active(name)
+			if err == nil && (gone || host != 0 && host != o.HostID) {
 				break // moved, or deleted
 			}
 			if err == nil {
